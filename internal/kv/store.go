@@ -1,0 +1,406 @@
+// Package kv is argent's versioned key-value store on Pebble.
+//
+// A Store holds the latest version of every key, older versions for a
+// history window (so it can answer "K as of index S"), the log of the entries
+// it applied (so it can feed children and watchers), and its applied index.
+// A Writer applies entries; everything one Writer wrote becomes durable and
+// visible at once, in one Pebble batch, so a crash leaves the store at the
+// state of exactly one applied index.
+//
+//	s, _ := kv.Open(dir, nil)
+//	w := s.NewWriter()
+//	e, _ := w.Append(ops, time.Now())
+//	_ = w.Commit() // fsynced, then published
+//	v, err := s.Get([]byte("k"), s.Applied())
+//
+// Reads take the index to read at; a read at any index between the history
+// horizon and the applied index is exact.
+package kv
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/argent-kv/argent"
+)
+
+// Options configures a Store. A nil *Options means all defaults.
+type Options struct {
+	// FS is the file system Pebble uses. Default: the OS file system. Tests
+	// pass vfs.NewMem or vfs.NewCrashableMem.
+	FS vfs.FS
+	// HistoryDuration bounds how long superseded versions are kept.
+	// Default: 2 hours.
+	HistoryDuration time.Duration
+	// HistoryBytes bounds the bytes of superseded versions. Default: 1 GiB.
+	HistoryBytes int64
+	// LogDuration bounds how long log entries are kept. Default: 7 days.
+	LogDuration time.Duration
+	// LogBytes bounds the bytes of log entries kept. Default: 4 GiB.
+	LogBytes int64
+	// CacheSize is Pebble's block cache size. Default: 64 MiB.
+	CacheSize int64
+	// Now returns the current time. Default: time.Now.
+	Now func() time.Time
+	// Logger receives Pebble's log lines. Default: discard them.
+	Logger pebble.Logger
+}
+
+func (o *Options) withDefaults() Options {
+	var out Options
+	if o != nil {
+		out = *o
+	}
+	if out.FS == nil {
+		out.FS = vfs.Default
+	}
+	if out.HistoryDuration == 0 {
+		out.HistoryDuration = 2 * time.Hour
+	}
+	if out.HistoryBytes == 0 {
+		out.HistoryBytes = 1 << 30
+	}
+	if out.LogDuration == 0 {
+		out.LogDuration = 7 * 24 * time.Hour
+	}
+	if out.LogBytes == 0 {
+		out.LogBytes = 4 << 30
+	}
+	if out.CacheSize == 0 {
+		out.CacheSize = 64 << 20
+	}
+	if out.Now == nil {
+		out.Now = time.Now
+	}
+	if out.Logger == nil {
+		out.Logger = quietLogger{}
+	}
+	return out
+}
+
+// State is a store's applied position.
+type State struct {
+	Index argent.Index
+	Time  int64 // commit time of Index at the root, Unix ns; 0 for index 0
+	Chain argent.Hash
+}
+
+// Store is a versioned key-value store. Reads are safe from any goroutine;
+// Writers, Restores and Trim calls take turns.
+type Store struct {
+	db   *pebble.DB
+	opts Options
+
+	nodeID [16]byte
+
+	// state is the published applied state. Readers load it; only
+	// Writer.Commit and Restore.Finish store it.
+	state     atomic.Pointer[State]
+	horizon   atomic.Uint64 // reads below it answer ErrCompacted
+	logFirst  atomic.Uint64 // oldest log entry kept
+	restoring atomic.Bool   // a snapshot load is under way or was cut: no reads
+
+	// writeMu is held by an open Writer or Restore and by Trim, so that only
+	// one of them changes the store at a time. Lock order: writeMu, then mu.
+	writeMu sync.Mutex
+
+	mu struct {
+		sync.Mutex
+		changed   chan struct{} // closed and replaced when state advances
+		dataset   argent.DatasetID
+		logCum    uint64 // cumulative log bytes up to the last entry
+		histBytes uint64
+		closed    bool
+	}
+}
+
+// Open opens or creates the store in dir.
+func Open(dir string, opts *Options) (*Store, error) {
+	o := opts.withDefaults()
+	cache := pebble.NewCache(o.CacheSize)
+	defer cache.Unref()
+	db, err := pebble.Open(dir, &pebble.Options{
+		FS:                 o.FS,
+		Cache:              cache,
+		Logger:             o.Logger,
+		FormatMajorVersion: pebble.FormatNewest,
+		MemTableSize:       32 << 20,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kv: open pebble in %s: %w", dir, err)
+	}
+	s := &Store{db: db, opts: o}
+	s.mu.changed = make(chan struct{})
+	if err := s.load(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// load reads the meta keys, creating them in a new store.
+func (s *Store) load() error {
+	f, ok, err := s.getMeta(metaFormat)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		var node [16]byte
+		if _, err := rand.Read(node[:]); err != nil {
+			return fmt.Errorf("kv: make node id: %w", err)
+		}
+		b := s.db.NewBatch()
+		_ = b.Set(metaFormat, putUint64(StoreFormatVersion), nil)
+		_ = b.Set(metaNodeID, node[:], nil)
+		_ = b.Set(metaLogFirst, putUint64(1), nil)
+		if err := b.Commit(pebble.Sync); err != nil {
+			return fmt.Errorf("kv: initialise store: %w", err)
+		}
+		f = putUint64(StoreFormatVersion)
+	}
+	if v, ok := getUint64(f); !ok || v != StoreFormatVersion {
+		return fmt.Errorf("kv: store format version %x, this build reads %d: %w", f, StoreFormatVersion, argent.ErrCorruption)
+	}
+	st := &State{}
+	if v, ok, err := s.getMeta(metaApplied); err != nil {
+		return err
+	} else if ok {
+		if st, err = decodeState(v); err != nil {
+			return err
+		}
+	}
+	s.state.Store(st)
+	if v, ok, err := s.getMeta(metaNodeID); err != nil {
+		return err
+	} else if ok && len(v) == 16 {
+		copy(s.nodeID[:], v)
+	}
+	if v, ok, err := s.getMeta(metaDataset); err != nil {
+		return err
+	} else if ok && len(v) == 16 {
+		copy(s.mu.dataset[:], v)
+	}
+	u64 := func(k []byte, dst func(uint64)) error {
+		v, ok, err := s.getMeta(k)
+		if err != nil || !ok {
+			return err
+		}
+		n, ok := getUint64(v)
+		if !ok {
+			return fmt.Errorf("kv: meta %s has %d bytes: %w", k, len(v), argent.ErrCorruption)
+		}
+		dst(n)
+		return nil
+	}
+	if err := u64(metaHorizon, s.horizon.Store); err != nil {
+		return err
+	}
+	if err := u64(metaLogFirst, s.logFirst.Store); err != nil {
+		return err
+	}
+	if err := u64(metaHistBytes, func(v uint64) { s.mu.histBytes = v }); err != nil {
+		return err
+	}
+	if _, ok, err := s.getMeta(metaRestoring); err != nil {
+		return err
+	} else if ok {
+		s.restoring.Store(true)
+	}
+	// The cumulative byte count lives in the newest log entry.
+	if st.Index >= argent.Index(s.logFirst.Load()) {
+		v, ok, err := s.getMeta(logKey(st.Index))
+		if err != nil {
+			return err
+		}
+		if !ok || len(v) < 8 {
+			return fmt.Errorf("kv: log entry %d missing at the applied index: %w", st.Index, argent.ErrCorruption)
+		}
+		s.mu.logCum = binary.BigEndian.Uint64(v[:8])
+	}
+	return nil
+}
+
+func (s *Store) getMeta(k []byte) ([]byte, bool, error) {
+	v, closer, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("kv: read %s: %w", k, err)
+	}
+	out := append([]byte(nil), v...)
+	_ = closer.Close()
+	return out, true, nil
+}
+
+func encodeState(st *State) []byte {
+	b := make([]byte, 0, 48)
+	b = binary.BigEndian.AppendUint64(b, uint64(st.Index))
+	b = binary.BigEndian.AppendUint64(b, uint64(st.Time))
+	return append(b, st.Chain[:]...)
+}
+
+func decodeState(v []byte) (*State, error) {
+	if len(v) != 48 {
+		return nil, fmt.Errorf("kv: applied state has %d bytes: %w", len(v), argent.ErrCorruption)
+	}
+	st := &State{Index: argent.Index(binary.BigEndian.Uint64(v[0:8])), Time: int64(binary.BigEndian.Uint64(v[8:16]))}
+	copy(st.Chain[:], v[16:])
+	return st, nil
+}
+
+// Close closes the store. A Writer must not be open.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.mu.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.closed = true
+	s.mu.Unlock()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("kv: close: %w", err)
+	}
+	return nil
+}
+
+// State returns the published applied state: the state reads are served from.
+func (s *Store) State() State { return *s.state.Load() }
+
+// Applied returns the published applied index.
+func (s *Store) Applied() argent.Index { return s.state.Load().Index }
+
+// Horizon returns the oldest index MVCC reads can answer for.
+func (s *Store) Horizon() argent.Index { return argent.Index(s.horizon.Load()) }
+
+// LogFirst returns the oldest log index the store still holds. It is
+// Applied()+1 when the log is empty.
+func (s *Store) LogFirst() argent.Index { return argent.Index(s.logFirst.Load()) }
+
+// Restoring reports whether a snapshot load is under way or was cut short.
+// Such a store serves no reads until a Restore finishes.
+func (s *Store) Restoring() bool { return s.restoring.Load() }
+
+// NodeID returns the store's random ID, made when it was created.
+func (s *Store) NodeID() [16]byte { return s.nodeID }
+
+// Dataset returns the store's dataset ID; zero until one is set.
+func (s *Store) Dataset() argent.DatasetID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.dataset
+}
+
+// InitDataset gives a new store a random dataset ID (a new root does this)
+// and returns it. A store that already has one keeps it.
+func (s *Store) InitDataset() (argent.DatasetID, error) {
+	var id argent.DatasetID
+	if _, err := rand.Read(id[:]); err != nil {
+		return id, fmt.Errorf("kv: make dataset id: %w", err)
+	}
+	return s.AdoptDataset(id)
+}
+
+// AdoptDataset sets the dataset ID of a store that has none (a new replica
+// does this with its parent's ID). A store with another ID refuses with
+// ErrDatasetMismatch. It returns the store's ID.
+func (s *Store) AdoptDataset(id argent.DatasetID) (argent.DatasetID, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.mu.dataset.IsZero() {
+		if s.mu.dataset != id && !id.IsZero() {
+			return s.mu.dataset, fmt.Errorf("%w: store holds %s, offered %s", argent.ErrDatasetMismatch, s.mu.dataset, id)
+		}
+		return s.mu.dataset, nil
+	}
+	if err := s.db.Set(metaDataset, id[:], pebble.Sync); err != nil {
+		return id, fmt.Errorf("kv: save dataset id: %w", err)
+	}
+	s.mu.dataset = id
+	return id, nil
+}
+
+// Changed returns a channel that is closed when the published state next
+// advances.
+func (s *Store) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.changed
+}
+
+// publish makes st the state reads are served from and wakes waiters.
+func (s *Store) publish(st *State) {
+	s.state.Store(st)
+	s.mu.Lock()
+	close(s.mu.changed)
+	s.mu.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// WaitApplied blocks until the published index is at least i, the done
+// channel closes, or the timer fires; it returns the index reached.
+func (s *Store) WaitApplied(done <-chan struct{}, timeout time.Duration, i argent.Index) (argent.Index, error) {
+	if cur := s.Applied(); cur >= i {
+		return cur, nil
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		ch := s.Changed()
+		if cur := s.Applied(); cur >= i {
+			return cur, nil
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return s.Applied(), fmt.Errorf("%w: at index %d after %s, want %d", argent.ErrTimeout, s.Applied(), timeout, i)
+		case <-done:
+			return s.Applied(), fmt.Errorf("%w: at index %d, want %d: request ended", argent.ErrTimeout, s.Applied(), i)
+		}
+	}
+}
+
+// Metrics returns Pebble's metrics, for the node's /metrics.
+func (s *Store) Metrics() *pebble.Metrics { return s.db.Metrics() }
+
+// DiskUsage returns the approximate bytes the store takes on disk.
+func (s *Store) DiskUsage() uint64 { return s.db.Metrics().DiskSpaceUsage() }
+
+// HistoryBytes returns the bytes held by superseded versions.
+func (s *Store) HistoryBytes() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.histBytes
+}
+
+// LogBytes returns the bytes held by log entries.
+func (s *Store) LogBytes() uint64 {
+	s.mu.Lock()
+	cum := s.mu.logCum
+	s.mu.Unlock()
+	first := s.LogFirst()
+	if first > s.Applied() {
+		return 0
+	}
+	v, ok, err := s.getMeta(logKey(first))
+	if err != nil || !ok || len(v) < 8 {
+		return 0
+	}
+	return cum - binary.BigEndian.Uint64(v[:8]) + uint64(len(v)-8)
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}

@@ -1,0 +1,282 @@
+package kv
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/wire"
+)
+
+// Writer applies consecutive entries in one Pebble batch. Reads through the
+// Writer (ModIndex) see the entries appended so far; nothing is visible to
+// Store readers until Commit. Discard or Commit must be called.
+type Writer struct {
+	s       *Store
+	b       *pebble.Batch
+	state   State // after the last appended entry
+	logCum  uint64
+	histAdd uint64
+	entries int
+	done    bool
+	scratch []byte
+}
+
+// NewWriter starts a Writer. It waits while another Writer, a Restore or a
+// Trim is under way.
+func (s *Store) NewWriter() *Writer {
+	s.writeMu.Lock()
+	s.mu.Lock()
+	cum := s.mu.logCum
+	s.mu.Unlock()
+	return &Writer{s: s, b: s.db.NewIndexedBatch(), state: s.State(), logCum: cum}
+}
+
+// Next returns the index the next appended entry gets.
+func (w *Writer) Next() argent.Index { return w.state.Index + 1 }
+
+// Len returns the number of entries appended.
+func (w *Writer) Len() int { return w.entries }
+
+// ModIndex returns the mod index of key in the Writer's view (the store plus
+// the entries appended so far); 0 if the key is absent.
+func (w *Writer) ModIndex(key []byte) (argent.Index, error) {
+	v, ok, err := w.latest(key)
+	if err != nil || !ok || v.tombstone {
+		return 0, err
+	}
+	return v.mod, nil
+}
+
+func (w *Writer) latest(key []byte) (version, bool, error) {
+	raw, closer, err := w.b.Get(latestKey(key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return version{}, false, nil
+	}
+	if err != nil {
+		return version{}, false, fmt.Errorf("kv: read %q: %w", key, err)
+	}
+	defer closer.Close()
+	v, ok := decodeLatest(raw)
+	if !ok {
+		return version{}, false, fmt.Errorf("kv: latest version of %q has %d bytes: %w", key, len(raw), argent.ErrCorruption)
+	}
+	v.value = append([]byte(nil), v.value...)
+	return v, true, nil
+}
+
+// Append applies ops as the next entry, committed at time now (kept no
+// earlier than the previous entry's time), and returns the entry with its
+// index and chain hash.
+func (w *Writer) Append(ops []argent.Op, now time.Time) (argent.Entry, error) {
+	t := now.UnixNano()
+	if t < w.state.Time {
+		t = w.state.Time
+	}
+	e := argent.Entry{Index: w.state.Index + 1, Time: t, Ops: ops}
+	e.Chain = wire.NextChain(w.state.Chain, &e)
+	return e, w.apply(&e)
+}
+
+// AppendEntry applies an entry received from a parent. Its index must be the
+// next one and its chain hash must follow from the Writer's chain; otherwise
+// nothing is applied and the error wraps ErrCorruption or ErrChainMismatch.
+func (w *Writer) AppendEntry(e *argent.Entry) error {
+	if e.Index != w.state.Index+1 {
+		return fmt.Errorf("%w: got entry %d, want %d", argent.ErrCorruption, e.Index, w.state.Index+1)
+	}
+	if want := wire.NextChain(w.state.Chain, e); want != e.Chain {
+		return fmt.Errorf("%w: entry %d has chain %x, want %x", argent.ErrChainMismatch, e.Index, e.Chain[:8], want[:8])
+	}
+	return w.apply(e)
+}
+
+func (w *Writer) apply(e *argent.Entry) error {
+	for _, op := range e.Ops {
+		var err error
+		switch op.Type {
+		case argent.OpPut:
+			err = w.put(op.Key, op.Value, e)
+		case argent.OpDelete:
+			err = w.del(op.Key, e)
+		case argent.OpDeletePrefix:
+			err = w.delPrefix(op.Key, e)
+		default:
+			err = fmt.Errorf("%w: entry %d has op type %d", argent.ErrCorruption, e.Index, op.Type)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	w.scratch = wire.AppendEntry(w.scratch[:0], e)
+	w.logCum += uint64(len(w.scratch))
+	rec := make([]byte, 0, 8+len(w.scratch))
+	rec = binary.BigEndian.AppendUint64(rec, w.logCum)
+	rec = append(rec, w.scratch...)
+	if err := w.b.Set(logKey(e.Index), rec, nil); err != nil {
+		return fmt.Errorf("kv: write log entry %d: %w", e.Index, err)
+	}
+	w.state = State{Index: e.Index, Time: e.Time, Chain: e.Chain}
+	w.entries++
+	return nil
+}
+
+// supersede moves the current version of key (mod index cur.mod) into
+// history, superseded by entry e. A version written by e itself (two ops on
+// one key in one batch) was never visible and is simply overwritten.
+func (w *Writer) supersede(key []byte, cur version, e *argent.Entry) error {
+	if cur.mod == e.Index {
+		return nil
+	}
+	size := uint64(len(key) + len(cur.value) + 32)
+	if err := w.b.Set(historyKey(key, cur.mod), encodeHistory(cur.tombstone, cur.value), nil); err != nil {
+		return fmt.Errorf("kv: write history of %q: %w", key, err)
+	}
+	if err := w.b.Set(gcKey(e.Index, cur.mod, key), gcValue(e.Time, size, gcKindHistory), nil); err != nil {
+		return fmt.Errorf("kv: write gc entry of %q: %w", key, err)
+	}
+	w.histAdd += size
+	return nil
+}
+
+func (w *Writer) put(key, value []byte, e *argent.Entry) error {
+	cur, ok, err := w.latest(key)
+	if err != nil {
+		return err
+	}
+	if ok {
+		if err := w.supersede(key, cur, e); err != nil {
+			return err
+		}
+	}
+	if err := w.b.Set(latestKey(key), encodeLatest(false, e.Index, value), nil); err != nil {
+		return fmt.Errorf("kv: write %q: %w", key, err)
+	}
+	return nil
+}
+
+func (w *Writer) del(key []byte, e *argent.Entry) error {
+	cur, ok, err := w.latest(key)
+	if err != nil || !ok || cur.tombstone {
+		return err
+	}
+	if err := w.supersede(key, cur, e); err != nil {
+		return err
+	}
+	if cur.mod == e.Index {
+		// Put and delete of a key absent before this entry: as if never put.
+		prev, err := w.versionBefore(key, e.Index)
+		if err != nil {
+			return err
+		}
+		if prev == nil {
+			if err := w.b.Delete(latestKey(key), nil); err != nil {
+				return fmt.Errorf("kv: delete %q: %w", key, err)
+			}
+			return nil
+		}
+	}
+	if err := w.b.Set(latestKey(key), encodeLatest(true, e.Index, nil), nil); err != nil {
+		return fmt.Errorf("kv: delete %q: %w", key, err)
+	}
+	if err := w.b.Set(gcKey(e.Index, e.Index, key), gcValue(e.Time, uint64(len(key)+16), gcKindTombstone), nil); err != nil {
+		return fmt.Errorf("kv: write gc entry of %q: %w", key, err)
+	}
+	return nil
+}
+
+// versionBefore returns the newest history version of key older than i, or
+// nil when there is none.
+func (w *Writer) versionBefore(key []byte, i argent.Index) (*version, error) {
+	it, err := w.b.NewIter(&pebble.IterOptions{LowerBound: historyKey(key, 0), UpperBound: historyKey(key, i)})
+	if err != nil {
+		return nil, fmt.Errorf("kv: history of %q: %w", key, err)
+	}
+	defer it.Close()
+	if !it.Last() {
+		return nil, it.Error()
+	}
+	v := it.Value()
+	if len(v) < 1 {
+		return nil, fmt.Errorf("kv: history version of %q is empty: %w", key, argent.ErrCorruption)
+	}
+	return &version{tombstone: v[0]&flagTombstone != 0}, nil
+}
+
+func (w *Writer) delPrefix(prefix []byte, e *argent.Entry) error {
+	lower := latestKey(prefix)
+	upper := prefixEnd(lower)
+	it, err := w.b.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("kv: delete prefix %q: %w", prefix, err)
+	}
+	var keys [][]byte
+	for ok := it.First(); ok; ok = it.Next() {
+		v, good := decodeLatest(it.Value())
+		if !good {
+			it.Close()
+			return fmt.Errorf("kv: latest version of %q is malformed: %w", it.Key()[1:], argent.ErrCorruption)
+		}
+		if !v.tombstone {
+			keys = append(keys, append([]byte(nil), it.Key()[1:]...))
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("kv: delete prefix %q: %w", prefix, err)
+	}
+	for _, k := range keys {
+		if err := w.del(k, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Commit writes everything appended, with the applied state, in one fsynced
+// Pebble batch, then publishes the new state to readers. The Writer cannot
+// be used afterwards.
+func (w *Writer) Commit() error {
+	if w.done {
+		return fmt.Errorf("kv: writer already finished")
+	}
+	defer w.finish()
+	if w.entries == 0 {
+		return nil
+	}
+	w.s.mu.Lock()
+	hist := w.s.mu.histBytes + w.histAdd
+	w.s.mu.Unlock()
+	st := w.state
+	if err := w.b.Set(metaApplied, encodeState(&st), nil); err != nil {
+		return fmt.Errorf("kv: write applied index: %w", err)
+	}
+	if err := w.b.Set(metaHistBytes, putUint64(hist), nil); err != nil {
+		return fmt.Errorf("kv: write history size: %w", err)
+	}
+	if err := w.b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("kv: commit entries up to %d: %w", st.Index, err)
+	}
+	w.s.mu.Lock()
+	w.s.mu.histBytes += w.histAdd
+	w.s.mu.logCum = w.logCum
+	w.s.mu.Unlock()
+	w.s.publish(&st)
+	return nil
+}
+
+// Discard drops everything appended. It is safe after Commit.
+func (w *Writer) Discard() {
+	if !w.done {
+		w.finish()
+	}
+}
+
+func (w *Writer) finish() {
+	w.done = true
+	_ = w.b.Close()
+	w.s.writeMu.Unlock()
+}

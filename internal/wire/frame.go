@@ -1,0 +1,339 @@
+package wire
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	"github.com/argent-kv/argent"
+)
+
+// FrameType says what a frame's payload holds. The values are part of the
+// wire format.
+type FrameType uint8
+
+// The frame types of the node-to-node streams.
+const (
+	FrameHello     FrameType = 1  // first frame of a log stream: Hello
+	FrameEntry     FrameType = 2  // one committed entry: AppendEntry
+	FrameHeartbeat FrameType = 3  // Heartbeat
+	FrameTooOld    FrameType = 4  // TooOld: the asked index is gone, take a snapshot
+	FrameError     FrameType = 5  // a UTF-8 message; the stream ends after it
+	FrameSnapBegin FrameType = 10 // SnapshotHeader
+	FrameSnapChunk FrameType = 11 // a chunk of SnapshotRecords
+	FrameSnapEnd   FrameType = 12 // SnapshotTrailer
+)
+
+// HeaderSize is the size of a frame header: length, checksum, type.
+const HeaderSize = 9
+
+// DefaultMaxFrame bounds a frame's payload: one 64 MiB batch plus room for
+// its encoding overhead.
+const DefaultMaxFrame = 80 << 20
+
+// AppendFrame appends a frame with the given type and payload to dst.
+func AppendFrame(dst []byte, t FrameType, payload []byte) []byte {
+	var hdr [HeaderSize]byte
+	binary.BigEndian.PutUint32(hdr[0:4], uint32(len(payload)))
+	crc := crc32Update(0, []byte{byte(t)})
+	crc = crc32Update(crc, payload)
+	binary.BigEndian.PutUint32(hdr[4:8], crc)
+	hdr[8] = byte(t)
+	dst = append(dst, hdr[:]...)
+	return append(dst, payload...)
+}
+
+// Writer writes frames to a buffered stream. Call Flush to send them.
+type Writer struct {
+	w   *bufio.Writer
+	hdr [HeaderSize]byte
+}
+
+// NewWriter returns a Writer that buffers frames for w.
+func NewWriter(w io.Writer) *Writer { return &Writer{w: bufio.NewWriterSize(w, 64<<10)} }
+
+// WriteFrame buffers one frame.
+func (w *Writer) WriteFrame(t FrameType, payload []byte) error {
+	binary.BigEndian.PutUint32(w.hdr[0:4], uint32(len(payload)))
+	crc := crc32Update(0, []byte{byte(t)})
+	crc = crc32Update(crc, payload)
+	binary.BigEndian.PutUint32(w.hdr[4:8], crc)
+	w.hdr[8] = byte(t)
+	if _, err := w.w.Write(w.hdr[:]); err != nil {
+		return fmt.Errorf("write frame: %w", err)
+	}
+	if _, err := w.w.Write(payload); err != nil {
+		return fmt.Errorf("write frame: %w", err)
+	}
+	return nil
+}
+
+// Flush sends buffered frames.
+func (w *Writer) Flush() error {
+	if err := w.w.Flush(); err != nil {
+		return fmt.Errorf("flush frames: %w", err)
+	}
+	return nil
+}
+
+// Buffered returns the number of bytes waiting for Flush.
+func (w *Writer) Buffered() int { return w.w.Buffered() }
+
+// Reader reads frames from a stream.
+type Reader struct {
+	r   *bufio.Reader
+	max int
+	buf []byte
+}
+
+// NewReader returns a Reader that refuses payloads larger than max bytes.
+func NewReader(r io.Reader, max int) *Reader {
+	return &Reader{r: bufio.NewReaderSize(r, 64<<10), max: max}
+}
+
+// ReadFrame reads the next frame. The payload is valid until the next call.
+// A bad length or checksum gives an error wrapping argent.ErrCorruption; a
+// stream that ends inside a frame gives one wrapping io.ErrUnexpectedEOF and
+// argent.ErrCorruption; a clean end between frames gives io.EOF.
+func (r *Reader) ReadFrame() (FrameType, []byte, error) {
+	var hdr [HeaderSize]byte
+	if _, err := io.ReadFull(r.r, hdr[:]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return 0, nil, fmt.Errorf("%w: truncated frame header: %w", argent.ErrCorruption, err)
+		}
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[0:4])
+	if uint64(n) > uint64(r.max) {
+		return 0, nil, corrupt("frame of %d bytes is over the limit of %d", n, r.max)
+	}
+	if cap(r.buf) < int(n) {
+		r.buf = make([]byte, n)
+	}
+	payload := r.buf[:n]
+	if _, err := io.ReadFull(r.r, payload); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return 0, nil, fmt.Errorf("%w: truncated frame: %w", argent.ErrCorruption, io.ErrUnexpectedEOF)
+		}
+		return 0, nil, fmt.Errorf("read frame: %w", err)
+	}
+	crc := crc32Update(0, hdr[8:9])
+	crc = crc32Update(crc, payload)
+	if want := binary.BigEndian.Uint32(hdr[4:8]); crc != want {
+		return 0, nil, corrupt("frame checksum %08x, want %08x", crc, want)
+	}
+	return FrameType(hdr[8]), payload, nil
+}
+
+// ParseFrame decodes one frame from the start of b, returning its type, its
+// payload (aliasing b) and the number of bytes it used.
+func ParseFrame(b []byte, max int) (FrameType, []byte, int, error) {
+	if len(b) < HeaderSize {
+		return 0, nil, 0, corrupt("truncated frame header")
+	}
+	n := binary.BigEndian.Uint32(b[0:4])
+	if uint64(n) > uint64(max) {
+		return 0, nil, 0, corrupt("frame of %d bytes is over the limit of %d", n, max)
+	}
+	if uint64(len(b)-HeaderSize) < uint64(n) {
+		return 0, nil, 0, corrupt("truncated frame")
+	}
+	payload := b[HeaderSize : HeaderSize+int(n)]
+	crc := crc32Update(0, b[8:9])
+	crc = crc32Update(crc, payload)
+	if want := binary.BigEndian.Uint32(b[4:8]); crc != want {
+		return 0, nil, 0, corrupt("frame checksum %08x, want %08x", crc, want)
+	}
+	return FrameType(b[8]), payload, HeaderSize + int(n), nil
+}
+
+// Hello opens a log stream from parent to child.
+type Hello struct {
+	Dataset argent.DatasetID
+	NodeID  string // the parent's node ID
+	// Applied is the parent's applied index when the stream starts.
+	Applied argent.Index
+	// RootIndex and RootTime are the newest root index and its commit time
+	// (Unix ns) the parent knows of.
+	RootIndex argent.Index
+	RootTime  int64
+}
+
+// Append appends the encoding of h to dst.
+func (h *Hello) Append(dst []byte) []byte {
+	dst = append(dst, FormatVersion)
+	dst = append(dst, h.Dataset[:]...)
+	dst = appendBytes(dst, []byte(h.NodeID))
+	dst = binary.AppendUvarint(dst, uint64(h.Applied))
+	dst = binary.AppendUvarint(dst, uint64(h.RootIndex))
+	return binary.AppendVarint(dst, h.RootTime)
+}
+
+// DecodeHello decodes a Hello.
+func DecodeHello(b []byte) (Hello, error) {
+	var h Hello
+	d := decoder{b: b}
+	d.version("hello")
+	copy(h.Dataset[:], d.bytes(len(h.Dataset)))
+	h.NodeID = string(d.lenBytes())
+	h.Applied = argent.Index(d.uvarint())
+	h.RootIndex = argent.Index(d.uvarint())
+	h.RootTime = d.varint()
+	return h, d.finish("hello")
+}
+
+// Heartbeat tells a child that its parent is alive and how far the root is.
+type Heartbeat struct {
+	RootIndex argent.Index
+	RootTime  int64 // commit time of RootIndex at the root, Unix ns
+	Applied   argent.Index
+}
+
+// Append appends the encoding of h to dst.
+func (h *Heartbeat) Append(dst []byte) []byte {
+	dst = append(dst, FormatVersion)
+	dst = binary.AppendUvarint(dst, uint64(h.RootIndex))
+	dst = binary.AppendVarint(dst, h.RootTime)
+	return binary.AppendUvarint(dst, uint64(h.Applied))
+}
+
+// DecodeHeartbeat decodes a Heartbeat.
+func DecodeHeartbeat(b []byte) (Heartbeat, error) {
+	var h Heartbeat
+	d := decoder{b: b}
+	d.version("heartbeat")
+	h.RootIndex = argent.Index(d.uvarint())
+	h.RootTime = d.varint()
+	h.Applied = argent.Index(d.uvarint())
+	return h, d.finish("heartbeat")
+}
+
+// TooOld tells a child that the parent's log starts after the index the child
+// asked for: the child must bootstrap from a snapshot.
+type TooOld struct {
+	FirstIndex argent.Index // the oldest index the parent can still send
+}
+
+// Append appends the encoding of t to dst.
+func (t *TooOld) Append(dst []byte) []byte {
+	dst = append(dst, FormatVersion)
+	return binary.AppendUvarint(dst, uint64(t.FirstIndex))
+}
+
+// DecodeTooOld decodes a TooOld.
+func DecodeTooOld(b []byte) (TooOld, error) {
+	var t TooOld
+	d := decoder{b: b}
+	d.version("too-old")
+	t.FirstIndex = argent.Index(d.uvarint())
+	return t, d.finish("too-old")
+}
+
+// SnapshotHeader starts a snapshot: the state of Dataset at Index.
+type SnapshotHeader struct {
+	Dataset argent.DatasetID
+	Index   argent.Index
+	Time    int64 // commit time of Index, Unix ns
+	Chain   argent.Hash
+}
+
+// Append appends the encoding of h to dst.
+func (h *SnapshotHeader) Append(dst []byte) []byte {
+	dst = append(dst, FormatVersion)
+	dst = append(dst, h.Dataset[:]...)
+	dst = binary.AppendUvarint(dst, uint64(h.Index))
+	dst = binary.AppendVarint(dst, h.Time)
+	return append(dst, h.Chain[:]...)
+}
+
+// DecodeSnapshotHeader decodes a SnapshotHeader.
+func DecodeSnapshotHeader(b []byte) (SnapshotHeader, error) {
+	var h SnapshotHeader
+	d := decoder{b: b}
+	d.version("snapshot header")
+	copy(h.Dataset[:], d.bytes(len(h.Dataset)))
+	h.Index = argent.Index(d.uvarint())
+	h.Time = d.varint()
+	copy(h.Chain[:], d.bytes(len(h.Chain)))
+	return h, d.finish("snapshot header")
+}
+
+// SnapshotRecord is one live key of a snapshot.
+type SnapshotRecord struct {
+	Key      []byte
+	ModIndex argent.Index
+	Value    []byte
+}
+
+// AppendSnapshotRecord appends one record to a chunk payload. A chunk
+// payload is FormatVersion followed by records.
+func AppendSnapshotRecord(dst []byte, r *SnapshotRecord) []byte {
+	if len(dst) == 0 {
+		dst = append(dst, FormatVersion)
+	}
+	dst = appendBytes(dst, r.Key)
+	dst = binary.AppendUvarint(dst, uint64(r.ModIndex))
+	return appendBytes(dst, r.Value)
+}
+
+// DecodeSnapshotChunk calls fn for each record of a chunk payload. Records
+// alias b.
+func DecodeSnapshotChunk(b []byte, fn func(r SnapshotRecord) error) error {
+	d := decoder{b: b}
+	d.version("snapshot chunk")
+	for d.err == nil && len(d.b) > 0 {
+		r := SnapshotRecord{Key: d.lenBytes(), ModIndex: argent.Index(d.uvarint()), Value: d.lenBytes()}
+		if d.err != nil {
+			break
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	if d.err != nil {
+		return fmt.Errorf("decode snapshot chunk: %w", d.err)
+	}
+	return nil
+}
+
+// SnapshotTrailer ends a snapshot with the number of records sent, so a
+// receiver can tell a complete snapshot from a cut one.
+type SnapshotTrailer struct {
+	Records uint64
+}
+
+// Append appends the encoding of t to dst.
+func (t *SnapshotTrailer) Append(dst []byte) []byte {
+	dst = append(dst, FormatVersion)
+	return binary.AppendUvarint(dst, t.Records)
+}
+
+// DecodeSnapshotTrailer decodes a SnapshotTrailer.
+func DecodeSnapshotTrailer(b []byte) (SnapshotTrailer, error) {
+	var t SnapshotTrailer
+	d := decoder{b: b}
+	d.version("snapshot trailer")
+	t.Records = d.uvarint()
+	return t, d.finish("snapshot trailer")
+}
+
+func (d *decoder) version(what string) {
+	if v := d.byte(); d.err == nil && v != FormatVersion {
+		d.err = corrupt("%s format version %d, want %d", what, v, FormatVersion)
+	}
+}
+
+func (d *decoder) finish(what string) error {
+	if d.err == nil && len(d.b) != 0 {
+		d.err = corrupt("%d trailing bytes after %s", len(d.b), what)
+	}
+	if d.err != nil {
+		return fmt.Errorf("decode %s: %w", what, d.err)
+	}
+	return nil
+}
+
+func crc32Update(crc uint32, b []byte) uint32 { return crc32.Update(crc, castagnoli, b) }

@@ -337,3 +337,8 @@ func (d *decoder) finish(what string) error {
 }
 
 func crc32Update(crc uint32, b []byte) uint32 { return crc32.Update(crc, castagnoli, b) }
+
+// Buffered returns the number of bytes already read from the stream and
+// waiting to be decoded: a follower uses it to tell whether more entries are
+// at hand before it commits what it has.
+func (r *Reader) Buffered() int { return r.r.Buffered() }

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/argent-kv/argent/internal/demo"
+	"github.com/argent-kv/argent/internal/node"
+)
+
+// DevCmd runs a root and a replica in one process, with demo data.
+type DevCmd struct {
+	Data          string `help:"Data directory (root/ and replica/ below it)." default:"./argent-dev" type:"path"`
+	RootListen    string `help:"Root address." default:"127.0.0.1:7400"`
+	ReplicaListen string `help:"Replica address." default:"127.0.0.1:7401"`
+	Empty         bool   `help:"Do not load the demo data set."`
+	Hosts         int    `help:"Number of demo hosts (egress policies) to load." default:"20000"`
+	LogLevel      string `help:"Log level: debug, info, warn, error." default:"warn" enum:"debug,info,warn,error"`
+}
+
+// Run starts the tree and serves until interrupted.
+func (c *DevCmd) Run(ctx context.Context) error {
+	logger := newLogger(c.LogLevel)
+	rootN, err := node.Start(ctx, node.Config{Role: node.RoleRoot, DataDir: filepath.Join(c.Data, "root"), Listen: c.RootListen, Logger: logger.With("dev", "root")})
+	if err != nil {
+		return fmt.Errorf("start root: %w", err)
+	}
+	defer rootN.Close()
+	loaded := ""
+	if !c.Empty && rootN.Store().Applied() == 0 {
+		start := time.Now()
+		n := 0
+		for _, b := range demo.Batches(c.Hosts, 1000) {
+			if _, err := rootN.Write(ctx, b); err != nil {
+				return fmt.Errorf("load demo data: %w", err)
+			}
+			n += len(b.Ops)
+		}
+		loaded = fmt.Sprintf("loaded %d demo keys in %s (egress policies under egress/host/)", n, time.Since(start).Round(time.Millisecond))
+	} else if rootN.Store().Applied() > 0 {
+		loaded = fmt.Sprintf("reopened existing data at index %d", rootN.Store().Applied())
+	}
+	replica, err := node.Start(ctx, node.Config{Role: node.RoleReplica, DataDir: filepath.Join(c.Data, "replica"), Listen: c.ReplicaListen, Upstreams: []string{rootN.Addr()}, Logger: logger.With("dev", "replica")})
+	if err != nil {
+		return fmt.Errorf("start replica: %w", err)
+	}
+	defer replica.Close()
+	want := rootN.Store().Applied()
+	if _, err := replica.Store().WaitApplied(ctx.Done(), 60*time.Second, want); err != nil {
+		return fmt.Errorf("replica did not catch up with the root: %w", err)
+	}
+	host := demo.ExampleHost()
+	fmt.Printf(`argent dev is running (data in %s)
+  root     http://%s   takes writes
+  replica  http://%s   follows the root, serves reads
+`, c.Data, rootN.Addr(), replica.Addr())
+	if loaded != "" {
+		fmt.Printf("  %s\n", loaded)
+	}
+	fmt.Printf(`
+Try:
+  curl -s http://%[2]s/v1/kv/%[1]s
+  go run ./cmd/argent put config/feature-x on && go run ./cmd/argent get --server %[2]s config/feature-x
+  go run ./cmd/argent scan egress/dc/ --values --server %[2]s
+  (status: curl -s http://%[2]s/v1/status   metrics: http://%[2]s/metrics)
+
+Press Ctrl-C to stop.
+`, host, replica.Addr())
+	<-ctx.Done()
+	fmt.Println("\nstopping")
+	return nil
+}

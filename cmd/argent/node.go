@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/node"
+)
+
+// StoreFlags are the storage and limit flags every persisting role shares.
+type StoreFlags struct {
+	History         time.Duration `help:"How long superseded versions are kept for reads as of an older index." default:"2h"`
+	HistoryBytes    byteSize      `help:"Bytes of superseded versions kept." default:"1GiB"`
+	LogRetention    time.Duration `help:"How long log entries are kept for children and watchers." default:"168h"`
+	LogBytes        byteSize      `help:"Bytes of log entries kept." default:"4GiB"`
+	MaxKey          byteSize      `help:"Largest key accepted." default:"1024"`
+	MaxValue        byteSize      `help:"Largest value accepted." default:"32MiB"`
+	MaxBatch        byteSize      `help:"Largest batch (sum of keys and values) accepted." default:"64MiB"`
+	HeartbeatPeriod time.Duration `name:"heartbeat" help:"Interval of heartbeats to children." default:"1s"`
+	LogLevel        string        `help:"Log level: debug, info, warn, error." default:"info" enum:"debug,info,warn,error"`
+}
+
+func (f *StoreFlags) apply(cfg *node.Config) {
+	cfg.HistoryDuration = f.History
+	cfg.HistoryBytes = int64(f.HistoryBytes)
+	cfg.LogDuration = f.LogRetention
+	cfg.LogBytes = int64(f.LogBytes)
+	cfg.Heartbeat = f.HeartbeatPeriod
+	cfg.Limits = argent.Limits{MaxKey: int(f.MaxKey), MaxValue: int(f.MaxValue), MaxBatch: int(f.MaxBatch)}
+	cfg.Logger = newLogger(f.LogLevel)
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// RootCmd runs the root.
+type RootCmd struct {
+	Data          string        `help:"Data directory." required:"" type:"path"`
+	Listen        string        `help:"Address for the client API, node-to-node streams and /metrics." default:"127.0.0.1:7400"`
+	ID            uint64        `name:"id" help:"This node's Raft ID (with --peers)."`
+	Peers         string        `help:"Raft peers: 1=ADDR,2=ADDR,3=ADDR."`
+	MaxBatchDelay time.Duration `help:"How long a write group waits for more writers before it commits." default:"0s"`
+	StoreFlags
+}
+
+// Run starts the root and serves until interrupted.
+func (c *RootCmd) Run(ctx context.Context) error {
+	if c.Peers != "" || c.ID != 0 {
+		return exitError{code: 2, msg: "--id/--peers: a Raft root group is not built yet; run a single root without them"}
+	}
+	cfg := node.Config{Role: node.RoleRoot, DataDir: c.Data, Listen: c.Listen, MaxBatchDelay: c.MaxBatchDelay}
+	c.apply(&cfg)
+	return serve(ctx, cfg)
+}
+
+// ReplicaCmd runs a replica.
+type ReplicaCmd struct {
+	Data         string        `help:"Data directory." required:"" type:"path"`
+	Listen       string        `help:"Address for the client API, node-to-node streams and /metrics." required:""`
+	Upstream     string        `help:"Parents to pull the log from, comma-separated, in order of preference." required:""`
+	StallTimeout time.Duration `help:"Move to another upstream after this long without a frame." default:"30s"`
+	StoreFlags
+}
+
+// Run starts the replica and serves until interrupted.
+func (c *ReplicaCmd) Run(ctx context.Context) error {
+	cfg := node.Config{Role: node.RoleReplica, DataDir: c.Data, Listen: c.Listen, Upstreams: splitList(c.Upstream), StallTimeout: c.StallTimeout}
+	c.apply(&cfg)
+	return serve(ctx, cfg)
+}
+
+// serve runs one node until ctx ends.
+func serve(ctx context.Context, cfg node.Config) error {
+	n, err := node.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	cfg.Logger.Info("serving", "role", cfg.Role, "addr", n.Addr(), "node", n.NodeID())
+	<-ctx.Done()
+	cfg.Logger.Info("stopping")
+	return n.Close()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// must wraps errors of the client commands with the server they talked to.
+func serverErr(server string, err error) error {
+	return fmt.Errorf("%s: %w", server, err)
+}

@@ -1,0 +1,47 @@
+package node
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// registerGauges exports the node's position, lag and sizes.
+func (n *Node) registerGauges() {
+	gauge := func(name, help string, fn func() float64) {
+		n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn))
+	}
+	gauge("argent_applied_index", "Highest index this node serves reads from.", func() float64 { return float64(n.store.Applied()) })
+	gauge("argent_root_index", "Newest root index this node knows of.", func() float64 { i, _ := n.Root(); return float64(i) })
+	gauge("argent_lag_indexes", "Root index minus applied index.", func() float64 { i, _ := n.Lag(); return float64(i) })
+	gauge("argent_lag_seconds", "How far this node's state is behind the root's, in seconds.", func() float64 { _, s := n.Lag(); return s })
+	gauge("argent_history_horizon_index", "Oldest index MVCC reads can answer for.", func() float64 { return float64(n.store.Horizon()) })
+	gauge("argent_log_first_index", "Oldest log index this node still holds.", func() float64 { return float64(n.store.LogFirst()) })
+	gauge("argent_history_bytes", "Bytes of superseded versions kept for MVCC reads.", func() float64 { return float64(n.store.HistoryBytes()) })
+	gauge("argent_log_bytes", "Bytes of log entries kept.", func() float64 { return float64(n.store.LogBytes()) })
+	gauge("argent_disk_bytes", "Bytes the store takes on disk.", func() float64 { return float64(n.store.DiskUsage()) })
+	gauge("argent_snapshot_loading", "1 while a snapshot is being loaded.", func() float64 {
+		if n.store.Restoring() {
+			return 1
+		}
+		return 0
+	})
+}
+
+// commitObserver returns the root's per-commit hook, feeding group size and
+// fsynced commit latency histograms.
+func (n *Node) commitObserver() func(int, time.Duration) {
+	size := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "argent_root_group_batches", Help: "Batches committed together in one fsynced group.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 13),
+	})
+	took := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "argent_root_commit_seconds", Help: "Time to apply and fsync one group.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+	})
+	n.reg.MustRegister(size, took)
+	return func(batches int, d time.Duration) {
+		size.Observe(float64(batches))
+		took.Observe(d.Seconds())
+	}
+}

@@ -1,0 +1,389 @@
+// Package node wires one argent node together: the store, the role's
+// engine (the root's write path or a replica's follower), the node-to-node
+// protocol, the client API and the metrics, all on one listen address.
+//
+//	n, err := node.Start(ctx, node.Config{Role: node.RoleRoot, DataDir: dir, Listen: "127.0.0.1:7400"})
+//	defer n.Close()
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/api"
+	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/pull"
+	"github.com/argent-kv/argent/internal/root"
+	"github.com/argent-kv/argent/internal/wire"
+)
+
+// The roles a node can run.
+const (
+	RoleRoot    = "root"
+	RoleReplica = "replica"
+)
+
+// Config is a node's configuration. Zero fields take the defaults noted.
+type Config struct {
+	Role    string // RoleRoot or RoleReplica
+	DataDir string // Pebble directory
+	Listen  string // client API, node-to-node streams and /metrics
+	// Upstreams are a replica's parents, in order of preference.
+	Upstreams []string
+
+	// MaxBatchDelay holds a root's write group open for more writers.
+	// Default 0 (group whatever queued during the previous fsync).
+	MaxBatchDelay time.Duration
+	// History and log windows; see kv.Options for their defaults.
+	HistoryDuration time.Duration
+	HistoryBytes    int64
+	LogDuration     time.Duration
+	LogBytes        int64
+	// TrimInterval is how often history and log are trimmed. Default 10s.
+	TrimInterval time.Duration
+	// Heartbeat is the interval of heartbeats to children. Default 1s.
+	Heartbeat time.Duration
+	// StallTimeout moves a replica to another upstream after this long
+	// without a frame. Default 30s.
+	StallTimeout time.Duration
+	// Limits bound keys, values and batches.
+	Limits argent.Limits
+
+	// FS is the file system for the store. Default: the OS's.
+	FS     vfs.FS
+	Logger *slog.Logger
+}
+
+// Validate reports a configuration error.
+func (c *Config) Validate() error {
+	switch c.Role {
+	case RoleRoot:
+		if len(c.Upstreams) > 0 {
+			return fmt.Errorf("node: a root takes no upstream")
+		}
+	case RoleReplica:
+		if len(c.Upstreams) == 0 {
+			return fmt.Errorf("node: a replica needs at least one --upstream")
+		}
+		for _, u := range c.Upstreams {
+			if u == c.Listen {
+				return fmt.Errorf("node: upstream %s is this node's own address", u)
+			}
+		}
+	default:
+		return fmt.Errorf("node: unknown role %q", c.Role)
+	}
+	if c.DataDir == "" {
+		return fmt.Errorf("node: --data is required")
+	}
+	if c.Listen == "" {
+		return fmt.Errorf("node: --listen is required")
+	}
+	return nil
+}
+
+// Node is a running argent node.
+type Node struct {
+	cfg    Config
+	store  *kv.Store
+	nodeID string
+	reg    *prometheus.Registry
+	ln     net.Listener
+	srv    *http.Server
+	pullS  *pull.Server
+	api    *api.Server
+	root   *root.Root     // root only
+	follow *pull.Follower // replica only
+	log    *slog.Logger
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// rootClock: newest root index and commit time heard (replicas).
+	rootIdx   atomic.Uint64
+	rootTime  atomic.Int64
+	lastHeard atomic.Int64 // Unix ns of the last heartbeat
+	started   time.Time
+
+	clientsMu sync.Mutex
+	clients   map[string]*client.Client // write forwarding, by upstream
+}
+
+// Start opens the store and starts serving. The node runs until Close.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.TrimInterval == 0 {
+		cfg.TrimInterval = 10 * time.Second
+	}
+	cfg.Limits = cfg.Limits.WithDefaults()
+	store, err := kv.Open(cfg.DataDir, &kv.Options{
+		FS:              cfg.FS,
+		HistoryDuration: cfg.HistoryDuration,
+		HistoryBytes:    cfg.HistoryBytes,
+		LogDuration:     cfg.LogDuration,
+		LogBytes:        cfg.LogBytes,
+	})
+	if err != nil {
+		return nil, err
+	}
+	id := store.NodeID()
+	n := &Node{
+		cfg:     cfg,
+		store:   store,
+		nodeID:  fmt.Sprintf("%x", id[:8]),
+		reg:     prometheus.NewRegistry(),
+		clients: make(map[string]*client.Client),
+		started: time.Now(),
+	}
+	n.log = cfg.Logger.With("role", cfg.Role, "node", n.nodeID, "listen", cfg.Listen)
+	if cfg.Role == RoleRoot {
+		if _, err := store.InitDataset(); err != nil {
+			store.Close()
+			return nil, err
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("node: listen: %w", err)
+	}
+	n.ln = ln
+
+	pm := pull.NewMetrics(n.reg)
+	n.pullS = pull.NewServer(pull.ServerConfig{Store: store, NodeID: n.nodeID, Root: n, Heartbeat: cfg.Heartbeat, Metrics: pm, Logger: n.log})
+	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n.registerGauges()
+
+	ctx, n.cancel = context.WithCancel(ctx)
+	switch cfg.Role {
+	case RoleRoot:
+		n.root = root.New(store, root.Config{MaxDelay: cfg.MaxBatchDelay, OnCommit: n.commitObserver()})
+		n.goRun(func() { _ = n.root.Run(ctx) })
+	case RoleReplica:
+		n.follow = pull.NewFollower(pull.FollowerConfig{
+			Store: store, NodeID: n.nodeID, Addr: n.Addr(), Upstreams: cfg.Upstreams,
+			StallTimeout: cfg.StallTimeout, OnHeartbeat: n.heard, Metrics: pm, Logger: n.log,
+		})
+		n.goRun(func() { _ = n.follow.Run(ctx) })
+	}
+	n.goRun(func() { n.trimLoop(ctx) })
+
+	mux := http.NewServeMux()
+	n.pullS.Register(mux)
+	n.api = api.New(n, api.Options{Registry: n.reg, Logger: n.log, Fallback: mux})
+	n.srv = &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
+	n.goRun(func() {
+		if err := n.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("serve", "err", err)
+		}
+	})
+	n.log.Info("node started", "dataset", store.Dataset(), "applied", store.Applied())
+	return n, nil
+}
+
+func (n *Node) goRun(fn func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		fn()
+	}()
+}
+
+// Addr returns the address the node listens on.
+func (n *Node) Addr() string { return n.ln.Addr().String() }
+
+// NodeID returns the node's ID.
+func (n *Node) NodeID() string { return n.nodeID }
+
+// Registry returns the node's Prometheus registry.
+func (n *Node) Registry() *prometheus.Registry { return n.reg }
+
+// Close stops serving and closes the store.
+func (n *Node) Close() error {
+	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	n.cancel()
+	n.api.Close()   // ends watch streams
+	n.pullS.Close() // ends children's streams
+	if err := n.srv.Shutdown(shutCtx); err != nil {
+		// Long-lived streams (watch, children) do not end by themselves.
+		_ = n.srv.Close()
+	}
+	n.wg.Wait()
+	return n.store.Close()
+}
+
+// Store implements api.Backend.
+func (n *Node) Store() *kv.Store { return n.store }
+
+// Limits implements api.Backend.
+func (n *Node) Limits() argent.Limits { return n.cfg.Limits }
+
+// Tier implements api.Backend.
+func (n *Node) Tier() string { return n.cfg.Role }
+
+// Write implements api.Backend: the root commits; a replica forwards the
+// batch to its upstream, which forwards it on until it reaches the root.
+func (n *Node) Write(ctx context.Context, b argent.Batch) (argent.Index, error) {
+	if err := n.cfg.Limits.CheckBatch(&b); err != nil {
+		return 0, err
+	}
+	if n.root != nil {
+		return n.root.Write(ctx, b)
+	}
+	up := n.follow.Upstream()
+	if up == "" {
+		return 0, fmt.Errorf("%w: no upstream to forward the write to", argent.ErrUnavailable)
+	}
+	c, err := n.forwarder(up)
+	if err != nil {
+		return 0, err
+	}
+	idx, err := c.Txn(ctx, b)
+	if err != nil {
+		return 0, fmt.Errorf("forward write to %s: %w", up, err)
+	}
+	return idx, nil
+}
+
+func (n *Node) forwarder(up string) (*client.Client, error) {
+	n.clientsMu.Lock()
+	defer n.clientsMu.Unlock()
+	if c, ok := n.clients[up]; ok {
+		return c, nil
+	}
+	c, err := client.New(up)
+	if err != nil {
+		return nil, fmt.Errorf("forward write to %s: %w", up, err)
+	}
+	n.clients[up] = c
+	return c, nil
+}
+
+// Root implements pull.RootClock.
+func (n *Node) Root() (argent.Index, int64) {
+	if n.cfg.Role == RoleRoot {
+		st := n.store.State()
+		return st.Index, st.Time
+	}
+	st := n.store.State()
+	ri, rt := argent.Index(n.rootIdx.Load()), n.rootTime.Load()
+	if st.Index > ri {
+		return st.Index, st.Time
+	}
+	return ri, rt
+}
+
+// heard records a heartbeat from the upstream.
+func (n *Node) heard(h wire.Heartbeat) {
+	n.lastHeard.Store(time.Now().UnixNano())
+	for {
+		cur := n.rootIdx.Load()
+		if uint64(h.RootIndex) < cur {
+			return
+		}
+		if n.rootIdx.CompareAndSwap(cur, uint64(h.RootIndex)) {
+			n.rootTime.Store(h.RootTime)
+			return
+		}
+	}
+}
+
+// Lag returns how far the node's served state is behind the root: in
+// indexes, and in seconds (root commit time of the newest root index known
+// minus that of the applied index, plus, when the upstream has been silent
+// for more than three heartbeats, the silence, since the node cannot know
+// what the root did meanwhile).
+func (n *Node) Lag() (indexes uint64, seconds float64) {
+	if n.cfg.Role == RoleRoot {
+		return 0, 0
+	}
+	st := n.store.State()
+	ri, rt := n.Root()
+	var lag time.Duration
+	if ri > st.Index {
+		indexes = uint64(ri - st.Index)
+		lag = time.Duration(rt - st.Time)
+		if st.Index == 0 || lag < 0 {
+			lag = 0
+		}
+	}
+	hb := n.cfg.Heartbeat
+	if hb == 0 {
+		hb = time.Second
+	}
+	if last := n.lastHeard.Load(); last == 0 {
+		lag += time.Since(n.started)
+	} else if silent := time.Since(time.Unix(0, last)); silent > 3*hb {
+		lag += silent
+	}
+	return indexes, lag.Seconds()
+}
+
+// Status implements api.Backend.
+func (n *Node) Status() client.StatusResponse {
+	st := n.store.State()
+	ri, _ := n.Root()
+	_, lag := n.Lag()
+	s := client.StatusResponse{
+		Role:         n.cfg.Role,
+		NodeID:       n.nodeID,
+		AppliedIndex: st.Index,
+		RootIndex:    ri,
+		LagSeconds:   lag,
+		Children:     []client.StatusChild{},
+	}
+	if ds := n.store.Dataset(); !ds.IsZero() {
+		s.DatasetID = ds.String()
+	}
+	if n.follow != nil {
+		s.Upstream = n.follow.Upstream()
+	}
+	for _, c := range n.pullS.Children() {
+		addr := c.Addr
+		if addr == "" {
+			addr = c.Remote
+		}
+		s.Children = append(s.Children, client.StatusChild{Addr: addr, NodeID: c.NodeID, AppliedIndex: c.SentIndex})
+	}
+	return s
+}
+
+func (n *Node) trimLoop(ctx context.Context) {
+	t := time.NewTicker(n.cfg.TrimInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		for ctx.Err() == nil {
+			r, err := n.store.Trim()
+			if err != nil {
+				n.log.Error("trim", "err", err)
+				break
+			}
+			if r.Versions == 0 && r.LogEntries == 0 {
+				break
+			}
+		}
+	}
+}

@@ -1,0 +1,384 @@
+package pull
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/wire"
+)
+
+// FollowerConfig configures a Follower.
+type FollowerConfig struct {
+	Store  *kv.Store
+	NodeID string
+	// Addr is this node's own listen address, reported to parents.
+	Addr string
+	// Upstreams are the parents to pull from, in order of preference.
+	Upstreams []string
+	// StallTimeout moves to another upstream after this long without a
+	// frame. Default 30s.
+	StallTimeout time.Duration
+	// MaxGroup bounds the entries applied in one fsynced commit. Default 4096.
+	MaxGroup int
+	// Client makes the requests. Default: a client with no overall timeout.
+	Client *http.Client
+	// OnHeartbeat is called with every heartbeat (and the Hello's root
+	// position) so the node knows how far the root is.
+	OnHeartbeat func(h wire.Heartbeat)
+	Metrics     *Metrics
+	Logger      *slog.Logger
+}
+
+// Follower pulls the log from an upstream and applies it to the store,
+// moving to the next upstream on error or after a stall.
+type Follower struct {
+	cfg       FollowerConfig
+	upstream  atomic.Pointer[string]
+	connected atomic.Bool
+}
+
+// NewFollower returns a Follower. Call Run.
+func NewFollower(cfg FollowerConfig) *Follower {
+	if cfg.StallTimeout == 0 {
+		cfg.StallTimeout = 30 * time.Second
+	}
+	if cfg.MaxGroup == 0 {
+		cfg.MaxGroup = 4096
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 4}}
+	}
+	if cfg.OnHeartbeat == nil {
+		cfg.OnHeartbeat = func(wire.Heartbeat) {}
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	f := &Follower{cfg: cfg}
+	empty := ""
+	f.upstream.Store(&empty)
+	return f
+}
+
+// Upstream returns the upstream currently (or last) followed.
+func (f *Follower) Upstream() string { return *f.upstream.Load() }
+
+// Connected reports whether a log stream is open now.
+func (f *Follower) Connected() bool { return f.connected.Load() }
+
+// errTooOld says the upstream's log starts after our next index.
+type errTooOld struct{ first argent.Index }
+
+func (e errTooOld) Error() string {
+	return fmt.Sprintf("pull: upstream log starts at %d: need a snapshot", e.first)
+}
+
+// errRefused is an upstream we must not follow: wrong dataset, ourselves,
+// another history.
+var errRefused = errors.New("pull: upstream refused")
+
+// Run follows upstreams until ctx ends.
+func (f *Follower) Run(ctx context.Context) error {
+	if len(f.cfg.Upstreams) == 0 {
+		return fmt.Errorf("pull: no upstreams")
+	}
+	backoff := 50 * time.Millisecond
+	failures := 0
+	for i := 0; ; i++ {
+		up := f.cfg.Upstreams[i%len(f.cfg.Upstreams)]
+		f.upstream.Store(&up)
+		before := f.cfg.Store.Applied()
+		err := f.follow(ctx, up)
+		var tooOld errTooOld
+		if errors.As(err, &tooOld) && ctx.Err() == nil {
+			err = f.bootstrap(ctx, up)
+			if err == nil {
+				i-- // stay on this upstream to catch up from the snapshot
+				continue
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		f.cfg.Metrics.Reconnects.WithLabelValues(reason(err)).Inc()
+		f.cfg.Logger.Warn("upstream stream ended", "upstream", up, "err", err)
+		if f.cfg.Store.Applied() > before {
+			failures = 0
+			backoff = 50 * time.Millisecond
+		} else {
+			f.cfg.Metrics.UpstreamFailures.Inc()
+			failures++
+		}
+		// Move to the next upstream at once; after a full round of
+		// failures, back off before the next round.
+		if failures > 0 && failures%len(f.cfg.Upstreams) == 0 {
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return nil
+			}
+			backoff = min(backoff*2, 2*time.Second)
+		}
+	}
+}
+
+func reason(err error) string {
+	switch {
+	case err == nil:
+		return "eof"
+	case errors.Is(err, argent.ErrCorruption):
+		return "corruption"
+	case errors.Is(err, argent.ErrChainMismatch), errors.Is(err, argent.ErrDatasetMismatch), errors.Is(err, errRefused):
+		return "refused"
+	case errors.Is(err, errStalled):
+		return "stall"
+	default:
+		return "error"
+	}
+}
+
+var errStalled = errors.New("pull: upstream stalled")
+
+// open starts a protocol request with a stall watchdog: the returned
+// function must be called on every frame, and cancel at the end.
+func (f *Follower) open(ctx context.Context, url string) (*http.Response, func(), context.CancelCauseFunc, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		cancel(nil)
+		return nil, nil, nil, fmt.Errorf("pull: %w", err)
+	}
+	req.Header.Set(HeaderProtocol, ProtocolVersion)
+	req.Header.Set(HeaderNode, f.cfg.NodeID)
+	req.Header.Set(HeaderAddr, f.cfg.Addr)
+	if ds := f.cfg.Store.Dataset(); !ds.IsZero() {
+		req.Header.Set(HeaderDataset, ds.String())
+	}
+	stall := time.AfterFunc(f.cfg.StallTimeout, func() { cancel(errStalled) })
+	resp, err := f.cfg.Client.Do(req)
+	if err != nil {
+		stall.Stop()
+		cancel(nil)
+		if c := context.Cause(ctx); errors.Is(c, errStalled) {
+			return nil, nil, nil, errStalled
+		}
+		return nil, nil, nil, fmt.Errorf("pull: connect: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		stall.Stop()
+		cancel(nil)
+		err := fmt.Errorf("pull: upstream answered %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
+		if resp.StatusCode == http.StatusConflict {
+			err = fmt.Errorf("%w: %w", errRefused, err)
+		}
+		return nil, nil, nil, err
+	}
+	alive := func() { stall.Reset(f.cfg.StallTimeout) }
+	stop := func(cause error) {
+		stall.Stop()
+		cancel(cause)
+		resp.Body.Close()
+	}
+	return resp, alive, stop, nil
+}
+
+// readErr turns a read error into errStalled when the watchdog fired.
+func readErr(ctx context.Context, err error) error {
+	if errors.Is(context.Cause(ctx), errStalled) {
+		return errStalled
+	}
+	return err
+}
+
+// follow streams the log from up until an error.
+func (f *Follower) follow(ctx context.Context, up string) error {
+	from := f.cfg.Store.Applied() + 1
+	resp, alive, stop, err := f.open(ctx, "http://"+up+LogPath+"?from="+strconv.FormatUint(uint64(from), 10))
+	if err != nil {
+		return err
+	}
+	defer stop(nil)
+	rctx := resp.Request.Context()
+	r := wire.NewReader(resp.Body, wire.DefaultMaxFrame)
+	typ, payload, err := r.ReadFrame()
+	if err != nil {
+		return f.countCorrupt(readErr(rctx, fmt.Errorf("pull: read hello: %w", err)))
+	}
+	if typ != wire.FrameHello {
+		return f.countCorrupt(fmt.Errorf("%w: first frame has type %d, want hello", argent.ErrCorruption, typ))
+	}
+	hello, err := wire.DecodeHello(payload)
+	if err != nil {
+		return f.countCorrupt(err)
+	}
+	if hello.NodeID == f.cfg.NodeID {
+		return fmt.Errorf("%w: %s is this node", errRefused, up)
+	}
+	if _, err := f.cfg.Store.AdoptDataset(hello.Dataset); err != nil {
+		return fmt.Errorf("%w: %w", errRefused, err)
+	}
+	f.cfg.OnHeartbeat(wire.Heartbeat{RootIndex: hello.RootIndex, RootTime: hello.RootTime, Applied: hello.Applied})
+	f.connected.Store(true)
+	defer f.connected.Store(false)
+
+	var w *kv.Writer
+	defer func() {
+		if w != nil {
+			w.Discard()
+		}
+	}()
+	commit := func() error {
+		if w == nil {
+			return nil
+		}
+		err := w.Commit()
+		w = nil
+		if err != nil {
+			return fmt.Errorf("pull: apply: %w", err)
+		}
+		f.cfg.Metrics.Commits.Inc()
+		return nil
+	}
+	for {
+		typ, payload, err := r.ReadFrame()
+		if err != nil {
+			if cerr := commit(); cerr != nil {
+				return cerr
+			}
+			return f.countCorrupt(readErr(rctx, fmt.Errorf("pull: read frame: %w", err)))
+		}
+		alive()
+		f.cfg.Metrics.BytesReceived.Add(float64(len(payload) + wire.HeaderSize))
+		switch typ {
+		case wire.FrameEntry:
+			e, err := wire.DecodeEntry(payload)
+			if err != nil {
+				_ = commit()
+				return f.countCorrupt(err)
+			}
+			if w == nil {
+				w = f.cfg.Store.NewWriter()
+			}
+			if err := w.AppendEntry(&e); err != nil {
+				// Nothing of this entry is kept; what came before is good.
+				w.Discard()
+				w = nil
+				if errors.Is(err, argent.ErrChainMismatch) {
+					return fmt.Errorf("%w: %w", errRefused, err)
+				}
+				return f.countCorrupt(err)
+			}
+			f.cfg.Metrics.EntriesReceived.Inc()
+			if r.Buffered() == 0 || w.Len() >= f.cfg.MaxGroup {
+				if err := commit(); err != nil {
+					return err
+				}
+			}
+		case wire.FrameHeartbeat:
+			if err := commit(); err != nil {
+				return err
+			}
+			h, err := wire.DecodeHeartbeat(payload)
+			if err != nil {
+				return f.countCorrupt(err)
+			}
+			f.cfg.OnHeartbeat(h)
+		case wire.FrameTooOld:
+			if err := commit(); err != nil {
+				return err
+			}
+			t, err := wire.DecodeTooOld(payload)
+			if err != nil {
+				return f.countCorrupt(err)
+			}
+			return errTooOld{first: t.FirstIndex}
+		case wire.FrameError:
+			_ = commit()
+			return fmt.Errorf("pull: upstream error: %s", payload)
+		default:
+			_ = commit()
+			return f.countCorrupt(fmt.Errorf("%w: unexpected frame type %d", argent.ErrCorruption, typ))
+		}
+	}
+}
+
+func (f *Follower) countCorrupt(err error) error {
+	if errors.Is(err, argent.ErrCorruption) {
+		f.cfg.Metrics.Corruptions.Inc()
+	}
+	return err
+}
+
+// bootstrap loads a snapshot from up, replacing the store's contents.
+func (f *Follower) bootstrap(ctx context.Context, up string) error {
+	f.cfg.Logger.Info("bootstrapping from snapshot", "upstream", up, "applied", f.cfg.Store.Applied())
+	resp, alive, stop, err := f.open(ctx, "http://"+up+SnapshotPath)
+	if err != nil {
+		return err
+	}
+	defer stop(nil)
+	rctx := resp.Request.Context()
+	r := wire.NewReader(resp.Body, wire.DefaultMaxFrame)
+	typ, payload, err := r.ReadFrame()
+	if err != nil {
+		return f.countCorrupt(readErr(rctx, fmt.Errorf("pull: read snapshot header: %w", err)))
+	}
+	if typ != wire.FrameSnapBegin {
+		return f.countCorrupt(fmt.Errorf("%w: snapshot starts with frame type %d", argent.ErrCorruption, typ))
+	}
+	h, err := wire.DecodeSnapshotHeader(payload)
+	if err != nil {
+		return f.countCorrupt(err)
+	}
+	res, err := f.cfg.Store.BeginRestore(h.Dataset, kv.State{Index: h.Index, Time: h.Time, Chain: h.Chain})
+	if err != nil {
+		return fmt.Errorf("%w: %w", errRefused, err)
+	}
+	defer res.Abort()
+	for {
+		typ, payload, err := r.ReadFrame()
+		if err != nil {
+			return f.countCorrupt(readErr(rctx, fmt.Errorf("pull: read snapshot: %w", err)))
+		}
+		alive()
+		f.cfg.Metrics.BytesReceived.Add(float64(len(payload) + wire.HeaderSize))
+		switch typ {
+		case wire.FrameSnapChunk:
+			n := res.Records()
+			if err := wire.DecodeSnapshotChunk(payload, func(rec wire.SnapshotRecord) error {
+				return res.Add(rec.Key, rec.ModIndex, rec.Value)
+			}); err != nil {
+				return f.countCorrupt(err)
+			}
+			f.cfg.Metrics.SnapshotRecords.Add(float64(res.Records() - n))
+		case wire.FrameSnapEnd:
+			t, err := wire.DecodeSnapshotTrailer(payload)
+			if err != nil {
+				return f.countCorrupt(err)
+			}
+			if err := res.Finish(t.Records); err != nil {
+				return f.countCorrupt(err)
+			}
+			f.cfg.Metrics.SnapshotsLoaded.Inc()
+			f.cfg.Logger.Info("snapshot loaded", "upstream", up, "index", h.Index, "records", t.Records)
+			return nil
+		default:
+			return f.countCorrupt(fmt.Errorf("%w: unexpected frame type %d in snapshot", argent.ErrCorruption, typ))
+		}
+	}
+}

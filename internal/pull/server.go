@@ -1,0 +1,367 @@
+// Package pull is the node-to-node log protocol: a parent serves its log and
+// snapshots over HTTP; a child pulls them, checks them and applies them.
+//
+// Children pull; parents never push into a child that did not ask. A log
+// stream is GET /internal/v1/log?from=N with the child's dataset and node ID
+// in headers; the answer is a stream of wire frames: a Hello, then entries and
+// heartbeats, or TooOld when N is older than the parent's log. A snapshot is
+// GET /internal/v1/snapshot: SnapBegin, chunks, SnapEnd.
+package pull
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/wire"
+)
+
+// HTTP paths and headers of the protocol.
+const (
+	LogPath      = "/internal/v1/log"
+	SnapshotPath = "/internal/v1/snapshot"
+
+	HeaderDataset  = "Argent-Dataset"  // the child's dataset ID, empty if it has none yet
+	HeaderNode     = "Argent-Node"     // the child's node ID
+	HeaderAddr     = "Argent-Addr"     // the child's own listen address, for status
+	HeaderProtocol = "Argent-Protocol" // protocol version, ProtocolVersion
+	ContentType    = "application/x-argent-frames"
+)
+
+// ProtocolVersion is the version of the stream protocol. A parent refuses a
+// child that speaks another one.
+const ProtocolVersion = "1"
+
+// RootClock reports the newest root index and its commit time that a node
+// knows of: its own state on the root, the latest heartbeat elsewhere.
+type RootClock interface {
+	Root() (argent.Index, int64)
+}
+
+// ServerConfig configures a Server.
+type ServerConfig struct {
+	Store  *kv.Store
+	NodeID string
+	Root   RootClock
+	// Heartbeat is the interval between heartbeats. Default 1s.
+	Heartbeat time.Duration
+	// WriteTimeout drops a child that does not take bytes for this long.
+	// Default 30s.
+	WriteTimeout time.Duration
+	// SnapshotChunk is the payload size of snapshot chunks. Default 1 MiB.
+	SnapshotChunk int
+	Metrics       *Metrics
+	Logger        *slog.Logger
+}
+
+// Server serves a node's log and snapshots to its children.
+type Server struct {
+	cfg ServerConfig
+
+	done      chan struct{} // closed by Close: ends every stream
+	closeOnce sync.Once
+
+	mu struct {
+		sync.Mutex
+		children map[*child]struct{}
+	}
+}
+
+// Close ends every open log stream and snapshot transfer.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.done) })
+}
+
+// child is one connected log stream, for status.
+type child struct {
+	nodeID string
+	addr   string
+	remote string
+	since  time.Time
+	sent   atomic.Uint64 // last index sent
+}
+
+// ChildInfo describes a connected child.
+type ChildInfo struct {
+	NodeID    string
+	Addr      string // the child's listen address, as it reported it
+	Remote    string // the connection's remote address
+	Since     time.Time
+	SentIndex argent.Index
+}
+
+// NewServer returns a Server.
+func NewServer(cfg ServerConfig) *Server {
+	if cfg.Heartbeat == 0 {
+		cfg.Heartbeat = time.Second
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = 30 * time.Second
+	}
+	if cfg.SnapshotChunk == 0 {
+		cfg.SnapshotChunk = 1 << 20
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, done: make(chan struct{})}
+	s.mu.children = make(map[*child]struct{})
+	return s
+}
+
+// Children lists the connected children.
+func (s *Server) Children() []ChildInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ChildInfo, 0, len(s.mu.children))
+	for c := range s.mu.children {
+		out = append(out, ChildInfo{NodeID: c.nodeID, Addr: c.addr, Remote: c.remote, Since: c.since, SentIndex: argent.Index(c.sent.Load())})
+	}
+	return out
+}
+
+// Register adds the protocol's routes to mux.
+func (s *Server) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET "+LogPath, s.serveLog)
+	mux.HandleFunc("GET "+SnapshotPath, s.serveSnapshot)
+}
+
+// refuse writes a plain error for a child; children log it and move on.
+func refuse(w http.ResponseWriter, status int, format string, args ...any) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, format+"\n", args...)
+}
+
+// admit checks a child's request: protocol, dataset, not ourselves.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request) (argent.DatasetID, bool) {
+	if v := r.Header.Get(HeaderProtocol); v != ProtocolVersion {
+		refuse(w, http.StatusBadRequest, "protocol version %q, this node speaks %q", v, ProtocolVersion)
+		return argent.DatasetID{}, false
+	}
+	if r.Header.Get(HeaderNode) == s.cfg.NodeID {
+		refuse(w, http.StatusConflict, "refusing to feed node %s its own log", s.cfg.NodeID)
+		return argent.DatasetID{}, false
+	}
+	ours := s.cfg.Store.Dataset()
+	if ours.IsZero() || s.cfg.Store.Restoring() {
+		refuse(w, http.StatusServiceUnavailable, "node has no data yet")
+		return ours, false
+	}
+	if v := r.Header.Get(HeaderDataset); v != "" {
+		theirs, err := argent.ParseDatasetID(v)
+		if err != nil {
+			refuse(w, http.StatusBadRequest, "%v", err)
+			return ours, false
+		}
+		if theirs != ours {
+			refuse(w, http.StatusConflict, "%v: child has %s, this node %s", argent.ErrDatasetMismatch, theirs, ours)
+			return ours, false
+		}
+	}
+	return ours, true
+}
+
+func (s *Server) serveLog(w http.ResponseWriter, r *http.Request) {
+	ds, ok := s.admit(w, r)
+	if !ok {
+		return
+	}
+	from, err := strconv.ParseUint(r.URL.Query().Get("from"), 10, 64)
+	if err != nil || from == 0 {
+		refuse(w, http.StatusBadRequest, "from must be an index >= 1")
+		return
+	}
+	c := &child{nodeID: r.Header.Get(HeaderNode), addr: r.Header.Get(HeaderAddr), remote: r.RemoteAddr, since: time.Now()}
+	c.sent.Store(from - 1)
+	s.mu.Lock()
+	s.mu.children[c] = struct{}{}
+	s.mu.Unlock()
+	s.cfg.Metrics.Children.Inc()
+	defer func() {
+		s.mu.Lock()
+		delete(s.mu.children, c)
+		s.mu.Unlock()
+		s.cfg.Metrics.Children.Dec()
+	}()
+
+	w.Header().Set("Content-Type", ContentType)
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	fw := wire.NewWriter(w)
+	flush := func() error {
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		if err := fw.Flush(); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	rootIdx, rootTime := s.cfg.Root.Root()
+	hello := wire.Hello{Dataset: ds, NodeID: s.cfg.NodeID, Applied: s.cfg.Store.Applied(), RootIndex: rootIdx, RootTime: rootTime}
+	if err := fw.WriteFrame(wire.FrameHello, hello.Append(nil)); err != nil {
+		return
+	}
+	if err := flush(); err != nil {
+		return
+	}
+	err = s.stream(r.Context(), fw, flush, c, argent.Index(from))
+	if err != nil && r.Context().Err() == nil {
+		s.cfg.Logger.Debug("log stream ended", "child", c.nodeID, "remote", c.remote, "err", err)
+	}
+}
+
+// stream sends entries from index next on, heartbeats while idle, until the
+// child goes away or falls behind the log.
+func (s *Server) stream(ctx context.Context, fw *wire.Writer, flush func() error, c *child, next argent.Index) error {
+	st := s.cfg.Store
+	hb := time.NewTicker(s.cfg.Heartbeat)
+	defer hb.Stop()
+	var payload []byte
+	heartbeat := func() error {
+		ri, rt := s.cfg.Root.Root()
+		h := wire.Heartbeat{RootIndex: ri, RootTime: rt, Applied: st.Applied()}
+		payload = h.Append(payload[:0])
+		if err := fw.WriteFrame(wire.FrameHeartbeat, payload); err != nil {
+			return err
+		}
+		return flush()
+	}
+	for {
+		changed := st.Changed()
+		if next < st.LogFirst() {
+			t := wire.TooOld{FirstIndex: st.LogFirst()}
+			if err := fw.WriteFrame(wire.FrameTooOld, t.Append(nil)); err != nil {
+				return err
+			}
+			s.cfg.Metrics.TooOld.Inc()
+			return flush()
+		}
+		if next <= st.Applied() {
+			var werr error
+			n, err := st.ReadLog(next, 4<<20, func(e *kv.LogEntry) bool {
+				if werr = fw.WriteFrame(wire.FrameEntry, e.Raw); werr != nil {
+					return false
+				}
+				s.cfg.Metrics.EntriesSent.Inc()
+				s.cfg.Metrics.BytesSent.Add(float64(len(e.Raw) + wire.HeaderSize))
+				return true
+			})
+			if werr != nil {
+				return werr
+			}
+			if errors.Is(err, argent.ErrCompacted) {
+				continue // TooOld on the next turn
+			}
+			if err != nil {
+				return err
+			}
+			next = n
+			c.sent.Store(uint64(next - 1))
+			// Send a heartbeat with each burst so children learn the root
+			// index without waiting a full interval.
+			if err := heartbeat(); err != nil {
+				return err
+			}
+			continue
+		}
+		select {
+		case <-changed:
+		case <-hb.C:
+			if err := heartbeat(); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.done:
+			return nil
+		}
+	}
+}
+
+func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
+	ds, ok := s.admit(w, r)
+	if !ok {
+		return
+	}
+	snap, err := s.cfg.Store.NewSnapshot()
+	if err != nil {
+		refuse(w, http.StatusServiceUnavailable, "%v", err)
+		return
+	}
+	defer snap.Close()
+	var after []byte
+	if v := r.URL.Query().Get("after"); v != "" {
+		if after, err = hex.DecodeString(v); err != nil {
+			refuse(w, http.StatusBadRequest, "after must be hex: %v", err)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", ContentType)
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	fw := wire.NewWriter(w)
+	flush := func() error {
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		if err := fw.Flush(); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	h := wire.SnapshotHeader{Dataset: ds, Index: snap.State.Index, Time: snap.State.Time, Chain: snap.State.Chain}
+	if err := fw.WriteFrame(wire.FrameSnapBegin, h.Append(nil)); err != nil {
+		return
+	}
+	s.cfg.Metrics.SnapshotsServed.Inc()
+	var (
+		chunk   []byte
+		records uint64
+	)
+	send := func() error {
+		if len(chunk) == 0 {
+			return nil
+		}
+		if err := fw.WriteFrame(wire.FrameSnapChunk, chunk); err != nil {
+			return err
+		}
+		s.cfg.Metrics.BytesSent.Add(float64(len(chunk) + wire.HeaderSize))
+		chunk = chunk[:0]
+		return flush()
+	}
+	err = snap.Records(after, func(key []byte, mod argent.Index, value []byte) error {
+		chunk = wire.AppendSnapshotRecord(chunk, &wire.SnapshotRecord{Key: key, ModIndex: mod, Value: value})
+		records++
+		if len(chunk) >= s.cfg.SnapshotChunk {
+			return send()
+		}
+		select {
+		case <-s.done:
+			return argent.ErrClosed
+		default:
+		}
+		return r.Context().Err()
+	})
+	if err == nil {
+		err = send()
+	}
+	if err != nil {
+		s.cfg.Logger.Debug("snapshot transfer ended", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	t := wire.SnapshotTrailer{Records: records}
+	if err := fw.WriteFrame(wire.FrameSnapEnd, t.Append(nil)); err != nil {
+		return
+	}
+	_ = flush()
+}

@@ -1,0 +1,228 @@
+// Package root is argent's write path: it takes batches from many concurrent
+// writers, checks their conditions, gives each committed batch the next log
+// index, and acknowledges a batch only after the Pebble batch holding it has
+// been fsynced.
+//
+// Writers that arrive while a commit is in flight are grouped: they share one
+// Pebble batch and one fsync (group commit). MaxDelay can hold a group open a
+// little longer to make groups bigger under light load.
+//
+//	r := root.New(store, root.Config{})
+//	go r.Run(ctx)
+//	idx, err := r.Write(ctx, argent.Batch{Ops: ops})
+package root
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/kv"
+)
+
+// Config tunes the write path. The zero value is usable.
+type Config struct {
+	// MaxDelay is how long the committer waits for more writers after the
+	// first of a group arrives. Default 0: a group is whatever queued while
+	// the previous commit was in flight.
+	MaxDelay time.Duration
+	// MaxGroupBytes bounds the key and value bytes of one group.
+	// Default 64 MiB.
+	MaxGroupBytes int
+	// MaxGroupBatches bounds the number of batches in one group. Default 4096.
+	MaxGroupBatches int
+	// Now returns the commit time. Default time.Now.
+	Now func() time.Time
+	// OnCommit, if set, is called after each group commits with the number
+	// of batches and the time the fsynced commit took.
+	OnCommit func(batches int, took time.Duration)
+}
+
+// Root is the write path over a store.
+type Root struct {
+	store *kv.Store
+	cfg   Config
+	reqs  chan *request
+	done  chan struct{}
+}
+
+type request struct {
+	batch argent.Batch
+	size  int
+	resp  chan result
+}
+
+type result struct {
+	index argent.Index
+	err   error
+}
+
+// ErrStopped is returned by Write once Run has returned.
+var ErrStopped = errors.New("root: write path stopped")
+
+// New returns a write path over store. Call Run to start committing.
+func New(store *kv.Store, cfg Config) *Root {
+	if cfg.MaxGroupBytes == 0 {
+		cfg.MaxGroupBytes = 64 << 20
+	}
+	if cfg.MaxGroupBatches == 0 {
+		cfg.MaxGroupBatches = 4096
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Root{store: store, cfg: cfg, reqs: make(chan *request, 1024), done: make(chan struct{})}
+}
+
+// Write commits b and returns its index once it is durable. The batch must
+// already have passed argent.Limits.CheckBatch. A failed condition returns a
+// *argent.ConditionError and commits nothing. If ctx ends before the batch
+// is committed, Write returns ctx's error; the batch may still commit.
+func (r *Root) Write(ctx context.Context, b argent.Batch) (argent.Index, error) {
+	req := &request{batch: b, size: batchSize(&b), resp: make(chan result, 1)}
+	select {
+	case r.reqs <- req:
+	case <-r.done:
+		return 0, ErrStopped
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	select {
+	case res := <-req.resp:
+		return res.index, res.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+func batchSize(b *argent.Batch) int {
+	n := 0
+	for _, op := range b.Ops {
+		n += len(op.Key) + len(op.Value)
+	}
+	return n
+}
+
+// Run commits groups of batches until ctx ends. Batches still queued then
+// get ErrStopped.
+func (r *Root) Run(ctx context.Context) error {
+	defer close(r.done)
+	var pending *request
+	for {
+		group := make([]*request, 0, 64)
+		if pending != nil {
+			group = append(group, pending)
+			pending = nil
+		} else {
+			select {
+			case req := <-r.reqs:
+				group = append(group, req)
+			case <-ctx.Done():
+				r.drain()
+				return nil
+			}
+		}
+		size := group[0].size
+		var (
+			deadline <-chan time.Time
+			timer    *time.Timer
+		)
+		if r.cfg.MaxDelay > 0 {
+			timer = time.NewTimer(r.cfg.MaxDelay)
+			deadline = timer.C
+		}
+	collect:
+		for len(group) < r.cfg.MaxGroupBatches {
+			var req *request
+			if deadline == nil {
+				select {
+				case req = <-r.reqs:
+				default:
+					break collect
+				}
+			} else {
+				select {
+				case req = <-r.reqs:
+				case <-deadline:
+					break collect
+				}
+			}
+			if size+req.size > r.cfg.MaxGroupBytes {
+				pending = req
+				break
+			}
+			size += req.size
+			group = append(group, req)
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		r.commit(group)
+	}
+}
+
+// drain fails every queued request after Run stops.
+func (r *Root) drain() {
+	for {
+		select {
+		case req := <-r.reqs:
+			req.resp <- result{err: ErrStopped}
+		default:
+			return
+		}
+	}
+}
+
+// commit applies a group in one Writer: each batch's conditions are checked
+// against the state including the batches before it in the group.
+func (r *Root) commit(group []*request) {
+	start := time.Now()
+	w := r.store.NewWriter()
+	defer w.Discard()
+	results := make([]result, len(group))
+	now := r.cfg.Now()
+	for i, req := range group {
+		if err := checkConditions(w, req.batch.Conditions); err != nil {
+			results[i].err = err
+			continue
+		}
+		e, err := w.Append(req.batch.Ops, now)
+		if err != nil {
+			// The Writer may hold part of this batch: fail the whole group.
+			r.fail(group, fmt.Errorf("root: apply batch: %w", err))
+			return
+		}
+		results[i].index = e.Index
+	}
+	if err := w.Commit(); err != nil {
+		r.fail(group, fmt.Errorf("root: commit: %w", err))
+		return
+	}
+	if r.cfg.OnCommit != nil {
+		r.cfg.OnCommit(len(group), time.Since(start))
+	}
+	for i, req := range group {
+		req.resp <- results[i]
+	}
+}
+
+func (r *Root) fail(group []*request, err error) {
+	for _, req := range group {
+		req.resp <- result{err: err}
+	}
+}
+
+func checkConditions(w *kv.Writer, conds []argent.Condition) error {
+	for _, c := range conds {
+		got, err := w.ModIndex(c.Key)
+		if err != nil {
+			return fmt.Errorf("root: check condition on %q: %w", c.Key, err)
+		}
+		if got != c.ModIndex {
+			return &argent.ConditionError{Key: c.Key, Want: c.ModIndex, Got: got}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,246 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/argent-kv/argent/internal/testutil/cluster"
+)
+
+// TestMain builds testdata/fakeargent, which stands in for argent, and points
+// ARGENT_BIN at it.
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "fakeargent-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "fakeargent")
+	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/fakeargent").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build fakeargent: %v\n%s", err, out)
+		return 1
+	}
+	os.Setenv("ARGENT_BIN", bin)
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	return code
+}
+
+func TestBuildBinary_Env(t *testing.T) {
+	if got, want := cluster.BuildBinary(t), os.Getenv("ARGENT_BIN"); got != want {
+		t.Fatalf("got %q, want $ARGENT_BIN %q", got, want)
+	}
+}
+
+func TestFreeAddr(t *testing.T) {
+	a, b := cluster.FreeAddr(t), cluster.FreeAddr(t)
+	if !strings.HasPrefix(a, "127.0.0.1:") || a == b {
+		t.Fatalf("got %q and %q, want two different 127.0.0.1 addresses", a, b)
+	}
+}
+
+func TestStartRoot(t *testing.T) {
+	n := cluster.StartRoot(t, "--upstream", "ignored")
+	st, err := n.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Role != "root" || st.AppliedIndex != 1 || st.NodeID != fmt.Sprintf("fake-%d", n.PID()) {
+		t.Fatalf("status: got %+v, want role root, applied_index 1, node_id fake-%d", st, n.PID())
+	}
+	if st.Raw["extra"] != "x" {
+		t.Fatalf("Raw: got %v, want extra=x", st.Raw)
+	}
+	if got, want := n.URL(), "http://"+n.Addr; got != want {
+		t.Fatalf("URL: got %q, want %q", got, want)
+	}
+	wantArgs := []string{"root", "--data", n.DataDir, "--listen", n.Addr, "--upstream", "ignored"}
+	if got := strings.Join(n.Args, " "); got != strings.Join(wantArgs, " ") {
+		t.Fatalf("Args: got %q, want %q", got, wantArgs)
+	}
+	if !n.Running() {
+		t.Fatal("Running: got false, want true")
+	}
+}
+
+func TestStartReplica(t *testing.T) {
+	root := cluster.StartRoot(t)
+	r := cluster.StartReplica(t, []string{root.Addr, "127.0.0.1:1"})
+	st := cluster.WaitApplied(t, r, 1, 5*time.Second)
+	if want := root.Addr + ",127.0.0.1:1"; st.Role != "replica" || st.Upstream != want {
+		t.Fatalf("status: got %+v, want role replica, upstream %q", st, want)
+	}
+}
+
+func TestNewNode_Relay(t *testing.T) {
+	n := cluster.NewNode(t, "relay", "--upstream", "127.0.0.1:1")
+	if n.DataDir != "" || strings.Contains(strings.Join(n.Args, " "), "--data") {
+		t.Fatalf("relay: got DataDir %q, Args %q; want no data directory", n.DataDir, n.Args)
+	}
+	n.Start()
+	if st := n.WaitReady(5 * time.Second); st.Role != "relay" {
+		t.Fatalf("role: got %q, want relay", st.Role)
+	}
+}
+
+func TestNode_Kill(t *testing.T) {
+	n := cluster.StartRoot(t)
+	n.Kill()
+	if n.Running() {
+		t.Fatal("Running after Kill: got true, want false")
+	}
+	if _, err := n.Status(); err == nil {
+		t.Fatal("Status after Kill: got nil error")
+	}
+	n.Kill() // no-op
+}
+
+func TestNode_Restart(t *testing.T) {
+	n := cluster.StartRoot(t)
+	pid := n.PID()
+	n.Restart()
+	st := n.WaitReady(5 * time.Second)
+	if st.AppliedIndex != 2 {
+		t.Fatalf("applied_index after Restart: got %d, want 2 (same data directory)", st.AppliedIndex)
+	}
+	if n.PID() == pid {
+		t.Fatalf("PID after Restart: got the old %d", pid)
+	}
+	log, err := os.ReadFile(n.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(string(log), "=== cluster: "); got != 2 {
+		t.Fatalf("log has %d start headers, want 2:\n%s", got, log)
+	}
+	if !strings.Contains(string(log), "start 2") {
+		t.Fatalf("log lacks the node's own output:\n%s", log)
+	}
+}
+
+func TestNode_PauseResume(t *testing.T) {
+	n := cluster.StartRoot(t)
+	n.Pause()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := n.StatusContext(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Status while paused: got %v, want deadline exceeded", err)
+	}
+	if !n.Running() {
+		t.Fatal("Running while paused: got false, want true")
+	}
+	n.Resume()
+	n.WaitReady(5 * time.Second)
+}
+
+func TestNode_Stop(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		pause   bool
+		wantErr bool
+	}{
+		{name: "Graceful"},
+		{name: "Paused", pause: true},
+		{name: "IgnoresTerm", args: []string{"--ignore-term"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := cluster.StartRoot(t, tt.args...)
+			n.StopTimeout = 300 * time.Millisecond
+			if tt.pause {
+				n.Pause()
+			}
+			err := n.Stop()
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Stop: got %v, want error %v", err, tt.wantErr)
+			}
+			if n.Running() {
+				t.Fatal("Running after Stop: got true")
+			}
+		})
+	}
+}
+
+func TestNode_WaitExit(t *testing.T) {
+	n := cluster.NewNode(t, "root", "--no-such-flag")
+	n.Start()
+	var exitErr *exec.ExitError
+	if err := n.WaitExit(5 * time.Second); !errors.As(err, &exitErr) {
+		t.Fatalf("WaitExit: got %v, want an exit error", err)
+	}
+}
+
+func TestWaitFor(t *testing.T) {
+	t.Run("Met", func(t *testing.T) {
+		calls := 0
+		cluster.WaitFor(t, 5*time.Second, func() error {
+			if calls++; calls < 3 {
+				return errors.New("not yet")
+			}
+			return nil
+		})
+		if calls != 3 {
+			t.Fatalf("calls: got %d, want 3", calls)
+		}
+	})
+	t.Run("Timeout", func(t *testing.T) {
+		ft := &fatalTB{TB: t}
+		start := time.Now()
+		ft.run(func() {
+			cluster.WaitFor(ft, 50*time.Millisecond, func() error { return errors.New("never") })
+		})
+		if !strings.Contains(ft.msg, "never") {
+			t.Fatalf("Fatalf message: got %q, want the last error", ft.msg)
+		}
+		if el := time.Since(start); el < 50*time.Millisecond || el > 2*time.Second {
+			t.Fatalf("gave up after %v, want about 50ms", el)
+		}
+	})
+}
+
+// fatalTB records the message of Fatalf and ends the goroutine, as
+// testing.T does, without failing the real test.
+type fatalTB struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalTB) Helper() {}
+
+func (f *fatalTB) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// run calls fn in a goroutine that Fatalf may end, and waits for it.
+func (f *fatalTB) run(fn func()) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		fn()
+	}()
+	wg.Wait()
+}

@@ -9,6 +9,7 @@
 package argent
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -109,7 +110,7 @@ func ParseDatasetID(s string) (DatasetID, error) {
 	if len(s) != 32 {
 		return d, fmt.Errorf("%w: dataset id %q is not 32 hex digits", ErrInvalid, s)
 	}
-	if _, err := fmt.Sscanf(s, "%x", &d); err != nil {
+	if _, err := hex.Decode(d[:], []byte(s)); err != nil {
 		return d, fmt.Errorf("%w: dataset id %q: %v", ErrInvalid, s, err)
 	}
 	return d, nil

@@ -14,7 +14,6 @@ package root
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -59,8 +58,9 @@ type result struct {
 	err   error
 }
 
-// ErrStopped is returned by Write once Run has returned.
-var ErrStopped = errors.New("root: write path stopped")
+// ErrStopped is returned by Write once Run has returned. It wraps
+// argent.ErrUnavailable.
+var ErrStopped = fmt.Errorf("root: write path stopped: %w", argent.ErrUnavailable)
 
 // New returns a write path over store. Call Run to start committing.
 func New(store *kv.Store, cfg Config) *Root {
@@ -83,6 +83,11 @@ func New(store *kv.Store, cfg Config) *Root {
 func (r *Root) Write(ctx context.Context, b argent.Batch) (argent.Index, error) {
 	req := &request{batch: b, size: batchSize(&b), resp: make(chan result, 1)}
 	select {
+	case <-r.done:
+		return 0, ErrStopped
+	default:
+	}
+	select {
 	case r.reqs <- req:
 	case <-r.done:
 		return 0, ErrStopped
@@ -92,6 +97,14 @@ func (r *Root) Write(ctx context.Context, b argent.Batch) (argent.Index, error) 
 	select {
 	case res := <-req.resp:
 		return res.index, res.err
+	case <-r.done:
+		// Run stopped; it answers every request it took before stopping.
+		select {
+		case res := <-req.resp:
+			return res.index, res.err
+		default:
+			return 0, ErrStopped
+		}
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}

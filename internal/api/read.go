@@ -1,0 +1,232 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/kv"
+)
+
+// setIndex sets Argent-Index.
+func setIndex(h http.Header, at argent.Index) {
+	h[client.HeaderIndex] = []string{strconv.FormatUint(uint64(at), 10)}
+}
+
+// setValueHeaders sets the headers of a value answer, Argent-Index,
+// Argent-Mod-Index and Content-Length, in two allocations whatever the size
+// of the numbers.
+func setValueHeaders(h http.Header, at, mod argent.Index, n int) {
+	var buf [64]byte
+	b := strconv.AppendUint(buf[:0], uint64(at), 10)
+	i := len(b)
+	b = strconv.AppendUint(b, uint64(mod), 10)
+	j := len(b)
+	b = strconv.AppendInt(b, int64(n), 10)
+	str := string(b)
+	vals := []string{str[:i], str[i:j], str[j:]}
+	h[client.HeaderIndex] = vals[0:1:1]
+	h[client.HeaderModIndex] = vals[1:2:2]
+	h["Content-Length"] = vals[2:3:3]
+}
+
+// serveGet answers GET /v1/kv/{key}: the raw value at index S, the published
+// applied index once min_index is reached.
+func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, key string) int {
+	h := w.Header()
+	h[client.HeaderTier] = s.tierValue()
+	kb := []byte(key)
+	if err := s.b.Limits().CheckKey(kb); err != nil {
+		return s.writeError(w, r, err)
+	}
+	q, err := s.parseReadQuery(r.URL.RawQuery)
+	if err != nil {
+		return s.writeError(w, r, err)
+	}
+	at, err := s.readIndex(r, q)
+	if err != nil {
+		setIndex(h, at)
+		return s.writeError(w, r, err)
+	}
+	st := s.b.Store()
+	v, err := st.Get(kb, at)
+	if errors.Is(err, argent.ErrCompacted) {
+		// A trim moved the horizon past at while the read ran; the newer
+		// applied index is still >= min_index.
+		at = st.Applied()
+		v, err = st.Get(kb, at)
+	}
+	if err != nil {
+		setIndex(h, at)
+		return s.writeError(w, r, err)
+	}
+	setValueHeaders(h, at, v.ModIndex, len(v.Value))
+	h["Content-Type"] = octetType
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(v.Value)
+	return http.StatusOK
+}
+
+// scanLimit parses limit: absent or 0 is the default, larger than the
+// maximum is cut to it.
+func (s *Server) scanLimit(raw string) (int, error) {
+	n := 0
+	v, ok, err := queryParam(raw, "limit")
+	if err != nil {
+		return 0, err
+	}
+	if ok && v != "" {
+		if n, err = strconv.Atoi(v); err != nil || n < 0 {
+			return 0, invalidf("limit=%q is not a count", v)
+		}
+	}
+	if n == 0 {
+		n = s.opts.DefaultScanLimit
+	}
+	return min(n, s.opts.MaxScanLimit), nil
+}
+
+// serveScan answers GET /v1/kv?prefix=P&after=K&limit=L with one page read
+// at one index.
+func (s *Server) serveScan(w http.ResponseWriter, r *http.Request) int {
+	h := w.Header()
+	h[client.HeaderTier] = s.tierValue()
+	raw := r.URL.RawQuery
+	prefix, _, err := queryParam(raw, "prefix")
+	if err != nil {
+		return s.writeError(w, r, err)
+	}
+	after, _, err := queryParam(raw, "after")
+	if err != nil {
+		return s.writeError(w, r, err)
+	}
+	limit, err := s.scanLimit(raw)
+	if err != nil {
+		return s.writeError(w, r, err)
+	}
+	q, err := s.parseReadQuery(raw)
+	if err != nil {
+		return s.writeError(w, r, err)
+	}
+	at, err := s.readIndex(r, q)
+	if err != nil {
+		setIndex(h, at)
+		return s.writeError(w, r, err)
+	}
+	st := s.b.Store()
+	items, more, err := st.Scan([]byte(prefix), []byte(after), limit, at)
+	if errors.Is(err, argent.ErrCompacted) {
+		at = st.Applied()
+		items, more, err = st.Scan([]byte(prefix), []byte(after), limit, at)
+	}
+	setIndex(h, at)
+	if err != nil {
+		return s.writeError(w, r, err)
+	}
+	page := client.ScanPage{Index: at, Items: make([]client.Item, len(items))}
+	for i := range items {
+		page.Items[i] = client.Item{Key: string(items[i].Key), Value: items[i].Value.Value, ModIndex: items[i].ModIndex}
+	}
+	if more && len(items) > 0 {
+		page.Next = page.Items[len(items)-1].Key
+	}
+	return s.writeJSON(w, r, http.StatusOK, page)
+}
+
+// jsonBodyLimit bounds a JSON request body: a batch of MaxBatch bytes grows
+// by 4/3 in base64, and the JSON around keys and values adds more, so allow
+// 3/2 of MaxBatch plus 1 MiB.
+func jsonBodyLimit(l argent.Limits) int64 {
+	return int64(l.MaxBatch)*3/2 + 1<<20
+}
+
+// decodeBody decodes one JSON value from body into v, refusing unknown
+// fields and trailing data. A body over its MaxBytesReader limit gives an
+// argent.ErrTooLarge error, bad JSON an argent.ErrInvalid one.
+func decodeBody(body io.Reader, v any) error {
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = terr
+			if err == nil {
+				err = errors.New("data after the JSON value")
+			}
+		}
+	}
+	var mbe *http.MaxBytesError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &mbe):
+		return fmt.Errorf("%w: body is larger than the limit of %d bytes", argent.ErrTooLarge, mbe.Limit)
+	case err == io.EOF:
+		return invalidf("empty body")
+	}
+	return invalidf("body: %v", err)
+}
+
+// serveMGet answers POST /v1/mget: every key read at one index.
+func (s *Server) serveMGet(w http.ResponseWriter, r *http.Request) int {
+	h := w.Header()
+	h[client.HeaderTier] = s.tierValue()
+	q, err := s.parseReadQuery(r.URL.RawQuery)
+	if err != nil {
+		return s.writeError(w, r, err)
+	}
+	limits := s.b.Limits().WithDefaults()
+	var req client.MGetRequest
+	if err := decodeBody(http.MaxBytesReader(w, r.Body, jsonBodyLimit(limits)), &req); err != nil {
+		return s.writeError(w, r, err)
+	}
+	if len(req.Keys) > s.opts.MaxMGetKeys {
+		return s.writeError(w, r, fmt.Errorf("%w: %d keys, more than the limit of %d", argent.ErrTooLarge, len(req.Keys), s.opts.MaxMGetKeys))
+	}
+	keys := make([][]byte, len(req.Keys))
+	for i, k := range req.Keys {
+		keys[i] = []byte(k)
+		if err := limits.CheckKey(keys[i]); err != nil {
+			return s.writeError(w, r, fmt.Errorf("key %d: %w", i, err))
+		}
+	}
+	at, err := s.readIndex(r, q)
+	if err != nil {
+		setIndex(h, at)
+		return s.writeError(w, r, err)
+	}
+	st := s.b.Store()
+	out := client.MGetResponse{Items: make([]client.Item, len(keys))}
+	err = mgetAt(st, keys, req.Keys, at, out.Items)
+	if errors.Is(err, argent.ErrCompacted) {
+		at = st.Applied()
+		err = mgetAt(st, keys, req.Keys, at, out.Items)
+	}
+	setIndex(h, at)
+	if err != nil {
+		return s.writeError(w, r, err)
+	}
+	out.Index = at
+	return s.writeJSON(w, r, http.StatusOK, out)
+}
+
+// mgetAt reads every key at index at into items.
+func mgetAt(st *kv.Store, keys [][]byte, names []string, at argent.Index, items []client.Item) error {
+	for i, k := range keys {
+		v, err := st.Get(k, at)
+		switch {
+		case err == nil:
+			items[i] = client.Item{Key: names[i], Value: v.Value, ModIndex: v.ModIndex}
+		case errors.Is(err, argent.ErrNotFound):
+			items[i] = client.Item{Key: names[i], Absent: true}
+		default:
+			return err
+		}
+	}
+	return nil
+}

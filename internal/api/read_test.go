@@ -1,0 +1,321 @@
+package api_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/client"
+)
+
+func TestServer_Get(t *testing.T) {
+	ts := newTestServer(t)
+	ts.b.tier = "replica"
+	i1 := ts.b.commit(t, put("a", "one"), put("dir/x", "slash"), put("a/../b", "dots"), put("a//b", "double"), put("héllo wörld", "utf8"))
+	i2 := ts.b.commit(t, put("empty", ""), put("a", "two"))
+	ts.b.commit(t, put("other", "x"))
+	applied := ts.b.store.Applied()
+
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		status int
+		value  string
+		mod    argent.Index
+	}{
+		{"Present", "GET", "/v1/kv/a", 200, "two", i2},
+		{"SlashRaw", "GET", "/v1/kv/dir/x", 200, "slash", i1},
+		{"SlashEscaped", "GET", "/v1/kv/dir%2Fx", 200, "slash", i1},
+		{"DotSegmentsKept", "GET", "/v1/kv/a/../b", 200, "dots", i1},
+		{"DotSegmentsEscaped", "GET", "/v1/kv/a%2F..%2Fb", 200, "dots", i1},
+		{"DoubleSlashKept", "GET", "/v1/kv/a//b", 200, "double", i1},
+		{"Unicode", "GET", "/v1/kv/" + url.PathEscape("héllo wörld"), 200, "utf8", i1},
+		{"EmptyValue", "GET", "/v1/kv/empty", 200, "", i2},
+		{"Head", "HEAD", "/v1/kv/a", 200, "", i2},
+		{"Absent", "GET", "/v1/kv/nope", 404, "", 0},
+		{"AbsentPrefixOfKey", "GET", "/v1/kv/dir", 404, "", 0},
+		{"MinIndexReached", "GET", "/v1/kv/a?min_index=" + strconv.Itoa(int(i1)), 200, "two", i2},
+		{"WaitWithoutMinIndex", "GET", "/v1/kv/a?wait=1s", 200, "two", i2},
+		{"UnknownParamIgnored", "GET", "/v1/kv/a?x=y&min_index=", 200, "two", i2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := ts.doString(t, tt.method, tt.path, "")
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status = %d, want %d (body %s)", resp.StatusCode, tt.status, body)
+			}
+			if got := resp.Header.Get(client.HeaderIndex); got != strconv.Itoa(int(applied)) {
+				t.Errorf("Argent-Index = %q, want %d", got, applied)
+			}
+			if got := resp.Header.Get(client.HeaderTier); got != "replica" {
+				t.Errorf("Argent-Tier = %q, want replica", got)
+			}
+			wantMod := ""
+			if tt.mod > 0 {
+				wantMod = strconv.Itoa(int(tt.mod))
+			}
+			if got := resp.Header.Get(client.HeaderModIndex); got != wantMod {
+				t.Errorf("Argent-Mod-Index = %q, want %q", got, wantMod)
+			}
+			if tt.status != 200 {
+				if d := decodeError(t, resp, body); d.Code != client.CodeNotFound {
+					t.Errorf("code = %q, want not_found", d.Code)
+				}
+				return
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/octet-stream" {
+				t.Errorf("Content-Type = %q", ct)
+			}
+			if string(body) != tt.value {
+				t.Errorf("body = %q, want %q", body, tt.value)
+			}
+			if tt.method == "HEAD" && resp.ContentLength != 3 {
+				t.Errorf("HEAD Content-Length = %d, want 3", resp.ContentLength)
+			}
+		})
+	}
+}
+
+func TestServer_GetMinIndex(t *testing.T) {
+	ts := newTestServer(t, func(c *serverConfig) { c.opts.MaxWait = 200 * time.Millisecond })
+	base := ts.b.commit(t, put("k", "v1"))
+
+	t.Run("WaitSucceeds", func(t *testing.T) {
+		want := ts.b.store.Applied() + 2
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			time.Sleep(20 * time.Millisecond)
+			ts.b.commit(t, put("x", "1"))
+			time.Sleep(20 * time.Millisecond)
+			ts.b.commit(t, put("k", "v2"))
+		}()
+		resp, body := ts.doString(t, "GET", fmt.Sprintf("/v1/kv/k?min_index=%d&wait=150ms", want), "")
+		<-done
+		if resp.StatusCode != 200 {
+			t.Fatalf("status = %d: %s", resp.StatusCode, body)
+		}
+		idx, _ := strconv.Atoi(resp.Header.Get(client.HeaderIndex))
+		if argent.Index(idx) < want {
+			t.Errorf("Argent-Index = %d, below min_index %d", idx, want)
+		}
+		if string(body) != "v2" {
+			t.Errorf("body = %q, want v2", body)
+		}
+	})
+	for _, tt := range []struct {
+		name    string
+		query   string
+		atLeast time.Duration
+		atMost  time.Duration
+	}{
+		{"Timeout", "wait=50ms", 50 * time.Millisecond, 2 * time.Second},
+		{"NoWait", "wait=0s", 0, time.Second},
+		{"WaitCapped", "wait=1h", 200 * time.Millisecond, 2 * time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			applied := ts.b.store.Applied()
+			start := time.Now()
+			resp, body := ts.doString(t, "GET", fmt.Sprintf("/v1/kv/k?min_index=%d&%s", applied+5, tt.query), "")
+			took := time.Since(start)
+			if resp.StatusCode != http.StatusGatewayTimeout {
+				t.Fatalf("status = %d, want 504: %s", resp.StatusCode, body)
+			}
+			if d := decodeError(t, resp, body); d.Code != client.CodeTimeout {
+				t.Errorf("code = %q, want timeout", d.Code)
+			}
+			if got := resp.Header.Get(client.HeaderIndex); got != strconv.Itoa(int(applied)) {
+				t.Errorf("Argent-Index = %q, want the index reached, %d", got, applied)
+			}
+			if took < tt.atLeast || took > tt.atMost {
+				t.Errorf("took %v, want between %v and %v", took, tt.atLeast, tt.atMost)
+			}
+		})
+	}
+	_ = base
+}
+
+func TestServer_MGet(t *testing.T) {
+	ts := newTestServer(t)
+	i1 := ts.b.commit(t, put("a", "1"), put("b", "2"), put("e", ""))
+	i2 := ts.b.commit(t, put("a", "3"), del("b"))
+
+	t.Run("Items", func(t *testing.T) {
+		resp, body := ts.doString(t, "POST", "/v1/mget", `{"keys":["a","b","c","e","a"]}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		got := decodeJSON[client.MGetResponse](t, body)
+		want := client.MGetResponse{Index: i2, Items: []client.Item{
+			{Key: "a", Value: []byte("3"), ModIndex: i2},
+			{Key: "b", Absent: true},
+			{Key: "c", Absent: true},
+			{Key: "e", ModIndex: i1},
+			{Key: "a", Value: []byte("3"), ModIndex: i2},
+		}}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("mget = %+v\nwant   %+v", got, want)
+		}
+		if h := resp.Header.Get(client.HeaderIndex); h != strconv.Itoa(int(i2)) {
+			t.Errorf("Argent-Index = %q, want %d", h, i2)
+		}
+	})
+	t.Run("NoKeys", func(t *testing.T) {
+		resp, body := ts.doString(t, "POST", "/v1/mget", `{"keys":[]}`)
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `"items":[]`) {
+			t.Errorf("status %d body %s", resp.StatusCode, body)
+		}
+	})
+	t.Run("MinIndexTimeout", func(t *testing.T) {
+		resp, body := ts.doString(t, "POST", fmt.Sprintf("/v1/mget?min_index=%d&wait=10ms", i2+1), `{"keys":["a"]}`)
+		if resp.StatusCode != http.StatusGatewayTimeout {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+	})
+	t.Run("MinIndexWait", func(t *testing.T) {
+		go func() {
+			time.Sleep(20 * time.Millisecond)
+			ts.b.commit(t, put("c", "late"))
+		}()
+		resp, body := ts.doString(t, "POST", fmt.Sprintf("/v1/mget?min_index=%d&wait=5s", i2+1), `{"keys":["c"]}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		got := decodeJSON[client.MGetResponse](t, body)
+		if got.Index < i2+1 || string(got.Items[0].Value) != "late" {
+			t.Errorf("mget = %+v, want c=late at >= %d", got, i2+1)
+		}
+	})
+}
+
+// TestServer_MGetOneIndex checks that an mget reads every key at one index
+// while batches that change all the keys at once keep committing.
+func TestServer_MGetOneIndex(t *testing.T) {
+	ts := newTestServer(t)
+	keys := []string{"m/a", "m/b", "m/c", "m/d"}
+	write := func(i int) {
+		ops := make([]argent.Op, 0, len(keys))
+		for _, k := range keys {
+			if i%5 == 4 {
+				ops = append(ops, del(k))
+			} else {
+				ops = append(ops, put(k, strconv.Itoa(i)))
+			}
+		}
+		ts.b.commit(t, ops...)
+	}
+	write(0)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			write(i)
+			// Leave the readers some CPU when GOMAXPROCS is 1.
+			time.Sleep(50 * time.Microsecond)
+		}
+	})
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
+	body := `{"keys":["m/a","m/b","m/c","m/d"]}`
+	seen := map[argent.Index]bool{}
+	for n := 0; n < 200; n++ {
+		resp, b := ts.doString(t, "POST", "/v1/mget", body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode, b)
+		}
+		got := decodeJSON[client.MGetResponse](t, b)
+		seen[got.Index] = true
+		first := got.Items[0]
+		for _, it := range got.Items {
+			if it.Absent != first.Absent || string(it.Value) != string(first.Value) || it.ModIndex != first.ModIndex {
+				t.Fatalf("mget at %d mixes states: %+v", got.Index, got.Items)
+			}
+			if it.ModIndex > got.Index {
+				t.Fatalf("mget at %d has mod index %d", got.Index, it.ModIndex)
+			}
+		}
+	}
+	if len(seen) < 10 {
+		t.Errorf("mgets saw %d indexes; the writer did not run alongside", len(seen))
+	}
+}
+
+func TestServer_Scan(t *testing.T) {
+	ts := newTestServer(t, func(c *serverConfig) { c.opts.MaxScanLimit = 3 })
+	ts.b.commit(t, put("p/1", "a"), put("p/2", "b"), put("p/3", "c"), put("p/4", "d"), put("q/1", "e"), put("p", "root"))
+	last := ts.b.commit(t, put("p/5", "f"), del("p/4"))
+
+	page := func(t *testing.T, query string) client.ScanPage {
+		t.Helper()
+		resp, body := ts.doString(t, "GET", "/v1/kv?"+query, "")
+		if resp.StatusCode != 200 {
+			t.Fatalf("scan %s: status %d: %s", query, resp.StatusCode, body)
+		}
+		if h := resp.Header.Get(client.HeaderIndex); h != strconv.Itoa(int(last)) {
+			t.Errorf("Argent-Index = %q, want %d", h, last)
+		}
+		p := decodeJSON[client.ScanPage](t, body)
+		if p.Index != last {
+			t.Errorf("page index = %d, want %d", p.Index, last)
+		}
+		return p
+	}
+	keysOf := func(p client.ScanPage) string {
+		var ks []string
+		for _, it := range p.Items {
+			ks = append(ks, it.Key+"="+string(it.Value))
+		}
+		return strings.Join(ks, ",")
+	}
+	for _, tt := range []struct {
+		name  string
+		query string
+		keys  string
+		next  string
+	}{
+		{"FirstPage", "prefix=p/&limit=2", "p/1=a,p/2=b", "p/2"},
+		{"SecondPage", "prefix=p/&limit=2&after=p/2", "p/3=c,p/5=f", ""},
+		{"EscapedPrefix", "prefix=p%2F&limit=2&after=p%2F2", "p/3=c,p/5=f", ""},
+		{"LimitCapped", "prefix=p/&limit=50", "p/1=a,p/2=b,p/3=c", "p/3"},
+		{"DefaultLimitAllKeys", "", "p=root,p/1=a,p/2=b", "p/2"},
+		{"NoMatch", "prefix=z", "", ""},
+		{"AfterLast", "prefix=p/&after=p/5", "", ""},
+		{"OtherPrefix", "prefix=q", "q/1=e", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := page(t, tt.query)
+			if got := keysOf(p); got != tt.keys {
+				t.Errorf("keys = %q, want %q", got, tt.keys)
+			}
+			if p.Next != tt.next {
+				t.Errorf("next = %q, want %q", p.Next, tt.next)
+			}
+		})
+	}
+	t.Run("ModIndexes", func(t *testing.T) {
+		p := page(t, "prefix=p/5")
+		if len(p.Items) != 1 || p.Items[0].ModIndex != last {
+			t.Errorf("items = %+v, want p/5 at mod index %d", p.Items, last)
+		}
+	})
+	t.Run("MinIndexTimeout", func(t *testing.T) {
+		resp, body := ts.doString(t, "GET", fmt.Sprintf("/v1/kv?prefix=p&min_index=%d&wait=5ms", last+1), "")
+		if resp.StatusCode != http.StatusGatewayTimeout {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+	})
+}

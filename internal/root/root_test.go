@@ -1,0 +1,210 @@
+package root_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.uber.org/goleak"
+
+	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/root"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func newRoot(t *testing.T, cfg root.Config) (*root.Root, *kv.Store) {
+	t.Helper()
+	s, err := kv.Open("/db", &kv.Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := root.New(s, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = r.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		s.Close()
+	})
+	return r, s
+}
+
+func put(k, v string) argent.Op {
+	return argent.Op{Type: argent.OpPut, Key: []byte(k), Value: []byte(v)}
+}
+
+// Concurrent writers get distinct, gap-free indexes, each batch is in the
+// log at its index, and groups share commits.
+func TestRoot_Write_ConcurrentGapFree(t *testing.T) {
+	var commits, batches atomic.Int64
+	r, s := newRoot(t, root.Config{OnCommit: func(n int, _ time.Duration) {
+		commits.Add(1)
+		batches.Add(int64(n))
+	}})
+	const writers, each = 50, 40
+	var mu sync.Mutex
+	got := make(map[argent.Index]string)
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				k := fmt.Sprintf("w%02d/%03d", w, i)
+				idx, err := r.Write(context.Background(), argent.Batch{Ops: []argent.Op{put(k, "v")}})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if prev, dup := got[idx]; dup {
+					t.Errorf("index %d given to %s and %s", idx, prev, k)
+				}
+				got[idx] = k
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if want := argent.Index(writers * each); s.Applied() != want {
+		t.Fatalf("applied %d, want %d", s.Applied(), want)
+	}
+	for i := argent.Index(1); i <= writers*each; i++ {
+		if _, ok := got[i]; !ok {
+			t.Fatalf("index %d never acknowledged", i)
+		}
+	}
+	n, err := s.ReadLog(1, 0, func(e *kv.LogEntry) bool {
+		if string(e.Ops[0].Key) != got[e.Index] {
+			t.Errorf("log entry %d holds %q, acknowledged %q", e.Index, e.Ops[0].Key, got[e.Index])
+		}
+		return true
+	})
+	if err != nil || n != writers*each+1 {
+		t.Fatalf("ReadLog = %d, %v", n, err)
+	}
+	if commits.Load() >= batches.Load() {
+		t.Errorf("%d commits for %d batches: no group commit", commits.Load(), batches.Load())
+	}
+}
+
+// Conditions are checked against the state including earlier batches of the
+// same group, and a failed condition takes no index.
+func TestRoot_Write_Conditions(t *testing.T) {
+	r, s := newRoot(t, root.Config{MaxDelay: 20 * time.Millisecond})
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		batch   argent.Batch
+		wantIdx argent.Index
+		wantErr bool
+	}{
+		{name: "CreateIfAbsent", batch: argent.Batch{Conditions: []argent.Condition{{Key: []byte("a"), ModIndex: 0}}, Ops: []argent.Op{put("a", "1")}}, wantIdx: 1},
+		{name: "CreateAgainFails", batch: argent.Batch{Conditions: []argent.Condition{{Key: []byte("a"), ModIndex: 0}}, Ops: []argent.Op{put("a", "2")}}, wantErr: true},
+		{name: "CASMatches", batch: argent.Batch{Conditions: []argent.Condition{{Key: []byte("a"), ModIndex: 1}}, Ops: []argent.Op{put("a", "3")}}, wantIdx: 2},
+		{name: "CASStale", batch: argent.Batch{Conditions: []argent.Condition{{Key: []byte("a"), ModIndex: 1}}, Ops: []argent.Op{put("b", "x")}}, wantErr: true},
+		{name: "Unconditional", batch: argent.Batch{Ops: []argent.Op{{Type: argent.OpDelete, Key: []byte("a")}}}, wantIdx: 3},
+		{name: "AbsentAfterDelete", batch: argent.Batch{Conditions: []argent.Condition{{Key: []byte("a"), ModIndex: 0}}, Ops: []argent.Op{put("c", "y")}}, wantIdx: 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			idx, err := r.Write(ctx, tt.batch)
+			var ce *argent.ConditionError
+			if tt.wantErr {
+				if !errors.As(err, &ce) || !errors.Is(err, argent.ErrConditionFailed) {
+					t.Fatalf("err = %v, want a ConditionError", err)
+				}
+				return
+			}
+			if err != nil || idx != tt.wantIdx {
+				t.Fatalf("Write = %d, %v; want %d", idx, err, tt.wantIdx)
+			}
+		})
+	}
+	if _, err := s.Get([]byte("b"), s.Applied()); !errors.Is(err, argent.ErrNotFound) {
+		t.Fatalf("b written by a failed batch: %v", err)
+	}
+
+	// Many compare-and-set writers on one key within shared groups: exactly
+	// one wins per mod index.
+	var wg sync.WaitGroup
+	var wins atomic.Int64
+	start := s.Applied()
+	for w := 0; w < 20; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := r.Write(ctx, argent.Batch{Conditions: []argent.Condition{{Key: []byte("c"), ModIndex: 4}}, Ops: []argent.Op{put("c", fmt.Sprint(w))}})
+			if err == nil {
+				wins.Add(1)
+			} else if !errors.Is(err, argent.ErrConditionFailed) {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 || s.Applied() != start+1 {
+		t.Fatalf("%d CAS winners, applied %d -> %d; want exactly one", wins.Load(), start, s.Applied())
+	}
+}
+
+func TestRoot_Write_AfterStop(t *testing.T) {
+	s, err := kv.Open("/db", &kv.Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := root.New(s, root.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	if _, err := r.Write(context.Background(), argent.Batch{Ops: []argent.Op{put("a", "1")}}); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	<-done
+	if _, err := r.Write(context.Background(), argent.Batch{Ops: []argent.Op{put("a", "2")}}); !errors.Is(err, root.ErrStopped) {
+		t.Fatalf("Write after stop = %v, want ErrStopped", err)
+	}
+}
+
+func BenchmarkRoot_Write(b *testing.B) {
+	for _, writers := range []int{1, 50} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			s, err := kv.Open(b.TempDir(), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			r := root.New(s, root.Config{})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); _ = r.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			value := make([]byte, 256)
+			var next atomic.Int64
+			b.SetParallelism((writers + 1) / 2)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					k := fmt.Sprintf("key/%08d", next.Add(1)%100000)
+					if _, err := r.Write(ctx, argent.Batch{Ops: []argent.Op{{Type: argent.OpPut, Key: []byte(k), Value: value}}}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}

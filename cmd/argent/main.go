@@ -46,7 +46,6 @@ func run(ctx context.Context, args []string) int {
 	parser, err := kong.New(&cli,
 		kong.Name("argent"),
 		kong.Description("argent distributes read-mostly data to every server of a fleet and serves it locally."),
-		kong.UsageOnError(),
 		kong.Configuration(tomlLoader),
 		kong.Vars{"version": version},
 		kong.BindTo(ctx, (*context.Context)(nil)),
@@ -57,7 +56,7 @@ func run(ctx context.Context, args []string) int {
 	}
 	kctx, err := parser.Parse(args)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "argent: %v\n", err)
+		fmt.Fprintf(os.Stderr, "argent: %v (see argent --help)\n", err)
 		return 2
 	}
 	if err := kctx.Run(); err != nil {

@@ -90,24 +90,38 @@ func (e errTooOld) Error() string {
 // another history.
 var errRefused = errors.New("pull: upstream refused")
 
-// Run follows upstreams until ctx ends.
+// Run follows upstreams until ctx ends. It starts with the healthiest
+// upstream (see pick), moves to another at once when a stream fails or
+// stalls, and backs off (50 ms doubling to 2 s) only while no upstream is
+// usable.
 func (f *Follower) Run(ctx context.Context) error {
 	if len(f.cfg.Upstreams) == 0 {
 		return fmt.Errorf("pull: no upstreams")
 	}
 	backoff := 50 * time.Millisecond
-	failures := 0
-	for i := 0; ; i++ {
-		up := f.cfg.Upstreams[i%len(f.cfg.Upstreams)]
+	avoid := ""
+	failures := 0 // consecutive streams that applied nothing
+	for ctx.Err() == nil {
+		up := f.pick(ctx, avoid)
+		if up == "" {
+			f.cfg.Metrics.UpstreamFailures.Inc()
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return nil
+			}
+			backoff = min(backoff*2, 2*time.Second)
+			avoid = ""
+			continue
+		}
 		f.upstream.Store(&up)
 		before := f.cfg.Store.Applied()
 		err := f.follow(ctx, up)
 		var tooOld errTooOld
 		if errors.As(err, &tooOld) && ctx.Err() == nil {
-			err = f.bootstrap(ctx, up)
-			if err == nil {
-				i-- // stay on this upstream to catch up from the snapshot
-				continue
+			if err = f.bootstrap(ctx, up); err == nil {
+				avoid = ""
+				continue // catch up from the snapshot on the same upstream
 			}
 		}
 		if ctx.Err() != nil {
@@ -116,23 +130,25 @@ func (f *Follower) Run(ctx context.Context) error {
 		f.cfg.Metrics.Reconnects.WithLabelValues(reason(err)).Inc()
 		f.cfg.Logger.Warn("upstream stream ended", "upstream", up, "err", err)
 		if f.cfg.Store.Applied() > before {
-			failures = 0
 			backoff = 50 * time.Millisecond
+			failures = 0
 		} else {
 			f.cfg.Metrics.UpstreamFailures.Inc()
 			failures++
-		}
-		// Move to the next upstream at once; after a full round of
-		// failures, back off before the next round.
-		if failures > 0 && failures%len(f.cfg.Upstreams) == 0 {
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return nil
+			if failures%len(f.cfg.Upstreams) == 0 {
+				// A full round without progress: do not spin on failing
+				// parents.
+				select {
+				case <-time.After(backoff):
+				case <-ctx.Done():
+					return nil
+				}
+				backoff = min(backoff*2, 2*time.Second)
 			}
-			backoff = min(backoff*2, 2*time.Second)
 		}
+		avoid = up
 	}
+	return nil
 }
 
 func reason(err error) string {

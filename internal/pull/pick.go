@@ -1,0 +1,97 @@
+package pull
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/client"
+)
+
+// probeTimeout bounds one upstream health probe.
+const probeTimeout = time.Second
+
+// candidate is an upstream's answer to a health probe.
+type candidate struct {
+	addr    string
+	order   int // position in the upstream list
+	applied argent.Index
+	err     error
+}
+
+// pick probes every upstream's /v1/status at once and returns the healthiest
+// one to follow: reachable, of our dataset, not ourselves, with the highest
+// applied index (ties go to the earlier one in the list). The upstream that
+// just failed (avoid) is chosen only when no other is healthy. It returns ""
+// when none is.
+func (f *Follower) pick(ctx context.Context, avoid string) string {
+	ups := f.cfg.Upstreams
+	if len(ups) == 1 {
+		return ups[0]
+	}
+	cands := make([]candidate, len(ups))
+	var wg sync.WaitGroup
+	for i, up := range ups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cands[i] = candidate{addr: up, order: i}
+			cands[i].applied, cands[i].err = f.probe(ctx, up)
+		}()
+	}
+	wg.Wait()
+	best, fallback := -1, ""
+	for i, c := range cands {
+		if c.err != nil {
+			f.cfg.Logger.Debug("upstream probe failed", "upstream", c.addr, "err", c.err)
+			continue
+		}
+		if c.addr == avoid {
+			fallback = c.addr
+			continue
+		}
+		if best < 0 || c.applied > cands[best].applied {
+			best = i
+		}
+	}
+	if best >= 0 {
+		return cands[best].addr
+	}
+	return fallback
+}
+
+// probe asks up for its status and checks that it is a usable parent.
+func (f *Follower) probe(ctx context.Context, up string) (argent.Index, error) {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+up+"/v1/status", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := f.cfg.Client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	var st client.StatusResponse
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return 0, fmt.Errorf("decode status: %w", err)
+	}
+	if st.NodeID == f.cfg.NodeID {
+		return 0, fmt.Errorf("%w: %s is this node", errRefused, up)
+	}
+	if ours := f.cfg.Store.Dataset(); !ours.IsZero() && st.DatasetID != ours.String() {
+		return 0, fmt.Errorf("%w: %s serves dataset %q, this node holds %s", errRefused, up, st.DatasetID, ours)
+	}
+	if st.DatasetID == "" {
+		return 0, fmt.Errorf("%s has no data yet", up)
+	}
+	return st.AppliedIndex, nil
+}

@@ -106,8 +106,13 @@ func (s *Store) BeginRestore(ds argent.DatasetID, st State) (*Restore, error) {
 		return nil, fmt.Errorf("kv: snapshot at %d is older than the applied index %d", st.Index, cur)
 	}
 	s.restoring.Store(true)
+	// The log is wiped below, so it is empty: LogFirst is Applied()+1. Open
+	// otherwise looks for the entry at the applied index after a cut
+	// restore and refuses the store as corrupt.
+	empty := uint64(s.Applied()) + 1
 	b := s.db.NewBatch()
 	_ = b.Set(metaRestoring, []byte{1}, nil)
+	_ = b.Set(metaLogFirst, putUint64(empty), nil)
 	for _, sp := range []byte{spaceLatest, spaceHistory, spaceGC, spaceLog} {
 		_ = b.DeleteRange([]byte{sp}, []byte{sp + 1}, nil)
 	}
@@ -117,6 +122,10 @@ func (s *Store) BeginRestore(ds argent.DatasetID, st State) (*Restore, error) {
 		return nil, fmt.Errorf("kv: begin restore: %w", err)
 	}
 	b.Close()
+	s.logFirst.Store(empty)
+	s.mu.Lock()
+	s.mu.logCum = 0
+	s.mu.Unlock()
 	return &Restore{s: s, st: st, b: s.db.NewBatch()}, nil
 }
 

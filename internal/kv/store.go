@@ -306,7 +306,11 @@ func (s *Store) InitDataset() (argent.DatasetID, error) {
 	if _, err := rand.Read(id[:]); err != nil {
 		return id, fmt.Errorf("kv: make dataset id: %w", err)
 	}
-	return s.AdoptDataset(id)
+	got, err := s.AdoptDataset(id)
+	if errors.Is(err, argent.ErrDatasetMismatch) {
+		return got, nil // the store already has an ID: keep it
+	}
+	return got, err
 }
 
 // AdoptDataset sets the dataset ID of a store that has none (a new replica

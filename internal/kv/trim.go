@@ -83,7 +83,12 @@ func (s *Store) trimHistory() (int, error) {
 		}
 		drops = append(drops, drop{key: append([]byte(nil), key...), mod: mod, kind: kind})
 		gcKeys = append(gcKeys, append([]byte(nil), it.Key()...))
-		freed += size
+		if kind == gcKindHistory {
+			// Only superseded versions count in histBytes (Writer.supersede);
+			// counting tombstones too made hist-freed wrap below zero and
+			// drop groups that were still inside both windows.
+			freed += size
+		}
 		horizon = sup
 	}
 	if err := it.Error(); err != nil {

@@ -96,6 +96,15 @@ func (w *Writer) AppendEntry(e *argent.Entry) error {
 }
 
 func (w *Writer) apply(e *argent.Entry) error {
+	// Check every op before writing any, so that a refused entry leaves
+	// nothing in the batch for a later Commit to write.
+	for _, op := range e.Ops {
+		switch op.Type {
+		case argent.OpPut, argent.OpDelete, argent.OpDeletePrefix:
+		default:
+			return fmt.Errorf("%w: entry %d has op type %d", argent.ErrCorruption, e.Index, op.Type)
+		}
+	}
 	for _, op := range e.Ops {
 		var err error
 		switch op.Type {

@@ -209,6 +209,7 @@ func (c *WatchCmd) Run(ctx context.Context) error {
 // StatusCmd shows a node's status.
 type StatusCmd struct {
 	JSON bool `help:"Print the raw JSON."`
+	Tree bool `help:"Print the tree below the node: each child's status and lag, asked of the child itself."`
 	ServerFlag
 }
 
@@ -221,6 +222,10 @@ func (c *StatusCmd) Run(ctx context.Context) error {
 	st, err := cl.Status(ctx)
 	if err != nil {
 		return serverErr(c.Server, err)
+	}
+	if c.Tree {
+		printTree(ctx, c.Server, st, "", "", map[string]bool{st.NodeID: true})
+		return nil
 	}
 	if c.JSON {
 		enc := json.NewEncoder(os.Stdout)
@@ -246,4 +251,38 @@ func (c *StatusCmd) Run(ctx context.Context) error {
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// printTree prints a node and, recursively, the children it reports, each
+// asked for its own status. A child that does not answer is shown with the
+// error; a node seen twice (a loop) is not descended into again.
+func printTree(ctx context.Context, addr string, st client.Status, first, rest string, seen map[string]bool) {
+	fmt.Printf("%s%s %s  node %s  applied %d  lag %.3fs (%d indexes)\n", first, st.Role, addr, st.NodeID,
+		st.AppliedIndex, st.LagSeconds, st.RootIndex-min(st.RootIndex, st.AppliedIndex))
+	for i, ch := range st.Children {
+		branch, indent := "├── ", "│   "
+		if i == len(st.Children)-1 {
+			branch, indent = "└── ", "    "
+		}
+		cst, err := childStatus(ctx, ch.Addr)
+		switch {
+		case err != nil:
+			fmt.Printf("%s%s? %s  node %s  (no answer: %v)\n", rest, branch, ch.Addr, ch.NodeID, err)
+		case seen[cst.NodeID]:
+			fmt.Printf("%s%s%s %s  node %s  (seen above)\n", rest, branch, cst.Role, ch.Addr, cst.NodeID)
+		default:
+			seen[cst.NodeID] = true
+			printTree(ctx, ch.Addr, cst, rest+branch, rest+indent, seen)
+		}
+	}
+}
+
+func childStatus(ctx context.Context, addr string) (client.Status, error) {
+	cl, err := client.New(addr)
+	if err != nil {
+		return client.Status{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return cl.Status(ctx)
 }

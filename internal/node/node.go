@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -363,6 +364,7 @@ func (n *Node) Status() client.StatusResponse {
 		}
 		s.Children = append(s.Children, client.StatusChild{Addr: addr, NodeID: c.NodeID, AppliedIndex: c.SentIndex})
 	}
+	sort.Slice(s.Children, func(i, j int) bool { return s.Children[i].Addr < s.Children[j].Addr })
 	return s
 }
 

@@ -22,6 +22,8 @@ type StoreFlags struct {
 	MaxValue        byteSize      `help:"Largest value accepted." default:"32MiB"`
 	MaxBatch        byteSize      `help:"Largest batch (sum of keys and values) accepted." default:"64MiB"`
 	HeartbeatPeriod time.Duration `name:"heartbeat" help:"Interval of heartbeats to children." default:"1s"`
+	SnapshotRate    byteSize      `help:"Bytes per second of snapshots served to children, all transfers together." default:"128MiB"`
+	SnapshotConc    int           `name:"snapshot-concurrency" help:"Snapshot transfers served at once." default:"2"`
 	LogLevel        string        `help:"Log level: debug, info, warn, error." default:"info" enum:"debug,info,warn,error"`
 }
 
@@ -31,6 +33,8 @@ func (f *StoreFlags) apply(cfg *node.Config) {
 	cfg.LogDuration = f.LogRetention
 	cfg.LogBytes = int64(f.LogBytes)
 	cfg.Heartbeat = f.HeartbeatPeriod
+	cfg.SnapshotRate = int64(f.SnapshotRate)
+	cfg.SnapshotConcurrency = f.SnapshotConc
 	cfg.Limits = argent.Limits{MaxKey: int(f.MaxKey), MaxValue: int(f.MaxValue), MaxBatch: int(f.MaxBatch)}
 	cfg.Logger = newLogger(f.LogLevel)
 }

@@ -60,6 +60,11 @@ type Config struct {
 	// StallTimeout moves a replica to another upstream after this long
 	// without a frame. Default 30s.
 	StallTimeout time.Duration
+	// SnapshotRate bounds the bytes/s of snapshots served to children
+	// (default 128 MiB/s); SnapshotConcurrency the transfers at once
+	// (default 2).
+	SnapshotRate        int64
+	SnapshotConcurrency int
 	// Limits bound keys, values and batches.
 	Limits argent.Limits
 
@@ -168,7 +173,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.ln = ln
 
 	pm := pull.NewMetrics(n.reg)
-	n.pullS = pull.NewServer(pull.ServerConfig{Store: store, NodeID: n.nodeID, Root: n, Heartbeat: cfg.Heartbeat, Metrics: pm, Logger: n.log})
+	n.pullS = pull.NewServer(pull.ServerConfig{Store: store, NodeID: n.nodeID, Root: n, Heartbeat: cfg.Heartbeat,
+		SnapshotRate: cfg.SnapshotRate, SnapshotConcurrency: cfg.SnapshotConcurrency, Metrics: pm, Logger: n.log})
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.registerGauges()
 

@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/wire"
@@ -59,8 +61,15 @@ type ServerConfig struct {
 	WriteTimeout time.Duration
 	// SnapshotChunk is the payload size of snapshot chunks. Default 1 MiB.
 	SnapshotChunk int
-	Metrics       *Metrics
-	Logger        *slog.Logger
+	// SnapshotRate bounds the bytes per second of all snapshot transfers of
+	// this node together, so bootstrapping children cannot starve the log
+	// streams of the others. Default 128 MiB/s; negative means no limit.
+	SnapshotRate int64
+	// SnapshotConcurrency bounds the snapshot transfers served at once; a
+	// child asking for one more gets 503 and tries again later. Default 2.
+	SnapshotConcurrency int
+	Metrics             *Metrics
+	Logger              *slog.Logger
 }
 
 // Server serves a node's log and snapshots to its children.
@@ -69,6 +78,8 @@ type Server struct {
 
 	done      chan struct{} // closed by Close: ends every stream
 	closeOnce sync.Once
+	snapSlots chan struct{} // one token per snapshot transfer under way
+	snapRate  *rate.Limiter // nil: no limit
 
 	mu struct {
 		sync.Mutex
@@ -110,13 +121,22 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.SnapshotChunk == 0 {
 		cfg.SnapshotChunk = 1 << 20
 	}
+	if cfg.SnapshotRate == 0 {
+		cfg.SnapshotRate = 128 << 20
+	}
+	if cfg.SnapshotConcurrency == 0 {
+		cfg.SnapshotConcurrency = 2
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, done: make(chan struct{})}
+	s := &Server{cfg: cfg, done: make(chan struct{}), snapSlots: make(chan struct{}, cfg.SnapshotConcurrency)}
+	if cfg.SnapshotRate > 0 {
+		s.snapRate = rate.NewLimiter(rate.Limit(cfg.SnapshotRate), cfg.SnapshotChunk)
+	}
 	s.mu.children = make(map[*child]struct{})
 	return s
 }
@@ -295,6 +315,13 @@ func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	select {
+	case s.snapSlots <- struct{}{}:
+		defer func() { <-s.snapSlots }()
+	default:
+		refuse(w, http.StatusServiceUnavailable, "%d snapshot transfers under way: try again later", cap(s.snapSlots))
+		return
+	}
 	snap, err := s.cfg.Store.NewSnapshot()
 	if err != nil {
 		refuse(w, http.StatusServiceUnavailable, "%v", err)
@@ -331,6 +358,14 @@ func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 	send := func() error {
 		if len(chunk) == 0 {
 			return nil
+		}
+		if s.snapRate != nil {
+			// A chunk may pass the burst by one large record: wait in steps.
+			for n := len(chunk); n > 0; n -= s.snapRate.Burst() {
+				if err := s.snapRate.WaitN(r.Context(), min(n, s.snapRate.Burst())); err != nil {
+					return err
+				}
+			}
 		}
 		if err := fw.WriteFrame(wire.FrameSnapChunk, chunk); err != nil {
 			return err

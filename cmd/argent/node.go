@@ -21,6 +21,7 @@ type StoreFlags struct {
 	MaxKey          byteSize      `help:"Largest key accepted." default:"1024"`
 	MaxValue        byteSize      `help:"Largest value accepted." default:"32MiB"`
 	MaxBatch        byteSize      `help:"Largest batch (sum of keys and values) accepted." default:"64MiB"`
+	BlockCache      byteSize      `help:"Size of the storage engine's block cache (memory)." default:"256MiB"`
 	HeartbeatPeriod time.Duration `name:"heartbeat" help:"Interval of heartbeats to children." default:"1s"`
 	SnapshotRate    byteSize      `help:"Bytes per second of snapshots served to children, all transfers together." default:"128MiB"`
 	SnapshotConc    int           `name:"snapshot-concurrency" help:"Snapshot transfers served at once." default:"2"`
@@ -33,6 +34,7 @@ func (f *StoreFlags) apply(cfg *node.Config) {
 	cfg.LogDuration = f.LogRetention
 	cfg.LogBytes = int64(f.LogBytes)
 	cfg.Heartbeat = f.HeartbeatPeriod
+	cfg.BlockCache = int64(f.BlockCache)
 	cfg.SnapshotRate = int64(f.SnapshotRate)
 	cfg.SnapshotConcurrency = f.SnapshotConc
 	cfg.Limits = argent.Limits{MaxKey: int(f.MaxKey), MaxValue: int(f.MaxValue), MaxBatch: int(f.MaxBatch)}

@@ -39,8 +39,12 @@ func (s *Store) checkReadable(at argent.Index) error {
 }
 
 // recheck is called after a read at index at: if the history horizon moved
-// past at while the read ran, versions it needed may have been dropped.
+// past at while the read ran, versions it needed may have been dropped; if a
+// restore began, the data may have been wiped under the read.
 func (s *Store) recheck(at argent.Index) error {
+	if s.restoring.Load() {
+		return fmt.Errorf("%w: loading a snapshot", argent.ErrUnavailable)
+	}
 	if h := s.Horizon(); at < h {
 		return fmt.Errorf("%w: read at %d, history starts at %d", argent.ErrCompacted, at, h)
 	}

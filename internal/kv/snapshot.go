@@ -24,6 +24,13 @@ func (s *Store) NewSnapshot() (*Snapshot, error) {
 		return nil, fmt.Errorf("%w: loading a snapshot", argent.ErrUnavailable)
 	}
 	snap := s.db.NewSnapshot()
+	// A restore may have begun since the check above: ask the snapshot
+	// itself, which either predates the wipe or holds the restoring mark.
+	if _, closer, err := snap.Get(metaRestoring); err == nil {
+		closer.Close()
+		snap.Close()
+		return nil, fmt.Errorf("%w: loading a snapshot", argent.ErrUnavailable)
+	}
 	st := &State{}
 	raw, closer, err := snap.Get(metaApplied)
 	switch {
@@ -177,6 +184,7 @@ func (r *Restore) Finish(want uint64) error {
 	s.mu.Lock()
 	s.mu.histBytes = 0
 	s.mu.logCum = 0
+	s.mu.committed = r.st
 	s.mu.Unlock()
 	s.horizon.Store(uint64(r.st.Index))
 	s.logFirst.Store(uint64(r.st.Index) + 1)

@@ -46,7 +46,7 @@ type Options struct {
 	LogDuration time.Duration
 	// LogBytes bounds the bytes of log entries kept. Default: 4 GiB.
 	LogBytes int64
-	// CacheSize is Pebble's block cache size. Default: 64 MiB.
+	// CacheSize is Pebble's block cache size. Default: 256 MiB.
 	CacheSize int64
 	// Now returns the current time. Default: time.Now.
 	Now func() time.Time
@@ -75,7 +75,7 @@ func (o *Options) withDefaults() Options {
 		out.LogBytes = 4 << 30
 	}
 	if out.CacheSize == 0 {
-		out.CacheSize = 64 << 20
+		out.CacheSize = 256 << 20
 	}
 	if out.Now == nil {
 		out.Now = time.Now
@@ -117,6 +117,7 @@ type Store struct {
 		changed   chan struct{} // closed and replaced when state advances
 		dataset   argent.DatasetID
 		logCum    uint64 // cumulative log bytes up to the last entry
+		committed State  // last state written to Pebble; >= the published one
 		histBytes uint64
 		closed    bool
 	}
@@ -178,6 +179,7 @@ func (s *Store) load() error {
 		}
 	}
 	s.state.Store(st)
+	s.mu.committed = *st
 	if v, ok, err := s.getMeta(metaNodeID); err != nil {
 		return err
 	} else if ok && len(v) == 16 {
@@ -347,6 +349,20 @@ func (s *Store) publish(st *State) {
 	close(s.mu.changed)
 	s.mu.changed = make(chan struct{})
 	s.mu.Unlock()
+}
+
+// SyncAndPublish makes everything committed so far durable (one fsync of
+// Pebble's WAL) and then publishes st, the state a CommitNoSync returned.
+// States must be published in order; an older one than the published state
+// is ignored.
+func (s *Store) SyncAndPublish(st State) error {
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("kv: sync up to %d: %w", st.Index, err)
+	}
+	if st.Index > s.Applied() {
+		s.publish(&st)
+	}
+	return nil
 }
 
 // WaitApplied blocks until the published index is at least i, the done

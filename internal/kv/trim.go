@@ -45,6 +45,7 @@ func (s *Store) Trim() (TrimResult, error) {
 // when it rechecks.
 func (s *Store) trimHistory() (int, error) {
 	cutoff := s.opts.Now().Add(-s.opts.HistoryDuration).UnixNano()
+	published := s.Applied()
 	s.mu.Lock()
 	hist := s.mu.histBytes
 	s.mu.Unlock()
@@ -70,6 +71,10 @@ func (s *Store) trimHistory() (int, error) {
 		t, size, kind, good2 := parseGCValue(it.Value())
 		if !good || !good2 {
 			return 0, fmt.Errorf("kv: gc entry %x is malformed: %w", it.Key(), argent.ErrCorruption)
+		}
+		if sup > published {
+			// Never move the horizon past what readers may read at.
+			break
 		}
 		if sup != groupEnd {
 			// A new group starts: stop here if the last one was enough.

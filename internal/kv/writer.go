@@ -31,9 +31,9 @@ type Writer struct {
 func (s *Store) NewWriter() *Writer {
 	s.writeMu.Lock()
 	s.mu.Lock()
-	cum := s.mu.logCum
+	cum, st := s.mu.logCum, s.mu.committed
 	s.mu.Unlock()
-	return &Writer{s: s, b: s.db.NewIndexedBatch(), state: s.State(), logCum: cum}
+	return &Writer{s: s, b: s.db.NewIndexedBatch(), state: st, logCum: cum}
 }
 
 // Next returns the index the next appended entry gets.
@@ -249,32 +249,52 @@ func (w *Writer) delPrefix(prefix []byte, e *argent.Entry) error {
 // Pebble batch, then publishes the new state to readers. The Writer cannot
 // be used afterwards.
 func (w *Writer) Commit() error {
+	st, err := w.commit(pebble.Sync)
+	if err != nil || st.Index == 0 {
+		return err
+	}
+	w.s.publish(&st)
+	return nil
+}
+
+// CommitNoSync writes everything appended in one Pebble batch without
+// waiting for fsync and without publishing it: readers keep reading at the
+// published index (newer versions are invisible to them, see Get), while the
+// next Writer already builds on this one. Store.SyncAndPublish with the
+// returned state makes it durable and visible. This lets a writer apply the
+// next group while the previous one syncs. The Writer cannot be used
+// afterwards.
+func (w *Writer) CommitNoSync() (State, error) {
+	return w.commit(pebble.NoSync)
+}
+
+func (w *Writer) commit(opt *pebble.WriteOptions) (State, error) {
 	if w.done {
-		return fmt.Errorf("kv: writer already finished")
+		return State{}, fmt.Errorf("kv: writer already finished")
 	}
 	defer w.finish()
 	if w.entries == 0 {
-		return nil
+		return State{}, nil
 	}
 	w.s.mu.Lock()
 	hist := w.s.mu.histBytes + w.histAdd
 	w.s.mu.Unlock()
 	st := w.state
 	if err := w.b.Set(metaApplied, encodeState(&st), nil); err != nil {
-		return fmt.Errorf("kv: write applied index: %w", err)
+		return State{}, fmt.Errorf("kv: write applied index: %w", err)
 	}
 	if err := w.b.Set(metaHistBytes, putUint64(hist), nil); err != nil {
-		return fmt.Errorf("kv: write history size: %w", err)
+		return State{}, fmt.Errorf("kv: write history size: %w", err)
 	}
-	if err := w.b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("kv: commit entries up to %d: %w", st.Index, err)
+	if err := w.b.Commit(opt); err != nil {
+		return State{}, fmt.Errorf("kv: commit entries up to %d: %w", st.Index, err)
 	}
 	w.s.mu.Lock()
 	w.s.mu.histBytes += w.histAdd
 	w.s.mu.logCum = w.logCum
+	w.s.mu.committed = st
 	w.s.mu.Unlock()
-	w.s.publish(&st)
-	return nil
+	return st, nil
 }
 
 // Discard drops everything appended. It is safe after Commit.

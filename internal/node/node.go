@@ -53,6 +53,8 @@ type Config struct {
 	HistoryBytes    int64
 	LogDuration     time.Duration
 	LogBytes        int64
+	// BlockCache is the size of Pebble's block cache. Default 256 MiB.
+	BlockCache int64
 	// TrimInterval is how often history and log are trimmed. Default 10s.
 	TrimInterval time.Duration
 	// Heartbeat is the interval of heartbeats to children. Default 1s.
@@ -145,6 +147,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		HistoryBytes:    cfg.HistoryBytes,
 		LogDuration:     cfg.LogDuration,
 		LogBytes:        cfg.LogBytes,
+		CacheSize:       cfg.BlockCache,
 	})
 	if err != nil {
 		return nil, err

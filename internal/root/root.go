@@ -45,6 +45,21 @@ type Root struct {
 	cfg   Config
 	reqs  chan *request
 	done  chan struct{}
+	// toSync carries committed, not yet durable groups from the committer
+	// to the syncer, in index order.
+	toSync chan *group
+}
+
+// syncDepth bounds the groups committed but not yet synced: the committer
+// applies the next group while the syncer fsyncs the previous ones.
+const syncDepth = 4
+
+// group is a committed group waiting for its fsync.
+type group struct {
+	reqs    []*request
+	results []result
+	state   kv.State
+	start   time.Time
 }
 
 type request struct {
@@ -73,7 +88,8 @@ func New(store *kv.Store, cfg Config) *Root {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Root{store: store, cfg: cfg, reqs: make(chan *request, 1024), done: make(chan struct{})}
+	return &Root{store: store, cfg: cfg, reqs: make(chan *request, 1024), done: make(chan struct{}),
+		toSync: make(chan *group, syncDepth)}
 }
 
 // Write commits b and returns its index once it is durable. The batch must
@@ -122,6 +138,15 @@ func batchSize(b *argent.Batch) int {
 // get ErrStopped.
 func (r *Root) Run(ctx context.Context) error {
 	defer close(r.done)
+	synced := make(chan struct{})
+	go func() {
+		defer close(synced)
+		r.syncLoop()
+	}()
+	defer func() {
+		close(r.toSync)
+		<-synced
+	}()
 	var pending *request
 	for {
 		group := make([]*request, 0, 64)
@@ -188,15 +213,17 @@ func (r *Root) drain() {
 	}
 }
 
-// commit applies a group in one Writer: each batch's conditions are checked
-// against the state including the batches before it in the group.
-func (r *Root) commit(group []*request) {
+// commit applies a group in one Writer and commits it without waiting for
+// fsync: each batch's conditions are checked against the state including
+// the batches before it in the group and in earlier groups. The syncer makes
+// it durable and answers the writers.
+func (r *Root) commit(reqs []*request) {
 	start := time.Now()
 	w := r.store.NewWriter()
 	defer w.Discard()
-	results := make([]result, len(group))
+	results := make([]result, len(reqs))
 	now := r.cfg.Now()
-	for i, req := range group {
+	for i, req := range reqs {
 		if err := checkConditions(w, req.batch.Conditions); err != nil {
 			results[i].err = err
 			continue
@@ -204,20 +231,58 @@ func (r *Root) commit(group []*request) {
 		e, err := w.Append(req.batch.Ops, now)
 		if err != nil {
 			// The Writer may hold part of this batch: fail the whole group.
-			r.fail(group, fmt.Errorf("root: apply batch: %w", err))
+			r.fail(reqs, fmt.Errorf("root: apply batch: %w", err))
 			return
 		}
 		results[i].index = e.Index
 	}
-	if err := w.Commit(); err != nil {
-		r.fail(group, fmt.Errorf("root: commit: %w", err))
+	st, err := w.CommitNoSync()
+	if err != nil {
+		r.fail(reqs, fmt.Errorf("root: commit: %w", err))
 		return
 	}
-	if r.cfg.OnCommit != nil {
-		r.cfg.OnCommit(len(group), time.Since(start))
-	}
-	for i, req := range group {
-		req.resp <- results[i]
+	r.toSync <- &group{reqs: reqs, results: results, state: st, start: start}
+}
+
+// syncLoop makes committed groups durable, several per fsync, publishes the
+// newest state and answers the writers. It runs until toSync is closed.
+func (r *Root) syncLoop() {
+	for g := range r.toSync {
+		groups := []*group{g}
+	more:
+		for {
+			select {
+			case g2, ok := <-r.toSync:
+				if !ok {
+					break more
+				}
+				groups = append(groups, g2)
+			default:
+				break more
+			}
+		}
+		var last kv.State
+		for _, g := range groups {
+			if g.state.Index > last.Index {
+				last = g.state
+			}
+		}
+		var err error
+		if last.Index > 0 {
+			err = r.store.SyncAndPublish(last)
+		}
+		for _, g := range groups {
+			if err != nil {
+				r.fail(g.reqs, fmt.Errorf("root: sync: %w", err))
+				continue
+			}
+			if r.cfg.OnCommit != nil {
+				r.cfg.OnCommit(len(g.reqs), time.Since(g.start))
+			}
+			for i, req := range g.reqs {
+				req.resp <- g.results[i]
+			}
+		}
 	}
 }
 

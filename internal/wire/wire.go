@@ -138,9 +138,15 @@ func NextChain(prev argent.Hash, e *argent.Entry) argent.Hash {
 		s = binary.AppendUvarint(s, uint64(len(op.Key)))
 		h.Write(s)
 		h.Write(op.Key)
-		s = binary.AppendUvarint(scratch[:0], uint64(len(op.Value)))
+		// Like AppendEntry, ignore a value on anything but a put, so the
+		// chain of an entry equals the chain of its decoding.
+		v := op.Value
+		if op.Type != argent.OpPut {
+			v = nil
+		}
+		s = binary.AppendUvarint(scratch[:0], uint64(len(v)))
 		h.Write(s)
-		h.Write(op.Value)
+		h.Write(v)
 	}
 	var out argent.Hash
 	h.Sum(out[:0])

@@ -25,6 +25,7 @@ type StoreFlags struct {
 	HeartbeatPeriod time.Duration `name:"heartbeat" help:"Interval of heartbeats to children." default:"1s"`
 	SnapshotRate    byteSize      `help:"Bytes per second of snapshots served to children, all transfers together." default:"128MiB"`
 	SnapshotConc    int           `name:"snapshot-concurrency" help:"Snapshot transfers served at once." default:"2"`
+	Pprof           bool          `help:"Serve Go's profiler under /debug/pprof/ on the listen address."`
 	LogLevel        string        `help:"Log level: debug, info, warn, error." default:"info" enum:"debug,info,warn,error"`
 }
 
@@ -35,6 +36,7 @@ func (f *StoreFlags) apply(cfg *node.Config) {
 	cfg.LogBytes = int64(f.LogBytes)
 	cfg.Heartbeat = f.HeartbeatPeriod
 	cfg.BlockCache = int64(f.BlockCache)
+	cfg.Pprof = f.Pprof
 	cfg.SnapshotRate = int64(f.SnapshotRate)
 	cfg.SnapshotConcurrency = f.SnapshotConc
 	cfg.Limits = argent.Limits{MaxKey: int(f.MaxKey), MaxValue: int(f.MaxValue), MaxBatch: int(f.MaxBatch)}

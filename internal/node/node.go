@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -69,6 +70,10 @@ type Config struct {
 	SnapshotConcurrency int
 	// Limits bound keys, values and batches.
 	Limits argent.Limits
+
+	// Pprof serves Go's profiler under /debug/pprof/ on the listen address.
+	// Default off.
+	Pprof bool
 
 	// FS is the file system for the store. Default: the OS's.
 	FS     vfs.FS
@@ -197,6 +202,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 
 	mux := http.NewServeMux()
 	n.pullS.Register(mux)
+	if cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	n.api = api.New(n, api.Options{Registry: n.reg, Logger: n.log, Fallback: mux})
 	n.srv = &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
 	n.goRun(func() {

@@ -118,8 +118,12 @@ type Store struct {
 		dataset   argent.DatasetID
 		logCum    uint64 // cumulative log bytes up to the last entry
 		committed State  // last state written to Pebble; >= the published one
-		histBytes uint64
-		closed    bool
+		// restoreTarget and restoreChain: a resumed snapshot load must
+		// replay the log up to restoreTarget (0: none) and reach this chain.
+		restoreTarget argent.Index
+		restoreChain  argent.Hash
+		histBytes     uint64
+		closed        bool
 	}
 }
 
@@ -215,6 +219,9 @@ func (s *Store) load() error {
 		return err
 	} else if ok {
 		s.restoring.Store(true)
+		if p, ok := s.RestoreProgress(); ok && p.Target != 0 {
+			s.mu.restoreTarget, s.mu.restoreChain = p.Target, p.TargetChain
+		}
 	}
 	// The cumulative byte count lives in the newest log entry.
 	if st.Index >= argent.Index(s.logFirst.Load()) {

@@ -24,6 +24,10 @@ type Writer struct {
 	entries int
 	done    bool
 	scratch []byte
+	// target is set while a resumed snapshot load replays the log: reaching
+	// it (with targetChain) ends the load and lets the store serve again.
+	target      argent.Index
+	targetChain argent.Hash
 }
 
 // NewWriter starts a Writer. It waits while another Writer, a Restore or a
@@ -32,8 +36,9 @@ func (s *Store) NewWriter() *Writer {
 	s.writeMu.Lock()
 	s.mu.Lock()
 	cum, st := s.mu.logCum, s.mu.committed
+	target, targetChain := s.mu.restoreTarget, s.mu.restoreChain
 	s.mu.Unlock()
-	return &Writer{s: s, b: s.db.NewIndexedBatch(), state: st, logCum: cum}
+	return &Writer{s: s, b: s.db.NewIndexedBatch(), state: st, logCum: cum, target: target, targetChain: targetChain}
 }
 
 // Next returns the index the next appended entry gets.
@@ -91,6 +96,9 @@ func (w *Writer) AppendEntry(e *argent.Entry) error {
 	}
 	if want := wire.NextChain(w.state.Chain, e); want != e.Chain {
 		return fmt.Errorf("%w: entry %d has chain %x, want %x", argent.ErrChainMismatch, e.Index, e.Chain[:8], want[:8])
+	}
+	if w.target != 0 && e.Index == w.target && e.Chain != w.targetChain {
+		return fmt.Errorf("%w: entry %d ends a resumed snapshot load with chain %x, the snapshot had %x", argent.ErrChainMismatch, e.Index, e.Chain[:8], w.targetChain[:8])
 	}
 	return w.apply(e)
 }
@@ -286,8 +294,21 @@ func (w *Writer) commit(opt *pebble.WriteOptions) (State, error) {
 	if err := w.b.Set(metaHistBytes, putUint64(hist), nil); err != nil {
 		return State{}, fmt.Errorf("kv: write history size: %w", err)
 	}
+	loaded := w.target != 0 && st.Index >= w.target
+	if loaded {
+		_ = w.b.Delete(metaRestoring, nil)
+	}
 	if err := w.b.Commit(opt); err != nil {
 		return State{}, fmt.Errorf("kv: commit entries up to %d: %w", st.Index, err)
+	}
+	if loaded {
+		// Publish first: a reader let in must find the target state.
+		w.s.mu.Lock()
+		w.s.mu.restoreTarget = 0
+		w.s.mu.committed = st
+		w.s.mu.Unlock()
+		w.s.publish(&st)
+		w.s.restoring.Store(false)
 	}
 	w.s.mu.Lock()
 	w.s.mu.histBytes += w.histAdd

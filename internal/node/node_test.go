@@ -298,3 +298,65 @@ func TestNode_ReplicaRestartResumes(t *testing.T) {
 		t.Fatalf("restart took a snapshot instead of resuming the log")
 	}
 }
+
+// A snapshot transfer cut half-way resumes after the last key loaded, even
+// though the root moved on meanwhile, and ends at the root's exact state.
+func TestNode_SnapshotResumesAfterCut(t *testing.T) {
+	root := start(t, node.Config{Role: node.RoleRoot, LogBytes: 4000, TrimInterval: 20 * time.Millisecond, SnapshotRate: 1 << 20})
+	c := newClient(t, root)
+	const keys = 3000
+	value := bytes.Repeat([]byte("v"), 1000)
+	for i := 0; i < keys; i += 100 {
+		b := argent.Batch{}
+		for j := i; j < i+100; j++ {
+			b.Ops = append(b.Ops, argent.Op{Type: argent.OpPut, Key: []byte(fmt.Sprintf("k/%05d", j)), Value: value})
+		}
+		if _, err := c.Txn(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if root.Store().LogFirst() <= 1 {
+			return fmt.Errorf("log not trimmed yet")
+		}
+		return nil
+	})
+	p := faultproxy.Start(t, root.Addr())
+	replica := start(t, node.Config{Role: node.RoleReplica, Upstreams: []string{p.Addr()}, StallTimeout: 2 * time.Second})
+	// At 1 MiB/s the 3 MB snapshot takes about 3 s: cut it in the middle.
+	waitFor(t, 10*time.Second, func() error {
+		if n := counter(t, replica.Registry(), "argent_snapshot_records_received_total"); n < 500 {
+			return fmt.Errorf("%v records received", n)
+		}
+		return nil
+	})
+	p.Cut()
+	if replica.Store().Applied() != 0 {
+		// Nothing may be served from a half-loaded store.
+		t.Fatalf("replica serves index %d during the load", replica.Store().Applied())
+	}
+	// The root moves on while the link is down: the rest of the load comes
+	// from a newer state, and the keys already loaded are caught up by the log.
+	last := write(t, c, 20, "k")
+	if _, err := c.Put(context.Background(), []byte("k/00000"), []byte("changed")); err != nil {
+		t.Fatal(err)
+	}
+	last++
+	p.Restore()
+	waitApplied(t, replica, last)
+	_, rh := stateHash(t, root.Store())
+	_, ph := stateHash(t, replica.Store())
+	if rh != ph {
+		t.Fatal("replica state differs from the root after a resumed snapshot")
+	}
+	t.Logf("records %v, resumes %v, loads %v, root log starts at %d",
+		counter(t, replica.Registry(), "argent_snapshot_records_received_total"),
+		counter(t, replica.Registry(), "argent_snapshot_resumes_total"),
+		counter(t, replica.Registry(), "argent_snapshots_loaded_total"), root.Store().LogFirst())
+	if got := counter(t, replica.Registry(), "argent_snapshot_resumes_total"); got < 1 {
+		t.Fatalf("snapshot resumes = %v, want >= 1", got)
+	}
+	if got := counter(t, replica.Registry(), "argent_snapshot_records_received_total"); got > keys*1.5 {
+		t.Fatalf("%v records received for %d keys: the load restarted instead of resuming", got, keys)
+	}
+}

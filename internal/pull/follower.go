@@ -2,6 +2,7 @@ package pull
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -79,6 +80,17 @@ func (f *Follower) Upstream() string { return *f.upstream.Load() }
 // Connected reports whether a log stream is open now.
 func (f *Follower) Connected() bool { return f.connected.Load() }
 
+// loadPending reports whether a snapshot load was cut and must go on before
+// the log can be followed (a load that only replays the log to its target
+// follows the log).
+func (f *Follower) loadPending() bool {
+	if !f.cfg.Store.Restoring() {
+		return false
+	}
+	p, ok := f.cfg.Store.RestoreProgress()
+	return !ok || p.Target == 0
+}
+
 // errTooOld says the upstream's log starts after our next index.
 type errTooOld struct{ first argent.Index }
 
@@ -116,7 +128,13 @@ func (f *Follower) Run(ctx context.Context) error {
 		}
 		f.upstream.Store(&up)
 		before := f.cfg.Store.Applied()
-		err := f.follow(ctx, up)
+		var err error
+		if f.loadPending() {
+			// A cut snapshot load: finish it before following the log.
+			err = errTooOld{}
+		} else {
+			err = f.follow(ctx, up)
+		}
 		var tooOld errTooOld
 		if errors.As(err, &tooOld) && ctx.Err() == nil {
 			if err = f.bootstrap(ctx, up); err == nil {
@@ -341,9 +359,34 @@ func (f *Follower) countCorrupt(err error) error {
 }
 
 // bootstrap loads a snapshot from up, replacing the store's contents.
+//
+// A load that was cut (lost link, crash) resumes after the last key it
+// stored, possibly from a newer state of this or another upstream; the
+// store then replays the log from the load's base before it serves (see
+// kv.RestoreProgress). A load that cannot resume starts over.
 func (f *Follower) bootstrap(ctx context.Context, up string) error {
-	f.cfg.Logger.Info("bootstrapping from snapshot", "upstream", up, "applied", f.cfg.Store.Applied())
-	resp, alive, stop, err := f.open(ctx, "http://"+up+SnapshotPath)
+	prog, resume := f.cfg.Store.RestoreProgress()
+	resume = resume && prog.Target == 0
+	err := f.transfer(ctx, up, prog, resume)
+	if errors.Is(err, errCannotResume) {
+		f.cfg.Logger.Info("snapshot load cannot resume: starting over", "upstream", up, "err", err)
+		err = f.transfer(ctx, up, prog, false)
+	}
+	return err
+}
+
+// errCannotResume: the upstream's snapshot is older than the cut load's base.
+var errCannotResume = errors.New("pull: snapshot cannot resume the cut load")
+
+// transfer runs one snapshot transfer: from the start, or after
+// prog.LastKey when resume is set.
+func (f *Follower) transfer(ctx context.Context, up string, prog kv.RestoreProgress, resume bool) error {
+	url := "http://" + up + SnapshotPath
+	if resume && len(prog.LastKey) > 0 {
+		url += "?after=" + hex.EncodeToString(prog.LastKey)
+	}
+	f.cfg.Logger.Info("loading snapshot", "upstream", up, "applied", f.cfg.Store.Applied(), "resume", resume, "after", len(prog.LastKey))
+	resp, alive, stop, err := f.open(ctx, url)
 	if err != nil {
 		return err
 	}
@@ -361,7 +404,17 @@ func (f *Follower) bootstrap(ctx context.Context, up string) error {
 	if err != nil {
 		return f.countCorrupt(err)
 	}
-	res, err := f.cfg.Store.BeginRestore(h.Dataset, kv.State{Index: h.Index, Time: h.Time, Chain: h.Chain})
+	st := kv.State{Index: h.Index, Time: h.Time, Chain: h.Chain}
+	var res *kv.Restore
+	if resume {
+		if h.Index < prog.Base.Index {
+			return fmt.Errorf("%w: upstream at %d, load based at %d", errCannotResume, h.Index, prog.Base.Index)
+		}
+		res, err = f.cfg.Store.ResumeRestore(h.Dataset, st)
+		f.cfg.Metrics.SnapshotResumes.Inc()
+	} else {
+		res, err = f.cfg.Store.BeginRestore(h.Dataset, st)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", errRefused, err)
 	}

@@ -17,6 +17,7 @@ type Metrics struct {
 	Reconnects       *prometheus.CounterVec
 	SnapshotsLoaded  prometheus.Counter
 	SnapshotRecords  prometheus.Counter
+	SnapshotResumes  prometheus.Counter
 	UpstreamFailures prometheus.Counter
 }
 
@@ -36,12 +37,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Reconnects:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "argent_upstream_reconnects_total", Help: "Log streams ended and restarted, by reason."}, []string{"reason"}),
 		SnapshotsLoaded:  prometheus.NewCounter(prometheus.CounterOpts{Name: "argent_snapshots_loaded_total", Help: "Snapshots this node bootstrapped from."}),
 		SnapshotRecords:  prometheus.NewCounter(prometheus.CounterOpts{Name: "argent_snapshot_records_received_total", Help: "Snapshot records received."}),
+		SnapshotResumes:  prometheus.NewCounter(prometheus.CounterOpts{Name: "argent_snapshot_resumes_total", Help: "Snapshot loads resumed after a cut instead of started over."}),
 		UpstreamFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "argent_upstream_failures_total", Help: "Failed attempts to stream from an upstream."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Children, m.EntriesSent, m.BytesSent, m.TooOld, m.SnapshotsServed,
 			m.EntriesReceived, m.BytesReceived, m.Commits, m.Corruptions, m.Reconnects,
-			m.SnapshotsLoaded, m.SnapshotRecords, m.UpstreamFailures)
+			m.SnapshotsLoaded, m.SnapshotRecords, m.SnapshotResumes, m.UpstreamFailures)
 	}
 	return m
 }

@@ -18,6 +18,7 @@ type StoreFlags struct {
 	HistoryBytes    byteSize      `help:"Bytes of superseded versions kept." default:"1GiB"`
 	LogRetention    time.Duration `help:"How long log entries are kept for children and watchers." default:"168h"`
 	LogBytes        byteSize      `help:"Bytes of log entries kept." default:"4GiB"`
+	TrimInterval    time.Duration `help:"How often history and log are trimmed to their windows." default:"10s"`
 	MaxKey          byteSize      `help:"Largest key accepted." default:"1024"`
 	MaxValue        byteSize      `help:"Largest value accepted." default:"32MiB"`
 	MaxBatch        byteSize      `help:"Largest batch (sum of keys and values) accepted." default:"64MiB"`
@@ -34,6 +35,7 @@ func (f *StoreFlags) apply(cfg *node.Config) {
 	cfg.HistoryBytes = int64(f.HistoryBytes)
 	cfg.LogDuration = f.LogRetention
 	cfg.LogBytes = int64(f.LogBytes)
+	cfg.TrimInterval = f.TrimInterval
 	cfg.Heartbeat = f.HeartbeatPeriod
 	cfg.BlockCache = int64(f.BlockCache)
 	cfg.Pprof = f.Pprof

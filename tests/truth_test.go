@@ -3,9 +3,7 @@ package tests
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -304,9 +302,4 @@ func compareLogs(a, b []logEntry) error {
 		}
 	}
 	return nil
-}
-
-// errIs is errors.Is for several targets.
-func errIs(err error, targets ...error) bool {
-	return slices.ContainsFunc(targets, func(t error) bool { return errors.Is(err, t) })
 }

@@ -23,4 +23,4 @@ lint: fmt-check
 	go run $(STATICCHECK) ./...
 
 bench:
-	go test -run '^$$' -bench . -benchtime 2s ./internal/kv/
+	go test -run '^$$' -bench . -benchtime 2s ./internal/kv/ ./internal/root/

@@ -121,6 +121,9 @@ func (s *Store) Scan(prefix, after []byte, limit int, at argent.Index) (items []
 	if err := s.checkReadable(at); err != nil {
 		return nil, false, err
 	}
+	if limit <= 0 {
+		return nil, false, fmt.Errorf("%w: scan limit %d", argent.ErrInvalid, limit)
+	}
 	lower := latestKey(prefix)
 	upper := prefixEnd(lower)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})

@@ -350,9 +350,16 @@ func (s *Store) Changed() <-chan struct{} {
 }
 
 // publish makes st the state reads are served from and wakes waiters.
+// A state older than the published one is ignored, so the published index
+// never goes back, whatever order concurrent publishers run in. (A restore
+// never lowers it: BeginRestore refuses a snapshot older than Applied.)
 func (s *Store) publish(st *State) {
-	s.state.Store(st)
 	s.mu.Lock()
+	if st.Index < s.state.Load().Index {
+		s.mu.Unlock()
+		return
+	}
+	s.state.Store(st)
 	close(s.mu.changed)
 	s.mu.changed = make(chan struct{})
 	s.mu.Unlock()
@@ -366,9 +373,7 @@ func (s *Store) SyncAndPublish(st State) error {
 	if err := s.db.LogData(nil, pebble.Sync); err != nil {
 		return fmt.Errorf("kv: sync up to %d: %w", st.Index, err)
 	}
-	if st.Index > s.Applied() {
-		s.publish(&st)
-	}
+	s.publish(&st)
 	return nil
 }
 

@@ -119,7 +119,9 @@ func (s *Store) trimHistory() (int, error) {
 	if horizon > argent.Index(s.horizon.Load()) {
 		s.horizon.Store(uint64(horizon))
 	}
-	_ = b.Set(metaHorizon, putUint64(uint64(horizon)), nil)
+	// Persist the horizon in force, not the dropped groups' one: after a
+	// resumed snapshot load, replayed entries leave groups below it.
+	_ = b.Set(metaHorizon, putUint64(s.horizon.Load()), nil)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.mu.histBytes -= min(freed, s.mu.histBytes)

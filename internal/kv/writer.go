@@ -160,12 +160,22 @@ func (w *Writer) supersede(key []byte, cur version, e *argent.Entry) error {
 	return nil
 }
 
+// replayed reports whether cur is newer than entry e. That happens only
+// while a snapshot load resumed from a newer state replays the log up to
+// it: the key's record came from that state and already holds e's effect.
+// Applying e again would move the newer version into history as superseded
+// by e, and trimming e later would delete it while reads still need it.
+func replayed(cur version, e *argent.Entry) bool { return cur.mod > e.Index }
+
 func (w *Writer) put(key, value []byte, e *argent.Entry) error {
 	cur, ok, err := w.latest(key)
 	if err != nil {
 		return err
 	}
 	if ok {
+		if replayed(cur, e) {
+			return nil
+		}
 		if err := w.supersede(key, cur, e); err != nil {
 			return err
 		}
@@ -178,7 +188,7 @@ func (w *Writer) put(key, value []byte, e *argent.Entry) error {
 
 func (w *Writer) del(key []byte, e *argent.Entry) error {
 	cur, ok, err := w.latest(key)
-	if err != nil || !ok || cur.tombstone {
+	if err != nil || !ok || cur.tombstone || replayed(cur, e) {
 		return err
 	}
 	if err := w.supersede(key, cur, e); err != nil {

@@ -3,6 +3,7 @@ package wire_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -441,5 +442,60 @@ func TestChecksum(t *testing.T) {
 	// The CRC32C check value from the Castagnoli paper and RFC 3720.
 	if got := wire.Checksum([]byte("123456789")); got != 0xe3069283 {
 		t.Fatalf("Checksum(123456789) = %08x, want e3069283", got)
+	}
+}
+
+// TestNextChain_FollowsEncoding checks that the chain hash depends only on
+// what AppendEntry encodes, so that a node that decodes an entry computes
+// the chain its parent did. The encoding drops a value on a delete.
+func TestNextChain_FollowsEncoding(t *testing.T) {
+	prev := hashOf(2)
+	for _, tc := range testEntries {
+		t.Run(tc.name, func(t *testing.T) {
+			e := tc.entry
+			e.Ops = append([]argent.Op(nil), e.Ops...)
+			for i := range e.Ops {
+				if e.Ops[i].Type != argent.OpPut {
+					e.Ops[i].Value = []byte("ignored")
+				}
+			}
+			dec, err := wire.DecodeEntry(wire.AppendEntry(nil, &e))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if wire.NextChain(prev, &e) != wire.NextChain(prev, &dec) {
+				t.Fatal("the chain hash of an entry differs from that of its decoding")
+			}
+		})
+	}
+}
+
+// TestFormat_Golden pins the bytes of an entry, its chain hash and a frame.
+// Nodes of different builds compare these: a change here is a format change
+// and needs a new FormatVersion.
+func TestFormat_Golden(t *testing.T) {
+	e := argent.Entry{Index: 1, Time: 1_700_000_000_000_000_000, Ops: []argent.Op{
+		{Type: argent.OpPut, Key: []byte("k"), Value: []byte("v")},
+		{Type: argent.OpDelete, Key: []byte("d")},
+		{Type: argent.OpDeletePrefix, Key: []byte("p/")},
+	}}
+	e.Chain = wire.NextChain(argent.Hash{}, &e)
+	hb := wire.Heartbeat{RootIndex: 1, RootTime: 2, Applied: 3}
+	tests := []struct {
+		name string
+		got  []byte
+		want string
+	}{
+		{name: "Chain", got: e.Chain[:], want: "c6eaa39e2376fe47cfb3deeb53665987a09dfee99fabf402110cb3857f6ac351"},
+		{name: "Entry", got: wire.AppendEntry(nil, &e),
+			want: "01018080d0e2c6bfce972fc6eaa39e2376fe47cfb3deeb53665987a09dfee99fabf402110cb3857f6ac3510301016b01760201640302702f"},
+		{name: "Frame", got: wire.AppendFrame(nil, wire.FrameHeartbeat, hb.Append(nil)), want: "00000004289f6c2f0301010403"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := fmt.Sprintf("%x", tc.got); got != tc.want {
+				t.Fatalf("got %s, want %s", got, tc.want)
+			}
+		})
 	}
 }

@@ -189,14 +189,6 @@ func (m *model) add(e argent.Entry) {
 	m.times = append(m.times, e.Time)
 }
 
-// truncate drops every index after i (for entries a Writer discarded).
-func (m *model) truncate(i argent.Index) {
-	m.states = m.states[:i+1]
-	m.entries = m.entries[:i]
-	m.chains = m.chains[:i+1]
-	m.times = m.times[:i+1]
-}
-
 // scan returns the model's live keys with prefix at index at, in order.
 func (m *model) scan(prefix string, at argent.Index) []kv.Item {
 	var items []kv.Item

@@ -362,7 +362,7 @@ func (n *Node) Lag() (indexes uint64, seconds float64) {
 // Status implements api.Backend.
 func (n *Node) Status() client.StatusResponse {
 	st := n.store.State()
-	ri, _ := n.Root()
+	ri, rt := n.Root()
 	_, lag := n.Lag()
 	s := client.StatusResponse{
 		Role:         n.cfg.Role,
@@ -383,7 +383,13 @@ func (n *Node) Status() client.StatusResponse {
 		if addr == "" {
 			addr = c.Remote
 		}
-		s.Children = append(s.Children, client.StatusChild{Addr: addr, NodeID: c.NodeID, AppliedIndex: c.SentIndex})
+		// What this node knows of a child: how far it has been sent, and how
+		// old that is next to the root's newest commit.
+		var lag float64
+		if c.SentIndex < ri && c.SentTime > 0 {
+			lag = max(0, time.Duration(rt-c.SentTime).Seconds())
+		}
+		s.Children = append(s.Children, client.StatusChild{Addr: addr, NodeID: c.NodeID, AppliedIndex: c.SentIndex, LagSeconds: lag})
 	}
 	sort.Slice(s.Children, func(i, j int) bool { return s.Children[i].Addr < s.Children[j].Addr })
 	return s

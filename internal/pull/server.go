@@ -98,7 +98,8 @@ type child struct {
 	addr   string
 	remote string
 	since  time.Time
-	sent   atomic.Uint64 // last index sent
+	sent     atomic.Uint64 // last index sent
+	sentTime atomic.Int64  // root commit time of that index, Unix ns
 }
 
 // ChildInfo describes a connected child.
@@ -108,6 +109,7 @@ type ChildInfo struct {
 	Remote    string // the connection's remote address
 	Since     time.Time
 	SentIndex argent.Index
+	SentTime  int64 // root commit time of SentIndex, Unix ns; 0 if unknown
 }
 
 // NewServer returns a Server.
@@ -147,7 +149,8 @@ func (s *Server) Children() []ChildInfo {
 	defer s.mu.Unlock()
 	out := make([]ChildInfo, 0, len(s.mu.children))
 	for c := range s.mu.children {
-		out = append(out, ChildInfo{NodeID: c.nodeID, Addr: c.addr, Remote: c.remote, Since: c.since, SentIndex: argent.Index(c.sent.Load())})
+		out = append(out, ChildInfo{NodeID: c.nodeID, Addr: c.addr, Remote: c.remote, Since: c.since,
+			SentIndex: argent.Index(c.sent.Load()), SentTime: c.sentTime.Load()})
 	}
 	return out
 }
@@ -275,6 +278,7 @@ func (s *Server) stream(ctx context.Context, fw *wire.Writer, flush func() error
 					return false
 				}
 				s.cfg.Metrics.EntriesSent.Inc()
+				c.sentTime.Store(e.Time)
 				s.cfg.Metrics.BytesSent.Add(float64(len(e.Raw) + wire.HeaderSize))
 				return true
 			})

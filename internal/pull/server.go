@@ -94,10 +94,10 @@ func (s *Server) Close() {
 
 // child is one connected log stream, for status.
 type child struct {
-	nodeID string
-	addr   string
-	remote string
-	since  time.Time
+	nodeID   string
+	addr     string
+	remote   string
+	since    time.Time
 	sent     atomic.Uint64 // last index sent
 	sentTime atomic.Int64  // root commit time of that index, Unix ns
 }

@@ -239,6 +239,20 @@ func readErr(ctx context.Context, err error) error {
 	return err
 }
 
+// firstFrame starts reading frames from resp and returns the first one's
+// payload, which must be of type want.
+func (f *Follower) firstFrame(ctx context.Context, resp *http.Response, want wire.FrameType) (*wire.Reader, []byte, error) {
+	r := wire.NewReader(resp.Body, wire.DefaultMaxFrame)
+	typ, payload, err := r.ReadFrame()
+	if err != nil {
+		return nil, nil, f.countCorrupt(readErr(ctx, fmt.Errorf("pull: read first frame: %w", err)))
+	}
+	if typ != want {
+		return nil, nil, f.countCorrupt(fmt.Errorf("%w: first frame has type %d, want %d", argent.ErrCorruption, typ, want))
+	}
+	return r, payload, nil
+}
+
 // follow streams the log from up until an error.
 func (f *Follower) follow(ctx context.Context, up string) error {
 	from := f.cfg.Store.Applied() + 1
@@ -248,13 +262,9 @@ func (f *Follower) follow(ctx context.Context, up string) error {
 	}
 	defer stop(nil)
 	rctx := resp.Request.Context()
-	r := wire.NewReader(resp.Body, wire.DefaultMaxFrame)
-	typ, payload, err := r.ReadFrame()
+	r, payload, err := f.firstFrame(rctx, resp, wire.FrameHello)
 	if err != nil {
-		return f.countCorrupt(readErr(rctx, fmt.Errorf("pull: read hello: %w", err)))
-	}
-	if typ != wire.FrameHello {
-		return f.countCorrupt(fmt.Errorf("%w: first frame has type %d, want hello", argent.ErrCorruption, typ))
+		return err
 	}
 	hello, err := wire.DecodeHello(payload)
 	if err != nil {
@@ -392,13 +402,9 @@ func (f *Follower) transfer(ctx context.Context, up string, prog kv.RestoreProgr
 	}
 	defer stop(nil)
 	rctx := resp.Request.Context()
-	r := wire.NewReader(resp.Body, wire.DefaultMaxFrame)
-	typ, payload, err := r.ReadFrame()
+	r, payload, err := f.firstFrame(rctx, resp, wire.FrameSnapBegin)
 	if err != nil {
-		return f.countCorrupt(readErr(rctx, fmt.Errorf("pull: read snapshot header: %w", err)))
-	}
-	if typ != wire.FrameSnapBegin {
-		return f.countCorrupt(fmt.Errorf("%w: snapshot starts with frame type %d", argent.ErrCorruption, typ))
+		return err
 	}
 	h, err := wire.DecodeSnapshotHeader(payload)
 	if err != nil {

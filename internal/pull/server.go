@@ -197,6 +197,23 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) (argent.DatasetID
 	return ours, true
 }
 
+// startFrames answers 200 and returns a frame writer on w and a flush that
+// sends what is buffered, dropping a child that takes no bytes for
+// WriteTimeout.
+func (s *Server) startFrames(w http.ResponseWriter) (*wire.Writer, func() error) {
+	w.Header().Set("Content-Type", ContentType)
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	fw := wire.NewWriter(w)
+	return fw, func() error {
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		if err := fw.Flush(); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+}
+
 func (s *Server) serveLog(w http.ResponseWriter, r *http.Request) {
 	ds, ok := s.admit(w, r)
 	if !ok {
@@ -220,17 +237,7 @@ func (s *Server) serveLog(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Metrics.Children.Dec()
 	}()
 
-	w.Header().Set("Content-Type", ContentType)
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	fw := wire.NewWriter(w)
-	flush := func() error {
-		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-		if err := fw.Flush(); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
+	fw, flush := s.startFrames(w)
 	rootIdx, rootTime := s.cfg.Root.Root()
 	hello := wire.Hello{Dataset: ds, NodeID: s.cfg.NodeID, Applied: s.cfg.Store.Applied(), RootIndex: rootIdx, RootTime: rootTime}
 	if err := fw.WriteFrame(wire.FrameHello, hello.Append(nil)); err != nil {
@@ -339,17 +346,7 @@ func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	w.Header().Set("Content-Type", ContentType)
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	fw := wire.NewWriter(w)
-	flush := func() error {
-		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-		if err := fw.Flush(); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
+	fw, flush := s.startFrames(w)
 	h := wire.SnapshotHeader{Dataset: ds, Index: snap.State.Index, Time: snap.State.Time, Chain: snap.State.Chain}
 	if err := fw.WriteFrame(wire.FrameSnapBegin, h.Append(nil)); err != nil {
 		return

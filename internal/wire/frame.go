@@ -27,8 +27,43 @@ const (
 	FrameSnapEnd   FrameType = 12 // SnapshotTrailer
 )
 
-// HeaderSize is the size of a frame header: length, checksum, type.
-const HeaderSize = 9
+// HeaderSize is the size of a frame header: payload length, payload
+// checksum, type, header checksum.
+const HeaderSize = 13
+
+// putHeader fills hdr for a frame of type t carrying payload. The header
+// has its own checksum so that a damaged length is caught before the reader
+// waits for (or allocates) the bytes it claims.
+func putHeader(hdr *[HeaderSize]byte, t FrameType, payload []byte) {
+	binary.BigEndian.PutUint32(hdr[0:4], uint32(len(payload)))
+	crc := crc32Update(0, []byte{byte(t)})
+	crc = crc32Update(crc, payload)
+	binary.BigEndian.PutUint32(hdr[4:8], crc)
+	hdr[8] = byte(t)
+	binary.BigEndian.PutUint32(hdr[9:13], Checksum(hdr[0:9]))
+}
+
+// checkHeader validates a header and returns the payload length.
+func checkHeader(hdr []byte, max int) (int, error) {
+	if got, want := Checksum(hdr[0:9]), binary.BigEndian.Uint32(hdr[9:13]); got != want {
+		return 0, corrupt("frame header checksum %08x, want %08x", got, want)
+	}
+	n := binary.BigEndian.Uint32(hdr[0:4])
+	if uint64(n) > uint64(max) {
+		return 0, corrupt("frame of %d bytes is over the limit of %d", n, max)
+	}
+	return int(n), nil
+}
+
+// checkPayload validates a payload against its header.
+func checkPayload(hdr, payload []byte) error {
+	crc := crc32Update(0, hdr[8:9])
+	crc = crc32Update(crc, payload)
+	if want := binary.BigEndian.Uint32(hdr[4:8]); crc != want {
+		return corrupt("frame checksum %08x, want %08x", crc, want)
+	}
+	return nil
+}
 
 // DefaultMaxFrame bounds a frame's payload: one 64 MiB batch plus room for
 // its encoding overhead.
@@ -37,11 +72,7 @@ const DefaultMaxFrame = 80 << 20
 // AppendFrame appends a frame with the given type and payload to dst.
 func AppendFrame(dst []byte, t FrameType, payload []byte) []byte {
 	var hdr [HeaderSize]byte
-	binary.BigEndian.PutUint32(hdr[0:4], uint32(len(payload)))
-	crc := crc32Update(0, []byte{byte(t)})
-	crc = crc32Update(crc, payload)
-	binary.BigEndian.PutUint32(hdr[4:8], crc)
-	hdr[8] = byte(t)
+	putHeader(&hdr, t, payload)
 	dst = append(dst, hdr[:]...)
 	return append(dst, payload...)
 }
@@ -57,11 +88,7 @@ func NewWriter(w io.Writer) *Writer { return &Writer{w: bufio.NewWriterSize(w, 6
 
 // WriteFrame buffers one frame.
 func (w *Writer) WriteFrame(t FrameType, payload []byte) error {
-	binary.BigEndian.PutUint32(w.hdr[0:4], uint32(len(payload)))
-	crc := crc32Update(0, []byte{byte(t)})
-	crc = crc32Update(crc, payload)
-	binary.BigEndian.PutUint32(w.hdr[4:8], crc)
-	w.hdr[8] = byte(t)
+	putHeader(&w.hdr, t, payload)
 	if _, err := w.w.Write(w.hdr[:]); err != nil {
 		return fmt.Errorf("write frame: %w", err)
 	}
@@ -106,11 +133,11 @@ func (r *Reader) ReadFrame() (FrameType, []byte, error) {
 		}
 		return 0, nil, err
 	}
-	n := binary.BigEndian.Uint32(hdr[0:4])
-	if uint64(n) > uint64(r.max) {
-		return 0, nil, corrupt("frame of %d bytes is over the limit of %d", n, r.max)
+	n, err := checkHeader(hdr[:], r.max)
+	if err != nil {
+		return 0, nil, err
 	}
-	if cap(r.buf) < int(n) {
+	if cap(r.buf) < n {
 		r.buf = make([]byte, n)
 	}
 	payload := r.buf[:n]
@@ -120,10 +147,8 @@ func (r *Reader) ReadFrame() (FrameType, []byte, error) {
 		}
 		return 0, nil, fmt.Errorf("read frame: %w", err)
 	}
-	crc := crc32Update(0, hdr[8:9])
-	crc = crc32Update(crc, payload)
-	if want := binary.BigEndian.Uint32(hdr[4:8]); crc != want {
-		return 0, nil, corrupt("frame checksum %08x, want %08x", crc, want)
+	if err := checkPayload(hdr[:], payload); err != nil {
+		return 0, nil, err
 	}
 	return FrameType(hdr[8]), payload, nil
 }
@@ -134,20 +159,18 @@ func ParseFrame(b []byte, max int) (FrameType, []byte, int, error) {
 	if len(b) < HeaderSize {
 		return 0, nil, 0, corrupt("truncated frame header")
 	}
-	n := binary.BigEndian.Uint32(b[0:4])
-	if uint64(n) > uint64(max) {
-		return 0, nil, 0, corrupt("frame of %d bytes is over the limit of %d", n, max)
+	n, err := checkHeader(b[:HeaderSize], max)
+	if err != nil {
+		return 0, nil, 0, err
 	}
-	if uint64(len(b)-HeaderSize) < uint64(n) {
+	if len(b)-HeaderSize < n {
 		return 0, nil, 0, corrupt("truncated frame")
 	}
-	payload := b[HeaderSize : HeaderSize+int(n)]
-	crc := crc32Update(0, b[8:9])
-	crc = crc32Update(crc, payload)
-	if want := binary.BigEndian.Uint32(b[4:8]); crc != want {
-		return 0, nil, 0, corrupt("frame checksum %08x, want %08x", crc, want)
+	payload := b[HeaderSize : HeaderSize+n]
+	if err := checkPayload(b[:HeaderSize], payload); err != nil {
+		return 0, nil, 0, err
 	}
-	return FrameType(b[8]), payload, HeaderSize + int(n), nil
+	return FrameType(b[8]), payload, HeaderSize + n, nil
 }
 
 // Hello opens a log stream from parent to child.

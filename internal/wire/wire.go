@@ -6,6 +6,8 @@
 //	uint32 length of payload (big endian)
 //	uint32 CRC32C (Castagnoli) of the type byte and the payload
 //	uint8  frame type
+//	uint32 CRC32C of the nine bytes above, so a damaged length is caught
+//	       before the reader waits for the bytes it claims
 //	payload
 //
 // A reader refuses a frame whose length is over its limit or whose checksum

@@ -489,7 +489,7 @@ func TestFormat_Golden(t *testing.T) {
 		{name: "Chain", got: e.Chain[:], want: "c6eaa39e2376fe47cfb3deeb53665987a09dfee99fabf402110cb3857f6ac351"},
 		{name: "Entry", got: wire.AppendEntry(nil, &e),
 			want: "01018080d0e2c6bfce972fc6eaa39e2376fe47cfb3deeb53665987a09dfee99fabf402110cb3857f6ac3510301016b01760201640302702f"},
-		{name: "Frame", got: wire.AppendFrame(nil, wire.FrameHeartbeat, hb.Append(nil)), want: "00000004289f6c2f0301010403"},
+		{name: "Frame", got: wire.AppendFrame(nil, wire.FrameHeartbeat, hb.Append(nil)), want: "00000004289f6c2f038853b92501010403"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

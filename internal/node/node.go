@@ -128,6 +128,8 @@ type Node struct {
 	rootIdx   atomic.Uint64
 	rootTime  atomic.Int64
 	lastHeard atomic.Int64 // Unix ns of the last heartbeat
+	rootSent  atomic.Int64 // the root's clock in the newest heartbeat heard
+	pathDelay atomic.Int64 // ns between the root sending it and this node hearing it
 	started   time.Time
 
 	clientsMu sync.Mutex
@@ -313,9 +315,25 @@ func (n *Node) Root() (argent.Index, int64) {
 	return ri, rt
 }
 
+// RootSent implements pull.RootClock: the root vouches for its index now;
+// a replica passes on the root's clock from the latest heartbeat.
+func (n *Node) RootSent() int64 {
+	if n.cfg.Role == RoleRoot {
+		return time.Now().UnixNano()
+	}
+	return n.rootSent.Load()
+}
+
 // heard records a heartbeat from the upstream.
 func (n *Node) heard(h wire.Heartbeat) {
-	n.lastHeard.Store(time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	n.lastHeard.Store(now)
+	if h.RootSent > 0 && h.RootSent >= n.rootSent.Load() {
+		n.rootSent.Store(h.RootSent)
+		// How old the root's word is when it reaches this node: the delay
+		// of the path from the root (plus clock skew between machines).
+		n.pathDelay.Store(max(0, now-h.RootSent))
+	}
 	for {
 		cur := n.rootIdx.Load()
 		if uint64(h.RootIndex) < cur {
@@ -329,10 +347,12 @@ func (n *Node) heard(h wire.Heartbeat) {
 }
 
 // Lag returns how far the node's served state is behind the root: in
-// indexes, and in seconds (root commit time of the newest root index known
-// minus that of the applied index, plus, when the upstream has been silent
-// for more than three heartbeats, the silence, since the node cannot know
-// what the root did meanwhile).
+// indexes, and in seconds: the delay of the path from the root at the last
+// heartbeat (a slow path delays entries and heartbeats alike), plus the root
+// commit time of the newest root index known minus that of the applied
+// index, plus, when the upstream has been silent for more than three
+// heartbeats, the silence, since the node cannot know what the root did
+// meanwhile.
 func (n *Node) Lag() (indexes uint64, seconds float64) {
 	if n.cfg.Role == RoleRoot {
 		return 0, 0
@@ -351,6 +371,7 @@ func (n *Node) Lag() (indexes uint64, seconds float64) {
 	if hb == 0 {
 		hb = time.Second
 	}
+	lag += time.Duration(n.pathDelay.Load())
 	if last := n.lastHeard.Load(); last == 0 {
 		lag += time.Since(n.started)
 	} else if silent := time.Since(time.Unix(0, last)); silent > 3*hb {

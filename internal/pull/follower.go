@@ -276,7 +276,7 @@ func (f *Follower) follow(ctx context.Context, up string) error {
 	if _, err := f.cfg.Store.AdoptDataset(hello.Dataset); err != nil {
 		return fmt.Errorf("%w: %w", errRefused, err)
 	}
-	f.cfg.OnHeartbeat(wire.Heartbeat{RootIndex: hello.RootIndex, RootTime: hello.RootTime, Applied: hello.Applied})
+	f.cfg.OnHeartbeat(wire.Heartbeat{RootIndex: hello.RootIndex, RootTime: hello.RootTime, Applied: hello.Applied, RootSent: hello.RootSent})
 	f.connected.Store(true)
 	defer f.connected.Store(false)
 

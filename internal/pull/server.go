@@ -44,9 +44,12 @@ const (
 const ProtocolVersion = "1"
 
 // RootClock reports the newest root index and its commit time that a node
-// knows of: its own state on the root, the latest heartbeat elsewhere.
+// knows of (its own state on the root, the latest heartbeat elsewhere), and
+// the root's wall clock when it last vouched for that index (now on the root,
+// the latest heartbeat's RootSent elsewhere).
 type RootClock interface {
 	Root() (argent.Index, int64)
+	RootSent() int64
 }
 
 // ServerConfig configures a Server.
@@ -239,7 +242,7 @@ func (s *Server) serveLog(w http.ResponseWriter, r *http.Request) {
 
 	fw, flush := s.startFrames(w)
 	rootIdx, rootTime := s.cfg.Root.Root()
-	hello := wire.Hello{Dataset: ds, NodeID: s.cfg.NodeID, Applied: s.cfg.Store.Applied(), RootIndex: rootIdx, RootTime: rootTime}
+	hello := wire.Hello{Dataset: ds, NodeID: s.cfg.NodeID, Applied: s.cfg.Store.Applied(), RootIndex: rootIdx, RootTime: rootTime, RootSent: s.cfg.Root.RootSent()}
 	if err := fw.WriteFrame(wire.FrameHello, hello.Append(nil)); err != nil {
 		return
 	}
@@ -261,7 +264,7 @@ func (s *Server) stream(ctx context.Context, fw *wire.Writer, flush func() error
 	var payload []byte
 	heartbeat := func() error {
 		ri, rt := s.cfg.Root.Root()
-		h := wire.Heartbeat{RootIndex: ri, RootTime: rt, Applied: st.Applied()}
+		h := wire.Heartbeat{RootIndex: ri, RootTime: rt, Applied: st.Applied(), RootSent: s.cfg.Root.RootSent()}
 		payload = h.Append(payload[:0])
 		if err := fw.WriteFrame(wire.FrameHeartbeat, payload); err != nil {
 			return err

@@ -183,6 +183,9 @@ type Hello struct {
 	// (Unix ns) the parent knows of.
 	RootIndex argent.Index
 	RootTime  int64
+	// RootSent is the root's wall clock (Unix ns) when it last vouched for
+	// RootIndex; see Heartbeat.
+	RootSent int64
 }
 
 // Append appends the encoding of h to dst.
@@ -192,7 +195,8 @@ func (h *Hello) Append(dst []byte) []byte {
 	dst = appendBytes(dst, []byte(h.NodeID))
 	dst = binary.AppendUvarint(dst, uint64(h.Applied))
 	dst = binary.AppendUvarint(dst, uint64(h.RootIndex))
-	return binary.AppendVarint(dst, h.RootTime)
+	dst = binary.AppendVarint(dst, h.RootTime)
+	return binary.AppendVarint(dst, h.RootSent)
 }
 
 // DecodeHello decodes a Hello.
@@ -205,6 +209,7 @@ func DecodeHello(b []byte) (Hello, error) {
 	h.Applied = argent.Index(d.uvarint())
 	h.RootIndex = argent.Index(d.uvarint())
 	h.RootTime = d.varint()
+	h.RootSent = d.varint()
 	return h, d.finish("hello")
 }
 
@@ -213,6 +218,11 @@ type Heartbeat struct {
 	RootIndex argent.Index
 	RootTime  int64 // commit time of RootIndex at the root, Unix ns
 	Applied   argent.Index
+	// RootSent is the root's wall clock (Unix ns) when it sent the heartbeat
+	// this one descends from: the root sets it, replicas pass it on. A child
+	// compares it with its own clock to see how stale its view of the root
+	// is, even when a slow path delays entries and heartbeats alike.
+	RootSent int64
 }
 
 // Append appends the encoding of h to dst.
@@ -220,7 +230,8 @@ func (h *Heartbeat) Append(dst []byte) []byte {
 	dst = append(dst, FormatVersion)
 	dst = binary.AppendUvarint(dst, uint64(h.RootIndex))
 	dst = binary.AppendVarint(dst, h.RootTime)
-	return binary.AppendUvarint(dst, uint64(h.Applied))
+	dst = binary.AppendUvarint(dst, uint64(h.Applied))
+	return binary.AppendVarint(dst, h.RootSent)
 }
 
 // DecodeHeartbeat decodes a Heartbeat.
@@ -231,6 +242,7 @@ func DecodeHeartbeat(b []byte) (Heartbeat, error) {
 	h.RootIndex = argent.Index(d.uvarint())
 	h.RootTime = d.varint()
 	h.Applied = argent.Index(d.uvarint())
+	h.RootSent = d.varint()
 	return h, d.finish("heartbeat")
 }
 

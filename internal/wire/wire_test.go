@@ -244,7 +244,7 @@ func TestPayloads_RoundTrip(t *testing.T) {
 		codecs = append(codecs, codec{name: "Hello/" + h.NodeID[:min(len(h.NodeID), 6)], enc: h.Append(nil), want: h,
 			decode: func(b []byte) (any, error) { return wire.DecodeHello(b) }})
 	}
-	for _, h := range []wire.Heartbeat{{}, {RootIndex: 100, RootTime: 1, Applied: 99}, {RootIndex: math.MaxUint64, RootTime: -5, Applied: math.MaxUint64}} {
+	for _, h := range []wire.Heartbeat{{}, {RootIndex: 100, RootTime: 1, Applied: 99, RootSent: 1234}, {RootIndex: math.MaxUint64, RootTime: -5, Applied: math.MaxUint64}} {
 		codecs = append(codecs, codec{name: "Heartbeat/" + strconv.Itoa(int(h.RootIndex%1000)), enc: h.Append(nil), want: h,
 			decode: func(b []byte) (any, error) { return wire.DecodeHeartbeat(b) }})
 	}
@@ -489,7 +489,7 @@ func TestFormat_Golden(t *testing.T) {
 		{name: "Chain", got: e.Chain[:], want: "c6eaa39e2376fe47cfb3deeb53665987a09dfee99fabf402110cb3857f6ac351"},
 		{name: "Entry", got: wire.AppendEntry(nil, &e),
 			want: "01018080d0e2c6bfce972fc6eaa39e2376fe47cfb3deeb53665987a09dfee99fabf402110cb3857f6ac3510301016b01760201640302702f"},
-		{name: "Frame", got: wire.AppendFrame(nil, wire.FrameHeartbeat, hb.Append(nil)), want: "00000004289f6c2f038853b92501010403"},
+		{name: "Frame", got: wire.AppendFrame(nil, wire.FrameHeartbeat, hb.Append(nil)), want: "000000052cfb7ec703590125d30101040300"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

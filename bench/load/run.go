@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/argent-kv/argent/bench/internal/benchnode"
 )
 
 // Latencies are recorded in microseconds, from 1 us to 60 s, to 3
@@ -155,7 +157,7 @@ func runLoad(cfg config) (*result, error) {
 	stats := make([]*workerStats, cfg.conns)
 	var ru0 syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
-	cpu0 := sampleCPU(cfg.pids)
+	cpu0 := benchnode.SampleCPU(cfg.pids)
 	start := time.Now()
 	end := start.Add(cfg.duration)
 	var wg sync.WaitGroup
@@ -172,7 +174,7 @@ func runLoad(cfg config) (*result, error) {
 	elapsed := time.Since(start)
 	var ru1 syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
-	cpu1 := sampleCPU(cfg.pids)
+	cpu1 := benchnode.SampleCPU(cfg.pids)
 
 	res := &result{
 		Mode: cfg.mode, Target: cfg.target, Client: cfg.client, Conns: cfg.conns,
@@ -205,10 +207,10 @@ func runLoad(cfg config) (*result, error) {
 	if cfg.mode == modeMGet {
 		res.KeysPerSec = res.OpsPerSec * float64(cfg.mgetKeys)
 	}
-	if cpu0.ok && cpu1.ok {
-		res.MachineCPU = cpu1.machine - cpu0.machine
-		for i := range cpu0.pids {
-			res.ServerCPU += cpu1.pids[i] - cpu0.pids[i]
+	if cpu0.OK && cpu1.OK {
+		res.MachineCPU = cpu1.Machine - cpu0.Machine
+		for i := range cpu0.PIDs {
+			res.ServerCPU += cpu1.PIDs[i] - cpu0.PIDs[i]
 		}
 	}
 	if res.Ops > 0 {

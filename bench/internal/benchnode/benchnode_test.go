@@ -1,0 +1,74 @@
+package benchnode
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseMetrics(t *testing.T) {
+	m, err := ParseMetrics(strings.NewReader("# HELP x y\nargent_log_first_index 470\nargent_upstream_reconnects_total{reason=\"eof\"} 2\ngo_goroutines 12\ngo_memstats_heap_sys_bytes 1.2e+07\n"))
+	if err != nil || m["argent_log_first_index"] != 470 || m["go_goroutines"] != 12 || m["go_memstats_heap_sys_bytes"] != 1.2e7 || len(m) != 3 {
+		t.Errorf("ParseMetrics = %v, %v", m, err)
+	}
+}
+
+func TestProcMem(t *testing.T) {
+	hwm, rss, err := ProcMem(1)
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	if hwm <= 0 || rss <= 0 || rss > hwm {
+		t.Errorf("ProcMem(1) = %d, %d", hwm, rss)
+	}
+}
+
+func TestDirSize(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "a", "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, n := range map[string]int{"x": 10, "a/y": 20, "a/b/z": 30} {
+		if err := os.WriteFile(filepath.Join(dir, name), make([]byte, n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := DirSize(dir); got != 60 {
+		t.Errorf("DirSize = %d, want 60", got)
+	}
+	if got := DirSize(filepath.Join(dir, "none")); got != 0 {
+		t.Errorf("DirSize of a missing directory = %d, want 0", got)
+	}
+}
+
+func TestCPUBetween(t *testing.T) {
+	at := time.Unix(1000, 0)
+	a := CPUSample{At: at, Self: 1, Machine: 10, PIDs: []float64{2, 3}, OK: true}
+	b := CPUSample{At: at.Add(2 * time.Second), Self: 2, Machine: 16, PIDs: []float64{4, 3.5}, OK: true}
+	u := CPUBetween(a, b)
+	if !u.OK || u.Wall != 2 || u.Self != 0.5 || u.Machine != 3 || len(u.PIDs) != 2 || u.PIDs[0] != 1 || u.PIDs[1] != 0.25 {
+		t.Errorf("CPUBetween = %+v", u)
+	}
+	if got := u.Other(); got != 1.25 {
+		t.Errorf("Other = %v, want 1.25", got)
+	}
+	if u := CPUBetween(b, a); u.OK || u.Wall != 0 {
+		t.Errorf("CPUBetween backwards = %+v, want zero", u)
+	}
+	b.OK = false
+	if CPUBetween(a, b).OK {
+		t.Error("CPUBetween of an incomplete sample is OK")
+	}
+}
+
+func TestSampleCPU(t *testing.T) {
+	s := SampleCPU([]int{os.Getpid()})
+	if !s.OK {
+		t.Skip("no /proc")
+	}
+	if len(s.PIDs) != 1 || s.Machine <= 0 || s.PIDs[0] < 0 {
+		t.Errorf("SampleCPU = %+v", s)
+	}
+}

@@ -1,0 +1,256 @@
+package benchnode
+
+// Real argent processes on 127.0.0.1 for a benchmark: free ports, temporary
+// data directories, logs, readiness, /v1/status and /metrics, and a stop by
+// PID at the end.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/argent-kv/argent/client"
+)
+
+const (
+	readyTimeout = 20 * time.Second // for /v1/status to answer after a start
+	stopTimeout  = 10 * time.Second // after SIGTERM, before SIGKILL
+	tailBytes    = 4 << 10          // of a node's log, shown when it fails
+)
+
+// Proc is one argent process, started by [Cluster.Start].
+type Proc struct {
+	Name   string         // "root", "r1", ...
+	Addr   string         // --listen
+	Dir    string         // --data
+	Log    string         // stdout and stderr
+	Client *client.Client // talks to Addr
+
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+	err  error         // its exit status, once done is closed
+	hc   *http.Client
+}
+
+// Cluster is the processes of one run, in start order. Set Bin and Dir, then
+// call Start for each node and Close at the end.
+type Cluster struct {
+	Bin   string // the argent binary
+	Dir   string // temporary directory: every node's data directory and log
+	procs []*Proc
+}
+
+// BuildArgent builds ./cmd/argent into dir and returns the binary's path.
+// It is run from the module root (bench/run-issue4.sh and "go run ./bench/..."
+// both are).
+func BuildArgent(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "argent")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/argent")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/argent: %w", err)
+	}
+	return bin, nil
+}
+
+// FreeAddr returns 127.0.0.1:PORT with a port the kernel just handed out
+// and that nothing listens on now.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := l.Addr().String()
+	return addr, l.Close()
+}
+
+// Start runs "argent ROLE --data DIR --listen ADDR args..." as the node
+// name, with its data directory and log under c.Dir, and waits until its
+// /v1/status answers.
+func (c *Cluster) Start(ctx context.Context, name, role string, args ...string) (*Proc, error) {
+	addr, err := FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	p := &Proc{
+		Name: name,
+		Addr: addr,
+		Dir:  filepath.Join(c.Dir, name),
+		Log:  filepath.Join(c.Dir, name+".log"),
+		done: make(chan struct{}),
+		hc:   client.NewHTTPClient(),
+	}
+	if p.Client, err = client.New(addr, client.WithHTTPClient(p.hc)); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(p.Log)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	full := append([]string{role, "--data", p.Dir, "--listen", addr}, args...)
+	p.cmd = exec.Command(c.Bin, full...)
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	p.cmd.SysProcAttr = sysProcAttr()
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	c.procs = append(c.procs, p)
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	if err := p.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Procs returns the processes started so far, in start order.
+func (c *Cluster) Procs() []*Proc { return c.procs }
+
+// PID is the process ID.
+func (p *Proc) PID() int { return p.cmd.Process.Pid }
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// ExitErr returns the process's exit status once Exited reports true, and
+// nil while it runs.
+func (p *Proc) ExitErr() error {
+	if !p.Exited() {
+		return nil
+	}
+	return p.err
+}
+
+// waitReady polls /v1/status until it answers, the process exits, or
+// readyTimeout passes.
+func (p *Proc) waitReady(ctx context.Context) error {
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		_, err := p.Status(ctx)
+		if err == nil {
+			return nil
+		}
+		if p.Exited() {
+			return fmt.Errorf("%s exited (%v) before it served /v1/status; log:\n%s", p.Name, p.err, p.Tail())
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("%s at %s did not serve /v1/status in %v (%v); log:\n%s", p.Name, p.Addr, readyTimeout, err, p.Tail())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Status gets /v1/status with a 2 s bound.
+func (p *Proc) Status(ctx context.Context) (client.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return p.Client.Status(ctx)
+}
+
+// Metrics scrapes /metrics, with a 5 s bound, and returns the samples
+// without labels, by name.
+func (p *Proc) Metrics(ctx context.Context) (map[string]float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.Addr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := p.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s /metrics: %s", p.Name, resp.Status)
+	}
+	return ParseMetrics(resp.Body)
+}
+
+// ParseMetrics reads Prometheus text and returns the samples without
+// labels ("name value" lines), by name; comments and labelled samples are
+// skipped.
+func ParseMetrics(r io.Reader) (map[string]float64, error) {
+	out := make(map[string]float64)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' || strings.ContainsRune(line, '{') {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			continue
+		}
+		out[f[0]] = v
+	}
+	return out, sc.Err()
+}
+
+// Tail returns the end of the node's log (its last 4 KiB), or why it could
+// not be read.
+func (p *Proc) Tail() string {
+	b, err := os.ReadFile(p.Log)
+	if err != nil {
+		return err.Error()
+	}
+	if len(b) > tailBytes {
+		b = b[len(b)-tailBytes:]
+	}
+	return string(bytes.TrimSpace(b))
+}
+
+// Stop sends SIGTERM to the process by PID, and SIGKILL if it has not ended
+// 10 s later, and waits until it has ended.
+func (p *Proc) Stop() {
+	if p.Exited() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(stopTimeout):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// Close stops every process, the last started first, and removes c.Dir
+// unless keep is set (then it says on stderr that it kept it).
+func (c *Cluster) Close(keep bool) {
+	for i := len(c.procs) - 1; i >= 0; i-- {
+		c.procs[i].Stop()
+		c.procs[i].hc.CloseIdleConnections()
+	}
+	if keep {
+		fmt.Fprintf(os.Stderr, "kept %s\n", c.Dir)
+		return
+	}
+	_ = os.RemoveAll(c.Dir)
+}

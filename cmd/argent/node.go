@@ -23,6 +23,7 @@ type StoreFlags struct {
 	MaxValue        byteSize      `help:"Largest value accepted." default:"32MiB"`
 	MaxBatch        byteSize      `help:"Largest batch (sum of keys and values) accepted." default:"64MiB"`
 	BlockCache      byteSize      `help:"Size of the storage engine's block cache (memory)." default:"256MiB"`
+	MemTable        byteSize      `name:"memtable-size" help:"Size of the storage engine's memtable (memory; flushed to disk when full)." default:"32MiB"`
 	HeartbeatPeriod time.Duration `name:"heartbeat" help:"Interval of heartbeats to children." default:"1s"`
 	SnapshotRate    byteSize      `help:"Bytes per second of snapshots served to children, all transfers together." default:"128MiB"`
 	SnapshotConc    int           `name:"snapshot-concurrency" help:"Snapshot transfers served at once." default:"2"`
@@ -38,6 +39,7 @@ func (f *StoreFlags) apply(cfg *node.Config) {
 	cfg.TrimInterval = f.TrimInterval
 	cfg.Heartbeat = f.HeartbeatPeriod
 	cfg.BlockCache = int64(f.BlockCache)
+	cfg.MemTable = int64(f.MemTable)
 	cfg.Pprof = f.Pprof
 	cfg.SnapshotRate = int64(f.SnapshotRate)
 	cfg.SnapshotConcurrency = f.SnapshotConc

@@ -48,6 +48,8 @@ type Options struct {
 	LogBytes int64
 	// CacheSize is Pebble's block cache size. Default: 256 MiB.
 	CacheSize int64
+	// MemTableSize is the size of Pebble's memtable. Default: 32 MiB.
+	MemTableSize int64
 	// Now returns the current time. Default: time.Now.
 	Now func() time.Time
 	// Logger receives Pebble's log lines. Default: discard them.
@@ -73,6 +75,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if out.LogBytes == 0 {
 		out.LogBytes = 4 << 30
+	}
+	if out.MemTableSize == 0 {
+		out.MemTableSize = 32 << 20
 	}
 	if out.CacheSize == 0 {
 		out.CacheSize = 256 << 20
@@ -137,7 +142,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 		Cache:              cache,
 		Logger:             o.Logger,
 		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       32 << 20,
+		MemTableSize:       uint64(o.MemTableSize),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kv: open pebble in %s: %w", dir, err)

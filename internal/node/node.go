@@ -56,6 +56,8 @@ type Config struct {
 	LogBytes        int64
 	// BlockCache is the size of Pebble's block cache. Default 256 MiB.
 	BlockCache int64
+	// MemTable is the size of Pebble's memtable. Default 32 MiB.
+	MemTable int64
 	// TrimInterval is how often history and log are trimmed. Default 10s.
 	TrimInterval time.Duration
 	// Heartbeat is the interval of heartbeats to children. Default 1s.
@@ -155,6 +157,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		LogDuration:     cfg.LogDuration,
 		LogBytes:        cfg.LogBytes,
 		CacheSize:       cfg.BlockCache,
+		MemTableSize:    cfg.MemTable,
 	})
 	if err != nil {
 		return nil, err

@@ -319,7 +319,8 @@ func (f *Follower) follow(ctx context.Context, up string) error {
 				w = f.cfg.Store.NewWriter()
 			}
 			if err := w.AppendEntry(&e); err != nil {
-				// Nothing of this entry is kept; what came before is good.
+				// Drop the whole uncommitted group (it may hold part of
+				// this entry); it is fetched again from the applied index.
 				w.Discard()
 				w = nil
 				if errors.Is(err, argent.ErrChainMismatch) {

@@ -23,6 +23,7 @@ type StoreFlags struct {
 	MaxValue        byteSize      `help:"Largest value accepted." default:"32MiB"`
 	MaxBatch        byteSize      `help:"Largest batch (sum of keys and values) accepted." default:"64MiB"`
 	BlockCache      byteSize      `help:"Size of the storage engine's block cache (memory)." default:"256MiB"`
+	ReadCache       byteSize      `help:"Memory for the cache of latest values in front of the storage engine (0: none)." default:"64MiB"`
 	MemTable        byteSize      `name:"memtable-size" help:"Size of the storage engine's memtable (memory; flushed to disk when full)." default:"32MiB"`
 	HeartbeatPeriod time.Duration `name:"heartbeat" help:"Interval of heartbeats to children." default:"1s"`
 	SnapshotRate    byteSize      `help:"Bytes per second of snapshots served to children, all transfers together." default:"128MiB"`
@@ -40,6 +41,10 @@ func (f *StoreFlags) apply(cfg *node.Config) {
 	cfg.Heartbeat = f.HeartbeatPeriod
 	cfg.BlockCache = int64(f.BlockCache)
 	cfg.MemTable = int64(f.MemTable)
+	cfg.ReadCache = int64(f.ReadCache)
+	if f.ReadCache == 0 {
+		cfg.ReadCache = -1 // the flag's 0 means none; the config's 0 means the default
+	}
 	cfg.Pprof = f.Pprof
 	cfg.SnapshotRate = int64(f.SnapshotRate)
 	cfg.SnapshotConcurrency = f.SnapshotConc

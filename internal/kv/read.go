@@ -52,7 +52,8 @@ func (s *Store) recheck(at argent.Index) error {
 }
 
 // Get returns key's value at index at, which must lie between Horizon() and
-// Applied(). An absent key gives ErrNotFound.
+// Applied(). An absent key gives ErrNotFound. The returned value must not be
+// modified: it may be shared with the store's cache.
 func (s *Store) Get(key []byte, at argent.Index) (Value, error) {
 	if err := s.checkReadable(at); err != nil {
 		return Value{}, err
@@ -67,6 +68,16 @@ func (s *Store) Get(key []byte, at argent.Index) (Value, error) {
 }
 
 func (s *Store) get(key []byte, at argent.Index) (Value, error) {
+	var gen uint64
+	if s.cache != nil {
+		if v, ok := s.cache.get(key); ok {
+			if out, err, ok := versionAt(v, at); ok {
+				return out, err
+			}
+			return s.getHistory(key, at)
+		}
+		gen = s.cache.gen.Load()
+	}
 	raw, closer, err := s.db.Get(latestKey(key))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return Value{}, argent.ErrNotFound
@@ -79,15 +90,14 @@ func (s *Store) get(key []byte, at argent.Index) (Value, error) {
 		closer.Close()
 		return Value{}, fmt.Errorf("kv: latest version of %q has %d bytes: %w", key, len(raw), argent.ErrCorruption)
 	}
-	if v.mod <= at {
-		out := Value{Value: append([]byte(nil), v.value...), ModIndex: v.mod}
-		closer.Close()
-		if v.tombstone {
-			return Value{}, argent.ErrNotFound
-		}
-		return out, nil
-	}
+	v.value = append([]byte(nil), v.value...)
 	closer.Close()
+	if s.cache != nil {
+		s.cache.fill(key, v, gen)
+	}
+	if out, err, ok := versionAt(v, at); ok {
+		return out, err
+	}
 	return s.getHistory(key, at)
 }
 

@@ -190,6 +190,9 @@ func (s *Store) BeginRestore(ds argent.DatasetID, st State) (*Restore, error) {
 		return nil, fmt.Errorf("kv: begin restore: %w", err)
 	}
 	b.Close()
+	if s.cache != nil {
+		s.cache.clear()
+	}
 	s.logFirst.Store(empty)
 	s.mu.Lock()
 	s.mu.logCum = 0
@@ -293,6 +296,9 @@ func (r *Restore) Finish(want uint64) error {
 		s.mu.restoreChain = r.st.Chain
 	}
 	s.mu.Unlock()
+	if s.cache != nil {
+		s.cache.clear()
+	}
 	s.horizon.Store(uint64(r.st.Index))
 	s.logFirst.Store(uint64(base.Index) + 1)
 	s.publish(&base)

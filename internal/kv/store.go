@@ -50,6 +50,9 @@ type Options struct {
 	CacheSize int64
 	// MemTableSize is the size of Pebble's memtable. Default: 32 MiB.
 	MemTableSize int64
+	// LatestCache is the memory, in bytes, of the cache of latest versions
+	// in front of Pebble for point reads. Default: 64 MiB; negative: none.
+	LatestCache int64
 	// Now returns the current time. Default: time.Now.
 	Now func() time.Time
 	// Logger receives Pebble's log lines. Default: discard them.
@@ -76,6 +79,9 @@ func (o *Options) withDefaults() Options {
 	if out.LogBytes == 0 {
 		out.LogBytes = 4 << 30
 	}
+	if out.LatestCache == 0 {
+		out.LatestCache = 64 << 20
+	}
 	if out.MemTableSize == 0 {
 		out.MemTableSize = 32 << 20
 	}
@@ -101,8 +107,9 @@ type State struct {
 // Store is a versioned key-value store. Reads are safe from any goroutine;
 // Writers, Restores and Trim calls take turns.
 type Store struct {
-	db   *pebble.DB
-	opts Options
+	db    *pebble.DB
+	opts  Options
+	cache *latestCache // nil: no cache
 
 	nodeID [16]byte
 
@@ -147,7 +154,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kv: open pebble in %s: %w", dir, err)
 	}
-	s := &Store{db: db, opts: o}
+	s := &Store{db: db, opts: o, cache: newLatestCache(o.LatestCache)}
 	s.mu.changed = make(chan struct{})
 	if err := s.load(); err != nil {
 		_ = db.Close()

@@ -28,6 +28,7 @@ type Writer struct {
 	// it (with targetChain) ends the load and lets the store serve again.
 	target      argent.Index
 	targetChain argent.Hash
+	touched     [][]byte // keys whose latest version this Writer wrote
 }
 
 // NewWriter starts a Writer. It waits while another Writer, a Restore or a
@@ -142,6 +143,14 @@ func (w *Writer) apply(e *argent.Entry) error {
 	return nil
 }
 
+// touch records that key's latest version may change, so the read cache
+// drops it when the Writer commits.
+func (w *Writer) touch(key []byte) {
+	if w.s.cache != nil {
+		w.touched = append(w.touched, append([]byte(nil), key...))
+	}
+}
+
 // supersede moves the current version of key (mod index cur.mod) into
 // history, superseded by entry e. A version written by e itself (two ops on
 // one key in one batch) was never visible and is simply overwritten.
@@ -168,6 +177,7 @@ func (w *Writer) supersede(key []byte, cur version, e *argent.Entry) error {
 func replayed(cur version, e *argent.Entry) bool { return cur.mod > e.Index }
 
 func (w *Writer) put(key, value []byte, e *argent.Entry) error {
+	w.touch(key)
 	cur, ok, err := w.latest(key)
 	if err != nil {
 		return err
@@ -187,6 +197,7 @@ func (w *Writer) put(key, value []byte, e *argent.Entry) error {
 }
 
 func (w *Writer) del(key []byte, e *argent.Entry) error {
+	w.touch(key)
 	cur, ok, err := w.latest(key)
 	if err != nil || !ok || cur.tombstone || replayed(cur, e) {
 		return err
@@ -310,6 +321,11 @@ func (w *Writer) commit(opt *pebble.WriteOptions) (State, error) {
 	}
 	if err := w.b.Commit(opt); err != nil {
 		return State{}, fmt.Errorf("kv: commit entries up to %d: %w", st.Index, err)
+	}
+	if w.s.cache != nil {
+		// Before the new state is published: no reader at it may find a
+		// replaced version in the cache.
+		w.s.cache.invalidate(w.touched)
 	}
 	if loaded {
 		// Publish first: a reader let in must find the target state.

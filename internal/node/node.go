@@ -58,6 +58,9 @@ type Config struct {
 	BlockCache int64
 	// MemTable is the size of Pebble's memtable. Default 32 MiB.
 	MemTable int64
+	// ReadCache is the memory of the cache of latest versions in front of
+	// Pebble. Default 64 MiB; negative: none.
+	ReadCache int64
 	// TrimInterval is how often history and log are trimmed. Default 10s.
 	TrimInterval time.Duration
 	// Heartbeat is the interval of heartbeats to children. Default 1s.
@@ -158,6 +161,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		LogBytes:        cfg.LogBytes,
 		CacheSize:       cfg.BlockCache,
 		MemTableSize:    cfg.MemTable,
+		LatestCache:     cfg.ReadCache,
 	})
 	if err != nil {
 		return nil, err

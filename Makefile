@@ -9,7 +9,7 @@ build:
 
 # Every test, with the race detector.
 test:
-	go test -race -timeout 15m ./...
+	go test -race -count=1 -timeout 15m ./...
 
 # Unit tests only (no multi-process tests): quick feedback while editing.
 test-short:

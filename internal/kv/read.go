@@ -26,6 +26,9 @@ type Item struct {
 
 // checkReadable returns an error unless reads at index at can be answered.
 func (s *Store) checkReadable(at argent.Index) error {
+	if s.closed.Load() {
+		return argent.ErrClosed
+	}
 	if s.restoring.Load() {
 		return fmt.Errorf("%w: loading a snapshot", argent.ErrUnavailable)
 	}

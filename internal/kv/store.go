@@ -119,6 +119,7 @@ type Store struct {
 	horizon   atomic.Uint64 // reads below it answer ErrCompacted
 	logFirst  atomic.Uint64 // oldest log entry kept
 	restoring atomic.Bool   // a snapshot load is under way or was cut: no reads
+	closed    atomic.Bool   // Close was called: reads answer ErrClosed
 
 	// writeMu is held by an open Writer or Restore and by Trim, so that only
 	// one of them changes the store at a time. Lock order: writeMu, then mu.
@@ -287,6 +288,7 @@ func (s *Store) Close() error {
 	}
 	s.mu.closed = true
 	s.mu.Unlock()
+	s.closed.Store(true)
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("kv: close: %w", err)
 	}

@@ -15,6 +15,7 @@ type DevCmd struct {
 	Data          string `help:"Data directory (root/ and replica/ below it)." default:"./argent-dev" type:"path"`
 	RootListen    string `help:"Root address." default:"127.0.0.1:7400"`
 	ReplicaListen string `help:"Replica address." default:"127.0.0.1:7401"`
+	RESPListen    string `name:"resp-listen" help:"Redis-protocol read port of the replica (empty: off)." default:"127.0.0.1:7379"`
 	Empty         bool   `help:"Do not load the demo data set."`
 	Hosts         int    `help:"Number of demo hosts (egress policies) to load." default:"20000"`
 	LogLevel      string `help:"Log level: debug, info, warn, error." default:"warn" enum:"debug,info,warn,error"`
@@ -42,7 +43,7 @@ func (c *DevCmd) Run(ctx context.Context) error {
 	} else if rootN.Store().Applied() > 0 {
 		loaded = fmt.Sprintf("reopened existing data at index %d", rootN.Store().Applied())
 	}
-	replica, err := node.Start(ctx, node.Config{Role: node.RoleReplica, DataDir: filepath.Join(c.Data, "replica"), Listen: c.ReplicaListen, Upstreams: []string{rootN.Addr()}, Logger: logger.With("dev", "replica")})
+	replica, err := node.Start(ctx, node.Config{Role: node.RoleReplica, DataDir: filepath.Join(c.Data, "replica"), Listen: c.ReplicaListen, RESPListen: c.RESPListen, Upstreams: []string{rootN.Addr()}, Logger: logger.With("dev", "replica")})
 	if err != nil {
 		return fmt.Errorf("start replica: %w", err)
 	}
@@ -56,6 +57,9 @@ func (c *DevCmd) Run(ctx context.Context) error {
   root     http://%s   takes writes
   replica  http://%s   follows the root, serves reads
 `, c.Data, rootN.Addr(), replica.Addr())
+	if replica.RESPAddr() != "" {
+		fmt.Printf("  RESP     redis://%s   the replica, for redis-cli and Redis clients\n", replica.RESPAddr())
+	}
 	if loaded != "" {
 		fmt.Printf("  %s\n", loaded)
 	}

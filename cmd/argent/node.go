@@ -28,6 +28,7 @@ type StoreFlags struct {
 	HeartbeatPeriod time.Duration `name:"heartbeat" help:"Interval of heartbeats to children." default:"1s"`
 	SnapshotRate    byteSize      `help:"Bytes per second of snapshots served to children, all transfers together." default:"128MiB"`
 	SnapshotConc    int           `name:"snapshot-concurrency" help:"Snapshot transfers served at once." default:"2"`
+	RESPListen      string        `name:"resp-listen" help:"Also serve the Redis protocol (GET, MGET, EXISTS, SCAN, INFO; SET/DEL forwarded to the root) on this address; off when empty."`
 	Pprof           bool          `help:"Serve Go's profiler under /debug/pprof/ on the listen address."`
 	LogLevel        string        `help:"Log level: debug, info, warn, error." default:"info" enum:"debug,info,warn,error"`
 }
@@ -46,6 +47,7 @@ func (f *StoreFlags) apply(cfg *node.Config) {
 		cfg.ReadCache = -1 // the flag's 0 means none; the config's 0 means the default
 	}
 	cfg.Pprof = f.Pprof
+	cfg.RESPListen = f.RESPListen
 	cfg.SnapshotRate = int64(f.SnapshotRate)
 	cfg.SnapshotConcurrency = f.SnapshotConc
 	cfg.Limits = argent.Limits{MaxKey: int(f.MaxKey), MaxValue: int(f.MaxValue), MaxBatch: int(f.MaxBatch)}

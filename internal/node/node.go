@@ -28,6 +28,7 @@ import (
 	"github.com/argent-kv/argent/internal/api"
 	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/pull"
+	"github.com/argent-kv/argent/internal/resp"
 	"github.com/argent-kv/argent/internal/root"
 	"github.com/argent-kv/argent/internal/wire"
 )
@@ -43,6 +44,9 @@ type Config struct {
 	Role    string // RoleRoot or RoleReplica
 	DataDir string // Pebble directory
 	Listen  string // client API, node-to-node streams and /metrics
+	// RESPListen, if set, serves the Redis protocol (RESP2) read port
+	// there: GET, MGET, EXISTS, SCAN, INFO, and SET/DEL forwarded as writes.
+	RESPListen string
 	// Upstreams are a replica's parents, in order of preference.
 	Upstreams []string
 
@@ -115,19 +119,21 @@ func (c *Config) Validate() error {
 
 // Node is a running argent node.
 type Node struct {
-	cfg    Config
-	store  *kv.Store
-	nodeID string
-	reg    *prometheus.Registry
-	ln     net.Listener
-	srv    *http.Server
-	pullS  *pull.Server
-	api    *api.Server
-	root   *root.Root     // root only
-	follow *pull.Follower // replica only
-	log    *slog.Logger
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cfg      Config
+	store    *kv.Store
+	nodeID   string
+	reg      *prometheus.Registry
+	ln       net.Listener
+	srv      *http.Server
+	pullS    *pull.Server
+	api      *api.Server
+	resp     *resp.Server // nil without RESPListen
+	respAddr string
+	root     *root.Root     // root only
+	follow   *pull.Follower // replica only
+	log      *slog.Logger
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 
 	// rootClock: newest root index and commit time heard (replicas).
 	rootIdx   atomic.Uint64
@@ -225,6 +231,19 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			n.log.Error("serve", "err", err)
 		}
 	})
+	if cfg.RESPListen != "" {
+		rln, err := net.Listen("tcp", cfg.RESPListen)
+		if err != nil {
+			n.Close()
+			return nil, fmt.Errorf("node: listen for RESP: %w", err)
+		}
+		n.resp, n.respAddr = resp.New(n, n.log), rln.Addr().String()
+		n.goRun(func() {
+			if err := n.resp.Serve(rln); err != nil {
+				n.log.Error("serve RESP", "err", err)
+			}
+		})
+	}
 	n.log.Info("node started", "dataset", store.Dataset(), "applied", store.Applied())
 	return n, nil
 }
@@ -240,6 +259,11 @@ func (n *Node) goRun(fn func()) {
 // Addr returns the address the node listens on.
 func (n *Node) Addr() string { return n.ln.Addr().String() }
 
+// RESPAddr returns the address of the RESP port, or "" without one.
+func (n *Node) RESPAddr() string {
+	return n.respAddr
+}
+
 // NodeID returns the node's ID.
 func (n *Node) NodeID() string { return n.nodeID }
 
@@ -251,6 +275,9 @@ func (n *Node) Close() error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	n.cancel()
+	if n.resp != nil {
+		n.resp.Close()
+	}
 	n.api.Close()   // ends watch streams
 	n.pullS.Close() // ends children's streams
 	if err := n.srv.Shutdown(shutCtx); err != nil {

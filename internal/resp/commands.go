@@ -1,0 +1,541 @@
+package resp
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/argent-kv/argent"
+)
+
+// Commands, case-insensitive:
+//
+//	PING [msg], ECHO msg, QUIT, SELECT 0, COMMAND ... (empty array),
+//	HELLO [2], CLIENT SETNAME|GETNAME|SETINFO|ID|INFO, CONFIG GET save|appendonly
+//	GET key, MGET key..., EXISTS key...
+//	SCAN cursor [MATCH prefix*|key] [COUNT n]
+//	INFO [section]
+//	SET key value, DEL key...
+//	READINDEX n
+//
+// Anything else gets "-ERR unknown command".
+
+const (
+	scanDefaultCount = 10
+	scanMaxCount     = 10000
+)
+
+// cmdName upper-cases a command name into buf, for the switch in dispatch.
+func cmdName(buf *[16]byte, b []byte) string {
+	if len(b) > len(buf) {
+		return string(bytes.ToUpper(b))
+	}
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	return string(buf[:len(b)])
+}
+
+func (c *conn) dispatch(args [][]byte) {
+	var buf [16]byte
+	name := cmdName(&buf, args[0])
+	w := c.w
+	switch name {
+	case "GET":
+		if c.arity(args, 2, 2) {
+			c.get(args[1])
+		}
+	case "MGET":
+		if c.arity(args, 2, -1) {
+			c.mget(args[1:])
+		}
+	case "EXISTS":
+		if c.arity(args, 2, -1) {
+			c.exists(args[1:])
+		}
+	case "SCAN":
+		if c.arity(args, 2, -1) {
+			c.scan(args[1:])
+		}
+	case "PING":
+		switch len(args) {
+		case 1:
+			w.simple("PONG")
+		case 2:
+			w.bulk(args[1])
+		default:
+			c.wrongArity(args)
+		}
+	case "ECHO":
+		if c.arity(args, 2, 2) {
+			w.bulk(args[1])
+		}
+	case "QUIT":
+		w.simple("OK")
+		c.quit = true
+	case "SELECT":
+		if c.arity(args, 2, 2) {
+			if string(args[1]) == "0" {
+				w.simple("OK")
+			} else {
+				w.error("ERR DB index is out of range")
+			}
+		}
+	case "COMMAND":
+		w.array(0)
+	case "CONFIG":
+		if len(args) >= 2 && strings.EqualFold(string(args[1]), "GET") {
+			c.configGet(args[2:])
+		} else {
+			w.error("ERR only CONFIG GET is supported")
+		}
+	case "HELLO":
+		c.hello(args)
+	case "CLIENT":
+		c.client(args)
+	case "INFO":
+		c.info()
+	case "SET":
+		c.set(args)
+	case "DEL":
+		if c.arity(args, 2, -1) {
+			c.del(args[1:])
+		}
+	case "READINDEX":
+		if c.arity(args, 2, 2) {
+			n, err := strconv.ParseUint(string(args[1]), 10, 64)
+			if err != nil {
+				w.error("ERR index is not an unsigned integer")
+				return
+			}
+			c.minIndex = n
+			w.simple("OK")
+		}
+	default:
+		w.error(fmt.Sprintf("ERR unknown command '%s'", quoteName(args[0])))
+	}
+}
+
+// quoteName returns a command name fit for an error message: at most 64
+// bytes, printable ASCII only.
+func quoteName(b []byte) string {
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	out := make([]byte, len(b))
+	for i, c := range b {
+		out[i] = printable(c)
+	}
+	return string(out)
+}
+
+// arity checks that args has between lo and hi elements (hi -1: no upper
+// bound) and writes the error reply if not.
+func (c *conn) arity(args [][]byte, lo, hi int) bool {
+	if len(args) < lo || hi >= 0 && len(args) > hi {
+		c.wrongArity(args)
+		return false
+	}
+	return true
+}
+
+func (c *conn) wrongArity(args [][]byte) {
+	c.w.error(fmt.Sprintf("ERR wrong number of arguments for '%s' command", strings.ToLower(quoteName(args[0]))))
+}
+
+// readIndex returns the index to serve this command's reads at: the
+// published applied index, after waiting for the connection's READINDEX. It
+// writes the error reply and returns false when the wait fails.
+func (c *conn) readIndex() (argent.Index, bool) {
+	st := c.s.b.Store()
+	at := st.Applied()
+	if want := argent.Index(c.minIndex); at < want {
+		// Flush what is answered already: the wait may be long.
+		c.w.flush()
+		got, err := st.WaitApplied(c.s.ctx.Done(), c.s.readIndexWait, want)
+		if err != nil {
+			c.w.error(fmt.Sprintf("TIMEOUT applied index %d did not reach READINDEX %d", got, want))
+			return 0, false
+		}
+		at = got
+	}
+	return at, true
+}
+
+// checkKeys writes an error reply and returns false if a key breaks the limits.
+func (c *conn) checkKeys(keys [][]byte) bool {
+	l := c.s.b.Limits()
+	for _, k := range keys {
+		if err := l.CheckKey(k); err != nil {
+			c.w.error("ERR " + err.Error())
+			return false
+		}
+	}
+	return true
+}
+
+// lookup reads key at index at; a missing key gives ok false.
+func (c *conn) lookup(key []byte, at argent.Index) (val []byte, ok bool, err error) {
+	v, err := c.s.b.Store().Get(key, at)
+	if errors.Is(err, argent.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return v.Value, true, nil
+}
+
+func (c *conn) get(key []byte) {
+	if !c.checkKeys([][]byte{key}) {
+		return
+	}
+	at, ok := c.readIndex()
+	if !ok {
+		return
+	}
+	v, found, err := c.lookup(key, at)
+	switch {
+	case err != nil:
+		c.w.error("ERR " + err.Error())
+	case !found:
+		c.w.null()
+	default:
+		c.w.bulk(v)
+	}
+}
+
+func (c *conn) mget(keys [][]byte) {
+	if !c.checkKeys(keys) {
+		return
+	}
+	at, ok := c.readIndex()
+	if !ok {
+		return
+	}
+	// Read every key before replying, so that an error can still be the
+	// whole reply. Values are not copied: the store does not modify them.
+	vals := make([][]byte, len(keys))
+	found := make([]bool, len(keys))
+	for i, k := range keys {
+		v, f, err := c.lookup(k, at)
+		if err != nil {
+			c.w.error("ERR " + err.Error())
+			return
+		}
+		vals[i], found[i] = v, f
+	}
+	c.w.array(len(keys))
+	for i := range keys {
+		if found[i] {
+			c.w.bulk(vals[i])
+		} else {
+			c.w.null()
+		}
+	}
+}
+
+// exists counts the keys present at one index; a key named twice counts
+// twice, as in Redis.
+func (c *conn) exists(keys [][]byte) {
+	if !c.checkKeys(keys) {
+		return
+	}
+	at, ok := c.readIndex()
+	if !ok {
+		return
+	}
+	n, err := c.count(keys, at)
+	if err != nil {
+		c.w.error("ERR " + err.Error())
+		return
+	}
+	c.w.integer(n)
+}
+
+func (c *conn) count(keys [][]byte, at argent.Index) (int, error) {
+	n := 0
+	for _, k := range keys {
+		_, f, err := c.lookup(k, at)
+		if err != nil {
+			return 0, err
+		}
+		if f {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// scan serves SCAN cursor [MATCH pattern] [COUNT n]. The cursor is "0" or
+// the hex encoding of the last key returned. Only patterns that are a
+// literal prefix followed by one '*', or a literal key, are supported.
+func (c *conn) scan(args [][]byte) {
+	var after []byte
+	if cur := string(args[0]); cur != "0" {
+		k, err := hex.DecodeString(cur)
+		if err != nil || len(k) == 0 {
+			c.w.error("ERR invalid cursor")
+			return
+		}
+		after = k
+	}
+	var prefix []byte
+	exact := false
+	count := scanDefaultCount
+	for i := 1; i < len(args); i += 2 {
+		if i+1 >= len(args) {
+			c.w.error("ERR syntax error")
+			return
+		}
+		opt, val := strings.ToUpper(string(args[i])), args[i+1]
+		switch opt {
+		case "MATCH":
+			p, ex, ok := parsePattern(val)
+			if !ok {
+				c.w.error("ERR only prefix* patterns are supported")
+				return
+			}
+			prefix, exact = p, ex
+		case "COUNT":
+			n, err := strconv.Atoi(string(val))
+			if err != nil || n < 1 {
+				c.w.error("ERR value is not an integer or out of range")
+				return
+			}
+			count = min(n, scanMaxCount)
+		default:
+			c.w.error("ERR syntax error")
+			return
+		}
+	}
+	at, ok := c.readIndex()
+	if !ok {
+		return
+	}
+	if exact {
+		var keys [][]byte
+		if after == nil {
+			_, f, err := c.lookup(prefix, at)
+			if err != nil {
+				c.w.error("ERR " + err.Error())
+				return
+			}
+			if f {
+				keys = append(keys, prefix)
+			}
+		}
+		c.scanReply("0", keys)
+		return
+	}
+	items, more, err := c.s.b.Store().Scan(prefix, after, count, at)
+	if err != nil {
+		c.w.error("ERR " + err.Error())
+		return
+	}
+	keys := make([][]byte, len(items))
+	for i := range items {
+		keys[i] = items[i].Key
+	}
+	next := "0"
+	if more && len(items) > 0 {
+		next = hex.EncodeToString(items[len(items)-1].Key)
+	}
+	c.scanReply(next, keys)
+}
+
+func (c *conn) scanReply(cursor string, keys [][]byte) {
+	c.w.array(2)
+	c.w.bulkString(cursor)
+	c.w.array(len(keys))
+	for _, k := range keys {
+		c.w.bulk(k)
+	}
+}
+
+// parsePattern accepts a glob pattern that is a literal followed by one
+// trailing '*' (a prefix; "*" alone is every key) or a literal (one key).
+// A literal may escape a special character with a backslash.
+func parsePattern(p []byte) (lit []byte, exact, ok bool) {
+	exact = true
+	if n := len(p); n > 0 && p[n-1] == '*' && evenBackslashes(p[:n-1]) {
+		exact = false
+		p = p[:n-1]
+	}
+	lit = make([]byte, 0, len(p))
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '*', '?', '[', ']':
+			return nil, false, false
+		case '\\':
+			if i+1 == len(p) {
+				return nil, false, false
+			}
+			i++
+		}
+		lit = append(lit, p[i])
+	}
+	if exact && len(lit) == 0 {
+		return nil, false, false
+	}
+	return lit, exact, true
+}
+
+// evenBackslashes reports whether p ends in an even run of backslashes
+// (maybe none), so that a '*' after it is a real wildcard.
+func evenBackslashes(p []byte) bool {
+	n := 0
+	for i := len(p) - 1; i >= 0 && p[i] == '\\'; i-- {
+		n++
+	}
+	return n%2 == 0
+}
+
+// info writes the node's replication state in the INFO format.
+func (c *conn) info() {
+	st := c.s.b.Status()
+	var b strings.Builder
+	b.WriteString("# Server\r\nredis_version:7.0.0\r\nargent:1\r\n\r\n")
+	b.WriteString("# Replication\r\n")
+	fmt.Fprintf(&b, "role:%s\r\n", st.Role)
+	fmt.Fprintf(&b, "argent_applied_index:%d\r\n", st.AppliedIndex)
+	fmt.Fprintf(&b, "argent_root_index:%d\r\n", st.RootIndex)
+	fmt.Fprintf(&b, "argent_lag_seconds:%.3f\r\n", st.LagSeconds)
+	fmt.Fprintf(&b, "argent_dataset_id:%s\r\n", st.DatasetID)
+	c.w.bulkString(b.String())
+}
+
+func (c *conn) hello(args [][]byte) {
+	if len(args) >= 2 && string(args[1]) != "2" {
+		c.w.error("NOPROTO unsupported protocol version")
+		return
+	}
+	if len(args) > 2 {
+		c.w.error("ERR HELLO options are not supported")
+		return
+	}
+	c.w.array(14)
+	for _, s := range []string{"server", "argent", "version", "7.0.0"} {
+		c.w.bulkString(s)
+	}
+	c.w.bulkString("proto")
+	c.w.integer(2)
+	c.w.bulkString("id")
+	c.w.integer(0)
+	for _, s := range []string{"mode", "standalone", "role", c.s.b.Status().Role} {
+		c.w.bulkString(s)
+	}
+	c.w.bulkString("modules")
+	c.w.array(0)
+}
+
+func (c *conn) client(args [][]byte) {
+	if len(args) < 2 {
+		c.wrongArity(args)
+		return
+	}
+	switch strings.ToUpper(string(args[1])) {
+	case "SETNAME", "SETINFO":
+		c.w.simple("OK")
+	case "GETNAME":
+		c.w.null()
+	case "ID":
+		c.w.integer(0)
+	case "INFO":
+		c.w.bulkString("id=0 addr=" + c.nc.RemoteAddr().String() + " db=0\n")
+	default:
+		c.w.error("ERR unsupported CLIENT subcommand")
+	}
+}
+
+// write sends b through the backend and writes an error reply on failure.
+func (c *conn) write(b argent.Batch) bool {
+	if err := c.s.b.Limits().CheckBatch(&b); err != nil {
+		c.w.error("ERR " + err.Error())
+		return false
+	}
+	c.w.flush()
+	ctx, cancel := context.WithTimeout(c.s.ctx, writeTimeout)
+	defer cancel()
+	if _, err := c.s.b.Write(ctx, b); err != nil {
+		c.w.error("ERR " + err.Error())
+		return false
+	}
+	return true
+}
+
+func (c *conn) set(args [][]byte) {
+	if len(args) > 3 {
+		c.w.error("ERR SET options are not supported")
+		return
+	}
+	if !c.arity(args, 3, 3) {
+		return
+	}
+	op := argent.Op{Type: argent.OpPut, Key: bytes.Clone(args[1]), Value: bytes.Clone(args[2])}
+	if op.Value == nil {
+		op.Value = []byte{}
+	}
+	if c.write(argent.Batch{Ops: []argent.Op{op}}) {
+		c.w.simple("OK")
+	}
+}
+
+// del deletes keys in one batch. Its reply, the number of keys that
+// existed, is counted by a read just before the write, not atomically with
+// it: a concurrent write may change what the delete actually removed.
+func (c *conn) del(keys [][]byte) {
+	if !c.checkKeys(keys) {
+		return
+	}
+	at, ok := c.readIndex()
+	if !ok {
+		return
+	}
+	seen := make(map[string]bool, len(keys))
+	var ops []argent.Op
+	n := 0
+	for _, k := range keys {
+		if seen[string(k)] {
+			continue
+		}
+		seen[string(k)] = true
+		_, f, err := c.lookup(k, at)
+		if err != nil {
+			c.w.error("ERR " + err.Error())
+			return
+		}
+		if f {
+			n++
+		}
+		ops = append(ops, argent.Op{Type: argent.OpDelete, Key: bytes.Clone(k)})
+	}
+	if c.write(argent.Batch{Ops: ops}) {
+		c.w.integer(n)
+	}
+}
+
+// configGet answers CONFIG GET for the parameters redis-benchmark asks
+// about (persistence is argent's own business), and nothing for the rest.
+func (c *conn) configGet(params [][]byte) {
+	var out []string
+	for _, p := range params {
+		switch strings.ToLower(string(p)) {
+		case "save":
+			out = append(out, "save", "")
+		case "appendonly":
+			out = append(out, "appendonly", "no")
+		}
+	}
+	c.w.array(len(out))
+	for _, s := range out {
+		c.w.bulkString(s)
+	}
+}

@@ -1,0 +1,122 @@
+package resp_test
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/api"
+	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/resp"
+)
+
+// fakeBackend is a Backend over a real kv.Store on an in-memory disk whose
+// Write commits straight to the store.
+type fakeBackend struct {
+	store  *kv.Store
+	limits argent.Limits
+
+	mu       sync.Mutex // serialises Write
+	writeErr error      // if set, Write fails with it
+}
+
+var _ api.Backend = (*fakeBackend)(nil)
+
+func newFakeBackend(t testing.TB, limits argent.Limits) *fakeBackend {
+	t.Helper()
+	s, err := kv.Open("/db", &kv.Options{FS: vfs.NewMem(), CacheSize: 1 << 20, MemTableSize: 1 << 20, LatestCache: 1 << 20})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+	return &fakeBackend{store: s, limits: limits}
+}
+
+func (f *fakeBackend) Store() *kv.Store { return f.store }
+
+func (f *fakeBackend) Write(ctx context.Context, b argent.Batch) (argent.Index, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.writeErr != nil {
+		return 0, f.writeErr
+	}
+	w := f.store.NewWriter()
+	defer w.Discard()
+	e, err := w.Append(b.Ops, time.Now())
+	if err != nil {
+		return 0, err
+	}
+	if err := w.Commit(); err != nil {
+		return 0, err
+	}
+	return e.Index, nil
+}
+
+func (f *fakeBackend) Status() client.StatusResponse {
+	return client.StatusResponse{
+		Role:         "replica",
+		NodeID:       "n1",
+		DatasetID:    f.store.Dataset().String(),
+		AppliedIndex: f.store.Applied(),
+		RootIndex:    f.store.Applied() + 2,
+		LagSeconds:   1.5,
+	}
+}
+
+func (f *fakeBackend) Tier() string          { return "replica" }
+func (f *fakeBackend) Limits() argent.Limits { return f.limits }
+
+func (f *fakeBackend) put(t testing.TB, kvs ...string) argent.Index {
+	t.Helper()
+	var b argent.Batch
+	for i := 0; i+1 < len(kvs); i += 2 {
+		b.Ops = append(b.Ops, argent.Op{Type: argent.OpPut, Key: []byte(kvs[i]), Value: []byte(kvs[i+1])})
+	}
+	i, err := f.Write(context.Background(), b)
+	if err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	return i
+}
+
+// startServer serves a fake backend on a loopback port and returns it with
+// the address. The server is closed at the end of the test.
+func startServer(t *testing.T, limits argent.Limits) (*fakeBackend, *resp.Server, string) {
+	t.Helper()
+	b := newFakeBackend(t, limits)
+	s := resp.New(b, nil)
+	resp.SetReadIndexWait(s, 200*time.Millisecond)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return b, s, ln.Addr().String()
+}
+
+func newClient(t *testing.T, addr string) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DisableIdentity: true, MaxRetries: -1, PoolSize: 2})
+	t.Cleanup(func() { c.Close() })
+	return c
+}

@@ -81,20 +81,13 @@ func (s *Store) get(key []byte, at argent.Index) (Value, error) {
 		}
 		gen = s.cache.gen.Load()
 	}
-	raw, closer, err := s.db.Get(latestKey(key))
-	if errors.Is(err, pebble.ErrNotFound) {
+	v, found, err := readLatest(s.db, key)
+	if err != nil {
+		return Value{}, err
+	}
+	if !found {
 		return Value{}, argent.ErrNotFound
 	}
-	if err != nil {
-		return Value{}, fmt.Errorf("kv: get %q: %w", key, err)
-	}
-	v, ok := decodeLatest(raw)
-	if !ok {
-		closer.Close()
-		return Value{}, fmt.Errorf("kv: latest version of %q has %d bytes: %w", key, len(raw), argent.ErrCorruption)
-	}
-	v.value = append([]byte(nil), v.value...)
-	closer.Close()
 	if s.cache != nil {
 		s.cache.fill(key, v, gen)
 	}
@@ -102,6 +95,25 @@ func (s *Store) get(key []byte, at argent.Index) (Value, error) {
 		return out, err
 	}
 	return s.getHistory(key, at)
+}
+
+// readLatest reads key's latest version (the k key space) from r, the store
+// or a Writer's batch, copying the value out of Pebble's buffer.
+func readLatest(r pebble.Reader, key []byte) (version, bool, error) {
+	raw, closer, err := r.Get(latestKey(key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return version{}, false, nil
+	}
+	if err != nil {
+		return version{}, false, fmt.Errorf("kv: read %q: %w", key, err)
+	}
+	defer closer.Close()
+	v, ok := decodeLatest(raw)
+	if !ok {
+		return version{}, false, fmt.Errorf("kv: latest version of %q has %d bytes: %w", key, len(raw), argent.ErrCorruption)
+	}
+	v.value = append([]byte(nil), v.value...)
+	return v, true, nil
 }
 
 // getHistory finds the newest version of key with a mod index at or below at.

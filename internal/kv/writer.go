@@ -2,7 +2,6 @@ package kv
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"time"
 
@@ -58,22 +57,7 @@ func (w *Writer) ModIndex(key []byte) (argent.Index, error) {
 	return v.mod, nil
 }
 
-func (w *Writer) latest(key []byte) (version, bool, error) {
-	raw, closer, err := w.b.Get(latestKey(key))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return version{}, false, nil
-	}
-	if err != nil {
-		return version{}, false, fmt.Errorf("kv: read %q: %w", key, err)
-	}
-	defer closer.Close()
-	v, ok := decodeLatest(raw)
-	if !ok {
-		return version{}, false, fmt.Errorf("kv: latest version of %q has %d bytes: %w", key, len(raw), argent.ErrCorruption)
-	}
-	v.value = append([]byte(nil), v.value...)
-	return v, true, nil
-}
+func (w *Writer) latest(key []byte) (version, bool, error) { return readLatest(w.b, key) }
 
 // Append applies ops as the next entry, committed at time now (kept no
 // earlier than the previous entry's time), and returns the entry with its

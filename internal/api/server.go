@@ -271,3 +271,16 @@ func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) int {
 	}
 	return s.writeJSON(w, r, http.StatusOK, st)
 }
+
+// LaneEligible reports whether a request may be served on a fastlane (see
+// internal/fastlane), which buffers each answer whole: every route of the
+// API but the watch stream and /metrics.
+func LaneEligible(method, path string) bool {
+	switch {
+	case strings.HasPrefix(path, kvPrefix):
+		return true
+	case path == "/v1/kv", path == "/v1/mget", path == "/v1/txn", path == "/v1/status":
+		return true
+	}
+	return false
+}

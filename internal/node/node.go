@@ -26,6 +26,7 @@ import (
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/api"
+	"github.com/argent-kv/argent/internal/fastlane"
 	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/pull"
 	"github.com/argent-kv/argent/internal/resp"
@@ -125,6 +126,7 @@ type Node struct {
 	reg      *prometheus.Registry
 	ln       net.Listener
 	srv      *http.Server
+	lane     *fastlane.Listener // in front of srv
 	pullS    *pull.Server
 	api      *api.Server
 	resp     *resp.Server // nil without RESPListen
@@ -226,8 +228,16 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.api = api.New(n, api.Options{Registry: n.reg, Logger: n.log, Fallback: mux})
 	n.srv = &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
+	// The hot API requests take the fast lane; every other connection is
+	// handed to n.srv.
+	n.lane = fastlane.New(ln, n.api, fastlane.Options{Eligible: api.LaneEligible, Logger: n.log})
 	n.goRun(func() {
-		if err := n.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := n.lane.Serve(); err != nil {
+			n.log.Error("serve fast lane", "err", err)
+		}
+	})
+	n.goRun(func() {
+		if err := n.srv.Serve(n.lane); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("serve", "err", err)
 		}
 	})
@@ -280,6 +290,7 @@ func (n *Node) Close() error {
 	}
 	n.api.Close()   // ends watch streams
 	n.pullS.Close() // ends children's streams
+	_ = n.lane.Close() // ends fast-lane connections; handed-off ones are srv's
 	if err := n.srv.Shutdown(shutCtx); err != nil {
 		// Long-lived streams (watch, children) do not end by themselves.
 		_ = n.srv.Close()

@@ -13,12 +13,14 @@ import (
 // index, tombstone, value), so a read at index S uses a cached version only
 // when its mod index is at or below S, exactly as it would the one on disk.
 //
-// Coherence: a Writer commits to Pebble, then bumps gen, then invalidates
-// the keys it wrote. A reader notes gen before it reads Pebble, inserts what
-// it read, and removes it again if gen moved meanwhile. Whatever the
-// interleaving, a version that a commit replaced does not stay cached: either
-// the reader sees gen move and removes it, or the writer's invalidation comes
-// after the insert.
+// Coherence: the cache never holds a version Pebble no longer holds, so
+// Writers read through it too. A Writer (or a trim) commits to Pebble, then
+// bumps gen, then stores or drops the keys it wrote (update, invalidate). A
+// reader notes gen before it reads Pebble and inserts what it read only if
+// gen has not moved, checked under the key's lock (Compute): either its
+// insert comes before the bump, and the writer's store or drop replaces it,
+// or it sees the bump and inserts nothing. A writer's store and drop come
+// before the next Writer starts and before the new state is published.
 type latestCache struct {
 	c   *otter.Cache[string, version]
 	gen atomic.Uint64
@@ -46,15 +48,32 @@ func (lc *latestCache) fill(key []byte, v version, g uint64) {
 	if len(v.value) > 1<<20 {
 		return // large values would push out many small hot ones
 	}
-	k := string(key)
-	lc.c.Set(k, v)
-	if lc.gen.Load() != g {
-		lc.c.Invalidate(k)
+	lc.c.Compute(string(key), func(old version, found bool) (version, otter.ComputeOp) {
+		if lc.gen.Load() != g {
+			return old, otter.CancelOp
+		}
+		return v, otter.WriteOp
+	})
+}
+
+// update is called after a Writer's commit became visible in Pebble, with
+// the latest versions it wrote: it caches them (write-through, so the next
+// Writer finds them) or drops those that left the k key space.
+func (lc *latestCache) update(written map[string]pendingVersion) {
+	lc.gen.Add(1)
+	for k, p := range written {
+		if !p.present || len(p.v.value) > 1<<20 {
+			lc.c.Invalidate(k)
+			continue
+		}
+		// The value may alias a buffer the caller reuses.
+		p.v.value = append([]byte(nil), p.v.value...)
+		lc.c.Set(k, p.v)
 	}
 }
 
-// invalidate is called after a commit that wrote keys became visible in
-// Pebble.
+// invalidate is called after a commit that changed keys behind the Writers'
+// back (a trim dropping tombstones) became visible in Pebble.
 func (lc *latestCache) invalidate(keys [][]byte) {
 	lc.gen.Add(1)
 	for _, k := range keys {

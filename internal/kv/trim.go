@@ -2,7 +2,6 @@ package kv
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -104,14 +103,19 @@ func (s *Store) trimHistory() (int, error) {
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
+	var dropped [][]byte // tombstones gone from the k key space
 	for i, d := range drops {
 		switch d.kind {
 		case gcKindHistory:
 			_ = b.Delete(historyKey(d.key, d.mod), nil)
 		case gcKindTombstone:
 			// Drop the tombstone only if no later write replaced it.
-			if err := s.dropTombstone(b, d.key, d.mod); err != nil {
+			gone, err := s.dropTombstone(b, d.key, d.mod)
+			if err != nil {
 				return 0, err
+			}
+			if gone {
+				dropped = append(dropped, d.key)
 			}
 		}
 		_ = b.Delete(gcKeys[i], nil)
@@ -129,26 +133,25 @@ func (s *Store) trimHistory() (int, error) {
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return 0, fmt.Errorf("kv: trim history: %w", err)
 	}
+	if s.cache != nil && len(dropped) > 0 {
+		s.cache.invalidate(dropped)
+	}
 	return len(drops), nil
 }
 
 // dropTombstone deletes key's latest version if it is still the tombstone
-// written at mod. The caller holds writeMu, so no write can slip in between
-// the check and the delete.
-func (s *Store) dropTombstone(b *pebble.Batch, key []byte, mod argent.Index) error {
-	raw, closer, err := s.db.Get(latestKey(key))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil
-	}
+// written at mod, and reports whether it did. The caller holds writeMu, so
+// no write can slip in between the check and the delete.
+func (s *Store) dropTombstone(b *pebble.Batch, key []byte, mod argent.Index) (bool, error) {
+	v, ok, err := readLatest(s.db, key)
 	if err != nil {
-		return fmt.Errorf("kv: trim tombstone %q: %w", key, err)
+		return false, fmt.Errorf("kv: trim tombstone: %w", err)
 	}
-	v, ok := decodeLatest(raw)
-	closer.Close()
-	if ok && v.tombstone && v.mod == mod {
-		_ = b.Delete(latestKey(key), nil)
+	if !ok || !v.tombstone || v.mod != mod {
+		return false, nil
 	}
-	return nil
+	_ = b.Delete(latestKey(key), nil)
+	return true, nil
 }
 
 // trimLog drops the oldest log entries while they are older than the log

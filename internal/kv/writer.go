@@ -27,7 +27,16 @@ type Writer struct {
 	// it (with targetChain) ends the load and lets the store serve again.
 	target      argent.Index
 	targetChain argent.Hash
-	touched     [][]byte // keys whose latest version this Writer wrote
+	// pending holds the latest version of every key this Writer wrote, for
+	// its own reads and, after Commit, for the read cache.
+	pending map[string]pendingVersion
+}
+
+// pendingVersion is a key's latest version in a Writer's batch; present is
+// false when the key left the k key space.
+type pendingVersion struct {
+	v       version
+	present bool
 }
 
 // NewWriter starts a Writer. It waits while another Writer, a Restore or a
@@ -57,7 +66,20 @@ func (w *Writer) ModIndex(key []byte) (argent.Index, error) {
 	return v.mod, nil
 }
 
-func (w *Writer) latest(key []byte) (version, bool, error) { return readLatest(w.b, key) }
+// latest returns key's latest version in the Writer's view: its own batch,
+// else the read cache (which holds what Pebble holds, see latestCache),
+// else Pebble.
+func (w *Writer) latest(key []byte) (version, bool, error) {
+	if p, ok := w.pending[string(key)]; ok {
+		return p.v, p.present, nil
+	}
+	if w.s.cache != nil {
+		if v, ok := w.s.cache.get(key); ok {
+			return v, true, nil
+		}
+	}
+	return readLatest(w.b, key)
+}
 
 // Append applies ops as the next entry, committed at time now (kept no
 // earlier than the previous entry's time), and returns the entry with its
@@ -127,12 +149,12 @@ func (w *Writer) apply(e *argent.Entry) error {
 	return nil
 }
 
-// touch records that key's latest version may change, so the read cache
-// drops it when the Writer commits.
-func (w *Writer) touch(key []byte) {
-	if w.s.cache != nil {
-		w.touched = append(w.touched, append([]byte(nil), key...))
+// wrote records key's new latest version in the batch.
+func (w *Writer) wrote(key []byte, v version, present bool) {
+	if w.pending == nil {
+		w.pending = make(map[string]pendingVersion)
 	}
+	w.pending[string(key)] = pendingVersion{v: v, present: present}
 }
 
 // supersede moves the current version of key (mod index cur.mod) into
@@ -161,7 +183,6 @@ func (w *Writer) supersede(key []byte, cur version, e *argent.Entry) error {
 func replayed(cur version, e *argent.Entry) bool { return cur.mod > e.Index }
 
 func (w *Writer) put(key, value []byte, e *argent.Entry) error {
-	w.touch(key)
 	cur, ok, err := w.latest(key)
 	if err != nil {
 		return err
@@ -177,11 +198,11 @@ func (w *Writer) put(key, value []byte, e *argent.Entry) error {
 	if err := w.b.Set(latestKey(key), encodeLatest(false, e.Index, value), nil); err != nil {
 		return fmt.Errorf("kv: write %q: %w", key, err)
 	}
+	w.wrote(key, version{mod: e.Index, value: value}, true)
 	return nil
 }
 
 func (w *Writer) del(key []byte, e *argent.Entry) error {
-	w.touch(key)
 	cur, ok, err := w.latest(key)
 	if err != nil || !ok || cur.tombstone || replayed(cur, e) {
 		return err
@@ -199,12 +220,14 @@ func (w *Writer) del(key []byte, e *argent.Entry) error {
 			if err := w.b.Delete(latestKey(key), nil); err != nil {
 				return fmt.Errorf("kv: delete %q: %w", key, err)
 			}
+			w.wrote(key, version{}, false)
 			return nil
 		}
 	}
 	if err := w.b.Set(latestKey(key), encodeLatest(true, e.Index, nil), nil); err != nil {
 		return fmt.Errorf("kv: delete %q: %w", key, err)
 	}
+	w.wrote(key, version{tombstone: true, mod: e.Index}, true)
 	if err := w.b.Set(gcKey(e.Index, e.Index, key), gcValue(e.Time, uint64(len(key)+16), gcKindTombstone), nil); err != nil {
 		return fmt.Errorf("kv: write gc entry of %q: %w", key, err)
 	}
@@ -309,7 +332,7 @@ func (w *Writer) commit(opt *pebble.WriteOptions) (State, error) {
 	if w.s.cache != nil {
 		// Before the new state is published: no reader at it may find a
 		// replaced version in the cache.
-		w.s.cache.invalidate(w.touched)
+		w.s.cache.update(w.pending)
 	}
 	if loaded {
 		// Publish first: a reader let in must find the target state.

@@ -288,8 +288,8 @@ func (n *Node) Close() error {
 	if n.resp != nil {
 		n.resp.Close()
 	}
-	n.api.Close()   // ends watch streams
-	n.pullS.Close() // ends children's streams
+	n.api.Close()      // ends watch streams
+	n.pullS.Close()    // ends children's streams
 	_ = n.lane.Close() // ends fast-lane connections; handed-off ones are srv's
 	if err := n.srv.Shutdown(shutCtx); err != nil {
 		// Long-lived streams (watch, children) do not end by themselves.

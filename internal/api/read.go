@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,7 +136,7 @@ func (s *Server) serveScan(w http.ResponseWriter, r *http.Request) int {
 	if more && len(items) > 0 {
 		page.Next = page.Items[len(items)-1].Key
 	}
-	return s.writeJSON(w, r, http.StatusOK, page)
+	return writeBody(w, http.StatusOK, jsonType, appendItemsJSON(nil, page.Index, page.Items, page.Next))
 }
 
 // jsonBodyLimit bounds a JSON request body: a batch of MaxBatch bytes grows
@@ -181,8 +182,8 @@ func (s *Server) serveMGet(w http.ResponseWriter, r *http.Request) int {
 		return s.writeError(w, r, err)
 	}
 	limits := s.b.Limits().WithDefaults()
-	var req client.MGetRequest
-	if err := decodeBody(http.MaxBytesReader(w, r.Body, jsonBodyLimit(limits)), &req); err != nil {
+	req, err := readMGetRequest(w, r, jsonBodyLimit(limits))
+	if err != nil {
 		return s.writeError(w, r, err)
 	}
 	if len(req.Keys) > s.opts.MaxMGetKeys {
@@ -211,9 +212,31 @@ func (s *Server) serveMGet(w http.ResponseWriter, r *http.Request) int {
 	if err != nil {
 		return s.writeError(w, r, err)
 	}
-	out.Index = at
-	return s.writeJSON(w, r, http.StatusOK, out)
+	return writeBody(w, http.StatusOK, jsonType, appendItemsJSON(nil, at, out.Items, ""))
 }
+
+// readMGetRequest reads the body of an mget, parsing the plain form itself
+// and anything else with decodeBody.
+func readMGetRequest(w http.ResponseWriter, r *http.Request, limit int64) (client.MGetRequest, error) {
+	var req client.MGetRequest
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		if isMaxBytes(err) {
+			return req, decodeBody(errReader{err}, &req)
+		}
+		return req, invalidf("read body: %v", err)
+	}
+	if keys, ok := parseKeysJSON(body); ok {
+		req.Keys = keys
+		return req, nil
+	}
+	return req, decodeBody(bytes.NewReader(body), &req)
+}
+
+// errReader fails every read with err.
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 // mgetAt reads every key at index at into items.
 func mgetAt(st *kv.Store, keys [][]byte, names []string, at argent.Index, items []client.Item) error {

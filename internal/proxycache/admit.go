@@ -1,0 +1,67 @@
+package proxycache
+
+import (
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/argent-kv/argent"
+)
+
+// Admit inserts the result of a miss: e is key's entry as of index at. It
+// returns true if the entry was stored, false if it was refused:
+//
+//   - at is not the cache's applied index. The caller read Applied(),
+//     proved that e is the value at that index (the value fetched as of S1
+//     enters at S2 only if the proxy's sliding window shows no write of the
+//     key in (S1, S2], DESIGN.md promise 5), and an Apply moved the index
+//     meanwhile. Apply and Admit exclude each other, so the check and the
+//     insert are one step: a stale value never enters. The caller may still
+//     serve e at the index it proved it for, and admit it later.
+//   - the key is not cached and free disk space is below FreeDiskFloor.
+//
+// Contract: e must be key's value at index at: Present with its Value and
+// ModIndex, or absent. e.Since may say from which index the caller knows e
+// holds (at least ModIndex); left zero, it is ModIndex, or at for an absent
+// entry whose delete index is not known (ModIndex 0). A key already cached
+// is overwritten (two misses of one key may both admit it).
+//
+// Admission is not retention: the policy may refuse a new key whose
+// estimated frequency is lower than that of the entry it would evict, and
+// then the evictor deletes it again. Every Admit counts as an access.
+func (c *Cache) Admit(key []byte, e Entry, at argent.Index) (bool, error) {
+	if len(key) == 0 {
+		return false, fmt.Errorf("%w: proxycache: admit of an empty key", argent.ErrInvalid)
+	}
+	if err := e.normalize(at); err != nil {
+		return false, fmt.Errorf("proxycache: admit %q: %w", key, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.writableLocked(); err != nil {
+		return false, err
+	}
+	if cur := c.Applied(); at != cur {
+		c.stats.refusedStale.Add(1)
+		return false, nil
+	}
+	if !c.policy.cached(key) && c.floor.low() {
+		c.stats.refusedDisk.Add(1)
+		return false, nil
+	}
+	if err := c.db.Set(entryKey(key), encodeEntry(&e), pebble.NoSync); err != nil {
+		c.mu.err = fmt.Errorf("proxycache: admit %q: %w", key, err)
+		return false, c.mu.err
+	}
+	k := string(key)
+	if e.Present {
+		e.Value = append([]byte(nil), e.Value...) // the memory cache keeps it
+	}
+	if c.mem != nil {
+		c.mem.put(k, &e)
+	}
+	c.mu.nextID++
+	c.policy.insert(k, c.mu.nextID, e.weight(key))
+	c.stats.admitted.Add(1)
+	return true, nil
+}

@@ -1,0 +1,52 @@
+package proxycache
+
+import (
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// StoredEntries returns every entry in Pebble, evicted-but-not-yet-deleted
+// ones included: what a crash now could bring back.
+func (c *Cache) StoredEntries() (map[string]Entry, error) {
+	it, err := c.db.NewIter(&pebble.IterOptions{LowerBound: entrySpaceStart, UpperBound: entrySpaceEnd})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = it.Close() }()
+	out := make(map[string]Entry)
+	for ok := it.First(); ok; ok = it.Next() {
+		e, err := decodeEntry(it.Value())
+		if err != nil {
+			return nil, err
+		}
+		e.Value = append([]byte(nil), e.Value...)
+		out[string(it.Key()[1:])] = e
+	}
+	return out, it.Error()
+}
+
+// CheckPolicy checks the invariant Apply relies on: the keys in Pebble are
+// the keys in the policy plus the pending evictions.
+func (c *Cache) CheckPolicy() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	stored, err := c.StoredEntries()
+	if err != nil {
+		return err
+	}
+	for k := range stored {
+		if !c.policy.cached([]byte(k)) {
+			return fmt.Errorf("key %q is in Pebble but neither in the policy nor pending", k)
+		}
+	}
+	for k := range c.policy.c.Keys() {
+		if _, ok := stored[k]; !ok {
+			return fmt.Errorf("key %q is in the policy but not in Pebble", k)
+		}
+	}
+	return nil
+}
+
+// PolicyKeys returns the number of keys the policy holds.
+func (c *Cache) PolicyKeys() int { return c.policy.c.EstimatedSize() }

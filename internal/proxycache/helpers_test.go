@@ -153,7 +153,7 @@ func (m *model) check(key string, e proxycache.Entry, at argent.Index) error {
 
 // checkStored checks every entry Pebble holds (evicted ones not yet
 // deleted included) against the model at the cache's applied index.
-func checkStored(t testing.TB, c *proxycache.Cache, m *model) {
+func checkStored(t tb, c *proxycache.Cache, m *model) {
 	t.Helper()
 	at := c.Applied()
 	stored, err := c.StoredEntries()
@@ -168,7 +168,7 @@ func checkStored(t testing.TB, c *proxycache.Cache, m *model) {
 }
 
 // checkGets reads every test key with Get and checks the hits.
-func checkGets(t testing.TB, c *proxycache.Cache, m *model) {
+func checkGets(t tb, c *proxycache.Cache, m *model) {
 	t.Helper()
 	for _, k := range testKeys {
 		at := c.Applied()
@@ -178,6 +178,12 @@ func checkGets(t testing.TB, c *proxycache.Cache, m *model) {
 			}
 		}
 	}
+}
+
+// tb is what the checks need of a *testing.T or a *rapid.T.
+type tb interface {
+	Helper()
+	Fatalf(format string, args ...any)
 }
 
 // randomOps returns the ops of one random batch on the test key space.

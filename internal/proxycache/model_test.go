@@ -157,4 +157,3 @@ func TestCache_Model(t *testing.T) {
 		})
 	})
 }
-

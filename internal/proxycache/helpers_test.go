@@ -194,7 +194,11 @@ func randomOps(rng *rand.Rand) []argent.Op {
 		key := []byte(testKeys[rng.IntN(len(testKeys))])
 		switch r := rng.IntN(10); {
 		case r < 6:
-			val := bytes.Repeat([]byte{byte('a' + rng.IntN(26))}, rng.IntN(40))
+			n := rng.IntN(40)
+			if rng.IntN(5) == 0 {
+				n = 500 + rng.IntN(2500) // fills Pebble's 32 KiB WAL blocks between syncs
+			}
+			val := bytes.Repeat([]byte{byte('a' + rng.IntN(26))}, n)
 			ops = append(ops, argent.Op{Type: argent.OpPut, Key: key, Value: val})
 		case r < 9:
 			ops = append(ops, argent.Op{Type: argent.OpDelete, Key: key})

@@ -20,7 +20,11 @@ import (
 
 // FollowerConfig configures a Follower.
 type FollowerConfig struct {
-	Store  *kv.Store
+	// Store is a replica's store: the Follower applies the log to it and
+	// loads snapshots into it when the upstream's log no longer reaches it.
+	Store *kv.Store
+	// Target is what other roles follow the log into; set Store or Target.
+	Target Target
 	NodeID string
 	// Addr is this node's own listen address, reported to parents.
 	Addr string
@@ -44,6 +48,7 @@ type FollowerConfig struct {
 // moving to the next upstream on error or after a stall.
 type Follower struct {
 	cfg       FollowerConfig
+	target    Target
 	upstream  atomic.Pointer[string]
 	connected atomic.Bool
 }
@@ -68,7 +73,10 @@ func NewFollower(cfg FollowerConfig) *Follower {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	f := &Follower{cfg: cfg}
+	f := &Follower{cfg: cfg, target: cfg.Target}
+	if cfg.Store != nil {
+		f.target = storeTarget{s: cfg.Store, f: f}
+	}
 	empty := ""
 	f.upstream.Store(&empty)
 	return f
@@ -79,17 +87,6 @@ func (f *Follower) Upstream() string { return *f.upstream.Load() }
 
 // Connected reports whether a log stream is open now.
 func (f *Follower) Connected() bool { return f.connected.Load() }
-
-// loadPending reports whether a snapshot load was cut and must go on before
-// the log can be followed (a load that only replays the log to its target
-// follows the log).
-func (f *Follower) loadPending() bool {
-	if !f.cfg.Store.Restoring() {
-		return false
-	}
-	p, ok := f.cfg.Store.RestoreProgress()
-	return !ok || p.Target == 0
-}
 
 // errTooOld says the upstream's log starts after our next index.
 type errTooOld struct{ first argent.Index }
@@ -110,6 +107,9 @@ func (f *Follower) Run(ctx context.Context) error {
 	if len(f.cfg.Upstreams) == 0 {
 		return fmt.Errorf("pull: no upstreams")
 	}
+	if f.target == nil {
+		return fmt.Errorf("pull: follower has no store or target")
+	}
 	backoff := 50 * time.Millisecond
 	avoid := ""
 	failures := 0 // consecutive streams that applied nothing
@@ -127,17 +127,17 @@ func (f *Follower) Run(ctx context.Context) error {
 			continue
 		}
 		f.upstream.Store(&up)
-		before := f.cfg.Store.Applied()
+		before := f.target.Applied()
 		var err error
-		if f.loadPending() {
-			// A cut snapshot load: finish it before following the log.
+		if f.target.BootstrapPending() {
+			// A cut bootstrap: finish it before following the log.
 			err = errTooOld{}
 		} else {
 			err = f.follow(ctx, up)
 		}
 		var tooOld errTooOld
 		if errors.As(err, &tooOld) && ctx.Err() == nil {
-			if err = f.bootstrap(ctx, up); err == nil {
+			if err = f.target.Bootstrap(ctx, up); err == nil {
 				avoid = ""
 				continue // catch up from the snapshot on the same upstream
 			}
@@ -147,7 +147,7 @@ func (f *Follower) Run(ctx context.Context) error {
 		}
 		f.cfg.Metrics.Reconnects.WithLabelValues(reason(err)).Inc()
 		f.cfg.Logger.Warn("upstream stream ended", "upstream", up, "err", err)
-		if f.cfg.Store.Applied() > before {
+		if f.target.Applied() > before {
 			backoff = 50 * time.Millisecond
 			failures = 0
 		} else {
@@ -198,7 +198,7 @@ func (f *Follower) open(ctx context.Context, url string) (*http.Response, func()
 	req.Header.Set(HeaderProtocol, ProtocolVersion)
 	req.Header.Set(HeaderNode, f.cfg.NodeID)
 	req.Header.Set(HeaderAddr, f.cfg.Addr)
-	if ds := f.cfg.Store.Dataset(); !ds.IsZero() {
+	if ds := f.target.Dataset(); !ds.IsZero() {
 		req.Header.Set(HeaderDataset, ds.String())
 	}
 	stall := time.AfterFunc(f.cfg.StallTimeout, func() { cancel(errStalled) })
@@ -255,7 +255,7 @@ func (f *Follower) firstFrame(ctx context.Context, resp *http.Response, want wir
 
 // follow streams the log from up until an error.
 func (f *Follower) follow(ctx context.Context, up string) error {
-	from := f.cfg.Store.Applied() + 1
+	from := f.target.Applied() + 1
 	resp, alive, stop, err := f.open(ctx, "http://"+up+LogPath+"?from="+strconv.FormatUint(uint64(from), 10))
 	if err != nil {
 		return err
@@ -273,14 +273,14 @@ func (f *Follower) follow(ctx context.Context, up string) error {
 	if hello.NodeID == f.cfg.NodeID {
 		return fmt.Errorf("%w: %s is this node", errRefused, up)
 	}
-	if _, err := f.cfg.Store.AdoptDataset(hello.Dataset); err != nil {
+	if err := f.target.AdoptDataset(hello.Dataset); err != nil {
 		return fmt.Errorf("%w: %w", errRefused, err)
 	}
 	f.cfg.OnHeartbeat(wire.Heartbeat{RootIndex: hello.RootIndex, RootTime: hello.RootTime, Applied: hello.Applied, RootSent: hello.RootSent})
 	f.connected.Store(true)
 	defer f.connected.Store(false)
 
-	var w *kv.Writer
+	var w Group
 	defer func() {
 		if w != nil {
 			w.Discard()
@@ -316,7 +316,7 @@ func (f *Follower) follow(ctx context.Context, up string) error {
 				return f.countCorrupt(err)
 			}
 			if w == nil {
-				w = f.cfg.Store.NewWriter()
+				w = f.target.Begin()
 			}
 			if err := w.AppendEntry(&e); err != nil {
 				// Drop the whole uncommitted group (it may hold part of
@@ -369,19 +369,19 @@ func (f *Follower) countCorrupt(err error) error {
 	return err
 }
 
-// bootstrap loads a snapshot from up, replacing the store's contents.
+// loadSnapshot loads a snapshot from up into s, replacing its contents.
 //
 // A load that was cut (lost link, crash) resumes after the last key it
 // stored, possibly from a newer state of this or another upstream; the
 // store then replays the log from the load's base before it serves (see
 // kv.RestoreProgress). A load that cannot resume starts over.
-func (f *Follower) bootstrap(ctx context.Context, up string) error {
-	prog, resume := f.cfg.Store.RestoreProgress()
+func (f *Follower) loadSnapshot(ctx context.Context, s *kv.Store, up string) error {
+	prog, resume := s.RestoreProgress()
 	resume = resume && prog.Target == 0
-	err := f.transfer(ctx, up, prog, resume)
+	err := f.transfer(ctx, s, up, prog, resume)
 	if errors.Is(err, errCannotResume) {
 		f.cfg.Logger.Info("snapshot load cannot resume: starting over", "upstream", up, "err", err)
-		err = f.transfer(ctx, up, prog, false)
+		err = f.transfer(ctx, s, up, prog, false)
 	}
 	return err
 }
@@ -391,12 +391,12 @@ var errCannotResume = errors.New("pull: snapshot cannot resume the cut load")
 
 // transfer runs one snapshot transfer: from the start, or after
 // prog.LastKey when resume is set.
-func (f *Follower) transfer(ctx context.Context, up string, prog kv.RestoreProgress, resume bool) error {
+func (f *Follower) transfer(ctx context.Context, s *kv.Store, up string, prog kv.RestoreProgress, resume bool) error {
 	url := "http://" + up + SnapshotPath
 	if resume && len(prog.LastKey) > 0 {
 		url += "?after=" + hex.EncodeToString(prog.LastKey)
 	}
-	f.cfg.Logger.Info("loading snapshot", "upstream", up, "applied", f.cfg.Store.Applied(), "resume", resume, "after", len(prog.LastKey))
+	f.cfg.Logger.Info("loading snapshot", "upstream", up, "applied", s.Applied(), "resume", resume, "after", len(prog.LastKey))
 	resp, alive, stop, err := f.open(ctx, url)
 	if err != nil {
 		return err
@@ -417,10 +417,10 @@ func (f *Follower) transfer(ctx context.Context, up string, prog kv.RestoreProgr
 		if h.Index < prog.Base.Index {
 			return fmt.Errorf("%w: upstream at %d, load based at %d", errCannotResume, h.Index, prog.Base.Index)
 		}
-		res, err = f.cfg.Store.ResumeRestore(h.Dataset, st)
+		res, err = s.ResumeRestore(h.Dataset, st)
 		f.cfg.Metrics.SnapshotResumes.Inc()
 	} else {
-		res, err = f.cfg.Store.BeginRestore(h.Dataset, st)
+		res, err = s.BeginRestore(h.Dataset, st)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", errRefused, err)

@@ -87,7 +87,7 @@ func (f *Follower) probe(ctx context.Context, up string) (argent.Index, error) {
 	if st.NodeID == f.cfg.NodeID {
 		return 0, fmt.Errorf("%w: %s is this node", errRefused, up)
 	}
-	if ours := f.cfg.Store.Dataset(); !ours.IsZero() && st.DatasetID != ours.String() {
+	if ours := f.target.Dataset(); !ours.IsZero() && st.DatasetID != ours.String() {
 		return 0, fmt.Errorf("%w: %s serves dataset %q, this node holds %s", errRefused, up, st.DatasetID, ours)
 	}
 	if st.DatasetID == "" {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -13,53 +12,6 @@ import (
 	"testing"
 	"time"
 )
-
-func TestReadResponse(t *testing.T) {
-	tests := []struct {
-		name   string
-		in     string
-		status int
-		n      int
-		keep   bool
-		err    bool
-	}{
-		{"ContentLength", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 200, 5, true, false},
-		{"NoReason", "HTTP/1.1 404\r\ncontent-length: 2\r\n\r\n{}", 404, 2, true, false},
-		{"Empty", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 200, 0, true, false},
-		{"Close", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx", 200, 1, false, false},
-		{"HTTP10", "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx", 200, 1, false, false},
-		{"Chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\na;x=y\r\n0123456789\r\n0\r\nT: v\r\n\r\n", 200, 13, true, false},
-		{"NoContent", "HTTP/1.1 204 No Content\r\n\r\n", 204, 0, true, false},
-		{"Short", "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc", 200, 3, false, true},
-		{"NoLength", "HTTP/1.1 200 OK\r\n\r\nabc", 200, 0, false, true},
-		{"BadLength", "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\nabc", 200, 0, false, true},
-		{"Garbage", "SSH-2.0-OpenSSH\r\n", 0, 0, false, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			status, n, keep, err := readResponse(bufio.NewReader(strings.NewReader(tt.in)))
-			if (err != nil) != tt.err {
-				t.Fatalf("err = %v, want error %v", err, tt.err)
-			}
-			if status != tt.status || n != tt.n || (err == nil && keep != tt.keep) {
-				t.Errorf("got status %d n %d keep %v, want %d %d %v", status, n, keep, tt.status, tt.n, tt.keep)
-			}
-		})
-	}
-}
-
-// TestReadResponse_Pipelined checks that a parsed answer leaves the reader
-// at the start of the next one.
-func TestReadResponse_Pipelined(t *testing.T) {
-	in := "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 409 Conflict\r\nContent-Length: 2\r\n\r\n{}"
-	br := bufio.NewReader(strings.NewReader(in))
-	for _, want := range []int{200, 409} {
-		status, _, _, err := readResponse(br)
-		if err != nil || status != want {
-			t.Fatalf("got %d, %v; want %d", status, err, want)
-		}
-	}
-}
 
 // fakeNode answers like argent: values of GETs, {"index":N} to PUTs, an
 // mget answer naming every key.

@@ -1,7 +1,10 @@
 package benchnode
 
 import (
+	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -70,5 +73,40 @@ func TestSampleCPU(t *testing.T) {
 	}
 	if len(s.PIDs) != 1 || s.Machine <= 0 || s.PIDs[0] < 0 {
 		t.Errorf("SampleCPU = %+v", s)
+	}
+}
+
+// TestCluster_StartProcess starts a peer process, checks that Close stops it
+// by PID, and that a process that exits before it is ready is reported.
+func TestCluster_StartProcess(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep(1)")
+	}
+	c := &Cluster{Dir: t.TempDir()}
+	p, err := c.StartProcess(context.Background(), Spec{
+		Name: "peer", Bin: sleep, Args: []string{"60"},
+		Ready: func(context.Context) error { return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.PID() <= 0 || p.Exited() || p.Client != nil {
+		t.Fatalf("pid %d exited %v client %v", p.PID(), p.Exited(), p.Client)
+	}
+	start := time.Now()
+	c.Close(false)
+	if !p.Exited() || time.Since(start) > 5*time.Second {
+		t.Errorf("Close: exited %v after %v", p.Exited(), time.Since(start))
+	}
+
+	c = &Cluster{Dir: t.TempDir()}
+	defer c.Close(false)
+	_, err = c.StartProcess(context.Background(), Spec{
+		Name: "quitter", Bin: sleep, Args: []string{"0"},
+		Ready: func(context.Context) error { return errors.New("not yet") },
+	})
+	if err == nil || !strings.Contains(err.Error(), "quitter exited") {
+		t.Errorf("StartProcess of a process that exits: %v", err)
 	}
 }

@@ -35,12 +35,12 @@ type Proc struct {
 	Addr   string         // --listen
 	Dir    string         // --data
 	Log    string         // stdout and stderr
-	Client *client.Client // talks to Addr
+	Client *client.Client // talks to Addr; nil for a process of StartProcess
 
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the process has exited
 	err  error         // its exit status, once done is closed
-	hc   *http.Client
+	hc   *http.Client  // Client's; nil for a process of StartProcess
 }
 
 // Cluster is the processes of one run, in start order. Set Bin and Dir, then
@@ -83,38 +83,90 @@ func (c *Cluster) Start(ctx context.Context, name, role string, args ...string) 
 	if err != nil {
 		return nil, err
 	}
-	p := &Proc{
+	p := c.newProc(name, addr)
+	p.hc = client.NewHTTPClient()
+	if p.Client, err = client.New(addr, client.WithHTTPClient(p.hc)); err != nil {
+		return nil, err
+	}
+	full := append([]string{role, "--data", p.Dir, "--listen", addr}, args...)
+	if err := c.launch(p, c.Bin, full); err != nil {
+		return nil, err
+	}
+	if err := p.waitReady(ctx, func(ctx context.Context) error {
+		_, err := p.Status(ctx)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Spec describes a process other than argent (a peer such as etcd or
+// Redis) for [Cluster.StartProcess].
+type Spec struct {
+	Name string   // as for a node: "etcd", "redis", ...
+	Bin  string   // the program
+	Args []string // its arguments; the data directory is Proc.Dir
+	Addr string   // the address it serves, for Proc.Addr and messages
+	// Ready is polled every 20 ms after the start, until it returns nil,
+	// the process exits, or 20 s pass.
+	Ready func(ctx context.Context) error
+}
+
+// NewDir returns the data directory the next process named name gets,
+// c.Dir/name, and creates it: a Spec's Args usually name it.
+func (c *Cluster) NewDir(name string) (string, error) {
+	dir := filepath.Join(c.Dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("data directory of %s: %w", name, err)
+	}
+	return dir, nil
+}
+
+// StartProcess runs spec.Bin with spec.Args as the process spec.Name, with
+// its log in c.Dir, and waits until spec.Ready returns nil. It is stopped
+// like a node: by PID, by Stop or Close. Its Proc has no Client.
+func (c *Cluster) StartProcess(ctx context.Context, spec Spec) (*Proc, error) {
+	p := c.newProc(spec.Name, spec.Addr)
+	if err := c.launch(p, spec.Bin, spec.Args); err != nil {
+		return nil, err
+	}
+	if err := p.waitReady(ctx, spec.Ready); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (c *Cluster) newProc(name, addr string) *Proc {
+	return &Proc{
 		Name: name,
 		Addr: addr,
 		Dir:  filepath.Join(c.Dir, name),
 		Log:  filepath.Join(c.Dir, name+".log"),
 		done: make(chan struct{}),
-		hc:   client.NewHTTPClient(),
 	}
-	if p.Client, err = client.New(addr, client.WithHTTPClient(p.hc)); err != nil {
-		return nil, err
-	}
+}
+
+// launch starts bin with args as p, its output in p.Log, and records it in
+// c so that Close stops it.
+func (c *Cluster) launch(p *Proc, bin string, args []string) error {
 	logf, err := os.Create(p.Log)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("log of %s: %w", p.Name, err)
 	}
 	defer logf.Close()
-	full := append([]string{role, "--data", p.Dir, "--listen", addr}, args...)
-	p.cmd = exec.Command(c.Bin, full...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.SysProcAttr = sysProcAttr()
 	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
+		return fmt.Errorf("start %s: %w", p.Name, err)
 	}
 	c.procs = append(c.procs, p)
 	go func() {
 		p.err = p.cmd.Wait()
 		close(p.done)
 	}()
-	if err := p.waitReady(ctx); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return nil
 }
 
 // Procs returns the processes started so far, in start order.
@@ -142,20 +194,20 @@ func (p *Proc) ExitErr() error {
 	return p.err
 }
 
-// waitReady polls /v1/status until it answers, the process exits, or
+// waitReady polls ready until it returns nil, the process exits, or
 // readyTimeout passes.
-func (p *Proc) waitReady(ctx context.Context) error {
+func (p *Proc) waitReady(ctx context.Context, ready func(context.Context) error) error {
 	deadline := time.Now().Add(readyTimeout)
 	for {
-		_, err := p.Status(ctx)
+		err := ready(ctx)
 		if err == nil {
 			return nil
 		}
 		if p.Exited() {
-			return fmt.Errorf("%s exited (%v) before it served /v1/status; log:\n%s", p.Name, p.err, p.Tail())
+			return fmt.Errorf("%s exited (%v) before it was ready; log:\n%s", p.Name, p.err, p.Tail())
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("%s at %s did not serve /v1/status in %v (%v); log:\n%s", p.Name, p.Addr, readyTimeout, err, p.Tail())
+			return fmt.Errorf("%s at %s was not ready in %v (%v); log:\n%s", p.Name, p.Addr, readyTimeout, err, p.Tail())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -246,7 +298,9 @@ func (p *Proc) Stop() {
 func (c *Cluster) Close(keep bool) {
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		c.procs[i].Stop()
-		c.procs[i].hc.CloseIdleConnections()
+		if hc := c.procs[i].hc; hc != nil {
+			hc.CloseIdleConnections()
+		}
 	}
 	if keep {
 		fmt.Fprintf(os.Stderr, "kept %s\n", c.Dir)

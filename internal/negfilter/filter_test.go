@@ -230,7 +230,7 @@ func TestFilter_Stats(t *testing.T) {
 // with -race): a key whose Add returned is never missed, and an encoding
 // never claims an index whose keys it lacks.
 func TestFilter_Concurrent(t *testing.T) {
-	const n = 20_000
+	const n = 5_000
 	f := negfilter.New(n, 0.01)
 	var added sync.WaitGroup
 	added.Add(1)
@@ -263,7 +263,7 @@ func TestFilter_Concurrent(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for range 50 {
+		for range 20 {
 			b := mustMarshal(t, f)
 			g, err := negfilter.Decode(b)
 			if err != nil {

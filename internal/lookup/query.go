@@ -1,0 +1,88 @@
+package lookup
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/argent-kv/argent"
+)
+
+// invalidf returns an argent.ErrInvalid error.
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: lookup: "+format, append([]any{argent.ErrInvalid}, args...)...)
+}
+
+// parseQuery parses the raw query, refusing malformed escapes that
+// url.Values would silently drop.
+func parseQuery(raw string) (url.Values, error) {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, invalidf("query: %v", err)
+	}
+	return q, nil
+}
+
+// one returns the single value of parameter name: absent or repeated is
+// invalid, so that a proxy's bug never reads another key or index than meant.
+func one(q url.Values, name string) (string, error) {
+	vs, ok := q[name]
+	switch {
+	case !ok:
+		return "", invalidf("missing %s", name)
+	case len(vs) != 1:
+		return "", invalidf("%s given %d times", name, len(vs))
+	}
+	return vs[0], nil
+}
+
+// indexParam parses a required index parameter.
+func indexParam(q url.Values, name string) (argent.Index, error) {
+	v, err := one(q, name)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, invalidf("%s=%q is not an index", name, v)
+	}
+	return argent.Index(n), nil
+}
+
+// optionalIndex parses an index parameter that may be absent (0).
+func optionalIndex(q url.Values, name string) (argent.Index, error) {
+	if _, ok := q[name]; !ok {
+		return 0, nil
+	}
+	return indexParam(q, name)
+}
+
+// decodeBody decodes one JSON value from body into v, refusing unknown
+// fields and trailing data, as the public API does.
+func decodeBody(body io.Reader, v any) error {
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = terr
+			if err == nil {
+				err = errors.New("data after the JSON value")
+			}
+		}
+	}
+	var mbe *http.MaxBytesError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &mbe):
+		return fmt.Errorf("%w: lookup: body is larger than the limit of %d bytes", argent.ErrTooLarge, mbe.Limit)
+	case err == io.EOF:
+		return invalidf("empty body")
+	}
+	return invalidf("body: %v", err)
+}

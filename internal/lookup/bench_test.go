@@ -67,3 +67,34 @@ func BenchmarkServer_Filter(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkClient_Get is one miss resolved over loopback HTTP with a
+// kept-alive connection: a present key and an absent one, as of the
+// replica's index.
+func BenchmarkClient_Get(b *testing.B) {
+	f := newFixture(b, nil)
+	at := f.write(put("present", "some config value"))
+	c := f.client(nil)
+	ctx := context.Background()
+	for _, key := range []string{"present", "absent"} {
+		b.Run(key, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := c.Get(ctx, []byte(key), at); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("Many100", func(b *testing.B) {
+		keys := make([][]byte, 100)
+		for i := range keys {
+			keys[i] = fmt.Appendf(nil, "k/%d", i)
+		}
+		keys[0] = []byte("present")
+		for b.Loop() {
+			if _, err := c.GetMany(ctx, keys, at); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -228,3 +228,28 @@ func (w *Window) latestLocked(key []byte, at argent.Index) (Write, bool) {
 	}
 	return best, found
 }
+
+// Puts calls fn with every key a batch in (from, to] put, in index order;
+// a key put by several batches comes once per batch. ok is false, and fn
+// is not called, when the window does not hold all of (from, to]. A
+// negative-lookup filter built at from catches up to to with it.
+func (w *Window) Puts(from, to argent.Index, fn func(key string)) (ok bool) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if from < w.mu.lo || to > w.mu.hi {
+		return false
+	}
+	for _, b := range w.mu.batches {
+		if b.index <= from || b.index > to {
+			continue
+		}
+		for _, k := range b.keys {
+			for _, wr := range w.mu.keys[k] {
+				if wr.Index == b.index && !wr.Deleted {
+					fn(k)
+				}
+			}
+		}
+	}
+	return true
+}

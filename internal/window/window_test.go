@@ -61,6 +61,16 @@ func TestWindow_Basics(t *testing.T) {
 	if wr, found, ok := w.Latest([]byte("c/2"), 13); !ok || !found || wr.Deleted || string(wr.Value) != "y" {
 		t.Errorf("Latest(c/2) = %+v %v %v: want y put after the prefix delete", wr, found, ok)
 	}
+	var puts []string
+	if !w.Puts(12, 14, func(k string) { puts = append(puts, k) }) {
+		t.Fatal("Puts(12, 14) not ok")
+	}
+	if strings.Join(puts, ",") != "c/2,a" {
+		t.Errorf("Puts(12, 14) = %q, want c/2 (13) and a (14)", puts)
+	}
+	if w.Puts(10, 14, func(string) {}) {
+		t.Error("Puts(10, 14) ok with 11 evicted")
+	}
 	if err := w.Apply(&argent.Entry{Index: 16}); err == nil {
 		t.Error("Apply of a gap succeeded")
 	}

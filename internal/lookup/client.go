@@ -3,6 +3,7 @@ package lookup
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/negfilter"
 )
 
@@ -219,7 +221,7 @@ func (c *Client) GetMany(ctx context.Context, keys [][]byte, at argent.Index) ([
 // not to serve a filter it built earlier than minIndex when it has reached
 // minIndex itself; 0 takes any recent one. See Server.Filter for how a proxy
 // at index P may use a filter at X.
-func (c *Client) Filter(ctx context.Context, minIndex argent.Index) (*negfilter.Filter, argent.Index, error) {
+func (c *Client) Filter(ctx context.Context, minIndex argent.Index) (*negfilter.Filter, kv.State, error) {
 	const op = "filter"
 	var q url.Values
 	if minIndex > 0 {
@@ -227,31 +229,40 @@ func (c *Client) Filter(ctx context.Context, minIndex argent.Index) (*negfilter.
 	}
 	resp, err := c.send(ctx, http.MethodGet, FilterPath, q, nil)
 	if err != nil {
-		return nil, 0, c.fail(op, 0, err)
+		return nil, kv.State{}, c.fail(op, 0, err)
 	}
 	defer drainClose(resp.Body)
 	x, err := headerIndex(resp.Header, client.HeaderIndex)
 	if err != nil {
-		return nil, 0, c.fail(op, 0, protocolErr("%v", err))
+		return nil, kv.State{}, c.fail(op, 0, protocolErr("%v", err))
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, 0, c.fail(op, x, answerError(resp))
+		return nil, kv.State{}, c.fail(op, x, answerError(resp))
 	}
 	if resp.Header.Get(client.HeaderIndex) == "" {
-		return nil, 0, c.fail(op, 0, protocolErr("filter without Argent-Index"))
+		return nil, kv.State{}, c.fail(op, 0, protocolErr("filter without Argent-Index"))
 	}
 	raw, err := readBody(resp, c.opts.MaxFilterBytes)
 	if err != nil {
-		return nil, 0, c.fail(op, x, err)
+		return nil, kv.State{}, c.fail(op, x, err)
 	}
 	f, err := negfilter.Decode(raw)
 	if err != nil {
-		return nil, 0, c.fail(op, x, protocolErr("%w", err))
+		return nil, kv.State{}, c.fail(op, x, protocolErr("%w", err))
 	}
 	if f.Index() != x {
-		return nil, 0, c.fail(op, x, protocolErr("filter stands for index %d, header says %d", f.Index(), x))
+		return nil, kv.State{}, c.fail(op, x, protocolErr("filter stands for index %d, header says %d", f.Index(), x))
 	}
-	return f, x, nil
+	st := kv.State{Index: x}
+	if st.Time, err = strconv.ParseInt(resp.Header.Get(HeaderTime), 10, 64); err != nil {
+		return nil, kv.State{}, c.fail(op, x, protocolErr("filter with a bad %s header: %v", HeaderTime, err))
+	}
+	chain, err := hex.DecodeString(resp.Header.Get(HeaderChain))
+	if err != nil || len(chain) != len(st.Chain) {
+		return nil, kv.State{}, c.fail(op, x, protocolErr("filter with a bad %s header", HeaderChain))
+	}
+	copy(st.Chain[:], chain)
+	return f, st, nil
 }
 
 // send sends a request. Transport errors are marked argent.ErrUnavailable

@@ -103,17 +103,20 @@ func TestClient_Filter(t *testing.T) {
 	f.writeHistory()
 	applied := f.writeKeys("k", 3000)
 	c := f.client(nil)
-	flt, x, err := c.Filter(context.Background(), 0)
+	flt, st, err := c.Filter(context.Background(), 0)
 	if err != nil {
 		t.Fatalf("Filter: %v", err)
 	}
-	if x != applied || flt.Index() != applied {
-		t.Errorf("filter at %d (index %d), want %d", x, flt.Index(), applied)
+	if st.Index != applied || flt.Index() != applied {
+		t.Errorf("filter at %d (index %d), want %d", st.Index, flt.Index(), applied)
 	}
-	checkNoFalseNegatives(t, flt, f.states[x])
+	if want := f.st.State(); st != want {
+		t.Errorf("filter state %+v, want the store's %+v", st, want)
+	}
+	checkNoFalseNegatives(t, flt, f.states[st.Index])
 	y := f.write(put("late", "1"))
-	if _, x, err := c.Filter(context.Background(), y); err != nil || x != y {
-		t.Errorf("Filter(min %d) = %d, %v", y, x, err)
+	if _, st, err := c.Filter(context.Background(), y); err != nil || st.Index != y {
+		t.Errorf("Filter(min %d) = %d, %v", y, st.Index, err)
 	}
 }
 

@@ -2,8 +2,10 @@ package lookup
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/argent-kv/argent"
@@ -14,6 +16,7 @@ import (
 // builtFilter is a filter the Server built, kept to serve again.
 type builtFilter struct {
 	index   argent.Index // the state it stands for
+	state   kv.State     // index, commit time and chain hash of that state
 	keys    uint64       // keys present at index
 	encoded []byte       // negfilter encoding
 	built   time.Time    // when the build finished
@@ -42,6 +45,10 @@ func (s *Server) serveFilterGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setIndex(w.Header(), b.index)
+	// A proxy that starts over at this state follows the log from here: it
+	// needs the chain hash to check the next entries, and the time for lag.
+	w.Header().Set(HeaderChain, hex.EncodeToString(b.state.Chain[:]))
+	w.Header().Set(HeaderTime, strconv.FormatInt(b.state.Time, 10))
 	writeBody(w, http.StatusOK, "application/octet-stream", b.encoded)
 }
 
@@ -163,7 +170,7 @@ func (s *Server) buildFilter() (*builtFilter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lookup: encode filter at %d: %w", sn.State.Index, err)
 	}
-	b := &builtFilter{index: sn.State.Index, keys: n, encoded: enc, built: s.cfg.Now()}
+	b := &builtFilter{index: sn.State.Index, state: sn.State, keys: n, encoded: enc, built: s.cfg.Now()}
 	s.cfg.Logger.Info("lookup: built negative-lookup filter", "index", b.index, "keys", n,
 		"bytes", len(enc), "passes", passes, "took", b.built.Sub(start))
 	return b, nil

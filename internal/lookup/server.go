@@ -23,6 +23,13 @@ const (
 // String form). It has the name the pull protocol uses for the same thing.
 const HeaderDataset = "Argent-Dataset"
 
+// Headers of a filter answer beside Argent-Index: the commit time (Unix ns)
+// and the chain hash (hex) of the state the filter stands for.
+const (
+	HeaderTime  = "Argent-Time"
+	HeaderChain = "Argent-Chain"
+)
+
 // Server answers proxies' lookups and filter requests from a replica's
 // store. It is an http.Handler; mount it at LookupPath and FilterPath with
 // Register, or serve it alone. It is safe for concurrent use.

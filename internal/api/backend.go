@@ -2,17 +2,48 @@ package api
 
 import (
 	"context"
+	"time"
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/kv"
 )
 
+// Reader is where a node's reads come from: a *kv.Store on roots and
+// replicas, the cache, window and filter of a proxy. Reads take the index
+// they are served at, at most Applied.
+type Reader interface {
+	// Applied is the published applied index: reads at it are served.
+	Applied() argent.Index
+	// WaitApplied waits until Applied reaches i, done closes or the
+	// timeout passes, and returns Applied; an error wrapping
+	// argent.ErrTimeout when i was not reached.
+	WaitApplied(done <-chan struct{}, timeout time.Duration, i argent.Index) (argent.Index, error)
+	// Changed returns a channel closed when Applied next moves.
+	Changed() <-chan struct{}
+	// Get reads key at index at: argent.ErrNotFound when absent, an error
+	// wrapping argent.ErrCompacted when at is no longer readable.
+	Get(key []byte, at argent.Index) (kv.Value, error)
+	// Scan reads up to limit keys with prefix after after, at index at.
+	Scan(prefix, after []byte, limit int, at argent.Index) ([]kv.Item, bool, error)
+	// LogFirst and ReadLog serve watch streams from the node's log.
+	LogFirst() argent.Index
+	ReadLog(from argent.Index, maxBytes int, fn func(e *kv.LogEntry) bool) (argent.Index, error)
+}
+
+// TierReader is a Reader whose reads come from several layers (a proxy's
+// window, cache, filter or a replica): Argent-Tier names the one that
+// answered, instead of Backend.Tier.
+type TierReader interface {
+	Reader
+	GetTier(key []byte, at argent.Index) (kv.Value, string, error)
+}
+
 // Backend is what the HTTP API needs from a node.
 type Backend interface {
-	// Store is the node's local versioned store: every read is served from it
-	// at its published applied index (or a newer one for min_index reads).
-	Store() *kv.Store
+	// Reader serves the node's reads at its published applied index (or a
+	// newer one for min_index reads).
+	Reader() Reader
 	// Write commits a batch (root) or forwards it to the root (other roles)
 	// and returns the index it was committed at. A failed condition gives a
 	// *argent.ConditionError; bad input an error wrapping argent.ErrInvalid or

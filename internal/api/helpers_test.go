@@ -60,7 +60,7 @@ func newFakeBackend(t testing.TB, limits argent.Limits, kvOpts *kv.Options) *fak
 	return &fakeBackend{store: s, limits: limits, tier: "root"}
 }
 
-func (f *fakeBackend) Store() *kv.Store { return f.store }
+func (f *fakeBackend) Reader() api.Reader { return f.store }
 
 func (f *fakeBackend) Write(ctx context.Context, b argent.Batch) (argent.Index, error) {
 	f.writes.Add(1)

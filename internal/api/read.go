@@ -54,13 +54,16 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, key string) in
 		setIndex(h, at)
 		return s.writeError(w, r, err)
 	}
-	st := s.b.Store()
-	v, err := st.Get(kb, at)
+	st := s.b.Reader()
+	v, tier, err := getTier(st, kb, at)
 	if errors.Is(err, argent.ErrCompacted) {
 		// A trim moved the horizon past at while the read ran; the newer
 		// applied index is still >= min_index.
 		at = st.Applied()
-		v, err = st.Get(kb, at)
+		v, tier, err = getTier(st, kb, at)
+	}
+	if tier != "" {
+		h[client.HeaderTier] = []string{tier}
 	}
 	if err != nil {
 		setIndex(h, at)
@@ -71,6 +74,16 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, key string) in
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(v.Value)
 	return http.StatusOK
+}
+
+// getTier reads key at index at, and names the tier that answered when
+// the Reader has several ("" otherwise: Backend.Tier answered).
+func getTier(r Reader, key []byte, at argent.Index) (kv.Value, string, error) {
+	if tr, ok := r.(TierReader); ok {
+		return tr.GetTier(key, at)
+	}
+	v, err := r.Get(key, at)
+	return v, "", err
 }
 
 // scanLimit parses limit: absent or 0 is the default, larger than the
@@ -119,7 +132,7 @@ func (s *Server) serveScan(w http.ResponseWriter, r *http.Request) int {
 		setIndex(h, at)
 		return s.writeError(w, r, err)
 	}
-	st := s.b.Store()
+	st := s.b.Reader()
 	items, more, err := st.Scan([]byte(prefix), []byte(after), limit, at)
 	if errors.Is(err, argent.ErrCompacted) {
 		at = st.Applied()
@@ -201,7 +214,7 @@ func (s *Server) serveMGet(w http.ResponseWriter, r *http.Request) int {
 		setIndex(h, at)
 		return s.writeError(w, r, err)
 	}
-	st := s.b.Store()
+	st := s.b.Reader()
 	out := client.MGetResponse{Items: make([]client.Item, len(keys))}
 	err = mgetAt(st, keys, req.Keys, at, out.Items)
 	if errors.Is(err, argent.ErrCompacted) {
@@ -239,7 +252,7 @@ type errReader struct{ err error }
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 // mgetAt reads every key at index at into items.
-func mgetAt(st *kv.Store, keys [][]byte, names []string, at argent.Index, items []client.Item) error {
+func mgetAt(st Reader, keys [][]byte, names []string, at argent.Index, items []client.Item) error {
 	for i, k := range keys {
 		v, err := st.Get(k, at)
 		switch {

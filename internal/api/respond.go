@@ -184,7 +184,7 @@ func (s *Server) parseReadQuery(raw string) (readQuery, error) {
 // is never below q.minIndex. On a timeout it returns the index reached with
 // an argent.ErrTimeout error.
 func (s *Server) readIndex(r *http.Request, q readQuery) (argent.Index, error) {
-	st := s.b.Store()
+	st := s.b.Reader()
 	if q.minIndex > 0 {
 		if at, err := st.WaitApplied(r.Context().Done(), q.wait, q.minIndex); err != nil {
 			return at, err

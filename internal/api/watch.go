@@ -35,7 +35,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request) int {
 	if err != nil {
 		return s.writeError(w, r, err)
 	}
-	st := s.b.Store()
+	st := s.b.Reader()
 	if from == 0 {
 		from = st.Applied() + 1
 	}
@@ -71,7 +71,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request) int {
 // watchStream is one watch after its headers were sent.
 type watchStream struct {
 	s      *Server
-	st     *kv.Store
+	st     Reader
 	w      http.ResponseWriter
 	rc     *http.ResponseController
 	enc    *json.Encoder

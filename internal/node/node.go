@@ -299,8 +299,11 @@ func (n *Node) Close() error {
 	return n.store.Close()
 }
 
-// Store implements api.Backend.
+// Store returns the node's store.
 func (n *Node) Store() *kv.Store { return n.store }
+
+// Reader implements api.Backend: a root and a replica read their store.
+func (n *Node) Reader() api.Reader { return n.store }
 
 // Limits implements api.Backend.
 func (n *Node) Limits() argent.Limits { return n.cfg.Limits }

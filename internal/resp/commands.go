@@ -154,7 +154,7 @@ func (c *conn) wrongArity(args [][]byte) {
 // published applied index, after waiting for the connection's READINDEX. It
 // writes the error reply and returns false when the wait fails.
 func (c *conn) readIndex() (argent.Index, bool) {
-	st := c.s.b.Store()
+	st := c.s.b.Reader()
 	at := st.Applied()
 	if want := argent.Index(c.minIndex); at < want {
 		// Flush what is answered already: the wait may be long.
@@ -183,7 +183,7 @@ func (c *conn) checkKeys(keys [][]byte) bool {
 
 // lookup reads key at index at; a missing key gives ok false.
 func (c *conn) lookup(key []byte, at argent.Index) (val []byte, ok bool, err error) {
-	v, err := c.s.b.Store().Get(key, at)
+	v, err := c.s.b.Reader().Get(key, at)
 	if errors.Is(err, argent.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -335,7 +335,7 @@ func (c *conn) scan(args [][]byte) {
 		c.scanReply("0", keys)
 		return
 	}
-	items, more, err := c.s.b.Store().Scan(prefix, after, count, at)
+	items, more, err := c.s.b.Reader().Scan(prefix, after, count, at)
 	if err != nil {
 		c.w.error("ERR " + err.Error())
 		return

@@ -43,7 +43,7 @@ func newFakeBackend(t testing.TB, limits argent.Limits) *fakeBackend {
 	return &fakeBackend{store: s, limits: limits}
 }
 
-func (f *fakeBackend) Store() *kv.Store { return f.store }
+func (f *fakeBackend) Reader() api.Reader { return f.store }
 
 func (f *fakeBackend) Write(ctx context.Context, b argent.Batch) (argent.Index, error) {
 	f.mu.Lock()

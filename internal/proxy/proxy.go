@@ -1,0 +1,265 @@
+// Package proxy is the proxy role's read side and log applier: a partial,
+// persistent cache (proxycache), the sliding window of recent writes
+// (window) and the negative-lookup filter (negfilter) kept current from the
+// log, and misses resolved at replicas (lookup) at the proxy's own applied
+// index. See docs/PROXY.md.
+//
+// Every read is answered as of one index S the proxy has applied and made
+// durable, and equals the value at S (DESIGN.md promise 5): from the window
+// when a batch it holds wrote the key at or below S, from the cache when the
+// entry holds at S, absent when the filter says so, else from a replica
+// asked for "key as of S". A replica behind S is believed only when the
+// window proves the key did not change between the replica's index and S;
+// otherwise the proxy asks another replica or waits, and fails when the
+// wait runs out. A value fetched as of S enters the cache at S2 only if
+// the window shows no write of the key in (S, S2].
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/lookup"
+	"github.com/argent-kv/argent/internal/negfilter"
+	"github.com/argent-kv/argent/internal/proxycache"
+	"github.com/argent-kv/argent/internal/window"
+)
+
+// Tiers name the layer that answered a read, for Argent-Tier.
+const (
+	TierWindow  = "window"
+	TierCache   = "cache"
+	TierFilter  = "filter"
+	TierReplica = "replica"
+)
+
+// Config configures a Proxy. The zero value of each optional field means
+// its default.
+type Config struct {
+	// Cache is the proxy's persistent cache; the Proxy does not close it.
+	Cache *proxycache.Cache
+	// Replicas are the nodes misses are resolved at, in order of
+	// preference.
+	Replicas []string
+	// Window bounds the sliding window of recent writes.
+	Window window.Options
+	// MissWait bounds the time a read waits for a miss to resolve
+	// (replicas down, or behind beyond what the window can prove).
+	// Default 5 s.
+	MissWait time.Duration
+	// FilterInterval is how often the proxy checks whether its filter
+	// needs a rebuild (or is missing). Default 10 s.
+	FilterInterval time.Duration
+	// HTTPClient makes the lookups. Default: a keep-alive client.
+	HTTPClient *http.Client
+	Limits     argent.Limits
+	Logger     *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.MissWait <= 0 {
+		c.MissWait = 5 * time.Second
+	}
+	if c.FilterInterval <= 0 {
+		c.FilterInterval = 10 * time.Second
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Proxy serves reads at its applied index and applies the log (see
+// Target). It is safe for concurrent use.
+type Proxy struct {
+	cfg     Config
+	cache   *proxycache.Cache
+	win     *window.Window
+	clients []*lookup.Client
+
+	// applyMu orders the log applier against filter installs; last is the
+	// state of the last entry applied to the cache, durable or not.
+	applyMu sync.Mutex
+	last    proxycache.State
+
+	published atomic.Pointer[proxycache.State] // durable and served
+	changedMu sync.Mutex
+	changed   chan struct{} // closed and replaced when published moves
+
+	filter atomic.Pointer[installedFilter]
+
+	flightMu sync.Mutex
+	flights  map[flightKey]*flight
+
+	stats Stats
+}
+
+// installedFilter is the negative-lookup filter with the index from which
+// it has every present key: reads at S >= base may trust its "absent".
+type installedFilter struct {
+	f    *negfilter.Filter
+	base argent.Index
+}
+
+// Stats counts reads by tier, for metrics.
+type Stats struct {
+	Window, Cache, Filter, Replica, Admitted, Failed atomic.Uint64
+}
+
+// New returns a Proxy over cfg.Cache, at the cache's applied state.
+func New(cfg Config) (*Proxy, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Cache == nil {
+		return nil, errors.New("proxy: no cache")
+	}
+	if len(cfg.Replicas) == 0 {
+		return nil, errors.New("proxy: no replicas to resolve misses at")
+	}
+	st := cfg.Cache.State()
+	p := &Proxy{cfg: cfg, cache: cfg.Cache, win: window.New(st.Index, cfg.Window), last: st,
+		changed: make(chan struct{}), flights: make(map[flightKey]*flight)}
+	p.published.Store(&st)
+	for _, addr := range cfg.Replicas {
+		c, err := lookup.NewClient(addr, &lookup.ClientOptions{HTTPClient: cfg.HTTPClient, Limits: cfg.Limits})
+		if err != nil {
+			return nil, fmt.Errorf("proxy: replica %s: %w", addr, err)
+		}
+		p.clients = append(p.clients, c)
+	}
+	return p, nil
+}
+
+// Stats returns the proxy's read counters.
+func (p *Proxy) Stats() *Stats { return &p.stats }
+
+// Applied returns the index reads are served at: applied and durable.
+func (p *Proxy) Applied() argent.Index { return p.published.Load().Index }
+
+// State returns the published state.
+func (p *Proxy) State() proxycache.State { return *p.published.Load() }
+
+// Changed returns a channel closed when the published index next moves.
+func (p *Proxy) Changed() <-chan struct{} {
+	p.changedMu.Lock()
+	defer p.changedMu.Unlock()
+	return p.changed
+}
+
+// publish makes st the served state and wakes waiters.
+func (p *Proxy) publish(st proxycache.State) {
+	if st.Index < p.Applied() {
+		return
+	}
+	p.published.Store(&st)
+	p.changedMu.Lock()
+	close(p.changed)
+	p.changed = make(chan struct{})
+	p.changedMu.Unlock()
+}
+
+// WaitApplied waits until the published index reaches min, done closes or
+// wait passes; it returns the published index, and an error wrapping
+// argent.ErrTimeout if min was not reached.
+func (p *Proxy) WaitApplied(done <-chan struct{}, wait time.Duration, min argent.Index) (argent.Index, error) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		ch := p.Changed()
+		if at := p.Applied(); at >= min {
+			return at, nil
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return p.Applied(), fmt.Errorf("%w: index %d not reached in %v (applied %d)", argent.ErrTimeout, min, wait, p.Applied())
+		case <-done:
+			return p.Applied(), fmt.Errorf("%w: index %d not reached: request ended", argent.ErrTimeout, min)
+		}
+	}
+}
+
+// Get implements the api's reader: the value of key at index at, which
+// must not be above Applied.
+func (p *Proxy) Get(key []byte, at argent.Index) (kv.Value, error) {
+	v, _, err := p.GetTier(key, at)
+	return v, err
+}
+
+// GetTier returns the value of key at index at (at most Applied) and the
+// tier that answered. It fails with an error wrapping argent.ErrUnavailable
+// when no replica could resolve a miss within MissWait.
+func (p *Proxy) GetTier(key []byte, at argent.Index) (kv.Value, string, error) {
+	if at > p.Applied() {
+		return kv.Value{}, "", fmt.Errorf("%w: read at %d, proxy at %d", argent.ErrFuture, at, p.Applied())
+	}
+	if wr, found, ok := p.win.Latest(key, at); ok && found {
+		p.stats.Window.Add(1)
+		return writeValue(wr), TierWindow, writeErr(wr)
+	}
+	if e, ok := p.cache.Get(key); ok && e.Since <= at {
+		p.stats.Cache.Add(1)
+		if !e.Present {
+			return kv.Value{}, TierCache, argent.ErrNotFound
+		}
+		return kv.Value{Value: e.Value, ModIndex: e.ModIndex}, TierCache, nil
+	}
+	if f := p.filter.Load(); f != nil && at >= f.base && !f.f.MayContain(key) {
+		p.stats.Filter.Add(1)
+		return kv.Value{}, TierFilter, argent.ErrNotFound
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.MissWait)
+	defer cancel()
+	r, err := p.resolve(ctx, key, at)
+	if err != nil {
+		p.stats.Failed.Add(1)
+		return kv.Value{}, "", err
+	}
+	p.stats.Replica.Add(1)
+	if r.Absent {
+		return kv.Value{}, TierReplica, argent.ErrNotFound
+	}
+	return kv.Value{Value: r.Value, ModIndex: r.ModIndex}, TierReplica, nil
+}
+
+// writeValue and writeErr turn a window write into a read's answer.
+func writeValue(wr window.Write) kv.Value {
+	if wr.Deleted {
+		return kv.Value{}
+	}
+	return kv.Value{Value: wr.Value, ModIndex: wr.Index}
+}
+
+func writeErr(wr window.Write) error {
+	if wr.Deleted {
+		return argent.ErrNotFound
+	}
+	return nil
+}
+
+// errNotServed marks the reads a proxy leaves to replicas.
+var errNotServed = fmt.Errorf("%w: a proxy does not serve this read; ask a replica", argent.ErrUnavailable)
+
+// Scan is not served by a proxy: it holds only some keys.
+func (p *Proxy) Scan(prefix, after []byte, limit int, at argent.Index) ([]kv.Item, bool, error) {
+	return nil, false, errNotServed
+}
+
+// LogFirst and ReadLog: a proxy keeps no log, so watch streams are left to
+// replicas for now (docs/PROXY.md).
+func (p *Proxy) LogFirst() argent.Index { return p.Applied() + 1 }
+
+// ReadLog: see LogFirst.
+func (p *Proxy) ReadLog(from argent.Index, maxBytes int, fn func(e *kv.LogEntry) bool) (argent.Index, error) {
+	return from, errNotServed
+}

@@ -10,15 +10,17 @@ import (
 	"github.com/argent-kv/argent/internal/node"
 )
 
-// DevCmd runs a root and a replica in one process, with demo data.
+// DevCmd runs a root, a replica and a proxy in one process, with demo data.
 type DevCmd struct {
-	Data          string `help:"Data directory (root/ and replica/ below it)." default:"./argent-dev" type:"path"`
-	RootListen    string `help:"Root address." default:"127.0.0.1:7400"`
-	ReplicaListen string `help:"Replica address." default:"127.0.0.1:7401"`
-	RESPListen    string `name:"resp-listen" help:"Redis-protocol read port of the replica (empty: off)." default:"127.0.0.1:7379"`
-	Empty         bool   `help:"Do not load the demo data set."`
-	Hosts         int    `help:"Number of demo hosts (egress policies) to load." default:"20000"`
-	LogLevel      string `help:"Log level: debug, info, warn, error." default:"warn" enum:"debug,info,warn,error"`
+	Data          string   `help:"Data directory (root/, replica/ and proxy/ below it)." default:"./argent-dev" type:"path"`
+	RootListen    string   `help:"Root address." default:"127.0.0.1:7400"`
+	ReplicaListen string   `help:"Replica address." default:"127.0.0.1:7401"`
+	ProxyListen   string   `help:"Proxy address (empty: no proxy)." default:"127.0.0.1:7402"`
+	ProxyCache    byteSize `help:"Disk budget of the proxy's cache." default:"4MiB"`
+	RESPListen    string   `name:"resp-listen" help:"Redis-protocol read port of the replica (empty: off)." default:"127.0.0.1:7379"`
+	Empty         bool     `help:"Do not load the demo data set."`
+	Hosts         int      `help:"Number of demo hosts (egress policies) to load." default:"20000"`
+	LogLevel      string   `help:"Log level: debug, info, warn, error." default:"warn" enum:"debug,info,warn,error"`
 }
 
 // Run starts the tree and serves until interrupted.
@@ -52,11 +54,26 @@ func (c *DevCmd) Run(ctx context.Context) error {
 	if _, err := replica.Store().WaitApplied(ctx.Done(), 60*time.Second, want); err != nil {
 		return fmt.Errorf("replica did not catch up with the root: %w", err)
 	}
+	var px *node.Node
+	if c.ProxyListen != "" {
+		px, err = node.Start(ctx, node.Config{Role: node.RoleProxy, DataDir: filepath.Join(c.Data, "proxy"), Listen: c.ProxyListen,
+			Upstreams: []string{replica.Addr()}, CacheSize: int64(c.ProxyCache), Logger: logger.With("dev", "proxy")})
+		if err != nil {
+			return fmt.Errorf("start proxy: %w", err)
+		}
+		defer px.Close()
+		if _, err := px.Reader().WaitApplied(ctx.Done(), 60*time.Second, want); err != nil {
+			return fmt.Errorf("proxy did not catch up with the root: %w", err)
+		}
+	}
 	host := demo.ExampleHost()
 	fmt.Printf(`argent dev is running (data in %s)
   root     http://%s   takes writes
   replica  http://%s   follows the root, serves reads
 `, c.Data, rootN.Addr(), replica.Addr())
+	if px != nil {
+		fmt.Printf("  proxy    http://%s   caches what is read (%d KiB disk budget), resolves misses at the replica\n", px.Addr(), int64(c.ProxyCache)>>10)
+	}
 	if replica.RESPAddr() != "" {
 		fmt.Printf("  RESP     redis://%s   the replica, for redis-cli and Redis clients\n", replica.RESPAddr())
 	}
@@ -69,9 +86,12 @@ Try:
   go run ./cmd/argent put config/feature-x on && go run ./cmd/argent get --server %[2]s config/feature-x
   go run ./cmd/argent scan egress/dc/ --values --server %[2]s
   (status: curl -s http://%[2]s/v1/status   metrics: http://%[2]s/metrics)
-
-Press Ctrl-C to stop.
 `, host, replica.Addr())
+	if px != nil {
+		fmt.Printf(`  curl -si http://%[2]s/v1/kv/%[1]s   (the proxy; Argent-Tier says which layer answered)
+`, host, px.Addr())
+	}
+	fmt.Print("\nPress Ctrl-C to stop.\n")
 	<-ctx.Done()
 	fmt.Println("\nstopping")
 	return nil

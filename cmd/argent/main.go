@@ -22,6 +22,7 @@ type CLI struct {
 
 	Root    RootCmd    `cmd:"" help:"Run the root: the write path."`
 	Replica ReplicaCmd `cmd:"" help:"Run a replica: a full copy that follows an upstream."`
+	Proxy   ProxyCmd   `cmd:"" help:"Run a proxy: a disk-budgeted cache that follows a replica and resolves misses there."`
 	Dev     DevCmd     `cmd:"" help:"Run a whole local tree (root + replica) on 127.0.0.1 with demo data."`
 
 	Get    GetCmd    `cmd:"" help:"Read a key."`

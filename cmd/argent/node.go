@@ -96,6 +96,33 @@ func (c *ReplicaCmd) Run(ctx context.Context) error {
 	return serve(ctx, cfg)
 }
 
+// ProxyCmd runs a proxy.
+type ProxyCmd struct {
+	Data          string        `help:"Data directory (the persistent cache)." required:"" type:"path"`
+	Listen        string        `help:"Address for the client API and /metrics." required:""`
+	Upstream      string        `help:"Replicas to follow the log from and resolve misses at, comma-separated, in order of preference." required:""`
+	CacheSize     byteSize      `help:"Disk budget for cached keys and values (e.g. 1GiB)." required:""`
+	FreeDiskFloor byteSize      `help:"Stop admitting new keys while the disk has less free space than this (0: no floor)." default:"0"`
+	MissWait      time.Duration `help:"How long a read waits for a miss to resolve at a replica before it fails." default:"5s"`
+	StallTimeout  time.Duration `help:"Move to another upstream after this long without a frame." default:"30s"`
+	RESPListen    string        `name:"resp-listen" help:"Also serve the Redis protocol on this address; off when empty."`
+	MaxKey        byteSize      `help:"Largest key accepted." default:"1024"`
+	MaxValue      byteSize      `help:"Largest value accepted." default:"32MiB"`
+	MaxBatch      byteSize      `help:"Largest batch (sum of keys and values) accepted." default:"64MiB"`
+	Pprof         bool          `help:"Serve Go's profiler under /debug/pprof/ on the listen address."`
+	LogLevel      string        `help:"Log level: debug, info, warn, error." default:"info" enum:"debug,info,warn,error"`
+}
+
+// Run starts the proxy and serves until interrupted.
+func (c *ProxyCmd) Run(ctx context.Context) error {
+	cfg := node.Config{Role: node.RoleProxy, DataDir: c.Data, Listen: c.Listen, Upstreams: splitList(c.Upstream),
+		CacheSize: int64(c.CacheSize), FreeDiskFloor: int64(c.FreeDiskFloor), MissWait: c.MissWait,
+		StallTimeout: c.StallTimeout, RESPListen: c.RESPListen, Pprof: c.Pprof,
+		Limits: argent.Limits{MaxKey: int(c.MaxKey), MaxValue: int(c.MaxValue), MaxBatch: int(c.MaxBatch)},
+		Logger: newLogger(c.LogLevel)}
+	return serve(ctx, cfg)
+}
+
 // serve runs one node until ctx ends.
 func serve(ctx context.Context, cfg node.Config) error {
 	n, err := node.Start(ctx, cfg)

@@ -11,10 +11,7 @@ func (n *Node) registerGauges() {
 	gauge := func(name, help string, fn func() float64) {
 		n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn))
 	}
-	gauge("argent_applied_index", "Highest index this node serves reads from.", func() float64 { return float64(n.store.Applied()) })
-	gauge("argent_root_index", "Newest root index this node knows of.", func() float64 { i, _ := n.Root(); return float64(i) })
-	gauge("argent_lag_indexes", "Root index minus applied index.", func() float64 { i, _ := n.Lag(); return float64(i) })
-	gauge("argent_lag_seconds", "How far this node's state is behind the root's, in seconds.", func() float64 { _, s := n.Lag(); return s })
+	n.registerPositionGauges()
 	gauge("argent_history_horizon_index", "Oldest index MVCC reads can answer for.", func() float64 { return float64(n.store.Horizon()) })
 	gauge("argent_log_first_index", "Oldest log index this node still holds.", func() float64 { return float64(n.store.LogFirst()) })
 	gauge("argent_history_bytes", "Bytes of superseded versions kept for MVCC reads.", func() float64 { return float64(n.store.HistoryBytes()) })
@@ -26,6 +23,17 @@ func (n *Node) registerGauges() {
 		}
 		return 0
 	})
+}
+
+// registerPositionGauges exports the node's applied index and lag.
+func (n *Node) registerPositionGauges() {
+	gauge := func(name, help string, fn func() float64) {
+		n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn))
+	}
+	gauge("argent_applied_index", "Highest index this node serves reads from.", func() float64 { return float64(n.applied()) })
+	gauge("argent_root_index", "Newest root index this node knows of.", func() float64 { i, _ := n.Root(); return float64(i) })
+	gauge("argent_lag_indexes", "Root index minus applied index.", func() float64 { i, _ := n.Lag(); return float64(i) })
+	gauge("argent_lag_seconds", "How far this node's state is behind the root's, in seconds.", func() float64 { _, s := n.Lag(); return s })
 }
 
 // commitObserver returns the root's per-commit hook, feeding group size and

@@ -28,6 +28,9 @@ import (
 	"github.com/argent-kv/argent/internal/api"
 	"github.com/argent-kv/argent/internal/fastlane"
 	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/lookup"
+	"github.com/argent-kv/argent/internal/proxy"
+	"github.com/argent-kv/argent/internal/proxycache"
 	"github.com/argent-kv/argent/internal/pull"
 	"github.com/argent-kv/argent/internal/resp"
 	"github.com/argent-kv/argent/internal/root"
@@ -38,6 +41,7 @@ import (
 const (
 	RoleRoot    = "root"
 	RoleReplica = "replica"
+	RoleProxy   = "proxy"
 )
 
 // Config is a node's configuration. Zero fields take the defaults noted.
@@ -48,8 +52,18 @@ type Config struct {
 	// RESPListen, if set, serves the Redis protocol (RESP2) read port
 	// there: GET, MGET, EXISTS, SCAN, INFO, and SET/DEL forwarded as writes.
 	RESPListen string
-	// Upstreams are a replica's parents, in order of preference.
+	// Upstreams are a replica's parents, in order of preference; a proxy's
+	// replicas, which feed it the log and resolve its misses.
 	Upstreams []string
+
+	// CacheSize is a proxy's disk budget for cached keys and values.
+	CacheSize int64
+	// FreeDiskFloor: a proxy stops admitting new keys while the disk has
+	// less free space. Default 0: no floor.
+	FreeDiskFloor int64
+	// MissWait bounds a proxy read waiting for its miss to resolve.
+	// Default 5 s.
+	MissWait time.Duration
 
 	// MaxBatchDelay holds a root's write group open for more writers.
 	// Default 0 (group whatever queued during the previous fsync).
@@ -97,9 +111,12 @@ func (c *Config) Validate() error {
 		if len(c.Upstreams) > 0 {
 			return fmt.Errorf("node: a root takes no upstream")
 		}
-	case RoleReplica:
+	case RoleReplica, RoleProxy:
 		if len(c.Upstreams) == 0 {
-			return fmt.Errorf("node: a replica needs at least one --upstream")
+			return fmt.Errorf("node: a %s needs at least one --upstream", c.Role)
+		}
+		if c.Role == RoleProxy && c.CacheSize <= 0 {
+			return fmt.Errorf("node: a proxy needs --cache-size")
 		}
 		for _, u := range c.Upstreams {
 			if u == c.Listen {
@@ -121,7 +138,9 @@ func (c *Config) Validate() error {
 // Node is a running argent node.
 type Node struct {
 	cfg      Config
-	store    *kv.Store
+	store    *kv.Store         // root and replica
+	pcache   *proxycache.Cache // proxy
+	proxy    *proxy.Proxy      // proxy
 	nodeID   string
 	reg      *prometheus.Registry
 	ln       net.Listener
@@ -161,6 +180,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		cfg.TrimInterval = 10 * time.Second
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
+	if cfg.Role == RoleProxy {
+		return startProxy(ctx, cfg)
+	}
 	store, err := kv.Open(cfg.DataDir, &kv.Options{
 		FS:              cfg.FS,
 		HistoryDuration: cfg.HistoryDuration,
@@ -219,6 +241,22 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 
 	mux := http.NewServeMux()
 	n.pullS.Register(mux)
+	lk, err := lookup.NewServer(store, &lookup.Config{Limits: cfg.Limits, Logger: n.log})
+	if err != nil {
+		n.cancel()
+		n.wg.Wait()
+		store.Close()
+		return nil, err
+	}
+	lk.Register(mux)
+	return n.serve(mux)
+}
+
+// serve starts the HTTP API (with the handlers of mux behind it) and the
+// RESP port.
+func (n *Node) serve(mux *http.ServeMux) (*Node, error) {
+	cfg := n.cfg
+	ln := n.ln
 	if cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -254,7 +292,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			}
 		})
 	}
-	n.log.Info("node started", "dataset", store.Dataset(), "applied", store.Applied())
+	n.log.Info("node started", "dataset", n.dataset(), "applied", n.applied())
 	return n, nil
 }
 
@@ -288,22 +326,52 @@ func (n *Node) Close() error {
 	if n.resp != nil {
 		n.resp.Close()
 	}
-	n.api.Close()      // ends watch streams
-	n.pullS.Close()    // ends children's streams
+	n.api.Close() // ends watch streams
+	if n.pullS != nil {
+		n.pullS.Close() // ends children's streams
+	}
 	_ = n.lane.Close() // ends fast-lane connections; handed-off ones are srv's
 	if err := n.srv.Shutdown(shutCtx); err != nil {
 		// Long-lived streams (watch, children) do not end by themselves.
 		_ = n.srv.Close()
 	}
 	n.wg.Wait()
+	if n.pcache != nil {
+		return n.pcache.Close()
+	}
 	return n.store.Close()
 }
 
 // Store returns the node's store.
 func (n *Node) Store() *kv.Store { return n.store }
 
-// Reader implements api.Backend: a root and a replica read their store.
-func (n *Node) Reader() api.Reader { return n.store }
+// Reader implements api.Backend: a root and a replica read their store, a
+// proxy its window, cache, filter and replicas.
+func (n *Node) Reader() api.Reader {
+	if n.proxy != nil {
+		return n.proxy
+	}
+	return n.store
+}
+
+// served returns the index reads are served at and its root commit time.
+func (n *Node) served() (argent.Index, int64) {
+	if n.proxy != nil {
+		st := n.proxy.State()
+		return st.Index, st.Time
+	}
+	st := n.store.State()
+	return st.Index, st.Time
+}
+
+func (n *Node) applied() argent.Index { i, _ := n.served(); return i }
+
+func (n *Node) dataset() argent.DatasetID {
+	if n.pcache != nil {
+		return n.pcache.Dataset()
+	}
+	return n.store.Dataset()
+}
 
 // Limits implements api.Backend.
 func (n *Node) Limits() argent.Limits { return n.cfg.Limits }
@@ -351,14 +419,13 @@ func (n *Node) forwarder(up string) (*client.Client, error) {
 
 // Root implements pull.RootClock.
 func (n *Node) Root() (argent.Index, int64) {
+	si, st := n.served()
 	if n.cfg.Role == RoleRoot {
-		st := n.store.State()
-		return st.Index, st.Time
+		return si, st
 	}
-	st := n.store.State()
 	ri, rt := argent.Index(n.rootIdx.Load()), n.rootTime.Load()
-	if st.Index > ri {
-		return st.Index, st.Time
+	if si > ri {
+		return si, st
 	}
 	return ri, rt
 }
@@ -405,13 +472,13 @@ func (n *Node) Lag() (indexes uint64, seconds float64) {
 	if n.cfg.Role == RoleRoot {
 		return 0, 0
 	}
-	st := n.store.State()
+	si, stime := n.served()
 	ri, rt := n.Root()
 	var lag time.Duration
-	if ri > st.Index {
-		indexes = uint64(ri - st.Index)
-		lag = time.Duration(rt - st.Time)
-		if st.Index == 0 || lag < 0 {
+	if ri > si {
+		indexes = uint64(ri - si)
+		lag = time.Duration(rt - stime)
+		if si == 0 || lag < 0 {
 			lag = 0
 		}
 	}
@@ -430,22 +497,24 @@ func (n *Node) Lag() (indexes uint64, seconds float64) {
 
 // Status implements api.Backend.
 func (n *Node) Status() client.StatusResponse {
-	st := n.store.State()
 	ri, rt := n.Root()
 	_, lag := n.Lag()
 	s := client.StatusResponse{
 		Role:         n.cfg.Role,
 		NodeID:       n.nodeID,
-		AppliedIndex: st.Index,
+		AppliedIndex: n.applied(),
 		RootIndex:    ri,
 		LagSeconds:   lag,
 		Children:     []client.StatusChild{},
 	}
-	if ds := n.store.Dataset(); !ds.IsZero() {
+	if ds := n.dataset(); !ds.IsZero() {
 		s.DatasetID = ds.String()
 	}
 	if n.follow != nil {
 		s.Upstream = n.follow.Upstream()
+	}
+	if n.pullS == nil {
+		return s
 	}
 	for _, c := range n.pullS.Children() {
 		addr := c.Addr

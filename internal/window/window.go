@@ -28,7 +28,7 @@ import (
 // Options bounds a Window; the oldest batches leave first. The zero value
 // of a field means its default.
 type Options struct {
-	// MaxBytes bounds the keys and values held. Default 64 MiB.
+	// MaxBytes bounds the keys and values held. Default 16 MiB.
 	MaxBytes int
 	// MaxBatches bounds the batches held. Default 1,000,000.
 	MaxBatches int
@@ -36,7 +36,7 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.MaxBytes <= 0 {
-		o.MaxBytes = 64 << 20
+		o.MaxBytes = 16 << 20
 	}
 	if o.MaxBatches <= 0 {
 		o.MaxBatches = 1_000_000

@@ -1,0 +1,87 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/proxy"
+	"github.com/argent-kv/argent/internal/proxycache"
+	"github.com/argent-kv/argent/internal/pull"
+)
+
+// startProxy starts a proxy: its cache, the log follower feeding it from a
+// replica, the filter keeper, and the client API over the proxy's reads.
+func startProxy(ctx context.Context, cfg Config) (*Node, error) {
+	pc, err := proxycache.Open(cfg.DataDir, proxycache.Options{
+		Budget: cfg.CacheSize, FreeDiskFloor: cfg.FreeDiskFloor, FS: cfg.FS,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p, err := proxy.New(proxy.Config{Cache: pc, Replicas: cfg.Upstreams, MissWait: cfg.MissWait,
+		Limits: cfg.Limits, Logger: cfg.Logger})
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	id := pc.NodeID()
+	n := &Node{
+		cfg:     cfg,
+		pcache:  pc,
+		proxy:   p,
+		nodeID:  fmt.Sprintf("%x", id[:8]),
+		reg:     prometheus.NewRegistry(),
+		clients: make(map[string]*client.Client),
+		started: time.Now(),
+	}
+	n.log = cfg.Logger.With("role", cfg.Role, "node", n.nodeID, "listen", cfg.Listen)
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("node: listen: %w", err)
+	}
+	n.ln = ln
+	pm := pull.NewMetrics(n.reg)
+	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n.registerProxyGauges()
+
+	ctx, n.cancel = context.WithCancel(ctx)
+	n.follow = pull.NewFollower(pull.FollowerConfig{
+		Target: p.Target(), NodeID: n.nodeID, Addr: n.Addr(), Upstreams: cfg.Upstreams,
+		StallTimeout: cfg.StallTimeout, OnHeartbeat: n.heard, Metrics: pm, Logger: n.log,
+	})
+	n.goRun(func() { _ = n.follow.Run(ctx) })
+	n.goRun(func() { p.RunFilter(ctx) })
+	return n.serve(http.NewServeMux())
+}
+
+// registerProxyGauges exports a proxy's position, lag, cache and reads by
+// tier.
+func (n *Node) registerProxyGauges() {
+	gauge := func(name, help string, fn func() float64) {
+		n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn))
+	}
+	counter := func(name, help string, fn func() float64) {
+		n.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, fn))
+	}
+	n.registerPositionGauges()
+	gauge("argent_disk_bytes", "Bytes the store takes on disk.", func() float64 { return float64(n.pcache.DiskUsage()) })
+	gauge("argent_proxy_cache_bytes", "Bytes of cached keys and values, as the budget counts them.", func() float64 { return float64(n.pcache.Weight()) })
+	st := n.proxy.Stats()
+	for _, t := range []struct {
+		tier string
+		c    interface{ Load() uint64 }
+	}{{proxy.TierWindow, &st.Window}, {proxy.TierCache, &st.Cache}, {proxy.TierFilter, &st.Filter}, {proxy.TierReplica, &st.Replica}} {
+		c := t.c
+		counter("argent_proxy_reads_"+t.tier+"_total", "Reads answered by the proxy's "+t.tier+".", func() float64 { return float64(c.Load()) })
+	}
+	counter("argent_proxy_miss_failures_total", "Misses no replica could resolve in time.", func() float64 { return float64(st.Failed.Load()) })
+	counter("argent_proxy_admitted_total", "Resolved misses admitted to the cache.", func() float64 { return float64(st.Admitted.Load()) })
+}

@@ -20,11 +20,14 @@ func (c *Cache) drainLocked(b *pebble.Batch) []string {
 		return nil
 	}
 	keys := make([]string, 0, len(pending))
-	for k, id := range pending {
-		if v, ok := c.policy.get([]byte(k)); ok && v.id != id {
+	for k, ev := range pending {
+		if v, ok := c.policy.get([]byte(k)); ok && v.id != ev.id {
 			continue
 		}
-		_ = b.Delete(entryKey([]byte(k)), nil)
+		// The size of the deleted value steers Pebble's compactions
+		// toward the space that deletes free.
+		size := int64(ev.weight) - entryOverhead - int64(len(k)) + recordHeader
+		_ = b.DeleteSized(entryKey([]byte(k)), uint32(max(size, recordHeader)), nil)
 		keys = append(keys, k)
 	}
 	return keys

@@ -50,3 +50,10 @@ func (c *Cache) CheckPolicy() error {
 
 // PolicyKeys returns the number of keys the policy holds.
 func (c *Cache) PolicyKeys() int { return c.policy.c.EstimatedSize() }
+
+// Metrics returns Pebble's metrics.
+func (c *Cache) Metrics() *pebble.Metrics { return c.db.Metrics() }
+
+// WaitForCleaning waits until Pebble has deleted the files it no longer
+// needs (it does so in the background).
+func (c *Cache) WaitForCleaning() { c.db.TestOnlyWaitForCleaning() }

@@ -36,7 +36,10 @@ type Options struct {
 	MemoryCache int64
 	// BlockCacheSize is Pebble's block cache size. Default: 8 MiB.
 	BlockCacheSize int64
-	// MemTableSize is the size of Pebble's memtable. Default: 4 MiB.
+	// MemTableSize is the size of Pebble's memtable. The disk overhead over
+	// the budget is a few memtables (see docs/ARCHITECTURE.md), so the
+	// default follows the budget: Budget/16, at least 256 KiB, at most
+	// 4 MiB.
 	MemTableSize int64
 	// EvictDelay is how long the background evictor waits after the first
 	// eviction it is told of, so that it deletes evicted entries in batches.
@@ -89,7 +92,7 @@ func (o Options) withDefaults(dir string) Options {
 		o.BlockCacheSize = 8 << 20
 	}
 	if o.MemTableSize == 0 {
-		o.MemTableSize = 4 << 20
+		o.MemTableSize = min(max(o.Budget/16, 256<<10), 4<<20)
 	}
 	if o.EvictDelay == 0 {
 		o.EvictDelay = 10 * time.Millisecond

@@ -33,7 +33,7 @@ type policy struct {
 
 	mu struct {
 		sync.Mutex
-		pending map[string]uint64 // evicted key -> id of the evicted admission
+		pending map[string]policyValue // evicted key -> the evicted admission
 	}
 	// kick wakes the background evictor; it holds at most one token.
 	kick chan struct{}
@@ -47,7 +47,7 @@ type policyValue struct {
 
 func newPolicy(budget int64) *policy {
 	p := &policy{kick: make(chan struct{}, 1)}
-	p.mu.pending = make(map[string]uint64)
+	p.mu.pending = make(map[string]policyValue)
 	p.c = otter.Must(&otter.Options[string, policyValue]{
 		MaximumWeight:    uint64(budget),
 		Weigher:          func(_ string, v policyValue) uint32 { return v.weight },
@@ -64,7 +64,7 @@ func (p *policy) onDeletion(e otter.DeletionEvent[string, policyValue]) {
 		return // our own replacement or invalidation: Pebble already agrees
 	}
 	p.mu.Lock()
-	p.mu.pending[e.Key] = e.Value.id
+	p.mu.pending[e.Key] = e.Value
 	p.mu.Unlock()
 	select {
 	case p.kick <- struct{}{}:
@@ -118,14 +118,14 @@ func (p *policy) reweigh(key []byte, w uint32) {
 }
 
 // takePending returns the pending evictions and empties the set.
-func (p *policy) takePending() map[string]uint64 {
+func (p *policy) takePending() map[string]policyValue {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.mu.pending) == 0 {
 		return nil
 	}
 	out := p.mu.pending
-	p.mu.pending = make(map[string]uint64)
+	p.mu.pending = make(map[string]policyValue)
 	return out
 }
 
@@ -140,7 +140,7 @@ func (p *policy) pendingLen() int {
 func (p *policy) reset() {
 	p.c.InvalidateAll()
 	p.mu.Lock()
-	p.mu.pending = make(map[string]uint64)
+	p.mu.pending = make(map[string]policyValue)
 	p.mu.Unlock()
 }
 

@@ -66,9 +66,7 @@ func (lc *latestCache) update(written map[string]pendingVersion) {
 			lc.c.Invalidate(k)
 			continue
 		}
-		// The value may alias a buffer the caller reuses.
-		p.v.value = append([]byte(nil), p.v.value...)
-		lc.c.Set(k, p.v)
+		lc.c.Set(k, p.v) // the Writer's copy: nothing else holds it
 	}
 }
 

@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"time"
@@ -198,7 +199,9 @@ func (w *Writer) put(key, value []byte, e *argent.Entry) error {
 	if err := w.b.Set(latestKey(key), encodeLatest(false, e.Index, value), nil); err != nil {
 		return fmt.Errorf("kv: write %q: %w", key, err)
 	}
-	w.wrote(key, version{mod: e.Index, value: value}, true)
+	// A copy: the entry's values may alias a buffer its caller reuses (a
+	// stream's frame buffer) before this Writer commits.
+	w.wrote(key, version{mod: e.Index, value: bytes.Clone(value)}, true)
 	return nil
 }
 

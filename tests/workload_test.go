@@ -74,7 +74,8 @@ type readRec struct {
 type workloadConfig struct {
 	writers, readers, rywReaders, rootReaders int
 	duration                                  time.Duration
-	maxOps                                    int // per worker
+	maxOps                                    int  // per worker
+	noScans                                   bool // gets and mgets only (proxies serve no scans)
 }
 
 // workload runs random writes at the root and reads at a replica (and
@@ -359,7 +360,11 @@ func (w *workload) readOnce(name, node string, c *client.Client, rng *rand.Rand,
 	opts := client.ReadOptions{MinIndex: minIdx}
 	rec := &readRec{node: node, worker: name, minIndex: minIdx}
 	var err error
-	switch p := rng.IntN(10); {
+	kinds := 10
+	if w.cfg.noScans {
+		kinds = 7
+	}
+	switch p := rng.IntN(kinds); {
 	case p < 4:
 		k := focus
 		if k == "" {

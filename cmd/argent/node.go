@@ -104,6 +104,7 @@ type ProxyCmd struct {
 	CacheSize     byteSize      `help:"Disk budget for cached keys and values (e.g. 1GiB)." required:""`
 	FreeDiskFloor byteSize      `help:"Stop admitting new keys while the disk has less free space than this (0: no floor)." default:"0"`
 	MissWait      time.Duration `help:"How long a read waits for a miss to resolve at a replica before it fails." default:"5s"`
+	WindowBytes   byteSize      `help:"Memory for the sliding window of recent writes, which proves a lagging replica's answer still holds." default:"16MiB"`
 	StallTimeout  time.Duration `help:"Move to another upstream after this long without a frame." default:"30s"`
 	RESPListen    string        `name:"resp-listen" help:"Also serve the Redis protocol on this address; off when empty."`
 	MaxKey        byteSize      `help:"Largest key accepted." default:"1024"`
@@ -116,7 +117,7 @@ type ProxyCmd struct {
 // Run starts the proxy and serves until interrupted.
 func (c *ProxyCmd) Run(ctx context.Context) error {
 	cfg := node.Config{Role: node.RoleProxy, DataDir: c.Data, Listen: c.Listen, Upstreams: splitList(c.Upstream),
-		CacheSize: int64(c.CacheSize), FreeDiskFloor: int64(c.FreeDiskFloor), MissWait: c.MissWait,
+		CacheSize: int64(c.CacheSize), FreeDiskFloor: int64(c.FreeDiskFloor), MissWait: c.MissWait, WindowBytes: int64(c.WindowBytes),
 		StallTimeout: c.StallTimeout, RESPListen: c.RESPListen, Pprof: c.Pprof,
 		Limits: argent.Limits{MaxKey: int(c.MaxKey), MaxValue: int(c.MaxValue), MaxBatch: int(c.MaxBatch)},
 		Logger: newLogger(c.LogLevel)}

@@ -64,6 +64,9 @@ type Config struct {
 	// MissWait bounds a proxy read waiting for its miss to resolve.
 	// Default 5 s.
 	MissWait time.Duration
+	// WindowBytes bounds a proxy's sliding window of recent writes.
+	// Default 16 MiB.
+	WindowBytes int64
 
 	// MaxBatchDelay holds a root's write group open for more writers.
 	// Default 0 (group whatever queued during the previous fsync).

@@ -14,6 +14,7 @@ import (
 	"github.com/argent-kv/argent/internal/proxy"
 	"github.com/argent-kv/argent/internal/proxycache"
 	"github.com/argent-kv/argent/internal/pull"
+	"github.com/argent-kv/argent/internal/window"
 )
 
 // startProxy starts a proxy: its cache, the log follower feeding it from a
@@ -26,6 +27,7 @@ func startProxy(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	p, err := proxy.New(proxy.Config{Cache: pc, Replicas: cfg.Upstreams, MissWait: cfg.MissWait,
+		Window: window.Options{MaxBytes: int(cfg.WindowBytes)},
 		Limits: cfg.Limits, Logger: cfg.Logger})
 	if err != nil {
 		pc.Close()

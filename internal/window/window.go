@@ -18,6 +18,7 @@
 package window
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"sync"
@@ -145,7 +146,8 @@ func (w *Window) Apply(e *argent.Entry) error {
 		op := e.Ops[i]
 		wr := Write{Index: e.Index, Deleted: op.Type == argent.OpDelete}
 		if !wr.Deleted {
-			wr.Value = op.Value
+			// A copy: entries decoded from a stream alias its buffer.
+			wr.Value = bytes.Clone(op.Value)
 		}
 		w.mu.keys[k] = append(w.mu.keys[k], wr)
 		b.keys = append(b.keys, k)

@@ -1,0 +1,177 @@
+// Command compare runs argent, etcd and Redis side by side on this machine
+// and prints how argent's figures compare, as ratios.
+//
+//	go run ./bench/compare               # the whole suite, about 12 minutes (make bench)
+//	go run ./bench/compare -quick        # a smoke run of about two minutes
+//	go run ./bench/compare -workloads reads,writes -duration 10s
+//
+// It starts every server itself on 127.0.0.1 with free ports and its own
+// temporary directories: an argent root and replica (built from this tree
+// with go build ./cmd/argent), one etcd member (etcd, from Debian's
+// etcd-server) and a Redis primary with a replica (redis-server, with RDB
+// and AOF off), plus, for the write runs, a Redis with appendfsync always.
+// The propagation runs use a chain root -> r1 -> r2 -> r3. Each data set
+// gets fresh servers; every server is stopped by PID when its phase ends,
+// also after an error or SIGINT (and Linux kills them if this program dies).
+//
+// Workloads, each on a data set of -keys keys of 16-64 bytes with values of
+// each of -values bytes: point reads (uniform and Zipf, closed loop for
+// throughput and open loop at one rate for latency), redis-benchmark
+// against Redis and argent's RESP port, multi-key reads, YCSB-style mixes B
+// and D, durable writes with 1 and -conns writers, and write-to-replica
+// propagation at each of -prop-rates; point reads also on -big-keys keys.
+// The results go to stdout as markdown ratio tables, to the section of
+// -docs between the compare markers, and as JSON to -results.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/argent-kv/argent/bench/internal/benchnode"
+)
+
+func main() {
+	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func runMain(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "compare: %v\n", err)
+		return 2
+	}
+	// The clients barely allocate per request; keep the collector out of
+	// the way of what they do.
+	debug.SetGCPercent(400)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := compare(ctx, cfg, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "compare: %v\n", err)
+		return 1
+	}
+	var md strings.Builder
+	writeMarkdown(&md, res, res.Tables, res.Targets)
+	fmt.Fprint(stdout, md.String())
+	if cfg.results != "" {
+		path, err := res.writeJSON(cfg.results)
+		if err != nil {
+			fmt.Fprintf(stderr, "compare: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "compare: wrote %s\n", path)
+	}
+	if cfg.docs != "" {
+		if err := updateDocs(cfg.docs, md.String()); err != nil {
+			fmt.Fprintf(stderr, "compare: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "compare: updated the generated section of %s\n", cfg.docs)
+	}
+	return 0
+}
+
+// updateDocs replaces the generated section of the markdown file at path.
+func updateDocs(path, section string) error {
+	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("docs: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(replaceSection(string(b), section)), 0o644); err != nil {
+		return fmt.Errorf("docs: %w", err)
+	}
+	return nil
+}
+
+// compare runs every configured workload and returns the results.
+func compare(ctx context.Context, cfg config, log io.Writer) (*results, error) {
+	if err := findBins(&cfg.bins, cfg.workloads[wlRESP]); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(cfg.tmpdir, "argent-compare.")
+	if err != nil {
+		return nil, fmt.Errorf("temporary directory: %w", err)
+	}
+	if cfg.keep {
+		defer fmt.Fprintf(log, "compare: kept %s\n", tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
+	if cfg.bins.argent == "" {
+		fmt.Fprintln(log, "compare: go build ./cmd/argent")
+		if cfg.bins.argent, err = benchnode.BuildArgent(ctx, tmp); err != nil {
+			return nil, err
+		}
+	}
+	res := &results{
+		Started:   time.Now().UTC(),
+		Command:   cfg.command,
+		Machine:   describeMachine(ctx, cfg.bins),
+		Settings:  settingsOf(cfg),
+		OpenRates: map[string]float64{},
+	}
+	fmt.Fprintf(log, "compare: %d CPUs (%s), %s; %s; %s; load %s\n", res.Machine.NProc, res.Machine.CPUModel, res.Machine.Go,
+		res.Machine.Etcd, res.Machine.RedisServer, res.Machine.LoadStart)
+
+	w := cfg.workloads
+	for _, v := range cfg.values {
+		work := phaseWork{reads: w[wlReads], resp: w[wlRESP] && v == cfg.values[0], mget: w[wlMGet], ycsb: w[wlYCSB], writes: w[wlWrites]}
+		if !work.reads && !work.resp && !work.mget && !work.ycsb && !work.writes {
+			break
+		}
+		ds := newDataset(cfg.keys, v, cfg.theta, cfg.seed)
+		res.Datasets = append(res.Datasets, datasetInfo{Slug: ds.slug, Name: ds.name, Keys: ds.keys, Value: ds.value})
+		if err := runDataset(ctx, cfg, res, tmp, ds, work, log); err != nil {
+			return nil, fmt.Errorf("data set %s: %w", ds.name, err)
+		}
+	}
+	if w[wlBig] {
+		ds := newDataset(cfg.bigKeys, cfg.values[0], cfg.theta, cfg.seed)
+		res.Datasets = append(res.Datasets, datasetInfo{Slug: ds.slug, Name: ds.name, Keys: ds.keys, Value: ds.value})
+		if err := runDataset(ctx, cfg, res, tmp, ds, phaseWork{reads: true}, log); err != nil {
+			return nil, fmt.Errorf("data set %s: %w", ds.name, err)
+		}
+	}
+	if w[wlPropagate] {
+		if err := runPropagation(ctx, cfg, res, tmp, log); err != nil {
+			return nil, fmt.Errorf("propagation: %w", err)
+		}
+	}
+	res.Finished = time.Now().UTC()
+	res.WallSeconds = res.Finished.Sub(res.Started).Seconds()
+	res.Machine.LoadEnd = benchnode.Loadavg()
+	res.Problems = res.problems()
+	res.Tables = buildTables(res)
+	res.Targets = buildTargets(res)
+	return res, nil
+}
+
+// findBins resolves the peers' programs on $PATH, with a hint when one is
+// missing.
+func findBins(b *bins, needBenchmark bool) error {
+	for _, p := range []*string{&b.etcd, &b.redisServer, &b.redisBenchmark} {
+		if p == &b.redisBenchmark && !needBenchmark {
+			continue
+		}
+		path, err := exec.LookPath(*p)
+		if err != nil {
+			return fmt.Errorf("%s not found (%w); bench/run.sh installs it: apt-get install -y redis-server redis-tools etcd-server", *p, err)
+		}
+		*p = path
+	}
+	return nil
+}

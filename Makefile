@@ -2,7 +2,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build test test-short lint bench fmt-check
+.PHONY: build test test-short lint bench bench-quick bench-go fmt-check
 
 build:
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/argent ./cmd/argent
@@ -22,5 +22,15 @@ lint: fmt-check
 	go vet ./...
 	go run $(STATICCHECK) ./...
 
+# argent side by side with etcd and Redis: installs them from Debian when
+# missing, about 13 minutes; results in docs/benchmarks.md and bench/results/.
 bench:
+	bench/run.sh $(BENCH_ARGS)
+
+# The same in about two minutes, as a smoke test of the suite.
+bench-quick:
+	bench/run.sh -quick $(BENCH_ARGS)
+
+# Store and root micro-benchmarks (testing.B).
+bench-go:
 	go test -run '^$$' -bench . -benchtime 2s ./internal/kv/ ./internal/root/

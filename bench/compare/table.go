@@ -233,7 +233,7 @@ func ycsbTable(res *results) table {
 			t.add(latRow(w, "read p50 / p99 / p99.9 ms", runs, kindLatency("read")))
 			t.add(latRow(w, write+" p50 / p99 / p99.9 ms", runs, kindLatency(write)))
 			if mix == ycsbD {
-				t.add(numRow(w, "reads of a key not yet at the replica", runs, func(r *runResult) float64 { return float64(r.Misses) }, false))
+				t.add(missRow(w, runs))
 			}
 		}
 	}
@@ -302,4 +302,23 @@ func propTable(res *results) table {
 		}
 	}
 	return t
+}
+
+// missRow is the share of a D run's requests that read a key the system
+// had acknowledged at the root but the replica did not have yet.
+func missRow(workload string, runs []*runResult) (row, bool) {
+	r := row{Workload: workload, Metric: "reads not found at the replica yet (% of requests)"}
+	any := false
+	for i, run := range runs {
+		if i > 0 {
+			r.Ratios = append(r.Ratios, "")
+		}
+		if run == nil || run.Ops == 0 {
+			r.Values = append(r.Values, "–")
+			continue
+		}
+		any = true
+		r.Values = append(r.Values, strconv.FormatFloat(100*float64(run.Misses)/float64(run.Ops), 'f', 2, 64)+" %")
+	}
+	return r, any
 }

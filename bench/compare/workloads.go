@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	mrand "math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -100,17 +101,39 @@ const (
 )
 
 // ycsbState is what the workers of one D run share: the next key number
-// to insert and the newest acknowledged one.
+// to insert, and the newest key below which every insert was acknowledged
+// (YCSB's acknowledged counter), so that reads ask only for keys the
+// system has confirmed, and a miss means a replica had not caught up.
 type ycsbState struct {
-	next   atomic.Int64
+	next atomic.Int64
+	// newest is the largest id with every id up to it acknowledged.
 	newest atomic.Int64
+	mu     struct {
+		sync.Mutex
+		acked map[int64]bool // acknowledged ids above newest
+	}
 }
 
 func newYCSBState(n int) *ycsbState {
 	s := &ycsbState{}
 	s.next.Store(int64(n))
 	s.newest.Store(int64(n - 1))
+	s.mu.acked = make(map[int64]bool)
 	return s
+}
+
+// ack records that insert id was acknowledged and moves newest up over
+// every id acknowledged without a gap.
+func (s *ycsbState) ack(id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.acked[id] = true
+	n := s.newest.Load()
+	for s.mu.acked[n+1] {
+		delete(s.mu.acked, n+1)
+		n++
+	}
+	s.newest.Store(n)
 }
 
 // ycsbWorker runs mix B or D: reads at the system's read side, writes at
@@ -145,16 +168,11 @@ func (w *ycsbWorker) do(ctx context.Context) (int, error) {
 		w.buf = appendKey(w.buf[:0], zipfKeys{z: w.ds.zipf}.next(w.r))
 		return 1, w.st.put(ctx, w.conn, w.buf, w.ds.pool.random(w.r))
 	}
-	id := int(w.shared.next.Add(1) - 1)
-	w.buf = appendKey(w.buf[:0], id)
-	err := w.st.put(ctx, w.conn, w.buf, w.ds.pool.of(id))
+	id := w.shared.next.Add(1) - 1
+	w.buf = appendKey(w.buf[:0], int(id))
+	err := w.st.put(ctx, w.conn, w.buf, w.ds.pool.of(int(id)))
 	if err == nil {
-		for {
-			cur := w.shared.newest.Load()
-			if int64(id) <= cur || w.shared.newest.CompareAndSwap(cur, int64(id)) {
-				break
-			}
-		}
+		w.shared.ack(id)
 	}
 	return 1, err
 }

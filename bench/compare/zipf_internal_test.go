@@ -90,3 +90,18 @@ func TestLatestKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestYCSBState_Ack checks that newest moves only over acknowledged ids
+// without a gap.
+func TestYCSBState_Ack(t *testing.T) {
+	s := newYCSBState(10) // ids 0..9 exist
+	if got := s.newest.Load(); got != 9 {
+		t.Fatalf("newest = %d, want 9", got)
+	}
+	for _, tt := range []struct{ ack, want int64 }{{11, 9}, {12, 9}, {10, 12}, {14, 12}, {13, 14}} {
+		s.ack(tt.ack)
+		if got := s.newest.Load(); got != tt.want {
+			t.Errorf("after ack %d: newest = %d, want %d", tt.ack, got, tt.want)
+		}
+	}
+}

@@ -99,6 +99,7 @@ type StatusResponse struct {
 	RootIndex    argent.Index  `json:"root_index"`    // the root's latest index, as last heard
 	LagSeconds   float64       `json:"lag_seconds"`   // how far the node's state is behind the root's
 	Upstream     string        `json:"upstream"`      // the address the node pulls from; empty on the root
+	DC           string        `json:"dc,omitempty"`  // the node's data center (--dc)
 	Children     []StatusChild `json:"children"`      // the nodes pulling from this one
 }
 
@@ -111,6 +112,8 @@ type Status = StatusResponse
 type StatusChild struct {
 	Addr         string       `json:"addr"`
 	NodeID       string       `json:"node_id"`
+	Role         string       `json:"role,omitempty"`
+	DC           string       `json:"dc,omitempty"`
 	AppliedIndex argent.Index `json:"applied_index"`
 	LagSeconds   float64      `json:"lag_seconds"`
 

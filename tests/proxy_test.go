@@ -2,11 +2,14 @@ package tests
 
 import (
 	"bufio"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/testutil/cluster"
 	"github.com/argent-kv/argent/internal/testutil/faultproxy"
 )
@@ -153,4 +156,47 @@ func logProxyTiers(t *testing.T, px *cluster.Node) {
 	t.Logf("proxy reads: window %v, cache %v, filter %v, replica %v; admitted %v, failed misses %v",
 		m["argent_proxy_reads_window_total"], m["argent_proxy_reads_cache_total"], m["argent_proxy_reads_filter_total"],
 		m["argent_proxy_reads_replica_total"], m["argent_proxy_admitted_total"], m["argent_proxy_miss_failures_total"])
+}
+
+// TestProxy_LearnsReplicas gives a proxy one replica, A, in --upstream and
+// kills A for good once the proxy has had time to learn the rest of the
+// tree from the nodes' status (A's upstream, the root, names its children):
+// the proxy goes on following the log and answering misses through B.
+func TestProxy_LearnsReplicas(t *testing.T) {
+	skipShort(t)
+	root := cluster.StartRoot(t)
+	a := cluster.StartReplica(t, []string{root.Addr})
+	b := cluster.StartReplica(t, []string{root.Addr})
+	px := cluster.NewNode(t, "proxy", "--upstream", a.Addr, "--cache-size", "4KiB", "--window-bytes", "1KiB", "--stall-timeout", "2s")
+	px.Start()
+	px.WaitReady(cluster.DefaultReadyTimeout)
+	rc, pc := newClient(t, root), newClient(t, px)
+	ctx, cancel := ctxTimeout(30 * time.Second)
+	defer cancel()
+	for i := range 50 {
+		if _, err := rc.Put(ctx, []byte(fmt.Sprintf("before/%d", i)), []byte("1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(7 * time.Second) // three status rounds: A, then the root, then B
+	a.Kill()
+	var last argent.Index
+	for i := range 50 {
+		last, _ = rc.Put(ctx, []byte(fmt.Sprintf("after/%d", i)), []byte("2"))
+	}
+	cluster.WaitApplied(t, b, uint64(last), 10*time.Second)
+	cluster.WaitApplied(t, px, uint64(last), 20*time.Second)
+	for i := range 50 {
+		for _, k := range []string{fmt.Sprintf("before/%d", i), fmt.Sprintf("after/%d", i)} {
+			v, err := pc.Get(ctx, []byte(k), client.ReadOptions{MinIndex: last})
+			want := "1"
+			if k[0] == 'a' {
+				want = "2"
+			}
+			if err != nil || string(v.Value) != want {
+				t.Fatalf("read %q at the proxy after A died: %q, %v", k, v.Value, err)
+			}
+		}
+	}
+	logProxyTiers(t, px)
 }

@@ -29,6 +29,7 @@ type StoreFlags struct {
 	SnapshotRate    byteSize      `help:"Bytes per second of snapshots served to children, all transfers together." default:"128MiB"`
 	SnapshotConc    int           `name:"snapshot-concurrency" help:"Snapshot transfers served at once." default:"2"`
 	RESPListen      string        `name:"resp-listen" help:"Also serve the Redis protocol (GET, MGET, EXISTS, SCAN, INFO; SET/DEL forwarded to the root) on this address; off when empty."`
+	DC              string        `name:"dc" help:"This node's data center; proxies resolve misses at replicas of their own DC first."`
 	Pprof           bool          `help:"Serve Go's profiler under /debug/pprof/ on the listen address."`
 	LogLevel        string        `help:"Log level: debug, info, warn, error." default:"info" enum:"debug,info,warn,error"`
 }
@@ -48,6 +49,7 @@ func (f *StoreFlags) apply(cfg *node.Config) {
 	}
 	cfg.Pprof = f.Pprof
 	cfg.RESPListen = f.RESPListen
+	cfg.DC = f.DC
 	cfg.SnapshotRate = int64(f.SnapshotRate)
 	cfg.SnapshotConcurrency = f.SnapshotConc
 	cfg.Limits = argent.Limits{MaxKey: int(f.MaxKey), MaxValue: int(f.MaxValue), MaxBatch: int(f.MaxBatch)}
@@ -107,6 +109,7 @@ type ProxyCmd struct {
 	WindowBytes   byteSize      `help:"Memory for the sliding window of recent writes, which proves a lagging replica's answer still holds." default:"16MiB"`
 	StallTimeout  time.Duration `help:"Move to another upstream after this long without a frame." default:"30s"`
 	RESPListen    string        `name:"resp-listen" help:"Also serve the Redis protocol on this address; off when empty."`
+	DC            string        `name:"dc" help:"This proxy's data center: misses go to replicas of the same DC first."`
 	MaxKey        byteSize      `help:"Largest key accepted." default:"1024"`
 	MaxValue      byteSize      `help:"Largest value accepted." default:"32MiB"`
 	MaxBatch      byteSize      `help:"Largest batch (sum of keys and values) accepted." default:"64MiB"`
@@ -118,7 +121,7 @@ type ProxyCmd struct {
 func (c *ProxyCmd) Run(ctx context.Context) error {
 	cfg := node.Config{Role: node.RoleProxy, DataDir: c.Data, Listen: c.Listen, Upstreams: splitList(c.Upstream),
 		CacheSize: int64(c.CacheSize), FreeDiskFloor: int64(c.FreeDiskFloor), MissWait: c.MissWait, WindowBytes: int64(c.WindowBytes),
-		StallTimeout: c.StallTimeout, RESPListen: c.RESPListen, Pprof: c.Pprof,
+		StallTimeout: c.StallTimeout, RESPListen: c.RESPListen, Pprof: c.Pprof, DC: c.DC,
 		Limits: argent.Limits{MaxKey: int(c.MaxKey), MaxValue: int(c.MaxValue), MaxBatch: int(c.MaxBatch)},
 		Logger: newLogger(c.LogLevel)}
 	return serve(ctx, cfg)

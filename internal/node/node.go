@@ -56,6 +56,10 @@ type Config struct {
 	// replicas, which feed it the log and resolve its misses.
 	Upstreams []string
 
+	// DC names the node's data center; proxies resolve misses at replicas
+	// of their own DC first.
+	DC string
+
 	// CacheSize is a proxy's disk budget for cached keys and values.
 	CacheSize int64
 	// FreeDiskFloor: a proxy stops admitting new keys while the disk has
@@ -235,7 +239,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.goRun(func() { _ = n.root.Run(ctx) })
 	case RoleReplica:
 		n.follow = pull.NewFollower(pull.FollowerConfig{
-			Store: store, NodeID: n.nodeID, Addr: n.Addr(), Upstreams: cfg.Upstreams,
+			Store: store, NodeID: n.nodeID, Addr: n.Addr(), Role: cfg.Role, DC: cfg.DC, Upstreams: cfg.Upstreams,
 			StallTimeout: cfg.StallTimeout, OnHeartbeat: n.heard, Metrics: pm, Logger: n.log,
 		})
 		n.goRun(func() { _ = n.follow.Run(ctx) })
@@ -508,6 +512,7 @@ func (n *Node) Status() client.StatusResponse {
 		AppliedIndex: n.applied(),
 		RootIndex:    ri,
 		LagSeconds:   lag,
+		DC:           n.cfg.DC,
 		Children:     []client.StatusChild{},
 	}
 	if ds := n.dataset(); !ds.IsZero() {
@@ -530,7 +535,7 @@ func (n *Node) Status() client.StatusResponse {
 		if c.SentIndex < ri && c.SentTime > 0 {
 			lag = max(0, time.Duration(rt-c.SentTime).Seconds())
 		}
-		s.Children = append(s.Children, client.StatusChild{Addr: addr, NodeID: c.NodeID, AppliedIndex: c.SentIndex, LagSeconds: lag})
+		s.Children = append(s.Children, client.StatusChild{Addr: addr, NodeID: c.NodeID, Role: c.Role, DC: c.DC, AppliedIndex: c.SentIndex, LagSeconds: lag})
 	}
 	sort.Slice(s.Children, func(i, j int) bool { return s.Children[i].Addr < s.Children[j].Addr })
 	return s

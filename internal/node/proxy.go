@@ -26,7 +26,7 @@ func startProxy(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := proxy.New(proxy.Config{Cache: pc, Replicas: cfg.Upstreams, MissWait: cfg.MissWait,
+	p, err := proxy.New(proxy.Config{Cache: pc, Replicas: cfg.Upstreams, DC: cfg.DC, MissWait: cfg.MissWait,
 		Window: window.Options{MaxBytes: int(cfg.WindowBytes)},
 		Limits: cfg.Limits, Logger: cfg.Logger})
 	if err != nil {
@@ -56,11 +56,11 @@ func startProxy(ctx context.Context, cfg Config) (*Node, error) {
 
 	ctx, n.cancel = context.WithCancel(ctx)
 	n.follow = pull.NewFollower(pull.FollowerConfig{
-		Target: p.Target(), NodeID: n.nodeID, Addr: n.Addr(), Upstreams: cfg.Upstreams,
+		Target: p.Target(), NodeID: n.nodeID, Addr: n.Addr(), Role: cfg.Role, DC: cfg.DC, Upstreams: cfg.Upstreams, MoreUpstreams: p.Replicas,
 		StallTimeout: cfg.StallTimeout, OnHeartbeat: n.heard, Metrics: pm, Logger: n.log,
 	})
 	n.goRun(func() { _ = n.follow.Run(ctx) })
-	n.goRun(func() { p.RunFilter(ctx) })
+	n.goRun(func() { p.Run(ctx) })
 	return n.serve(http.NewServeMux())
 }
 

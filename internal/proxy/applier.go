@@ -139,14 +139,5 @@ func (g *group) Discard() { _ = g.Commit() }
 // lookupClient returns the client for addr, making one for an upstream
 // that is not among the replicas.
 func (p *Proxy) lookupClient(addr string) (*lookup.Client, error) {
-	for _, c := range p.clients {
-		if c.Addr() == addr || c.Addr() == "http://"+addr {
-			return c, nil
-		}
-	}
-	c, err := lookup.NewClient(addr, &lookup.ClientOptions{HTTPClient: p.cfg.HTTPClient, Limits: p.cfg.Limits})
-	if err != nil {
-		return nil, fmt.Errorf("proxy: upstream %s: %w", addr, err)
-	}
-	return c, nil
+	return p.oracle.client(addr)
 }

@@ -41,7 +41,7 @@ func (p *Proxy) RunFilter(ctx context.Context) {
 // Reads at S use it only for S >= X (installedFilter.base).
 func (p *Proxy) refreshFilter(ctx context.Context) error {
 	var lastErr error
-	for _, c := range p.clients {
+	for _, c := range p.oracle.order(p.Applied()) {
 		f, st, err := c.Filter(ctx, p.Applied())
 		if err != nil {
 			lastErr = err

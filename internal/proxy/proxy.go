@@ -27,7 +27,6 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
-	"github.com/argent-kv/argent/internal/lookup"
 	"github.com/argent-kv/argent/internal/negfilter"
 	"github.com/argent-kv/argent/internal/proxycache"
 	"github.com/argent-kv/argent/internal/window"
@@ -46,9 +45,14 @@ const (
 type Config struct {
 	// Cache is the proxy's persistent cache; the Proxy does not close it.
 	Cache *proxycache.Cache
-	// Replicas are the nodes misses are resolved at, in order of
-	// preference.
+	// Replicas are the nodes misses are resolved at to begin with; the
+	// proxy learns more from their status (see oracle).
 	Replicas []string
+	// DC is the proxy's data center: replicas of the same DC come first.
+	DC string
+	// StatusInterval is how often the proxy asks the replicas it knows for
+	// their status. Default 2 s.
+	StatusInterval time.Duration
 	// Window bounds the sliding window of recent writes.
 	Window window.Options
 	// MissWait bounds the time a read waits for a miss to resolve
@@ -68,6 +72,9 @@ func (c Config) withDefaults() Config {
 	if c.MissWait <= 0 {
 		c.MissWait = 5 * time.Second
 	}
+	if c.StatusInterval <= 0 {
+		c.StatusInterval = 2 * time.Second
+	}
 	if c.FilterInterval <= 0 {
 		c.FilterInterval = 10 * time.Second
 	}
@@ -83,10 +90,10 @@ func (c Config) withDefaults() Config {
 // Proxy serves reads at its applied index and applies the log (see
 // Target). It is safe for concurrent use.
 type Proxy struct {
-	cfg     Config
-	cache   *proxycache.Cache
-	win     *window.Window
-	clients []*lookup.Client
+	cfg    Config
+	cache  *proxycache.Cache
+	win    *window.Window
+	oracle *oracle
 
 	// applyMu orders the log applier against filter installs; last is the
 	// state of the last entry applied to the cache, durable or not.
@@ -130,14 +137,25 @@ func New(cfg Config) (*Proxy, error) {
 	p := &Proxy{cfg: cfg, cache: cfg.Cache, win: window.New(st.Index, cfg.Window), last: st,
 		changed: make(chan struct{}), flights: make(map[flightKey]*flight)}
 	p.published.Store(&st)
-	for _, addr := range cfg.Replicas {
-		c, err := lookup.NewClient(addr, &lookup.ClientOptions{HTTPClient: cfg.HTTPClient, Limits: cfg.Limits})
-		if err != nil {
-			return nil, fmt.Errorf("proxy: replica %s: %w", addr, err)
-		}
-		p.clients = append(p.clients, c)
+	o, err := newOracle(cfg.Replicas, cfg.DC, cfg.HTTPClient, cfg.Limits)
+	if err != nil {
+		return nil, err
 	}
+	p.oracle = o
 	return p, nil
+}
+
+// Run keeps the proxy's view of the replicas and its filter current until
+// ctx ends.
+func (p *Proxy) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.oracle.run(ctx, p.cfg.StatusInterval)
+	}()
+	p.RunFilter(ctx)
+	wg.Wait()
 }
 
 // Stats returns the proxy's read counters.
@@ -263,3 +281,7 @@ func (p *Proxy) LogFirst() argent.Index { return p.Applied() + 1 }
 func (p *Proxy) ReadLog(from argent.Index, maxBytes int, fn func(e *kv.LogEntry) bool) (argent.Index, error) {
 	return from, errNotServed
 }
+
+// Replicas returns the replicas the proxy has learned of and found
+// healthy, beyond its configured ones: more upstreams for its log follower.
+func (p *Proxy) Replicas() []string { return p.oracle.replicas() }

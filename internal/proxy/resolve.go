@@ -63,13 +63,16 @@ func (p *Proxy) lookupAt(ctx context.Context, key []byte, at argent.Index) (look
 	var lastErr error
 	backoff := time.Millisecond
 	for {
-		for _, c := range p.clients {
+		for _, c := range p.oracle.order(at) {
 			r, err := c.Get(ctx, key, at)
 			switch {
 			case err != nil:
 				lastErr = err
 				if ctx.Err() != nil {
 					return lookup.Result{}, p.missErr(key, at, lastErr)
+				}
+				if errors.Is(err, argent.ErrUnavailable) {
+					p.oracle.markDown(c.Addr())
 				}
 				continue
 			case r.Index == at:

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -26,10 +27,15 @@ type FollowerConfig struct {
 	// Target is what other roles follow the log into; set Store or Target.
 	Target Target
 	NodeID string
-	// Addr is this node's own listen address, reported to parents.
-	Addr string
+	// Addr is this node's own listen address, reported to parents, with
+	// its Role and DC (for their status and for discovery).
+	Addr     string
+	Role, DC string
 	// Upstreams are the parents to pull from, in order of preference.
 	Upstreams []string
+	// MoreUpstreams, if set, names parents learned since start (a proxy's
+	// oracle); they are tried after Upstreams.
+	MoreUpstreams func() []string
 	// StallTimeout moves to another upstream after this long without a
 	// frame. Default 30s.
 	StallTimeout time.Duration
@@ -80,6 +86,20 @@ func NewFollower(cfg FollowerConfig) *Follower {
 	empty := ""
 	f.upstream.Store(&empty)
 	return f
+}
+
+// upstreams returns the parents to try: Upstreams, then MoreUpstreams.
+func (f *Follower) upstreams() []string {
+	if f.cfg.MoreUpstreams == nil {
+		return f.cfg.Upstreams
+	}
+	out := append([]string(nil), f.cfg.Upstreams...)
+	for _, u := range f.cfg.MoreUpstreams() {
+		if !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // Upstream returns the upstream currently (or last) followed.
@@ -153,7 +173,7 @@ func (f *Follower) Run(ctx context.Context) error {
 		} else {
 			f.cfg.Metrics.UpstreamFailures.Inc()
 			failures++
-			if failures%len(f.cfg.Upstreams) == 0 {
+			if failures%len(f.upstreams()) == 0 {
 				// A full round without progress: do not spin on failing
 				// parents.
 				select {
@@ -198,6 +218,12 @@ func (f *Follower) open(ctx context.Context, url string) (*http.Response, func()
 	req.Header.Set(HeaderProtocol, ProtocolVersion)
 	req.Header.Set(HeaderNode, f.cfg.NodeID)
 	req.Header.Set(HeaderAddr, f.cfg.Addr)
+	if f.cfg.Role != "" {
+		req.Header.Set(HeaderRole, f.cfg.Role)
+	}
+	if f.cfg.DC != "" {
+		req.Header.Set(HeaderDC, f.cfg.DC)
+	}
 	if ds := f.target.Dataset(); !ds.IsZero() {
 		req.Header.Set(HeaderDataset, ds.String())
 	}

@@ -29,7 +29,7 @@ type candidate struct {
 // just failed (avoid) is chosen only when no other is healthy. It returns ""
 // when none is.
 func (f *Follower) pick(ctx context.Context, avoid string) string {
-	ups := f.cfg.Upstreams
+	ups := f.upstreams()
 	if len(ups) == 1 {
 		return ups[0]
 	}

@@ -35,6 +35,8 @@ const (
 	HeaderDataset  = "Argent-Dataset"  // the child's dataset ID, empty if it has none yet
 	HeaderNode     = "Argent-Node"     // the child's node ID
 	HeaderAddr     = "Argent-Addr"     // the child's own listen address, for status
+	HeaderRole     = "Argent-Role"     // the child's role (replica, proxy), for status and discovery
+	HeaderDC       = "Argent-DC"       // the child's data center (--dc), for discovery
 	HeaderProtocol = "Argent-Protocol" // protocol version, ProtocolVersion
 	ContentType    = "application/x-argent-frames"
 )
@@ -99,6 +101,7 @@ func (s *Server) Close() {
 type child struct {
 	nodeID   string
 	addr     string
+	role, dc string
 	remote   string
 	since    time.Time
 	sent     atomic.Uint64 // last index sent
@@ -109,6 +112,7 @@ type child struct {
 type ChildInfo struct {
 	NodeID    string
 	Addr      string // the child's listen address, as it reported it
+	Role, DC  string // as the child reported them
 	Remote    string // the connection's remote address
 	Since     time.Time
 	SentIndex argent.Index
@@ -152,7 +156,7 @@ func (s *Server) Children() []ChildInfo {
 	defer s.mu.Unlock()
 	out := make([]ChildInfo, 0, len(s.mu.children))
 	for c := range s.mu.children {
-		out = append(out, ChildInfo{NodeID: c.nodeID, Addr: c.addr, Remote: c.remote, Since: c.since,
+		out = append(out, ChildInfo{NodeID: c.nodeID, Addr: c.addr, Role: c.role, DC: c.dc, Remote: c.remote, Since: c.since,
 			SentIndex: argent.Index(c.sent.Load()), SentTime: c.sentTime.Load()})
 	}
 	return out
@@ -227,7 +231,8 @@ func (s *Server) serveLog(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusBadRequest, "from must be an index >= 1")
 		return
 	}
-	c := &child{nodeID: r.Header.Get(HeaderNode), addr: r.Header.Get(HeaderAddr), remote: r.RemoteAddr, since: time.Now()}
+	c := &child{nodeID: r.Header.Get(HeaderNode), addr: r.Header.Get(HeaderAddr),
+		role: r.Header.Get(HeaderRole), dc: r.Header.Get(HeaderDC), remote: r.RemoteAddr, since: time.Now()}
 	c.sent.Store(from - 1)
 	s.mu.Lock()
 	s.mu.children[c] = struct{}{}

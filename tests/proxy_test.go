@@ -75,10 +75,20 @@ func TestProxy_SequentialConsistency(t *testing.T) {
 				writers: 6, readers: 8, rywReaders: 2, rootReaders: 1,
 				duration: 5 * time.Second, maxOps: 4000, noScans: true,
 			})
+			watch := startWatch(t, pc, "", 1) // from the proxy's recent log
 			w.start()
 			w.wait()
 			w.logSummary(t)
 			checkProxyRun(t, w, root, false)
+			tr := finalTruth(t, w, root)
+			if !watch.waitUntil(15*time.Second, reached(tr.final())) {
+				t.Errorf("%s: did not reach %d within 15 s", watch.desc, tr.final())
+			}
+			evs, err := watch.stop()
+			if err != nil {
+				t.Errorf("%s: %v", watch.desc, err)
+			}
+			checkStream(t, seed, "watch of the proxy from 1", evs, tr.entries)
 			logProxyTiers(t, px)
 		})
 	}

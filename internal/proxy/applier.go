@@ -65,6 +65,7 @@ func (t *target) Bootstrap(ctx context.Context, up string) error {
 		return fmt.Errorf("proxy: start over: %w", err)
 	}
 	p.win.Reset(st.Index)
+	p.ring.reset()
 	p.last = cst
 	p.filter.Store(&installedFilter{f: f, base: st.Index})
 	p.publish(synced)
@@ -111,6 +112,7 @@ func (g *group) AppendEntry(e *argent.Entry) error {
 		return fmt.Errorf("proxy: apply entry %d: %w", e.Index, err)
 	}
 	p.last = proxycache.State{Index: e.Index, Time: e.Time, Chain: e.Chain}
+	p.ring.add(e)
 	g.n++
 	return nil
 }

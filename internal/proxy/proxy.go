@@ -55,6 +55,9 @@ type Config struct {
 	StatusInterval time.Duration
 	// Window bounds the sliding window of recent writes.
 	Window window.Options
+	// LogBytes bounds the recent entries kept for watch streams. Default
+	// 16 MiB.
+	LogBytes int
 	// MissWait bounds the time a read waits for a miss to resolve
 	// (replicas down, or behind beyond what the window can prove).
 	// Default 5 s.
@@ -71,6 +74,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.MissWait <= 0 {
 		c.MissWait = 5 * time.Second
+	}
+	if c.LogBytes <= 0 {
+		c.LogBytes = 16 << 20
 	}
 	if c.StatusInterval <= 0 {
 		c.StatusInterval = 2 * time.Second
@@ -94,6 +100,7 @@ type Proxy struct {
 	cache  *proxycache.Cache
 	win    *window.Window
 	oracle *oracle
+	ring   *logRing
 
 	// applyMu orders the log applier against filter installs; last is the
 	// state of the last entry applied to the cache, durable or not.
@@ -134,7 +141,7 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, errors.New("proxy: no replicas to resolve misses at")
 	}
 	st := cfg.Cache.State()
-	p := &Proxy{cfg: cfg, cache: cfg.Cache, win: window.New(st.Index, cfg.Window), last: st,
+	p := &Proxy{cfg: cfg, cache: cfg.Cache, win: window.New(st.Index, cfg.Window), last: st, ring: newLogRing(cfg.LogBytes),
 		changed: make(chan struct{}), flights: make(map[flightKey]*flight)}
 	p.published.Store(&st)
 	o, err := newOracle(cfg.Replicas, cfg.DC, cfg.HTTPClient, cfg.Limits)
@@ -273,13 +280,13 @@ func (p *Proxy) Scan(prefix, after []byte, limit int, at argent.Index) ([]kv.Ite
 	return nil, false, errNotServed
 }
 
-// LogFirst and ReadLog: a proxy keeps no log, so watch streams are left to
-// replicas for now (docs/PROXY.md).
-func (p *Proxy) LogFirst() argent.Index { return p.Applied() + 1 }
+// LogFirst is the oldest index a watch can start at: a proxy keeps its
+// most recent entries in memory (Config.LogBytes), not a log on disk.
+func (p *Proxy) LogFirst() argent.Index { return p.ring.firstIndex(p.Applied()) }
 
-// ReadLog: see LogFirst.
+// ReadLog serves watch streams from the recent entries, up to Applied.
 func (p *Proxy) ReadLog(from argent.Index, maxBytes int, fn func(e *kv.LogEntry) bool) (argent.Index, error) {
-	return from, errNotServed
+	return p.ring.read(from, p.Applied(), maxBytes, fn)
 }
 
 // Replicas returns the replicas the proxy has learned of and found

@@ -30,6 +30,9 @@ type Cache struct {
 	nodeID [16]byte
 	state  atomic.Pointer[State] // published: set after each write is visible
 	closed atomic.Bool           // Close was called: Get misses
+	// closeMu is held for reading by Gets that read Pebble and for writing
+	// by Close, which must not close the database under them.
+	closeMu sync.RWMutex
 
 	done chan struct{} // closed by Close: stops the evictor
 	wg   sync.WaitGroup
@@ -56,7 +59,10 @@ func Open(dir string, opts Options) (*Cache, error) {
 		return nil, err
 	}
 	o := opts.withDefaults(dir)
-	bc := pebble.NewCache(o.BlockCacheSize)
+	// Pebble charges its memtables (up to two: the live one and the one
+	// being flushed) to the block cache, so a cache of BlockCacheSize
+	// alone would hold no blocks at all with the default sizes.
+	bc := pebble.NewCache(o.BlockCacheSize + 2*o.MemTableSize)
 	defer bc.Unref()
 	po := &pebble.Options{
 		FS:                 o.FS,
@@ -206,6 +212,8 @@ func (c *Cache) Close() error {
 	c.mu.Unlock()
 	close(c.done)
 	c.wg.Wait()
+	c.closeMu.Lock() // wait for Gets reading Pebble; later ones see closed
+	defer c.closeMu.Unlock()
 	if c.opts.Registerer != nil {
 		c.unregister(c.opts.Registerer)
 	}

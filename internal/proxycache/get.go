@@ -48,8 +48,14 @@ func (c *Cache) Get(key []byte) (Entry, bool) {
 	return e, true
 }
 
-// read reads key's entry from Pebble; the result owns its value.
+// read reads key's entry from Pebble; the result owns its value. It holds
+// closeMu for reading, so that Close does not close the database under it.
 func (c *Cache) read(key []byte) (Entry, bool, error) {
+	c.closeMu.RLock()
+	defer c.closeMu.RUnlock()
+	if c.closed.Load() {
+		return Entry{}, false, nil
+	}
 	var buf [128]byte
 	k := appendEntryKey(buf[:0], key)
 	v, closer, err := c.db.Get(k)

@@ -16,8 +16,8 @@ type Options struct {
 	// Budget bounds the bytes of cached entries: for each key, its key and
 	// value bytes plus a fixed overhead (see entryOverhead), absent keys
 	// included. It is the proxy's disk budget for cached data; Pebble's own
-	// files (WAL, memtable flushes not yet compacted, manifest) come on
-	// top, see docs/ARCHITECTURE.md. Required, > 0.
+	// files (WAL, deleted entries not yet compacted away, manifest) come on
+	// top, see the package doc. Required, > 0.
 	Budget int64
 	// FreeDiskFloor: when the file system holding the cache has less free
 	// space than this, Admit refuses keys that are not cached yet. Updates
@@ -34,11 +34,13 @@ type Options struct {
 	// MemoryCache is the memory, in bytes, of the cache of entries kept in
 	// front of Pebble for Get. Default: 16 MiB; negative: none.
 	MemoryCache int64
-	// BlockCacheSize is Pebble's block cache size. Default: 8 MiB.
+	// BlockCacheSize is the memory of Pebble's block cache for sstable
+	// blocks. Pebble also charges its memtables to that cache, so the cache
+	// is made BlockCacheSize plus two memtables large. Default: 8 MiB.
 	BlockCacheSize int64
-	// MemTableSize is the size of Pebble's memtable. The disk overhead over
-	// the budget is a few memtables (see docs/ARCHITECTURE.md), so the
-	// default follows the budget: Budget/16, at least 256 KiB, at most
+	// MemTableSize is the size of Pebble's memtable. Part of the disk
+	// overhead over the budget is a few memtables (see the package doc), so
+	// the default follows the budget: Budget/16, at least 256 KiB, at most
 	// 4 MiB.
 	MemTableSize int64
 	// EvictDelay is how long the background evictor waits after the first

@@ -125,6 +125,9 @@ func TestBuildTables(t *testing.T) {
 	if got := strings.Join(titles, "; "); strings.Contains(got, "YCSB") || !strings.Contains(got, "Point reads") || !strings.Contains(got, "Propagation") {
 		t.Errorf("tables %q", got)
 	}
+	if note := res.Tables[0].Note; !strings.Contains(note, "took 0.10 cores on average") {
+		t.Errorf("reads note %q does not give the other processes' CPU", note)
+	}
 	reads := res.Tables[0].Rows[0]
 	if reads.Metric != "reads/s, closed loop" || reads.Values[0] != "40,000" || reads.Ratios[0] != "4.00×" || reads.Ratios[1] != "5.00×" || reads.Ratios[2] != "0.50×" {
 		t.Errorf("first read row %+v", reads)

@@ -181,3 +181,20 @@ func (res *results) otherCores() (mean, most float64) {
 	}
 	return mean, most
 }
+
+// otherCoresOf is the mean CPU, in cores, that other processes took during
+// the runs whose IDs start with prefix; false if there are none (or prefix
+// is empty).
+func (res *results) otherCoresOf(prefix string) (float64, bool) {
+	sum, n := 0.0, 0
+	for _, r := range res.Runs {
+		if prefix != "" && strings.HasPrefix(r.ID, prefix) {
+			sum += r.OtherCores
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, false
+	}
+	return sum / float64(n), true
+}

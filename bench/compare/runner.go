@@ -102,8 +102,10 @@ type runResult struct {
 	ClientCores float64 `json:"client_cores"`
 	ServerCores float64 `json:"server_cores"`
 	OtherCores  float64 `json:"other_cores"`
-	// ServerUsPerOp is server CPU microseconds per answered request.
+	// ServerUsPerOp and ClientUsPerOp are server and client (this
+	// program's) CPU microseconds per answered request.
 	ServerUsPerOp float64 `json:"server_us_per_op"`
+	ClientUsPerOp float64 `json:"client_us_per_op"`
 }
 
 // workerStats is one goroutine's tally, merged after the run.
@@ -260,6 +262,7 @@ func merge(spec runSpec, stats []*workerStats, elapsed time.Duration, cpu benchn
 		res.OtherCores = cpu.Other()
 		if res.Ops > 0 {
 			res.ServerUsPerOp = res.ServerCores * cpu.Wall * 1e6 / float64(res.Ops)
+			res.ClientUsPerOp = res.ClientCores * cpu.Wall * 1e6 / float64(res.Ops)
 		}
 	}
 	return res

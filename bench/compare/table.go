@@ -31,10 +31,11 @@ type datasetInfo struct {
 }
 
 // Figures of a run, for the row builders.
-func opsPerSec(r *runResult) float64  { return r.OpsPerSec }
-func keysPerSec(r *runResult) float64 { return r.KeysPerSec }
-func cpuPerOp(r *runResult) float64   { return r.ServerUsPerOp }
-func allLatency(r *runResult) latency { return r.Latency }
+func opsPerSec(r *runResult) float64   { return r.OpsPerSec }
+func keysPerSec(r *runResult) float64  { return r.KeysPerSec }
+func cpuPerOp(r *runResult) float64    { return r.ServerUsPerOp }
+func clientPerOp(r *runResult) float64 { return r.ClientUsPerOp }
+func allLatency(r *runResult) latency  { return r.Latency }
 
 func kindLatency(kind string) func(*runResult) latency {
 	return func(r *runResult) latency { return r.ByKind[kind] }
@@ -113,10 +114,20 @@ func (res *results) runsOf(prefix string, systems ...string) []*runResult {
 // workloads that did not run.
 func buildTables(res *results) []table {
 	var out []table
-	for _, t := range []table{readsTable(res), respTable(res), mgetTable(res), ycsbTable(res), writesTable(res), propTable(res)} {
-		if len(t.Rows) > 0 {
-			out = append(out, t)
+	for _, t := range []struct {
+		t      table
+		prefix string // of the IDs of the runs the table shows
+	}{
+		{readsTable(res), "reads/"}, {respTable(res), ""}, {mgetTable(res), "mget/"},
+		{ycsbTable(res), "ycsb-"}, {writesTable(res), "writes/"}, {propTable(res), ""},
+	} {
+		if len(t.t.Rows) == 0 {
+			continue
 		}
+		if mean, ok := res.otherCoresOf(t.prefix); ok {
+			t.t.Note += fmt.Sprintf(" Other processes on the machine took %.2f cores on average during these runs.", mean)
+		}
+		out = append(out, t.t)
 	}
 	return out
 }
@@ -142,6 +153,7 @@ func readsTable(res *results) table {
 			rate := res.OpenRates[ds.Slug+"/"+dist]
 			t.add(latRow(w, fmt.Sprintf("p50 / p99 / p99.9 ms, open loop at %s/s", fmtCount(rate)), open, allLatency))
 			t.add(numRow(w, "server CPU-µs per read (closed loop)", closed, cpuPerOp, true))
+			t.add(numRow(w, "client CPU-µs per read (closed loop)", closed, clientPerOp, true))
 		}
 	}
 	return t

@@ -15,6 +15,7 @@ type config struct {
 	duration     time.Duration // of every measured run but propagation
 	propDuration time.Duration // of every propagation run
 	warmup       time.Duration // untimed reads before a data set's first read runs
+	rounds       int           // interleaved rounds that share each run's duration
 	conns        int           // connections (workers) of reads, mget and YCSB, and of the larger write run
 	keys         int           // keys of the 100k data sets
 	bigKeys      int           // keys of the large read data set
@@ -56,6 +57,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.duration, "duration", 5*time.Second, "length of each measured run (reads, writes, mget, YCSB, redis-benchmark)")
 	fs.DurationVar(&c.propDuration, "prop-duration", 15*time.Second, "length of each propagation run")
 	fs.DurationVar(&c.warmup, "warmup", time.Second, "untimed reads at each system before a data set's first read runs")
+	fs.IntVar(&c.rounds, "rounds", 3, "split each run into this many rounds, interleaved with the other systems' rounds, so that bursts of other jobs fall on all alike")
 	fs.IntVar(&c.conns, "conns", 50, "connections of the read, mget and YCSB runs, and writers of the larger write run")
 	fs.IntVar(&c.keys, "keys", 100_000, "keys of the data sets of every workload")
 	fs.IntVar(&c.bigKeys, "big-keys", 1_000_000, "keys of the large data set of the point-read runs (256 B values)")
@@ -156,6 +158,8 @@ func (c *config) validate() error {
 	switch {
 	case c.duration <= 0 || c.propDuration <= 0 || c.warmup < 0 || c.timeout <= 0:
 		return errors.New("-duration, -prop-duration and -timeout must be > 0, -warmup >= 0")
+	case c.rounds < 1 || c.rounds > 20:
+		return fmt.Errorf("-rounds %d: want 1..20", c.rounds)
 	case c.conns < 1 || c.conns > 1000:
 		return fmt.Errorf("-conns %d: want 1..1000", c.conns)
 	case c.keys < 2 || c.keys >= maxKeyID/2 || c.bigKeys < 2 || c.bigKeys >= maxKeyID/2:

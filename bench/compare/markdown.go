@@ -67,8 +67,9 @@ func writeMarkdown(w io.Writer, res *results, tables []table, targets []target) 
 	}
 	s := res.Settings
 	fmt.Fprintf(w, "\nEvery server runs on 127.0.0.1 of this machine, with the load generator (this program, and redis-benchmark) on the same %d cores; "+
-		"each run lasts %s (propagation %s). Keys are 16–64 bytes; values random bytes. Ratios are argent ÷ peer: above 1 means argent is ahead for rates, behind for latencies and CPU.\n\n",
-		m.NProc, s.Duration, s.PropDuration)
+		"each run lasts %s, in %d rounds interleaved with the other systems' rounds (a closed loop's throughput is the median round), propagation %s. "+
+		"Keys are 16–64 bytes; values random bytes. Ratios are argent ÷ peer: above 1 means argent is ahead for rates, behind for latencies and CPU.\n\n",
+		m.NProc, s.Duration, s.Rounds, s.PropDuration)
 	if len(targets) > 0 {
 		fmt.Fprintln(w, "#### The aims of issue 5")
 		fmt.Fprintln(w)

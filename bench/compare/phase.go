@@ -192,13 +192,16 @@ func (p *phase) pointReads(ctx context.Context) error {
 		if dist == distZipf {
 			keys = zipfKeys{z: p.ds.zipf}
 		}
+		closed, err := p.measure(ctx, systems, comparison{
+			id:        func(s system) string { return readID(p.ds, dist, "closed", s.name) },
+			workers:   p.cfg.conns,
+			newWorker: func(s system) func(int, *mrand.Rand) worker { return p.readWorker(s, keys) },
+		})
+		if err != nil {
+			return err
+		}
 		slowest := 0.0
-		for _, s := range systems {
-			r, err := runOn(ctx, p.cfg, s, readID(p.ds, dist, "closed", s.name), p.cfg.conns, 0, nil, 0, p.readWorker(s, keys))
-			if err != nil {
-				return err
-			}
-			p.report(r)
+		for _, r := range closed {
 			if slowest == 0 || r.OpsPerSec < slowest {
 				slowest = r.OpsPerSec
 			}
@@ -209,15 +212,29 @@ func (p *phase) pointReads(ctx context.Context) error {
 		}
 		p.res.OpenRates[p.ds.slug+"/"+dist] = rate
 		fmt.Fprintf(p.log, "open loop at %.0f reads/s (%.0f%% of the slowest closed loop, %.0f/s)\n", rate, 100*p.cfg.openShare, slowest)
-		for _, s := range systems {
-			r, err := runOn(ctx, p.cfg, s, readID(p.ds, dist, "open", s.name), p.cfg.conns, rate, nil, 0, p.readWorker(s, keys))
-			if err != nil {
-				return err
-			}
-			p.report(r)
+		if _, err := p.measure(ctx, systems, comparison{
+			id:        func(s system) string { return readID(p.ds, dist, "open", s.name) },
+			workers:   p.cfg.conns,
+			rate:      rate,
+			newWorker: func(s system) func(int, *mrand.Rand) worker { return p.readWorker(s, keys) },
+		}); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// measure runs c on systems in interleaved rounds and reports the
+// combined result of each.
+func (p *phase) measure(ctx context.Context, systems []system, c comparison) ([]*runResult, error) {
+	out, err := measure(ctx, p.cfg, systems, c)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range out {
+		p.report(r)
+	}
+	return out, nil
 }
 
 // openRate is share of the slowest closed-loop rate, rounded down to two
@@ -248,15 +265,15 @@ func (p *phase) readWorker(s system, keys keyChooser) func(int, *mrand.Rand) wor
 // chosen keys: argent POST /v1/mget at the replica, etcd a serializable
 // Txn of Gets, Redis MGET at the replica.
 func (p *phase) mgets(ctx context.Context) error {
-	for _, s := range []system{p.argent, p.etcdSer, p.redis} {
-		r, err := runOn(ctx, p.cfg, s, "mget/"+p.ds.slug+"/"+s.name, p.cfg.conns, 0, nil, p.cfg.mgetKeys,
-			func(conn int, r *mrand.Rand) worker { return newMGetWorker(s.st, conn, r, p.ds.keys, p.cfg.mgetKeys) })
-		if err != nil {
-			return err
-		}
-		p.report(r)
-	}
-	return nil
+	_, err := p.measure(ctx, []system{p.argent, p.etcdSer, p.redis}, comparison{
+		id:        func(s system) string { return "mget/" + p.ds.slug + "/" + s.name },
+		workers:   p.cfg.conns,
+		keysPerOp: p.cfg.mgetKeys,
+		newWorker: func(s system) func(int, *mrand.Rand) worker {
+			return func(conn int, r *mrand.Rand) worker { return newMGetWorker(s.st, conn, r, p.ds.keys, p.cfg.mgetKeys) }
+		},
+	})
+	return err
 }
 
 // ycsbMixes runs mixes B and D, closed loop: reads at the replica (etcd:
@@ -267,14 +284,17 @@ func (p *phase) ycsbMixes(ctx context.Context) error {
 		if mix == ycsbD {
 			kinds = []string{"read", "insert"}
 		}
-		for _, s := range []system{p.argent, p.etcdSer, p.redis} {
-			shared := newYCSBState(p.ds.keys)
-			r, err := runOn(ctx, p.cfg, s, "ycsb-"+mix+"/"+p.ds.slug+"/"+s.name, p.cfg.conns, 0, kinds, 0,
-				func(conn int, r *mrand.Rand) worker { return newYCSBWorker(s.st, conn, r, mix, p.ds, shared) })
-			if err != nil {
-				return err
-			}
-			p.report(r)
+		_, err := p.measure(ctx, []system{p.argent, p.etcdSer, p.redis}, comparison{
+			id:      func(s system) string { return "ycsb-" + mix + "/" + p.ds.slug + "/" + s.name },
+			workers: p.cfg.conns,
+			kinds:   kinds,
+			newWorker: func(s system) func(int, *mrand.Rand) worker {
+				shared := newYCSBState(p.ds.keys)
+				return func(conn int, r *mrand.Rand) worker { return newYCSBWorker(s.st, conn, r, mix, p.ds, shared) }
+			},
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -285,16 +305,19 @@ func (p *phase) ycsbMixes(ctx context.Context) error {
 // before the answer), Redis SET at the primary without persistence (a
 // reference, not durable) and at a Redis with appendfsync always.
 func (p *phase) writes(ctx context.Context) error {
+	etcd := system{name: "etcd", st: p.etcdSer.st, pids: p.etcdSer.pids}
 	for _, n := range p.cfg.writers {
-		for _, s := range []system{p.argent, {name: "etcd", st: p.etcdSer.st, pids: p.etcdSer.pids}, p.redis, p.redisAOF} {
-			r, err := runOn(ctx, p.cfg, s, fmt.Sprintf("writes/%s/w%d/%s", p.ds.slug, n, s.name), n, 0, nil, 0,
-				func(conn int, r *mrand.Rand) worker {
+		_, err := p.measure(ctx, []system{p.argent, etcd, p.redis, p.redisAOF}, comparison{
+			id:      func(s system) string { return fmt.Sprintf("writes/%s/w%d/%s", p.ds.slug, n, s.name) },
+			workers: n,
+			newWorker: func(s system) func(int, *mrand.Rand) worker {
+				return func(conn int, r *mrand.Rand) worker {
 					return &writeWorker{st: s.st, conn: conn, r: r, n: p.ds.keys, pool: p.ds.pool}
-				})
-			if err != nil {
-				return err
-			}
-			p.report(r)
+				}
+			},
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil

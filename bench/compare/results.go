@@ -38,6 +38,7 @@ type results struct {
 // settings is the part of the configuration a reader of the results needs.
 type settings struct {
 	Duration     string    `json:"duration"`
+	Rounds       int       `json:"rounds"`
 	PropDuration string    `json:"prop_duration"`
 	Conns        int       `json:"conns"`
 	Keys         int       `json:"keys"`
@@ -54,7 +55,7 @@ type settings struct {
 
 func settingsOf(c config) settings {
 	return settings{
-		Duration: c.duration.String(), PropDuration: c.propDuration.String(), Conns: c.conns,
+		Duration: c.duration.String(), Rounds: c.rounds, PropDuration: c.propDuration.String(), Conns: c.conns,
 		Keys: c.keys, BigKeys: c.bigKeys, Values: c.values, ZipfTheta: c.theta, OpenShare: c.openShare,
 		MGetKeys: c.mgetKeys, Writers: c.writers, PropRates: c.propRates, Quick: c.quick, Seed: c.seed,
 	}

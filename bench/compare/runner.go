@@ -106,6 +106,15 @@ type runResult struct {
 	// program's) CPU microseconds per answered request.
 	ServerUsPerOp float64 `json:"server_us_per_op"`
 	ClientUsPerOp float64 `json:"client_us_per_op"`
+	// RoundOpsPerSec is the throughput of each round of an interleaved
+	// comparison (see measure); OpsPerSec of a closed loop is their median.
+	RoundOpsPerSec []float64 `json:"round_ops_per_sec,omitempty"`
+
+	// For combining rounds: the histograms and the wall time of the CPU
+	// figures.
+	hist     *hdrhistogram.Histogram
+	kindHist map[string]*hdrhistogram.Histogram
+	cpuWall  float64
 }
 
 // workerStats is one goroutine's tally, merged after the run.
@@ -247,14 +256,16 @@ func merge(spec runSpec, stats []*workerStats, elapsed time.Duration, cpu benchn
 	if spec.keysPerOp > 1 {
 		res.KeysPerSec = res.OpsPerSec * float64(spec.keysPerOp)
 	}
-	res.Latency = summarize(all)
+	res.Latency, res.hist = summarize(all), all
 	if len(spec.kinds) > 1 {
 		res.ByKind = make(map[string]latency, len(spec.kinds))
+		res.kindHist = make(map[string]*hdrhistogram.Histogram, len(spec.kinds))
 		for i, k := range spec.kinds {
-			res.ByKind[k] = summarize(byKind[i])
+			res.ByKind[k], res.kindHist[k] = summarize(byKind[i]), byKind[i]
 		}
 	}
 	if cpu.OK {
+		res.cpuWall = cpu.Wall
 		res.ClientCores = cpu.Self
 		for _, c := range cpu.PIDs {
 			res.ServerCores += c

@@ -282,7 +282,8 @@ func (n *Node) serve(mux *http.ServeMux) (*Node, error) {
 		}
 	})
 	n.goRun(func() {
-		if err := n.srv.Serve(n.lane); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// The lane closes first on Close, so Serve may see it closed.
+		if err := n.srv.Serve(n.lane); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			n.log.Error("serve", "err", err)
 		}
 	})

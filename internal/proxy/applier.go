@@ -131,6 +131,7 @@ func (g *group) Commit() error {
 		f.f.SetIndex(st.Index)
 	}
 	g.p.publish(st)
+	g.p.checkFilter()
 	return nil
 }
 

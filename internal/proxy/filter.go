@@ -25,6 +25,24 @@ func (p *Proxy) RunFilter(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-p.filterStale:
+		}
+	}
+}
+
+// checkFilter wakes RunFilter when the filter has drifted (a bulk load
+// filled a filter sized for few keys, say), at most once a second: the
+// drift check reads the whole bit array.
+func (p *Proxy) checkFilter() {
+	now := time.Now().UnixNano()
+	last := p.filterChecked.Load()
+	if now-last < int64(time.Second) || !p.filterChecked.CompareAndSwap(last, now) {
+		return
+	}
+	if f := p.filter.Load(); f != nil && f.f.NeedsRebuild() {
+		select {
+		case p.filterStale <- struct{}{}:
+		default:
 		}
 	}
 }

@@ -111,7 +111,9 @@ type Proxy struct {
 	changedMu sync.Mutex
 	changed   chan struct{} // closed and replaced when published moves
 
-	filter atomic.Pointer[installedFilter]
+	filter        atomic.Pointer[installedFilter]
+	filterStale   chan struct{} // wakes RunFilter
+	filterChecked atomic.Int64  // Unix ns of the last drift check
 
 	flightMu sync.Mutex
 	flights  map[flightKey]*flight
@@ -142,7 +144,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	st := cfg.Cache.State()
 	p := &Proxy{cfg: cfg, cache: cfg.Cache, win: window.New(st.Index, cfg.Window), last: st, ring: newLogRing(cfg.LogBytes),
-		changed: make(chan struct{}), flights: make(map[flightKey]*flight)}
+		changed: make(chan struct{}), filterStale: make(chan struct{}, 1), flights: make(map[flightKey]*flight)}
 	p.published.Store(&st)
 	o, err := newOracle(cfg.Replicas, cfg.DC, cfg.HTTPClient, cfg.Limits)
 	if err != nil {

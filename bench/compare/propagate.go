@@ -38,6 +38,11 @@ type propResult struct {
 	// observer read the change; Write from the start to the acknowledgement.
 	Delay latency `json:"delay"`
 	Write latency `json:"write"`
+	// CPU during the writes, in cores: the system's processes, this
+	// program (writers and observers), and everything else.
+	ServerCores float64 `json:"server_cores"`
+	ClientCores float64 `json:"client_cores"`
+	OtherCores  float64 `json:"other_cores"`
 }
 
 // propObserver watches one place for the writes of a run. start begins
@@ -54,6 +59,7 @@ type propObserver struct {
 // watches.
 type propSystem struct {
 	name      string
+	pids      []int // its processes, whose CPU the results report
 	put       func(ctx context.Context, w int, key, value []byte) error
 	observers []propObserver
 }
@@ -103,6 +109,7 @@ func measurePropagation(ctx context.Context, sys propSystem, run string, rate fl
 	errs := make([]map[string]int64, writers)
 	start := time.Now().Add(50 * time.Millisecond)
 	step := float64(time.Second) / rate
+	cpu0 := benchnode.SampleCPU(sys.pids)
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
@@ -129,6 +136,7 @@ func measurePropagation(ctx context.Context, sys propSystem, run string, rate fl
 		})
 	}
 	wg.Wait()
+	cpu := benchnode.CPUBetween(cpu0, benchnode.SampleCPU(sys.pids))
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -170,6 +178,12 @@ func measurePropagation(ctx context.Context, sys propSystem, run string, rate fl
 			ID: fmt.Sprintf("propagate/%g/%s", rate, o.label), System: sys.name, Observer: o.label, Hops: o.hops,
 			Rate: rate, Writers: writers, Duration: d.Seconds(), Written: written, Seen: seen,
 			Delay: summarize(h), Write: summarize(writeHist),
+		}
+		if cpu.OK {
+			r.ClientCores, r.OtherCores = cpu.Self, cpu.Other()
+			for _, c := range cpu.PIDs {
+				r.ServerCores += c
+			}
 		}
 		for _, m := range errs {
 			for k, n := range m {
@@ -217,6 +231,7 @@ func runPropagation(ctx context.Context, cfg config, res *results, dir string, l
 	}
 	argentSys := propSystem{
 		name: "argent",
+		pids: e.argentPIDs(),
 		put: func(_ context.Context, w int, key, value []byte) error {
 			c := argentConns[w]
 			c.SetDeadline(time.Now().Add(10 * time.Second))
@@ -239,6 +254,7 @@ func runPropagation(ctx context.Context, cfg config, res *results, dir string, l
 	defer closeEtcdClients(etcdClis)
 	etcdSys := propSystem{
 		name: "etcd",
+		pids: []int{e.etcd.PID()},
 		put: func(ctx context.Context, w int, key, value []byte) error {
 			_, err := etcdClis[w].Put(ctx, string(key), string(value))
 			return err
@@ -252,6 +268,7 @@ func runPropagation(ctx context.Context, cfg config, res *results, dir string, l
 	defer rdsR.Close()
 	redisSys := propSystem{
 		name: "redis",
+		pids: e.redisPIDs(),
 		put: func(ctx context.Context, w int, key, value []byte) error {
 			return rdsP[w].Set(ctx, string(key), value, 0).Err()
 		},
@@ -273,8 +290,9 @@ func runPropagation(ctx context.Context, cfg config, res *results, dir string, l
 			}
 			for _, r := range out {
 				res.Propagation = append(res.Propagation, r)
-				fmt.Fprintf(log, "%-40s %-9s %5.0f/s: seen %d/%d  delay p50 %s  p99 %s  p99.9 %s ms  (write p99 %s ms)%s\n",
+				fmt.Fprintf(log, "%-40s %-9s %5.0f/s: seen %d/%d  delay p50 %s  p99 %s  p99.9 %s ms  (write p99 %s ms)  cores: server %.2f client %.2f other %.2f%s\n",
 					r.ID, r.System, r.Rate, r.Seen, r.Written, fmtMs(r.Delay.P50), fmtMs(r.Delay.P99), fmtMs(r.Delay.P999), fmtMs(r.Write.P99),
+					r.ServerCores, r.ClientCores, r.OtherCores,
 					map[bool]string{true: fmt.Sprintf("  ERRORS %d", r.Errors), false: ""}[r.Errors > 0])
 			}
 		}

@@ -299,6 +299,9 @@ func propTable(res *results) table {
 			}
 			w := fmt.Sprintf("%s writes/s, argent %s", fmtCount(rate), hop.label)
 			t.add(latRow(w, "delay p50 / p99 / p99.9 ms", runs, allLatency))
+			if hop.obs == "argent-r1" {
+				t.add(propCPURow(w, ps))
+			}
 			if hop.obs == "argent-r1" && (ps[0] != nil || ps[1] != nil || ps[2] != nil) {
 				seen := row{Workload: w, Metric: "writes seen / acknowledged"}
 				for _, p := range ps {
@@ -331,6 +334,25 @@ func missRow(workload string, runs []*runResult) (row, bool) {
 		}
 		any = true
 		r.Values = append(r.Values, strconv.FormatFloat(100*float64(run.Misses)/float64(run.Ops), 'f', 2, 64)+" %")
+	}
+	return r, any
+}
+
+// propCPURow gives the cores of each system's processes during a
+// propagation run, and those of other processes, which explain a tail.
+func propCPURow(workload string, ps []*propResult) (row, bool) {
+	r := row{Workload: workload, Metric: "cores: system / other processes"}
+	any := false
+	for i, p := range ps {
+		if i > 0 {
+			r.Ratios = append(r.Ratios, "")
+		}
+		if p == nil {
+			r.Values = append(r.Values, "–")
+			continue
+		}
+		any = true
+		r.Values = append(r.Values, fmt.Sprintf("%.2f / %.2f", p.ServerCores, p.OtherCores))
 	}
 	return r, any
 }

@@ -4,6 +4,7 @@
 #   bench/run.sh                       # the whole suite, about 13 minutes on 2 cores
 #   bench/run.sh -quick                # a smoke run of about two minutes
 #   bench/run.sh -workloads reads,writes -duration 10s
+#   bench/run.sh -build-rev HEAD       # argent as last committed, not the working tree
 #
 # Installs Debian's redis-server, redis-tools and etcd-server when
 # redis-server, redis-benchmark or etcd is missing, and stops the system
@@ -48,7 +49,6 @@ if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/nu
 	stop_service etcd /run/etcd.pid
 fi
 
-go build -o /dev/null ./cmd/argent
 go build -o /dev/null ./bench/compare
 start=$(date +%s)
 go run ./bench/compare "$@"

@@ -32,6 +32,7 @@ type config struct {
 	keep         bool   // keep the servers' data directories
 	tmpdir       string // parent of the temporary directory
 	bins         bins
+	buildRev     string // build argent from this git revision instead of the working tree
 	docs         string // markdown file whose generated section is replaced; "" for none
 	results      string // directory of the JSON results; "" for none
 	command      string // the command line, for the report
@@ -74,6 +75,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.keep, "keep", false, "keep the servers' data directories and logs")
 	fs.StringVar(&c.tmpdir, "tmpdir", "", "parent of the temporary directory (default $TMPDIR or /tmp)")
 	fs.StringVar(&c.bins.argent, "argent", "", "argent binary (default: go build ./cmd/argent into the temporary directory)")
+	fs.StringVar(&c.buildRev, "build-rev", "", "build argent from this git revision (e.g. HEAD: the last commit, without uncommitted changes) in a temporary git worktree, instead of from the working tree")
 	fs.StringVar(&c.bins.etcd, "etcd", "etcd", "etcd server binary")
 	fs.StringVar(&c.bins.redisServer, "redis-server", "redis-server", "redis-server binary")
 	fs.StringVar(&c.bins.redisBenchmark, "redis-benchmark", "redis-benchmark", "redis-benchmark binary")
@@ -158,6 +160,8 @@ func (c *config) validate() error {
 	switch {
 	case c.duration <= 0 || c.propDuration <= 0 || c.warmup < 0 || c.timeout <= 0:
 		return errors.New("-duration, -prop-duration and -timeout must be > 0, -warmup >= 0")
+	case c.buildRev != "" && c.bins.argent != "":
+		return errors.New("-build-rev and -argent: give one")
 	case c.rounds < 1 || c.rounds > 20:
 		return fmt.Errorf("-rounds %d: want 1..20", c.rounds)
 	case c.conns < 1 || c.conns > 1000:

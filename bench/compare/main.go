@@ -111,7 +111,14 @@ func compare(ctx context.Context, cfg config, log io.Writer) (*results, error) {
 	} else {
 		defer os.RemoveAll(tmp)
 	}
-	if cfg.bins.argent == "" {
+	tree := ""
+	switch {
+	case cfg.buildRev != "":
+		fmt.Fprintf(log, "compare: go build ./cmd/argent at %s\n", cfg.buildRev)
+		if cfg.bins.argent, tree, err = buildAtRev(ctx, cfg.buildRev, tmp); err != nil {
+			return nil, err
+		}
+	case cfg.bins.argent == "":
 		fmt.Fprintln(log, "compare: go build ./cmd/argent")
 		if cfg.bins.argent, err = benchnode.BuildArgent(ctx, tmp); err != nil {
 			return nil, err
@@ -123,6 +130,9 @@ func compare(ctx context.Context, cfg config, log io.Writer) (*results, error) {
 		Machine:   describeMachine(ctx, cfg.bins),
 		Settings:  settingsOf(cfg),
 		OpenRates: map[string]float64{},
+	}
+	if tree != "" {
+		res.Machine.Tree = tree
 	}
 	fmt.Fprintf(log, "compare: %d CPUs (%s), %s; %s; %s; load %s\n", res.Machine.NProc, res.Machine.CPUModel, res.Machine.Go,
 		res.Machine.Etcd, res.Machine.RedisServer, res.Machine.LoadStart)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench: argent side by side with etcd and Redis on this machine (issue 5).
 #
-#   bench/run.sh                       # the whole suite, about 13 minutes on 2 cores
+#   bench/run.sh                       # the whole suite, about 12 minutes on 2 cores
 #   bench/run.sh -quick                # a smoke run of about two minutes
 #   bench/run.sh -workloads reads,writes -duration 10s
 #   bench/run.sh -build-rev HEAD       # argent as last committed, not the working tree

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/argent-kv/argent/bench/internal/mdsection"
 	"io"
 	"strings"
 )
@@ -106,28 +107,10 @@ func writeMarkdown(w io.Writer, res *results, tables []table, targets []target) 
 	fmt.Fprintln(w, markEnd)
 }
 
-// replaceSection returns doc with the text from markBegin to markEnd
-// (both included) replaced by section, or with section appended when doc
-// has no such pair of markers.
+// replaceSection returns doc with its generated section replaced by
+// section (see mdsection.Replace).
 func replaceSection(doc, section string) string {
-	section = strings.TrimRight(section, "\n")
-	i := strings.Index(doc, markBegin)
-	j := -1
-	if i >= 0 {
-		if k := strings.Index(doc[i:], markEnd); k >= 0 {
-			j = i + k
-		}
-	}
-	if j < 0 {
-		if doc != "" && !strings.HasSuffix(doc, "\n") {
-			doc += "\n"
-		}
-		if doc != "" {
-			doc += "\n"
-		}
-		return doc + section + "\n"
-	}
-	return doc[:i] + section + doc[j+len(markEnd):]
+	return mdsection.Replace(doc, markBegin, markEnd, section)
 }
 
 func otherNote(res *results) string {

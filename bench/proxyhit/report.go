@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/argent-kv/argent/bench/internal/mdsection"
 	"io"
 	"os"
 	"os/exec"
@@ -319,28 +320,10 @@ func updateDocs(path, section string) error {
 	return os.WriteFile(path, []byte(replaceSection(string(b), section)), 0o644)
 }
 
-// replaceSection returns doc with the text from markBegin to markEnd (both
-// included) replaced by section, or with section appended when doc has no
-// such pair of markers.
+// replaceSection returns doc with its generated section replaced by
+// section (see mdsection.Replace).
 func replaceSection(doc, section string) string {
-	section = strings.TrimRight(section, "\n")
-	i := strings.Index(doc, markBegin)
-	j := -1
-	if i >= 0 {
-		if k := strings.Index(doc[i:], markEnd); k >= 0 {
-			j = i + k
-		}
-	}
-	if j < 0 {
-		if doc != "" && !strings.HasSuffix(doc, "\n") {
-			doc += "\n"
-		}
-		if doc != "" {
-			doc += "\n"
-		}
-		return doc + section + "\n"
-	}
-	return doc[:i] + section + doc[j+len(markEnd):]
+	return mdsection.Replace(doc, markBegin, markEnd, section)
 }
 
 // plural writes "1 connection" or "2 connections".

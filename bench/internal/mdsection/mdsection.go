@@ -1,0 +1,30 @@
+// Package mdsection rewrites a generated section of a markdown file: the
+// text between a begin and an end marker comment, so that a benchmark's rerun
+// replaces its own results and leaves hand-written text alone.
+package mdsection
+
+import "strings"
+
+// Replace returns doc with the text from begin to end (both included)
+// replaced by section, which should start with begin and end with end, or
+// with section appended when doc has no such pair of markers.
+func Replace(doc, begin, end, section string) string {
+	section = strings.TrimRight(section, "\n")
+	i := strings.Index(doc, begin)
+	j := -1
+	if i >= 0 {
+		if k := strings.Index(doc[i:], end); k >= 0 {
+			j = i + k
+		}
+	}
+	if j < 0 {
+		if doc != "" && !strings.HasSuffix(doc, "\n") {
+			doc += "\n"
+		}
+		if doc != "" {
+			doc += "\n"
+		}
+		return doc + section + "\n"
+	}
+	return doc[:i] + section + doc[j+len(end):]
+}

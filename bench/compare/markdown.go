@@ -2,9 +2,10 @@ package main
 
 import (
 	"fmt"
-	"github.com/argent-kv/argent/bench/internal/mdsection"
 	"io"
 	"strings"
+
+	"github.com/argent-kv/argent/bench/internal/mdsection"
 )
 
 // Markers of the generated section of docs/benchmarks.md: a rerun replaces

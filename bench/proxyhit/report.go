@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/argent-kv/argent/bench/internal/mdsection"
 	"io"
 	"os"
 	"os/exec"
@@ -13,8 +12,9 @@ import (
 	"runtime"
 	"strings"
 	"time"
-
 	"github.com/argent-kv/argent/bench/internal/benchnode"
+
+	"github.com/argent-kv/argent/bench/internal/mdsection"
 )
 
 // Markers of the generated section of docs/benchmarks.md: a rerun replaces

@@ -12,8 +12,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
-	"github.com/argent-kv/argent/bench/internal/benchnode"
 
+	"github.com/argent-kv/argent/bench/internal/benchnode"
 	"github.com/argent-kv/argent/bench/internal/mdsection"
 )
 

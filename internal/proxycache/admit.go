@@ -2,6 +2,7 @@ package proxycache
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -19,6 +20,10 @@ import (
 //     insert are one step: a stale value never enters. The caller may still
 //     serve e at the index it proved it for, and admit it later.
 //   - the key is not cached and free disk space is below FreeDiskFloor.
+//   - the key is not cached and the cache's files take more than their
+//     limit, because compactions have not yet dropped what evictions
+//     deleted (see the package doc, section Disk). The next miss of the
+//     key brings it again.
 //
 // Contract: e must be key's value at index at: Present with its Value and
 // ModIndex, or absent. e.Since may say from which index the caller knows e
@@ -27,8 +32,10 @@ import (
 // is overwritten (two misses of one key may both admit it).
 //
 // Admission is not retention: the policy may refuse a new key whose
-// estimated frequency is lower than that of the entry it would evict, and
-// then the evictor deletes it again. Every Admit counts as an access.
+// estimated frequency is lower than that of the entry it would evict. Its
+// entry is then deleted again, by the batch of the Admit or Apply during
+// which the policy decided, or by the background evictor. Every Admit
+// counts as an access.
 func (c *Cache) Admit(key []byte, e Entry, at argent.Index) (bool, error) {
 	if len(key) == 0 {
 		return false, fmt.Errorf("%w: proxycache: admit of an empty key", argent.ErrInvalid)
@@ -45,23 +52,48 @@ func (c *Cache) Admit(key []byte, e Entry, at argent.Index) (bool, error) {
 		c.stats.refusedStale.Add(1)
 		return false, nil
 	}
-	if !c.policy.cached(key) && c.floor.low() {
-		c.stats.refusedDisk.Add(1)
-		return false, nil
-	}
-	if err := c.db.Set(entryKey(key), encodeEntry(&e), pebble.NoSync); err != nil {
-		c.mu.err = fmt.Errorf("proxycache: admit %q: %w", key, err)
-		return false, c.mu.err
+	if !c.policy.cached(key) {
+		if c.floor.low() {
+			c.stats.refusedDisk.Add(1)
+			return false, nil
+		}
+		if c.gate.over(c.db) {
+			c.stats.refusedLimit.Add(1)
+			return false, nil
+		}
 	}
 	k := string(key)
 	if e.Present {
 		e.Value = append([]byte(nil), e.Value...) // the memory cache keeps it
 	}
-	if c.mem != nil {
-		c.mem.put(k, &e)
-	}
+	// The policy decides first, so that the batch that writes the entry
+	// also deletes what this admission evicted. Most evictions are
+	// candidates that lost their admission test on leaving the policy's
+	// window, admitted a percent of the budget earlier: their put and
+	// their delete then meet in one memtable, whose flush writes the
+	// small tombstone but not the value. Readers that find key in the
+	// policy before the commit read Pebble's old entry, which is key's
+	// value at the applied index too, or miss.
 	c.mu.nextID++
 	c.policy.insert(k, c.mu.nextID, e.weight(key))
+	b := c.db.NewBatch()
+	defer func() { _ = b.Close() }()
+	_ = b.Set(entryKey(key), encodeEntry(&e), nil)
+	evicted := c.drainLocked(b)
+	c.gate.wrote(b.Len())
+	if err := b.Commit(pebble.NoSync); err != nil {
+		c.mu.err = fmt.Errorf("proxycache: admit %q: %w", key, err) // see commitLocked
+		return false, c.mu.err
+	}
+	if c.mem != nil {
+		if len(evicted) > 0 {
+			c.mem.invalidate(evicted)
+		}
+		if !slices.Contains(evicted, k) { // else the policy refused key at once
+			c.mem.put(k, &e)
+		}
+	}
+	c.stats.evicted.Add(uint64(len(evicted)))
 	c.stats.admitted.Add(1)
 	return true, nil
 }

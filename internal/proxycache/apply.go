@@ -79,6 +79,7 @@ func (c *Cache) Apply(entries ...*argent.Entry) error {
 	}
 	_ = b.Set(metaState, encodeState(st), nil)
 	evicted := c.drainLocked(b)
+	c.gate.wrote(b.Len())
 	if err := c.commitLocked(b, fmt.Sprintf("apply up to %d", st.Index)); err != nil {
 		return err
 	}

@@ -150,14 +150,19 @@ func BenchmarkCache_Admit(b *testing.B) {
 				b.Fatal(err)
 			}
 			val := make([]byte, benchValue)
-			i := 0
+			i, refused := 0, 0
 			b.ResetTimer()
 			for b.Loop() {
-				if _, err := c.Admit(benchKey(i), proxycache.Entry{Present: true, Value: val, ModIndex: 1}, 1); err != nil {
+				ok, err := c.Admit(benchKey(i), proxycache.Entry{Present: true, Value: val, ModIndex: 1}, 1)
+				if err != nil {
 					b.Fatal(err)
+				}
+				if !ok {
+					refused++ // over the disk limit: a refusal costs a lock and a check
 				}
 				i++
 			}
+			b.ReportMetric(float64(refused)/float64(i), "refused/op")
 		})
 	}
 }

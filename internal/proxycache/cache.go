@@ -23,6 +23,7 @@ type Cache struct {
 	policy *policy
 	mem    *memCache // nil: no memory cache
 	floor  *floor
+	gate   *diskGate
 	stats  stats
 
 	registered []prometheus.Collector // metrics registered with opts.Registerer
@@ -34,8 +35,9 @@ type Cache struct {
 	// by Close, which must not close the database under them.
 	closeMu sync.RWMutex
 
-	done chan struct{} // closed by Close: stops the evictor
-	wg   sync.WaitGroup
+	done   chan struct{} // closed by Close: stops the evictor and the reclaimer
+	cancel func()        // cancels the reclaimer's compaction at Close
+	wg     sync.WaitGroup
 
 	// mu serializes everything that writes to Pebble, so that the check of
 	// which keys are cached, the batch, and the policy update that follows
@@ -64,23 +66,8 @@ func Open(dir string, opts Options) (*Cache, error) {
 	// alone would hold no blocks at all with the default sizes.
 	bc := pebble.NewCache(o.BlockCacheSize + 2*o.MemTableSize)
 	defer bc.Unref()
-	po := &pebble.Options{
-		FS:                 o.FS,
-		Cache:              bc,
-		Logger:             o.Logger,
-		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       uint64(o.MemTableSize),
-		// Evictions delete entries all over the key space, so every
-		// compaction into the bottom level rewrites much of it, and its
-		// inputs and outputs are on disk together. A smaller base level
-		// and smaller files make each compaction touch less of the data:
-		// in TestCache_DiskOverhead with a 64 MiB budget, the mean size of
-		// the sstables under heavy churn drops from about 1.8x the budget
-		// to 1.4x-1.6x.
-		LBaseMaxBytes: min(max(o.Budget/8, 1<<20), 64<<20),
-	}
-	po.TargetFileSizes[0] = min(max(o.Budget/64, 512<<10), 2<<20)
-	db, err := pebble.Open(dir, po)
+	gate := newDiskGate(o)
+	db, err := pebble.Open(dir, pebbleOptions(o, bc, gate))
 	if err != nil {
 		return nil, fmt.Errorf("proxycache: open pebble in %s: %w", dir, err)
 	}
@@ -89,6 +76,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 		opts:   o,
 		policy: newPolicy(o.Budget),
 		mem:    newMemCache(o.MemoryCache),
+		gate:   gate,
 		floor:  &floor{min: uint64(o.FreeDiskFloor), interval: o.FreeSpaceInterval, now: o.Now, free: o.FreeSpace},
 		done:   make(chan struct{}),
 	}
@@ -106,8 +94,14 @@ func Open(dir string, opts Options) (*Cache, error) {
 			return nil, err
 		}
 	}
-	c.wg.Add(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.wg.Add(2)
 	go c.evictLoop()
+	go func() {
+		defer c.wg.Done()
+		c.gate.reclaimLoop(ctx, c.db, c.done)
+	}()
 	return c, nil
 }
 
@@ -212,6 +206,7 @@ func (c *Cache) Close() error {
 	c.closed.Store(true)
 	c.mu.Unlock()
 	close(c.done)
+	c.cancel()
 	c.wg.Wait()
 	c.closeMu.Lock() // wait for Gets reading Pebble; later ones see closed
 	defer c.closeMu.Unlock()

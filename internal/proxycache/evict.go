@@ -44,6 +44,7 @@ func (c *Cache) evictNowLocked() error {
 	if len(evicted) == 0 {
 		return nil
 	}
+	c.gate.wrote(b.Len())
 	if err := c.commitLocked(b, "evict"); err != nil {
 		return err
 	}

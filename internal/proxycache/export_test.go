@@ -57,3 +57,9 @@ func (c *Cache) Metrics() *pebble.Metrics { return c.db.Metrics() }
 // WaitForCleaning waits until Pebble has deleted the files it no longer
 // needs (it does so in the background).
 func (c *Cache) WaitForCleaning() { c.db.TestOnlyWaitForCleaning() }
+
+// SetDiskLimit sets the disk usage above which Admit refuses new keys.
+func (c *Cache) SetDiskLimit(n uint64) { c.gate.limit.Store(n) }
+
+// DiskLimit returns the disk usage above which Admit refuses new keys.
+func (c *Cache) DiskLimit() uint64 { return c.gate.limit.Load() }

@@ -13,6 +13,7 @@ type stats struct {
 	hits, misses, readErrors  atomic.Uint64
 	admitted                  atomic.Uint64
 	refusedStale, refusedDisk atomic.Uint64
+	refusedLimit              atomic.Uint64
 	applied, updated, evicted atomic.Uint64
 }
 
@@ -23,8 +24,9 @@ type Stats struct {
 	ReadErrors uint64
 	// Admitted counts stored admissions; RefusedStale those refused because
 	// the applied index had moved; RefusedDisk those refused by the free
-	// disk floor.
-	Admitted, RefusedStale, RefusedDisk uint64
+	// disk floor; RefusedDiskLimit those refused while the cache's files
+	// were over their limit (see the package doc, section Disk).
+	Admitted, RefusedStale, RefusedDisk, RefusedDiskLimit uint64
 	// Applied counts log entries applied; Updated cached keys they changed;
 	// Evicted entries deleted by eviction.
 	Applied, Updated, Evicted uint64
@@ -45,6 +47,7 @@ func (c *Cache) Stats() Stats {
 		Admitted:         c.stats.admitted.Load(),
 		RefusedStale:     c.stats.refusedStale.Load(),
 		RefusedDisk:      c.stats.refusedDisk.Load(),
+		RefusedDiskLimit: c.stats.refusedLimit.Load(),
 		Applied:          c.stats.applied.Load(),
 		Updated:          c.stats.updated.Load(),
 		Evicted:          c.stats.evicted.Load(),
@@ -71,6 +74,7 @@ func (c *Cache) collectors() []prometheus.Collector {
 		counter("admitted_total", "Miss results stored.", &c.stats.admitted),
 		counter("admit_refused_stale_total", "Admissions refused because the applied index moved.", &c.stats.refusedStale),
 		counter("admit_refused_disk_total", "Admissions refused by the free disk floor.", &c.stats.refusedDisk),
+		counter("admit_refused_disk_limit_total", "Admissions refused while the cache's files were over their limit.", &c.stats.refusedLimit),
 		counter("updated_total", "Cached keys changed by applied log entries.", &c.stats.updated),
 		counter("evicted_total", "Entries deleted by eviction.", &c.stats.evicted),
 		gauge("weight_bytes", "Weight of cached entries (keys, values, overhead).", func() float64 { return float64(c.Weight()) }),

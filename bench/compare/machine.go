@@ -1,14 +1,8 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"os"
-	"os/exec"
 	"runtime"
-	"strings"
-	"time"
 
 	"github.com/argent-kv/argent/bench/internal/benchnode"
 )
@@ -30,64 +24,15 @@ type machine struct {
 // describeMachine collects the machine's facts and the versions of the
 // programs; what it cannot find it leaves as "?".
 func describeMachine(ctx context.Context, b bins) machine {
-	m := machine{
+	return machine{
 		NProc:          runtime.NumCPU(),
-		CPUModel:       cpuModel(),
-		Kernel:         firstLine(readFile("/proc/sys/kernel/osrelease")),
+		CPUModel:       benchnode.CPUModel(),
+		Kernel:         benchnode.Kernel(),
 		Go:             runtime.Version(),
-		Etcd:           firstLine(output(ctx, b.etcd, "--version")),
-		RedisServer:    firstLine(output(ctx, b.redisServer, "--version")),
-		RedisBenchmark: firstLine(output(ctx, b.redisBenchmark, "--version")),
+		Etcd:           benchnode.Version(ctx, b.etcd, "--version"),
+		RedisServer:    benchnode.Version(ctx, b.redisServer, "--version"),
+		RedisBenchmark: benchnode.Version(ctx, b.redisBenchmark, "--version"),
+		Tree:           benchnode.TreeRev(ctx),
 		LoadStart:      benchnode.Loadavg(),
 	}
-	rev := firstLine(output(ctx, "git", "rev-parse", "--short", "HEAD"))
-	if rev != "?" && strings.TrimSpace(output(ctx, "git", "status", "--porcelain", "--untracked-files=no")) != "" {
-		rev += "+dirty"
-	}
-	m.Tree = rev
-	return m
-}
-
-// cpuModel is the first "model name" of /proc/cpuinfo.
-func cpuModel() string {
-	return cpuModelOf(readFile("/proc/cpuinfo"))
-}
-
-func cpuModelOf(cpuinfo string) string {
-	sc := bufio.NewScanner(strings.NewReader(cpuinfo))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "?"
-}
-
-func readFile(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	return string(b)
-}
-
-// output runs a program for at most 10 s and returns its output, or "" if
-// it failed.
-func output(ctx context.Context, name string, args ...string) string {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	if err != nil {
-		return ""
-	}
-	return string(out)
-}
-
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(string(bytes.TrimSpace([]byte(s))), "\n")
-	if line = strings.TrimSpace(line); line == "" {
-		return "?"
-	}
-	return line
 }

@@ -173,16 +173,6 @@ func TestWriteMarkdown(t *testing.T) {
 	}
 }
 
-func TestCPUModelOf(t *testing.T) {
-	info := "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9R14\nprocessor\t: 1\nmodel name\t: AMD EPYC 9R14\n"
-	if got := cpuModelOf(info); got != "AMD EPYC 9R14" {
-		t.Errorf("cpuModelOf = %q", got)
-	}
-	if got := cpuModelOf(""); got != "?" {
-		t.Errorf("cpuModelOf of nothing = %q", got)
-	}
-}
-
 func TestParseFlags(t *testing.T) {
 	c, err := parseFlags([]string{"-quick", "-keys", "1000", "-docs", ""}, io.Discard)
 	if err != nil {

@@ -48,6 +48,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/argent-kv/argent/bench/internal/benchnode"
 )
 
 func main() {
@@ -279,7 +281,7 @@ func run(ctx context.Context, cfg config, log io.Writer) (*results, error) {
 		}
 		res.Live = live
 	}
-	res.Machine.LoadEnd = loadavg()
+	res.Machine.LoadEnd = benchnode.Loadavg()
 	res.WallSeconds = time.Since(res.Started).Seconds()
 	return res, nil
 }

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -81,53 +79,8 @@ type machine struct {
 }
 
 func describeMachine(ctx context.Context) machine {
-	m := machine{NProc: runtime.NumCPU(), CPUModel: cpuModel(), Kernel: firstLine(readFile("/proc/sys/kernel/osrelease")),
-		Go: runtime.Version(), LoadStart: loadavg()}
-	rev := firstLine(output(ctx, "git", "rev-parse", "--short", "HEAD"))
-	if rev != "?" && strings.TrimSpace(output(ctx, "git", "status", "--porcelain", "--untracked-files=no")) != "" {
-		rev += "+dirty"
-	}
-	m.Tree = rev
-	return m
-}
-
-func loadavg() string { return benchnode.Loadavg() }
-
-func cpuModel() string {
-	sc := bufio.NewScanner(strings.NewReader(readFile("/proc/cpuinfo")))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "?"
-}
-
-func readFile(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	return string(b)
-}
-
-func output(ctx context.Context, name string, args ...string) string {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, name, args...).Output()
-	if err != nil {
-		return ""
-	}
-	return string(out)
-}
-
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
-	if line = strings.TrimSpace(line); line == "" {
-		return "?"
-	}
-	return line
+	return machine{NProc: runtime.NumCPU(), CPUModel: benchnode.CPUModel(), Kernel: benchnode.Kernel(),
+		Go: runtime.Version(), LoadStart: benchnode.Loadavg(), Tree: benchnode.TreeRev(ctx)}
 }
 
 // fmtInt writes n with thousands separators.

@@ -56,7 +56,7 @@ func TestAppendItemsJSON_MatchesEncodingJSON(t *testing.T) {
 }
 
 // TestParseKeysJSON_MatchesEncodingJSON checks that whatever the fast
-// parser accepts, encoding/json (with decodeBody's rules) reads the same.
+// parser accepts, encoding/json (with DecodeJSON's rules) reads the same.
 func TestParseKeysJSON_MatchesEncodingJSON(t *testing.T) {
 	check := func(t interface{ Fatalf(string, ...any) }, body []byte) {
 		keys, ok := parseKeysJSON(body)
@@ -64,7 +64,7 @@ func TestParseKeysJSON_MatchesEncodingJSON(t *testing.T) {
 			return
 		}
 		var req client.MGetRequest
-		if err := decodeBody(bytes.NewReader(body), &req); err != nil {
+		if err := DecodeJSON(bytes.NewReader(body), &req); err != nil {
 			t.Fatalf("fast parser took %q, encoding/json refused it: %v", body, err)
 		}
 		if len(keys) != len(req.Keys) {

@@ -159,10 +159,11 @@ func jsonBodyLimit(l argent.Limits) int64 {
 	return int64(l.MaxBatch)*3/2 + 1<<20
 }
 
-// decodeBody decodes one JSON value from body into v, refusing unknown
+// DecodeJSON decodes one JSON value from body into v, refusing unknown
 // fields and trailing data. A body over its MaxBytesReader limit gives an
-// argent.ErrTooLarge error, bad JSON an argent.ErrInvalid one.
-func decodeBody(body io.Reader, v any) error {
+// argent.ErrTooLarge error, bad JSON an argent.ErrInvalid one. The node's
+// other JSON endpoints (internal/lookup) decode with it too.
+func DecodeJSON(body io.Reader, v any) error {
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
@@ -229,13 +230,13 @@ func (s *Server) serveMGet(w http.ResponseWriter, r *http.Request) int {
 }
 
 // readMGetRequest reads the body of an mget, parsing the plain form itself
-// and anything else with decodeBody.
+// and anything else with DecodeJSON.
 func readMGetRequest(w http.ResponseWriter, r *http.Request, limit int64) (client.MGetRequest, error) {
 	var req client.MGetRequest
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		if isMaxBytes(err) {
-			return req, decodeBody(errReader{err}, &req)
+			return req, DecodeJSON(errReader{err}, &req)
 		}
 		return req, invalidf("read body: %v", err)
 	}
@@ -243,7 +244,7 @@ func readMGetRequest(w http.ResponseWriter, r *http.Request, limit int64) (clien
 		req.Keys = keys
 		return req, nil
 	}
-	return req, decodeBody(bytes.NewReader(body), &req)
+	return req, DecodeJSON(bytes.NewReader(body), &req)
 }
 
 // errReader fails every read with err.

@@ -121,7 +121,7 @@ func (t *txnRequest) batch() (argent.Batch, error) {
 func (s *Server) serveTxn(w http.ResponseWriter, r *http.Request) int {
 	limits := s.b.Limits().WithDefaults()
 	var req txnRequest
-	if err := decodeBody(http.MaxBytesReader(w, r.Body, jsonBodyLimit(limits)), &req); err != nil {
+	if err := DecodeJSON(http.MaxBytesReader(w, r.Body, jsonBodyLimit(limits)), &req); err != nil {
 		return s.writeError(w, r, err)
 	}
 	b, err := req.batch()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/api"
 	"github.com/argent-kv/argent/internal/kv"
 )
 
@@ -101,8 +102,8 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req client.MGetRequest
-	if err := decodeBody(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody), &req); err != nil {
-		s.writeError(w, r, err)
+	if err := api.DecodeJSON(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody), &req); err != nil {
+		s.writeError(w, r, fmt.Errorf("lookup: %w", err))
 		return
 	}
 	if len(req.Keys) > s.cfg.MaxKeys {

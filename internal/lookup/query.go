@@ -1,11 +1,7 @@
 package lookup
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 
@@ -59,30 +55,4 @@ func optionalIndex(q url.Values, name string) (argent.Index, error) {
 		return 0, nil
 	}
 	return indexParam(q, name)
-}
-
-// decodeBody decodes one JSON value from body into v, refusing unknown
-// fields and trailing data, as the public API does.
-func decodeBody(body io.Reader, v any) error {
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil {
-		if _, terr := dec.Token(); terr != io.EOF {
-			err = terr
-			if err == nil {
-				err = errors.New("data after the JSON value")
-			}
-		}
-	}
-	var mbe *http.MaxBytesError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &mbe):
-		return fmt.Errorf("%w: lookup: body is larger than the limit of %d bytes", argent.ErrTooLarge, mbe.Limit)
-	case err == io.EOF:
-		return invalidf("empty body")
-	}
-	return invalidf("body: %v", err)
 }

@@ -203,33 +203,22 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	id := store.NodeID()
-	n := &Node{
-		cfg:     cfg,
-		store:   store,
-		nodeID:  fmt.Sprintf("%x", id[:8]),
-		reg:     prometheus.NewRegistry(),
-		clients: make(map[string]*client.Client),
-		started: time.Now(),
-	}
-	n.log = cfg.Logger.With("role", cfg.Role, "node", n.nodeID, "listen", cfg.Listen)
 	if cfg.Role == RoleRoot {
 		if _, err := store.InitDataset(); err != nil {
 			store.Close()
 			return nil, err
 		}
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	n, err := newNode(cfg, store.NodeID())
 	if err != nil {
 		store.Close()
-		return nil, fmt.Errorf("node: listen: %w", err)
+		return nil, err
 	}
-	n.ln = ln
+	n.store = store
 
 	pm := pull.NewMetrics(n.reg)
 	n.pullS = pull.NewServer(pull.ServerConfig{Store: store, NodeID: n.nodeID, Root: n, Heartbeat: cfg.Heartbeat,
 		SnapshotRate: cfg.SnapshotRate, SnapshotConcurrency: cfg.SnapshotConcurrency, Metrics: pm, Logger: n.log})
-	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.registerGauges()
 
 	ctx, n.cancel = context.WithCancel(ctx)
@@ -252,11 +241,33 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		n.cancel()
 		n.wg.Wait()
+		n.ln.Close()
 		store.Close()
 		return nil, err
 	}
 	lk.Register(mux)
 	return n.serve(mux)
+}
+
+// newNode returns a Node of any role with its ID, logger, metrics registry
+// (with the Go and process collectors) and listener; the caller adds the
+// role's store and engines.
+func newNode(cfg Config, id [16]byte) (*Node, error) {
+	n := &Node{
+		cfg:     cfg,
+		nodeID:  fmt.Sprintf("%x", id[:8]),
+		reg:     prometheus.NewRegistry(),
+		clients: make(map[string]*client.Client),
+		started: time.Now(),
+	}
+	n.log = cfg.Logger.With("role", cfg.Role, "node", n.nodeID, "listen", cfg.Listen)
+	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("node: listen: %w", err)
+	}
+	n.ln = ln
+	return n, nil
 }
 
 // serve starts the HTTP API (with the handlers of mux behind it) and the

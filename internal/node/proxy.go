@@ -2,15 +2,10 @@ package node
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"net/http"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/proxy"
 	"github.com/argent-kv/argent/internal/proxycache"
 	"github.com/argent-kv/argent/internal/pull"
@@ -33,25 +28,13 @@ func startProxy(ctx context.Context, cfg Config) (*Node, error) {
 		pc.Close()
 		return nil, err
 	}
-	id := pc.NodeID()
-	n := &Node{
-		cfg:     cfg,
-		pcache:  pc,
-		proxy:   p,
-		nodeID:  fmt.Sprintf("%x", id[:8]),
-		reg:     prometheus.NewRegistry(),
-		clients: make(map[string]*client.Client),
-		started: time.Now(),
-	}
-	n.log = cfg.Logger.With("role", cfg.Role, "node", n.nodeID, "listen", cfg.Listen)
-	ln, err := net.Listen("tcp", cfg.Listen)
+	n, err := newNode(cfg, pc.NodeID())
 	if err != nil {
 		pc.Close()
-		return nil, fmt.Errorf("node: listen: %w", err)
+		return nil, err
 	}
-	n.ln = ln
+	n.pcache, n.proxy = pc, p
 	pm := pull.NewMetrics(n.reg)
-	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.registerProxyGauges()
 
 	ctx, n.cancel = context.WithCancel(ctx)

@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
-# First end-to-end numbers (issue 3): a root and a replica on 127.0.0.1,
-# 100,000 keys x 256 B, then 10 s of uniform GETs at the replica and 10 s of
-# PUTs at the root, 50 connections each.
+# End-to-end numbers for issue 3: a root and a replica on 127.0.0.1,
+# 100,000 keys x 256 B, 50 connections, 10 s per run:
+#
+#   1. GETs at the replica and PUTs at the root with the replica attached,
+#      every process free to run on both cores (the load generator competes
+#      with the servers for them);
+#   2. PUTs at the root alone, the set-up of a one-member etcd;
+#   3. GETs at a replica pinned to core 1 (GOMAXPROCS=1) with the load
+#      generator pinned to core 0 (GOMAXPROCS=1): one core each, the way
+#      redis-server and redis-benchmark (one thread each) share this machine.
+#
+# Step 3 needs taskset (util-linux); it is skipped with a message without it.
 #
 #   bench/run-issue3.sh            # from the repository root
 #   LOAD_ARGS="-json" bench/run-issue3.sh
@@ -47,19 +56,56 @@ wait_up() {
 go build -o "$TMP/argent" ./cmd/argent
 go build -o "$TMP/load" ./bench/load
 
+# applied prints a node's applied index.
+applied() {
+	curl -fs "http://$1/v1/status" | grep -o '"applied_index":[0-9]*' | cut -d: -f2
+}
+
+# wait_caught_up waits up to 60 s until replica $1 has applied root $2's index.
+wait_caught_up() {
+	local want
+	want=$(applied "$2")
+	for _ in $(seq 1200); do
+		[ "$(applied "$1" || echo 0)" -ge "$want" ] && return
+		sleep 0.05
+	done
+	echo "replica $1 did not catch up with $2" >&2
+	return 1
+}
+
 ROOT=127.0.0.1:$(free_port)
 REPLICA=127.0.0.1:$(free_port)
 "$TMP/argent" root --data "$TMP/root" --listen "$ROOT" --log-level warn >"$TMP/root.log" 2>&1 &
-PIDS+=($!)
+ROOT_PID=$!
+PIDS+=("$ROOT_PID")
 wait_up "$ROOT"
 "$TMP/argent" replica --data "$TMP/replica" --listen "$REPLICA" --upstream "$ROOT" --log-level warn >"$TMP/replica.log" 2>&1 &
-PIDS+=($!)
+REPLICA_PID=$!
+PIDS+=("$REPLICA_PID")
 wait_up "$REPLICA"
-echo "root $ROOT (pid ${PIDS[0]}), replica $REPLICA (pid ${PIDS[1]})"
+echo "root $ROOT (pid $ROOT_PID), replica $REPLICA (pid $REPLICA_PID)"
 
-# -pids: report the CPU of root + replica beside the load generator's own.
-COMMON="-conns 50 -duration 10s -keys 100000 -value 256 -pids ${PIDS[0]},${PIDS[1]} ${LOAD_ARGS:-}"
-echo "== GET at the replica, uniform"
-"$TMP/load" -target "$REPLICA" -root "$ROOT" -prefill -mode get -dist uniform $COMMON
-echo "== PUT at the root"
-"$TMP/load" -target "$ROOT" -mode put $COMMON
+# -pids: report the CPU of the servers beside the load generator's own.
+COMMON="-conns 50 -duration 10s -keys 100000 -value 256 ${LOAD_ARGS:-}"
+echo "== 1. GET at the replica, uniform, shared cores"
+"$TMP/load" -target "$REPLICA" -root "$ROOT" -prefill -mode get -dist uniform -pids "$ROOT_PID,$REPLICA_PID" $COMMON
+echo "== 1. PUT at the root, replica attached, shared cores"
+"$TMP/load" -target "$ROOT" -mode put -pids "$ROOT_PID,$REPLICA_PID" $COMMON
+
+kill "$REPLICA_PID"
+wait "$REPLICA_PID" 2>/dev/null || true
+echo "== 2. PUT at the root alone, shared cores"
+"$TMP/load" -target "$ROOT" -mode put -pids "$ROOT_PID" $COMMON
+
+if ! command -v taskset >/dev/null; then
+	echo "== 3. skipped: taskset (util-linux) is not installed"
+	exit 0
+fi
+PINNED=127.0.0.1:$(free_port)
+GOMAXPROCS=1 taskset -c 1 "$TMP/argent" replica --data "$TMP/pinned" --listen "$PINNED" --upstream "$ROOT" --log-level warn >"$TMP/pinned.log" 2>&1 &
+PINNED_PID=$!
+PIDS+=("$PINNED_PID")
+wait_up "$PINNED"
+wait_caught_up "$PINNED" "$ROOT"
+echo "== 3. GET at a replica on core 1, load generator on core 0"
+GOMAXPROCS=1 taskset -c 0 "$TMP/load" -target "$PINNED" -mode get -dist uniform -pids "$PINNED_PID" $COMMON

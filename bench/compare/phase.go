@@ -43,13 +43,16 @@ type phase struct {
 	arg  *argentStore
 
 	argent, etcdSer, etcdLin, redis, redisAOF system
+	// argentSolo is a root with no replica, set when the phase has writes.
+	argentSolo system
+	solo       *argentStore
 }
 
 // runDataset starts fresh servers, loads ds into each, and runs work.
 // Every server is stopped by PID before it returns.
 func runDataset(ctx context.Context, cfg config, res *results, dir string, ds *dataset, work phaseWork, log io.Writer) error {
 	fmt.Fprintf(log, "== data set %s: starting argent (root + replica), etcd, Redis (primary + replica)\n", ds.name)
-	e, err := startEnv(ctx, cfg.bins, filepath.Join(dir, ds.slug), envSpec{depth: 1, resp: work.resp, etcd: true, redis: true, redisAOF: work.writes})
+	e, err := startEnv(ctx, cfg.bins, filepath.Join(dir, ds.slug), envSpec{depth: 1, resp: work.resp, etcd: true, redis: true, redisAOF: work.writes, soloRoot: work.writes})
 	if err != nil {
 		return err
 	}
@@ -110,12 +113,19 @@ func (p *phase) openClients(ctx context.Context) error {
 		p.rdsA = newRedisClients(p.env.redisAOF.Addr, n)
 		p.redisAOF = system{name: "redis-aof", st: &redisStore{write: p.rdsA}, pids: []int{p.env.redisAOF.PID()}}
 	}
+	if p.env.solo != nil {
+		p.solo = newArgentStore(p.env.solo.Addr, p.env.solo.Addr, n)
+		p.argentSolo = system{name: "argent-solo", st: p.solo, pids: []int{p.env.solo.PID()}}
+	}
 	return nil
 }
 
 func (p *phase) closeClients() {
 	if p.arg != nil {
 		p.arg.close()
+	}
+	if p.solo != nil {
+		p.solo.close()
 	}
 	closeEtcdClients(p.etcd)
 	closeRedisClients(p.rdsR)
@@ -149,6 +159,11 @@ func (p *phase) load(ctx context.Context) error {
 	defer rdsR.Close()
 	if err := step("argent", ds.name, func() error { return loadArgent(ctx, p.env.root, reps, ds.keys, keyString, ds.pool.of) }); err != nil {
 		return err
+	}
+	if solo := p.env.solo; solo != nil {
+		if err := step("argent-solo", ds.name, func() error { return loadArgent(ctx, solo, nil, ds.keys, keyString, ds.pool.of) }); err != nil {
+			return err
+		}
 	}
 	if err := step("etcd", ds.name, func() error { return loadEtcd(ctx, etcd, ds.keys, keyString, ds.pool.of) }); err != nil {
 		return err
@@ -303,11 +318,14 @@ func (p *phase) ycsbMixes(ctx context.Context) error {
 // writes runs closed loops of overwrites of existing keys with 1 and with
 // cfg.conns writers: argent PUT at the root and etcd Put (both fsynced
 // before the answer), Redis SET at the primary without persistence (a
-// reference, not durable) and at a Redis with appendfsync always.
+// reference, not durable) and at a Redis with appendfsync always. argent
+// runs twice: at the root whose replica serves the reads (the replica's
+// apply shares the two cores), and at a root with no children, which is
+// how the one etcd member takes writes.
 func (p *phase) writes(ctx context.Context) error {
 	etcd := system{name: "etcd", st: p.etcdSer.st, pids: p.etcdSer.pids}
 	for _, n := range p.cfg.writers {
-		_, err := p.measure(ctx, []system{p.argent, etcd, p.redis, p.redisAOF}, comparison{
+		_, err := p.measure(ctx, []system{p.argent, p.argentSolo, etcd, p.redis, p.redisAOF}, comparison{
 			id:      func(s system) string { return fmt.Sprintf("writes/%s/w%d/%s", p.ds.slug, n, s.name) },
 			workers: n,
 			newWorker: func(s system) func(int, *mrand.Rand) worker {

@@ -94,7 +94,8 @@ func fakeResults() *results {
 	add(readID(ds, distUniform, "open", "etcd-ser"), 5000, 4)
 	add("mget/100k-256B/argent", 2000, 30)
 	add("mget/100k-256B/redis", 1000, 30)
-	add("writes/100k-256B/w50/argent", 12_000, 10)
+	add("writes/100k-256B/w50/argent", 10_000, 10)
+	add("writes/100k-256B/w50/argent-solo", 12_000, 10)
 	add("writes/100k-256B/w50/etcd", 4_000, 20)
 	res.RedisBenchmark = []*rbResult{
 		{ID: rbID("get", 1, "argent"), RPS: 45_000, P50: 0.6, P99: 1.2},
@@ -144,13 +145,14 @@ func TestBuildTargets(t *testing.T) {
 		met[tg.Aim] = tg.Met
 	}
 	for aim, want := range map[string]string{
-		"replica point reads ≥ 4× etcd serializable reads/s (uniform)":       "yes",
-		"replica read p99 ≤ ¼ of etcd serializable p99 (open loop, uniform)": "yes",
-		"replica point reads ≥ 4× etcd serializable reads/s (zipf)":          "–",
-		"RESP GET ≥ 0.8× Redis GET, redis-benchmark -P 1":                    "yes",
-		"MGET of 100 keys at least as fast per key as Redis":                 "yes",
-		"root writes ≥ 3× etcd's with 50 writers":                            "yes",
-		"propagation p99 at one hop ≤ etcd watch p99, 100 writes/s":          "yes",
+		"replica point reads ≥ 4× etcd serializable reads/s (uniform)":               "yes",
+		"replica read p99 ≤ ¼ of etcd serializable p99 (open loop, uniform)":         "yes",
+		"replica point reads ≥ 4× etcd serializable reads/s (zipf)":                  "–",
+		"RESP GET ≥ 0.8× Redis GET, redis-benchmark -P 1":                            "yes",
+		"HTTP mget of 100 keys at least as fast per key as Redis MGET":               "yes",
+		"root writes ≥ 3× etcd's with 50 writers (root alone)":                       "yes",
+		"root writes ≥ 3× etcd's with 50 writers (root + replica on the same cores)": "no",
+		"propagation p99 at one hop ≤ etcd watch p99, 100 writes/s":                  "yes",
 	} {
 		if met[aim] != want {
 			t.Errorf("%s: met %q, want %q", aim, met[aim], want)

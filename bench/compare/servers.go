@@ -17,6 +17,9 @@ type envSpec struct {
 	etcd     bool
 	redis    bool // a Redis primary and a replica of it
 	redisAOF bool // a standalone Redis with appendfsync always
+	// soloRoot: a second argent root with no children, for writes measured
+	// the way a one-member etcd takes them.
+	soloRoot bool
 }
 
 // env is the servers of one phase, every one a process of c, stopped by
@@ -25,6 +28,7 @@ type env struct {
 	c        *benchnode.Cluster
 	root     *benchnode.Proc
 	replicas []*benchnode.Proc // replicas[0] is one hop below the root
+	solo     *benchnode.Proc   // a root without children (envSpec.soloRoot)
 	respAddr string            // replicas[0]'s Redis-protocol address
 	etcd     *benchnode.Proc
 	etcdSpec benchnode.Spec  // to start it again on the same data and ports
@@ -74,6 +78,11 @@ func startEnv(ctx context.Context, b bins, dir string, spec envSpec) (e *env, er
 		}
 		e.replicas = append(e.replicas, r)
 		up = r
+	}
+	if spec.soloRoot {
+		if e.solo, err = e.c.Start(ctx, "argent-solo", "root", argentNodeArgs...); err != nil {
+			return nil, err
+		}
 	}
 	if spec.etcd {
 		if e.etcdSpec, err = etcdSpec(e.c, b.etcd); err != nil {

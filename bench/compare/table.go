@@ -256,19 +256,25 @@ func writesTable(res *results) table {
 	t := table{
 		Title:   "Durable writes at the root",
 		Systems: []string{"argent", "etcd", "Redis (no persistence)", "Redis (appendfsync always)"},
-		Note: "Closed loop, overwrites of uniformly chosen existing keys. argent: PUT /v1/kv/{key} at the root, answered once fsynced (a replica attached); etcd: Put (Raft WAL fsynced). " +
+		Note: "Closed loop, overwrites of uniformly chosen existing keys. argent: PUT /v1/kv/{key} at the root, answered once fsynced, in two set-ups: the root whose replica serves the other workloads (the replica applies every write on the same two cores) and a root with no children (as the one etcd member has no followers); etcd: Put (Raft WAL fsynced). " +
 			"Redis without persistence (SET at a primary with a replica attached) is a reference, not a durable store; Redis with appendonly yes and appendfsync always (standalone) is durable.",
 	}
 	for _, ds := range res.Datasets {
 		for _, n := range res.Settings.Writers {
-			runs := res.runsOf(fmt.Sprintf("writes/%s/w%d/", ds.Slug, n), "argent", "etcd", "redis", "redis-aof")
-			w := fmt.Sprintf("%s, %d writer", ds.Name, n)
-			if n > 1 {
-				w += "s"
+			for _, setup := range []struct{ system, label string }{{"argent", "root + replica"}, {"argent-solo", "root alone"}} {
+				runs := res.runsOf(fmt.Sprintf("writes/%s/w%d/", ds.Slug, n), setup.system, "etcd", "redis", "redis-aof")
+				if runs[0] == nil {
+					continue // a result file from before root-alone runs
+				}
+				w := fmt.Sprintf("%s, %d writer", ds.Name, n)
+				if n > 1 {
+					w += "s"
+				}
+				w += ", argent " + setup.label
+				t.add(numRow(w, "writes/s", runs, opsPerSec, false))
+				t.add(latRow(w, "p50 / p99 / p99.9 ms", runs, allLatency))
+				t.add(numRow(w, "server CPU-µs per write", runs, cpuPerOp, true))
 			}
-			t.add(numRow(w, "writes/s", runs, opsPerSec, false))
-			t.add(latRow(w, "p50 / p99 / p99.9 ms", runs, allLatency))
-			t.add(numRow(w, "server CPU-µs per write", runs, cpuPerOp, true))
 		}
 	}
 	return t

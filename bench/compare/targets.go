@@ -60,7 +60,7 @@ func buildTargets(res *results) []target {
 	}
 	a := fig("mget/"+ds.slug+"/argent", keysPerSec)
 	r := fig("mget/"+ds.slug+"/redis", keysPerSec)
-	out = append(out, ratioTarget(fmt.Sprintf("MGET of %d keys at least as fast per key as Redis", res.Settings.MGetKeys), a, r, 1, true,
+	out = append(out, ratioTarget(fmt.Sprintf("HTTP mget of %d keys at least as fast per key as Redis MGET", res.Settings.MGetKeys), a, r, 1, true,
 		fmt.Sprintf("%s vs %s keys/s", fmtCount(a), fmtCount(r))))
 	for _, pl := range rbPipelines {
 		ar, rr := res.findRB(rbID("mget", pl, "argent")), res.findRB(rbID("mget", pl, "redis"))
@@ -71,10 +71,12 @@ func buildTargets(res *results) []target {
 	}
 	if n := res.Settings.Writers; len(n) > 0 {
 		w := n[len(n)-1]
-		a := fig(fmt.Sprintf("writes/%s/w%d/argent", ds.slug, w), opsPerSec)
 		e := fig(fmt.Sprintf("writes/%s/w%d/etcd", ds.slug, w), opsPerSec)
-		out = append(out, ratioTarget(fmt.Sprintf("root writes ≥ 3× etcd's with %d writers", w), a, e, 3, true,
-			fmt.Sprintf("%s vs %s writes/s", fmtCount(a), fmtCount(e))))
+		for _, setup := range []struct{ system, label string }{{"argent-solo", "root alone"}, {"argent", "root + replica on the same cores"}} {
+			a := fig(fmt.Sprintf("writes/%s/w%d/%s", ds.slug, w, setup.system), opsPerSec)
+			out = append(out, ratioTarget(fmt.Sprintf("root writes ≥ 3× etcd's with %d writers (%s)", w, setup.label), a, e, 3, true,
+				fmt.Sprintf("%s vs %s writes/s", fmtCount(a), fmtCount(e))))
+		}
 	}
 	for _, rate := range res.Settings.PropRates {
 		a, e := res.findProp(fmt.Sprintf("propagate/%g/argent-r1", rate)), res.findProp(fmt.Sprintf("propagate/%g/etcd-watch", rate))

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/base64"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -19,6 +20,9 @@ import (
 // appendItemsJSON appends {"index":S,"items":[...]} and, when next is not
 // empty, "next", as encoding/json would encode an MGetResponse or ScanPage.
 func appendItemsJSON(dst []byte, index argent.Index, items []client.Item, next string) []byte {
+	// One allocation for the usual answer: growing the slice as it went
+	// took a quarter of a 100-key mget's CPU, in copies and GC.
+	dst = slices.Grow(dst, itemsJSONSize(items, next))
 	dst = append(dst, `{"index":`...)
 	dst = strconv.AppendUint(dst, uint64(index), 10)
 	dst = append(dst, `,"items":[`...)
@@ -49,6 +53,17 @@ func appendItemsJSON(dst []byte, index argent.Index, items []client.Item, next s
 		dst = appendJSONString(dst, next)
 	}
 	return append(dst, "}\n"...)
+}
+
+// itemsJSONSize is the length of appendItemsJSON's output when no key
+// needs escaping (an upper bound on the fixed parts otherwise).
+func itemsJSONSize(items []client.Item, next string) int {
+	n := len(`{"index":,"items":[],"next":""}`) + 21 + len(next) + 1
+	for i := range items {
+		it := &items[i]
+		n += len(`{"key":"","value":"","mod_index":,"absent":true},`) + 20 + len(it.Key) + base64.StdEncoding.EncodedLen(len(it.Value))
+	}
+	return n
 }
 
 // appendJSONString appends s as a JSON string, as encoding/json does.

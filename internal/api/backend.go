@@ -39,6 +39,18 @@ type TierReader interface {
 	GetTier(key []byte, at argent.Index) (kv.Value, string, error)
 }
 
+// ManyReader is a Reader that reads the keys of an mget better together
+// than one Get at a time: a proxy resolves their misses with one lookup
+// per replica tried instead of one per key. Its answers are those Get would
+// give.
+type ManyReader interface {
+	Reader
+	// GetMany reads every key at index at: vals[i] is keys[i]'s value and
+	// found[i] is false where keys[i] is absent. Any other failure fails the
+	// whole read, with the error one Get would return.
+	GetMany(keys [][]byte, at argent.Index) (vals []kv.Value, found []bool, err error)
+}
+
 // Backend is what the HTTP API needs from a node.
 type Backend interface {
 	// Reader serves the node's reads at its published applied index (or a

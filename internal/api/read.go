@@ -254,6 +254,20 @@ func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 // mgetAt reads every key at index at into items.
 func mgetAt(st Reader, keys [][]byte, names []string, at argent.Index, items []client.Item) error {
+	if mr, ok := st.(ManyReader); ok {
+		vals, found, err := mr.GetMany(keys, at)
+		if err != nil {
+			return err
+		}
+		for i, v := range vals {
+			if found[i] {
+				items[i] = client.Item{Key: names[i], Value: v.Value, ModIndex: v.ModIndex}
+			} else {
+				items[i] = client.Item{Key: names[i], Absent: true}
+			}
+		}
+		return nil
+	}
 	for i, k := range keys {
 		v, err := st.Get(k, at)
 		switch {

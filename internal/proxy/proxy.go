@@ -230,6 +230,79 @@ func (p *Proxy) GetTier(key []byte, at argent.Index) (kv.Value, string, error) {
 	if at > p.Applied() {
 		return kv.Value{}, "", fmt.Errorf("%w: read at %d, proxy at %d", argent.ErrFuture, at, p.Applied())
 	}
+	if v, tier, err := p.getLocal(key, at); tier != "" {
+		return v, tier, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.MissWait)
+	defer cancel()
+	rs, err := p.resolve(ctx, [][]byte{key}, at)
+	if err != nil {
+		p.stats.Failed.Add(1)
+		return kv.Value{}, "", err
+	}
+	p.stats.Replica.Add(1)
+	if rs[0].Absent {
+		return kv.Value{}, TierReplica, argent.ErrNotFound
+	}
+	return kv.Value{Value: rs[0].Value, ModIndex: rs[0].ModIndex}, TierReplica, nil
+}
+
+// GetMany reads every key at index at (at most Applied), as GetTier reads
+// one: vals[i] is the value of keys[i], and found[i] is false where it is
+// absent. The misses are resolved together, one lookup for all of them per
+// replica tried (see resolve), within one MissWait. It fails, as a whole,
+// when any miss cannot be resolved, with an error wrapping
+// argent.ErrUnavailable.
+func (p *Proxy) GetMany(keys [][]byte, at argent.Index) (vals []kv.Value, found []bool, err error) {
+	if at > p.Applied() {
+		return nil, nil, fmt.Errorf("%w: read at %d, proxy at %d", argent.ErrFuture, at, p.Applied())
+	}
+	vals, found = make([]kv.Value, len(keys)), make([]bool, len(keys))
+	var miss [][]byte                // the distinct keys missed
+	missAt := make([]int, len(keys)) // position in miss of each key; -1: answered here
+	pos := make(map[string]int)      // key -> position in miss
+	for i, k := range keys {
+		missAt[i] = -1
+		if v, tier, err := p.getLocal(k, at); tier != "" {
+			switch {
+			case err == nil:
+				vals[i], found[i] = v, true
+			case !errors.Is(err, argent.ErrNotFound):
+				return nil, nil, err
+			}
+			continue
+		}
+		j, dup := pos[string(k)]
+		if !dup {
+			j = len(miss)
+			pos[string(k)] = j
+			miss = append(miss, k)
+		}
+		missAt[i] = j
+	}
+	if len(miss) == 0 {
+		return vals, found, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.MissWait)
+	defer cancel()
+	rs, err := p.resolve(ctx, miss, at)
+	if err != nil {
+		p.stats.Failed.Add(uint64(len(miss)))
+		return nil, nil, err
+	}
+	p.stats.Replica.Add(uint64(len(miss)))
+	for i, j := range missAt {
+		if j >= 0 && !rs[j].Absent {
+			vals[i], found[i] = kv.Value{Value: rs[j].Value, ModIndex: rs[j].ModIndex}, true
+		}
+	}
+	return vals, found, nil
+}
+
+// getLocal answers a read of key at index at from the proxy's own tiers:
+// the window, the cache, the filter, and names the one that answered. The
+// tier is "" on a miss, which only a replica can resolve.
+func (p *Proxy) getLocal(key []byte, at argent.Index) (kv.Value, string, error) {
 	if wr, found, ok := p.win.Latest(key, at); ok && found {
 		p.stats.Window.Add(1)
 		return writeValue(wr), TierWindow, writeErr(wr)
@@ -245,18 +318,7 @@ func (p *Proxy) GetTier(key []byte, at argent.Index) (kv.Value, string, error) {
 		p.stats.Filter.Add(1)
 		return kv.Value{}, TierFilter, argent.ErrNotFound
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.MissWait)
-	defer cancel()
-	r, err := p.resolve(ctx, key, at)
-	if err != nil {
-		p.stats.Failed.Add(1)
-		return kv.Value{}, "", err
-	}
-	p.stats.Replica.Add(1)
-	if r.Absent {
-		return kv.Value{}, TierReplica, argent.ErrNotFound
-	}
-	return kv.Value{Value: r.Value, ModIndex: r.ModIndex}, TierReplica, nil
+	return kv.Value{}, "", nil
 }
 
 // writeValue and writeErr turn a window write into a read's answer.

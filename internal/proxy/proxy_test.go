@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -83,6 +84,13 @@ type replica struct {
 
 func newReplica(t *testing.T, h *history, upTo int) *replica {
 	t.Helper()
+	return newReplicaWith(t, h, upTo, nil)
+}
+
+// newReplicaWith is newReplica with wrap, when not nil, in front of the
+// lookup server.
+func newReplicaWith(t *testing.T, h *history, upTo int, wrap func(http.Handler) http.Handler) *replica {
+	t.Helper()
 	st, err := kv.Open(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +105,11 @@ func newReplica(t *testing.T, h *history, upTo int) *replica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv)
+	var hd http.Handler = srv
+	if wrap != nil {
+		hd = wrap(srv)
+	}
+	hs := httptest.NewServer(hd)
 	t.Cleanup(hs.Close)
 	r.addr = hs.Listener.Addr().String()
 	return r
@@ -119,12 +131,20 @@ func (r *replica) feed(t *testing.T, h *history, upTo int) {
 
 func newProxy(t *testing.T, replicas []string, budget int64, win window.Options) *proxy.Proxy {
 	t.Helper()
+	return newProxyWith(t, budget, proxy.Config{Replicas: replicas, Window: win, MissWait: 300 * time.Millisecond})
+}
+
+// newProxyWith returns a proxy configured by cfg over a new cache of the
+// given budget.
+func newProxyWith(t *testing.T, budget int64, cfg proxy.Config) *proxy.Proxy {
+	t.Helper()
 	c, err := proxycache.Open(t.TempDir(), proxycache.Options{Budget: budget})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	p, err := proxy.New(proxy.Config{Cache: c, Replicas: replicas, Window: win, MissWait: 300 * time.Millisecond})
+	cfg.Cache = c
+	p, err := proxy.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

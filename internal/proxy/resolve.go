@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/lookup"
@@ -24,77 +25,194 @@ type flight struct {
 	err  error
 }
 
-// resolve returns key's value at index at from a replica, sharing the
-// lookup with concurrent reads of the same key at the same index, and
-// offers the answer to the cache.
-func (p *Proxy) resolve(ctx context.Context, key []byte, at argent.Index) (lookup.Result, error) {
-	fk := flightKey{key: string(key), at: at}
+// resolve returns the values of keys (distinct) at index at from replicas,
+// in the order of keys, and offers each answer to the cache. It fails, as a
+// whole, when any key cannot be resolved before ctx ends.
+//
+// Every key is a flight that concurrent reads of the key at the same index
+// share, whether they read one key or many. The keys no other read is
+// looking up already are looked up together, one request per replica tried
+// (see lookupAt); for the others resolve waits on the flight that is. A
+// caller first finishes the flights it leads and only then waits on others,
+// so two reads leading each other's keys cannot wait on each other.
+func (p *Proxy) resolve(ctx context.Context, keys [][]byte, at argent.Index) ([]lookup.Result, error) {
+	flights := make([]*flight, len(keys))
+	var lead []int // positions of the keys this call looks up
 	p.flightMu.Lock()
-	if f, ok := p.flights[fk]; ok {
+	for i, k := range keys {
+		fk := flightKey{key: string(k), at: at}
+		if f, ok := p.flights[fk]; ok {
+			flights[i] = f
+			continue
+		}
+		f := &flight{done: make(chan struct{})}
+		p.flights[fk] = f
+		flights[i] = f
+		lead = append(lead, i)
+	}
+	p.flightMu.Unlock()
+
+	if len(lead) > 0 {
+		ask := make([][]byte, len(lead))
+		for j, i := range lead {
+			ask[j] = keys[i]
+		}
+		rs, errs := p.lookupAt(ctx, ask, at)
+		p.flightMu.Lock()
+		for _, i := range lead {
+			delete(p.flights, flightKey{key: string(keys[i]), at: at})
+		}
 		p.flightMu.Unlock()
-		select {
-		case <-f.done:
-			return f.r, f.err
-		case <-ctx.Done():
-			return lookup.Result{}, fmt.Errorf("%w: proxy: miss of %q at %d: %w", argent.ErrUnavailable, key, at, ctx.Err())
+		for j, i := range lead {
+			f := flights[i]
+			f.r, f.err = rs[j], errs[j]
+			close(f.done)
+			if f.err == nil {
+				p.admit(keys[i], f.r, at)
+			}
 		}
 	}
-	f := &flight{done: make(chan struct{})}
-	p.flights[fk] = f
-	p.flightMu.Unlock()
 
-	f.r, f.err = p.lookupAt(ctx, key, at)
-	p.flightMu.Lock()
-	delete(p.flights, fk)
-	p.flightMu.Unlock()
-	close(f.done)
-	if f.err == nil {
-		p.admit(key, f.r, at)
+	out := make([]lookup.Result, len(keys))
+	for i, f := range flights {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: proxy: miss of %q at %d: %w", argent.ErrUnavailable, keys[i], at, ctx.Err())
+		}
+		if f.err != nil {
+			return nil, f.err
+		}
+		out[i] = f.r
 	}
-	return f.r, f.err
+	return out, nil
 }
 
-// lookupAt asks the replicas, in turn, for key as of at until one answer
-// is proven to be the value at at, or ctx ends. An answer from a replica
-// at A < at is the value at at only if the window shows no write of key in
-// (A, at]; when the window cannot show that, the proxy tries the next
-// replica, and after a round waits a little for the replicas to catch up.
-func (p *Proxy) lookupAt(ctx context.Context, key []byte, at argent.Index) (lookup.Result, error) {
-	var lastErr error
+// lookupAt asks the replicas, in turn, for keys as of at until every
+// answer is proven to be the value at at (see prove), or ctx ends. Each
+// replica gets one request for all the keys not proven yet (see fetch).
+// After a round it waits a little for the replicas to catch up. It returns
+// each key's result or, once ctx ended, why it was not proven.
+func (p *Proxy) lookupAt(ctx context.Context, keys [][]byte, at argent.Index) ([]lookup.Result, []error) {
+	out := make([]lookup.Result, len(keys))
+	errs := make([]error, len(keys)) // why each key is not proven yet
+	todo := make([]int, len(keys))   // positions of the keys not proven yet
+	for i := range todo {
+		todo[i] = i
+	}
+	ask := make([][]byte, 0, len(keys))
 	backoff := time.Millisecond
 	for {
 		for _, c := range p.oracle.order(at) {
-			r, err := c.Get(ctx, key, at)
-			switch {
-			case err != nil:
-				lastErr = err
-				if ctx.Err() != nil {
-					return lookup.Result{}, p.missErr(key, at, lastErr)
-				}
-				if errors.Is(err, argent.ErrUnavailable) {
-					p.oracle.markDown(c.Addr())
-				}
-				continue
-			case r.Index == at:
-				return r, nil
-			case r.Index > at:
-				lastErr = fmt.Errorf("proxy: %s answered as of %d, asked for %d", c.Addr(), r.Index, at)
-				continue
+			ask = ask[:0]
+			for _, i := range todo {
+				ask = append(ask, keys[i])
 			}
-			changed, ok := p.win.Changed(key, r.Index, at)
-			if ok && !changed {
-				r.Index = at // nothing wrote key in (r.Index, at]
-				return r, nil
+			rs, ferrs := fetch(ctx, c, ask, at)
+			left, down := todo[:0], false
+			for j, i := range todo {
+				err := ferrs[j]
+				if err == nil {
+					out[i], err = p.prove(c.Addr(), keys[i], rs[j], at)
+				} else if errors.Is(err, argent.ErrUnavailable) {
+					down = true
+				}
+				errs[i] = err
+				if err != nil {
+					left = append(left, i)
+				}
 			}
-			lastErr = fmt.Errorf("proxy: %s is at %d, behind %d, and the window (from %d) cannot prove key unchanged", c.Addr(), r.Index, at, p.windowLo())
+			todo = left
+			if len(todo) == 0 {
+				return out, errs
+			}
+			if ctx.Err() != nil {
+				return out, p.missErrs(keys, todo, at, errs)
+			}
+			if down {
+				p.oracle.markDown(c.Addr())
+			}
 		}
 		select {
 		case <-ctx.Done():
-			return lookup.Result{}, p.missErr(key, at, lastErr)
+			return out, p.missErrs(keys, todo, at, errs)
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 100*time.Millisecond)
 	}
+}
+
+// prove returns r, a replica's answer for key, as key's value at at if it
+// is one: the replica answered as of at, or as of A < at and the window
+// shows that nothing wrote key in (A, at]. If key changed in (A, at], the
+// write is in the window, and the window tier would already have answered;
+// if the window does not reach back to A, nothing is proven.
+func (p *Proxy) prove(addr string, key []byte, r lookup.Result, at argent.Index) (lookup.Result, error) {
+	switch {
+	case r.Index == at:
+		return r, nil
+	case r.Index > at:
+		return lookup.Result{}, fmt.Errorf("proxy: %s answered as of %d, asked for %d", addr, r.Index, at)
+	}
+	if changed, ok := p.win.Changed(key, r.Index, at); ok && !changed {
+		r.Index = at
+		return r, nil
+	}
+	return lookup.Result{}, fmt.Errorf("proxy: %s is at %d, behind %d, and the window (from %d) cannot prove key unchanged", addr, r.Index, at, p.windowLo())
+}
+
+// maxLookupKeys bounds the keys of one many-key lookup: a replica with
+// the default lookup.Config refuses more.
+const maxLookupKeys = lookup.DefaultMaxKeys
+
+// fetch asks the replica c for keys as of at and returns each key's answer
+// or error. One key goes by Get; more go by GetMany, one request for all of
+// them (in requests of at most maxLookupKeys), except keys that are not
+// valid UTF-8, which the many-key form cannot carry: those go by Get. When
+// a many-key request is refused as too large or its answer breaks the
+// protocol (an answer of many large values can exceed what the client
+// accepts in one body), its keys are asked one by one, as a single-key read
+// would ask them. Every answer still needs prove.
+func fetch(ctx context.Context, c *lookup.Client, keys [][]byte, at argent.Index) ([]lookup.Result, []error) {
+	rs := make([]lookup.Result, len(keys))
+	errs := make([]error, len(keys))
+	one := func(i int) { rs[i], errs[i] = c.Get(ctx, keys[i], at) }
+	var batch []int
+	for i, k := range keys {
+		if utf8.Valid(k) {
+			batch = append(batch, i)
+		} else {
+			one(i)
+		}
+	}
+	if len(batch) == 1 {
+		one(batch[0])
+		batch = nil
+	}
+	for len(batch) > 0 {
+		part := batch[:min(len(batch), maxLookupKeys)]
+		batch = batch[len(part):]
+		ask := make([][]byte, len(part))
+		for j, i := range part {
+			ask[j] = keys[i]
+		}
+		got, err := c.GetMany(ctx, ask, at)
+		switch {
+		case err == nil:
+			for j, i := range part {
+				rs[i] = got[j]
+			}
+		case ctx.Err() == nil && (errors.Is(err, argent.ErrTooLarge) || errors.Is(err, lookup.ErrProtocol)):
+			for _, i := range part {
+				one(i)
+			}
+		default:
+			for _, i := range part {
+				errs[i] = err
+			}
+		}
+	}
+	return rs, errs
 }
 
 func (p *Proxy) windowLo() argent.Index {
@@ -107,6 +225,14 @@ func (p *Proxy) missErr(key []byte, at argent.Index, err error) error {
 		err = errors.New("no answer")
 	}
 	return fmt.Errorf("%w: proxy: miss of %q at %d not resolved in %v: %w", argent.ErrUnavailable, key, at, p.cfg.MissWait, err)
+}
+
+// missErrs turns the errors of the keys at positions todo into missErr.
+func (p *Proxy) missErrs(keys [][]byte, todo []int, at argent.Index, errs []error) []error {
+	for _, i := range todo {
+		errs[i] = p.missErr(keys[i], at, errs[i])
+	}
+	return errs
 }
 
 // admit offers r, the value at index at, to the cache at the cache's

@@ -313,4 +313,4 @@ func (c *Cache) DiskUsage() uint64 { return c.db.Metrics().DiskSpaceUsage() }
 
 // Weight returns the weight of the cached entries as the eviction policy
 // counts it: at most the budget, once pending evictions are done.
-func (c *Cache) Weight() uint64 { return c.policy.c.WeightedSize() }
+func (c *Cache) Weight() uint64 { return c.policy.otter().WeightedSize() }

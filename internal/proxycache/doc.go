@@ -66,7 +66,9 @@
 // # Memory
 //
 // The policy holds every cached key: about 85 bytes of heap per key plus
-// the key itself (97 bytes per 12-byte key, measured). On top come the
+// the key itself (97 bytes per 12-byte key, measured), and a frequency
+// sketch of 8 bytes per entry the budget holds, rounded up to a power of
+// two (see policy). On top come the
 // memory cache of hot entries (MemoryCache) and Pebble's block cache
 // (BlockCacheSize plus two memtables).
 //

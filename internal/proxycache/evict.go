@@ -88,7 +88,7 @@ func (c *Cache) evictLoop() {
 // background evictor does this within EvictDelay; tests and shutdown paths
 // call it to reach the budget now.
 func (c *Cache) EvictNow() error {
-	c.policy.c.CleanUp()
+	c.policy.otter().CleanUp()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.writableLocked(); err != nil {

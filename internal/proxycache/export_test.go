@@ -40,7 +40,7 @@ func (c *Cache) CheckPolicy() error {
 			return fmt.Errorf("key %q is in Pebble but neither in the policy nor pending", k)
 		}
 	}
-	for k := range c.policy.c.Keys() {
+	for k := range c.policy.otter().Keys() {
 		if _, ok := stored[k]; !ok {
 			return fmt.Errorf("key %q is in the policy but not in Pebble", k)
 		}
@@ -49,7 +49,7 @@ func (c *Cache) CheckPolicy() error {
 }
 
 // PolicyKeys returns the number of keys the policy holds.
-func (c *Cache) PolicyKeys() int { return c.policy.c.EstimatedSize() }
+func (c *Cache) PolicyKeys() int { return c.policy.otter().EstimatedSize() }
 
 // Metrics returns Pebble's metrics.
 func (c *Cache) Metrics() *pebble.Metrics { return c.db.Metrics() }

@@ -182,8 +182,10 @@ func writeSim(w io.Writer, sim []simResult, s settings) {
 	}
 	fmt.Fprintf(w, "\nproxycache: a real `proxycache.Cache` in a temporary directory under %s (default options but the budget), "+
 		"driven as the proxy drives it: `Get`, and on a miss `Admit(key, entry, cache.Applied())`. "+
-		"otter: the same W-TinyLFU policy (otter v2, same weights and budget) without Pebble, with its maintenance on a new goroutine "+
-		"as in proxycache (otter's default), and inline (`Executor` running it on the caller's goroutine). "+
+		"otter: the W-TinyLFU policy alone (otter v2, same weights and budget, no Pebble) with otter's defaults: maintenance on a new goroutine, "+
+		"and the frequency sketch sized lazily (once the cache holds half the budget, for the entries it holds then). "+
+		"otter, inline: the same with maintenance on the caller's goroutine (`Executor`), as proxycache runs it; "+
+		"proxycache also sizes the sketch for the entries the budget holds (see docs/PROXY.md), so this column is its policy without that. "+
 		"LRU: admits every miss. Static best: the best fixed set of keys for the trace, chosen knowing every key's read count "+
 		"(what a perfect LFU converges to on a stationary trace; greedy by reads per byte). Optimum: %s. Ceiling: 1 − distinct keys / reads, the hit rate if only first reads missed. "+
 		"Ratio: proxycache ÷ optimum (issue 6 aims at ≥ %.1f); the second half counts only the reads of the trace's second half, "+

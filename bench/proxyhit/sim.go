@@ -150,13 +150,14 @@ func replayCache(ctx context.Context, dir string, d *dataset, trace []int32, bud
 	return out, c.Stats(), nil
 }
 
-// replayOtter replays trace against otter alone, configured as proxycache
-// configures it (W-TinyLFU weighted by the same weights), with no Pebble
-// behind it: what the policy itself scores. With inline set, otter runs
-// its maintenance (draining the buffers of reads and writes into the
-// policy, evicting) on the calling goroutine instead of a new one
-// (proxycache's setting, otter's default), so fewer reads are dropped from
-// its lossy read buffer before the policy sees them.
+// replayOtter replays trace against otter alone (W-TinyLFU weighted by the
+// same weights as proxycache), with no Pebble behind it and otter's lazy
+// sizing of its frequency sketch, which proxycache replaces (see
+// proxycache's policy): what the policy scores without that. With inline
+// set, otter runs its maintenance (draining the buffers of reads and
+// writes into the policy, evicting) on the calling goroutine instead of a
+// new one (proxycache's setting, not otter's default), so fewer reads are
+// dropped from its lossy read buffer before the policy sees them.
 func replayOtter(d *dataset, trace []int32, budget int64, late int, inline bool) hits {
 	o := &otter.Options[int32, struct{}]{
 		MaximumWeight: uint64(budget),

@@ -137,25 +137,18 @@ func (p *policy) otter() *otter.Cache[string, policyValue] { return p.c.Load() }
 // seen so far, and moves the keys over (see policy). Under Cache.mu.
 func (p *policy) sizeSketch() {
 	p.sized = true
-	if p.seen == 0 || p.seenWeight == 0 {
-		return
-	}
-	mean := max(p.seenWeight/uint64(p.seen), 1)
-	entries := int(min(uint64(p.budget)/mean, math.MaxInt32))
+	mean := max(p.seenWeight/uint64(max(p.seen, 1)), 1)
+	n := int(min(uint64(p.budget)/mean, math.MaxInt32))
 	old := p.otter()
 	old.CleanUp()
-	type kept struct {
-		key string
-		v   policyValue
-	}
-	var keys []kept
+	var moved []otter.Entry[string, policyValue]
 	for e := range old.Coldest() { // coldest first: the hottest end up most recent
-		keys = append(keys, kept{e.Key, e.Value})
+		moved = append(moved, e)
 	}
-	c := p.newOtter(max(entries, 1))
+	c := p.newOtter(max(n, 1))
 	p.c.Store(c)
-	for _, k := range keys {
-		c.Set(k.key, k.v)
+	for _, e := range moved {
+		c.Set(e.Key, e.Value)
 	}
 }
 

@@ -58,15 +58,16 @@ go build -o "$TMP/load" ./bench/load
 
 # applied prints a node's applied index.
 applied() {
-	curl -fs "http://$1/v1/status" | grep -o '"applied_index":[0-9]*' | cut -d: -f2
+	curl -fs "http://$1/v1/status" | grep -o '"applied_index":[0-9]*' | head -n 1 | cut -d: -f2
 }
 
 # wait_caught_up waits up to 60 s until replica $1 has applied root $2's index.
 wait_caught_up() {
-	local want
+	local want got
 	want=$(applied "$2")
 	for _ in $(seq 1200); do
-		[ "$(applied "$1" || echo 0)" -ge "$want" ] && return
+		got=$(applied "$1") || got=0
+		[ "${got:-0}" -ge "$want" ] && return
 		sleep 0.05
 	done
 	echo "replica $1 did not catch up with $2" >&2

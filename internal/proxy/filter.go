@@ -32,11 +32,24 @@ func (p *Proxy) RunFilter(ctx context.Context) {
 
 // checkFilter wakes RunFilter when the filter has drifted (a bulk load
 // filled a filter sized for few keys, say), at most once a second: the
-// drift check reads the whole bit array.
+// drift check reads the whole bit array. A call within the second
+// schedules one check for its end, so that the last commit of a burst is
+// checked too: without it a bulk load that ended within a second of a
+// check left a saturated filter in use, and every absent key went to a
+// replica, until RunFilter's next tick.
 func (p *Proxy) checkFilter() {
 	now := time.Now().UnixNano()
 	last := p.filterChecked.Load()
-	if now-last < int64(time.Second) || !p.filterChecked.CompareAndSwap(last, now) {
+	if wait := last + int64(time.Second) - now; wait > 0 {
+		if p.filterRecheck.CompareAndSwap(false, true) {
+			time.AfterFunc(time.Duration(wait), func() {
+				p.filterRecheck.Store(false)
+				p.checkFilter()
+			})
+		}
+		return
+	}
+	if !p.filterChecked.CompareAndSwap(last, now) {
 		return
 	}
 	if f := p.filter.Load(); f != nil && f.f.NeedsRebuild() {

@@ -114,6 +114,7 @@ type Proxy struct {
 	filter        atomic.Pointer[installedFilter]
 	filterStale   chan struct{} // wakes RunFilter
 	filterChecked atomic.Int64  // Unix ns of the last drift check
+	filterRecheck atomic.Bool   // a drift check is scheduled (see checkFilter)
 
 	flightMu sync.Mutex
 	flights  map[flightKey]*flight

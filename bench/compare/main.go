@@ -9,8 +9,10 @@
 // temporary directories: an argent root and replica (built from this tree
 // with go build ./cmd/argent), one etcd member (etcd, from Debian's
 // etcd-server) and a Redis primary with a replica (redis-server, with RDB
-// and AOF off), plus, for the write runs, a Redis with appendfsync always.
-// The propagation runs use a chain root -> r1 -> r2 -> r3. Each data set
+// and AOF off), plus, for the write runs, a Redis with appendfsync always
+// and a second argent root with no replica. The propagation runs use a
+// root with one replica (one hop) and a chain root -> r1 -> r2 -> r3
+// (three hops). Each data set
 // gets fresh servers; every server is stopped by PID when its phase ends,
 // also after an error or SIGINT (and Linux kills them if this program dies).
 //

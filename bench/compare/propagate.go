@@ -211,41 +211,32 @@ func seqOf(key []byte, prefix string) (int, bool) {
 	return n, err == nil && n >= 0
 }
 
-// runPropagation starts a chain root -> r1 -> r2 -> r3, an etcd member and
-// a Redis primary with a replica, and for each rate writes at the root,
-// the etcd member and the Redis primary in turn.
+// runPropagation starts a root with one replica, a chain root -> r1 -> r2
+// -> r3, an etcd member and a Redis primary with a replica, and for each
+// rate writes at the first root (one hop), the chain's root (three hops),
+// the etcd member and the Redis primary in turn. One hop is measured on a
+// pair of its own so that the chain's deeper replicas, applying every
+// write too, do not take the two cores from it: etcd's watch and Redis's
+// replica have no such nodes behind them either.
 func runPropagation(ctx context.Context, cfg config, res *results, dir string, log io.Writer) error {
-	fmt.Fprintln(log, "== propagation: starting argent root -> r1 -> r2 -> r3, etcd, Redis primary -> replica")
+	fmt.Fprintln(log, "== propagation: starting argent root -> replica, argent root -> r1 -> r2 -> r3, etcd, Redis primary -> replica")
 	e, err := startEnv(ctx, cfg.bins, filepath.Join(dir, "propagate"), envSpec{depth: 3, etcd: true, redis: true})
 	if err != nil {
 		return err
 	}
 	defer e.close(cfg.keep)
+	pair, err := startEnv(ctx, cfg.bins, filepath.Join(dir, "propagate-pair"), envSpec{depth: 1})
+	if err != nil {
+		return err
+	}
+	defer pair.close(cfg.keep)
 	maxWriters := propWriters(20_000)
 	value := newValuePool(256, cfg.seed).of(0)
 
-	argentConns := make([]*rawhttp.Conn, maxWriters)
-	for i := range argentConns {
-		argentConns[i] = rawhttp.New(e.root.Addr)
-		defer argentConns[i].Close()
-	}
-	argentSys := propSystem{
-		name: "argent",
-		pids: e.argentPIDs(),
-		put: func(_ context.Context, w int, key, value []byte) error {
-			c := argentConns[w]
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			status, _, err := c.Put(key, value)
-			if err == nil && status != 200 {
-				err = fmt.Errorf("status %d", status)
-			}
-			return err
-		},
-		observers: []propObserver{
-			argentObserver(e.replicas[0], "argent-r1", 1),
-			argentObserver(e.replicas[2], "argent-r3", 3),
-		},
-	}
+	argentOne := argentPropSystem(pair, maxWriters, argentObserver(pair.replicas[0], "argent-r1", 1))
+	defer argentOne.close()
+	argentThree := argentPropSystem(e, maxWriters, argentObserver(e.replicas[2], "argent-r3", 3))
+	defer argentThree.close()
 
 	etcdClis, err := newEtcdClients(ctx, e.etcd.Addr, maxWriters+1)
 	if err != nil {
@@ -279,7 +270,7 @@ func runPropagation(ctx context.Context, cfg config, res *results, dir string, l
 	}
 
 	for i, rate := range cfg.propRates {
-		for _, sys := range []propSystem{argentSys, etcdSys, redisSys} {
+		for _, sys := range []propSystem{argentOne.propSystem, argentThree.propSystem, etcdSys, redisSys} {
 			// Warm up every writer's connection and the path to each observer.
 			if _, err := measurePropagation(ctx, sys, fmt.Sprintf("warm%d", i), 100, 200*time.Millisecond, value); err != nil {
 				return err
@@ -298,6 +289,42 @@ func runPropagation(ctx context.Context, cfg config, res *results, dir string, l
 		}
 	}
 	return nil
+}
+
+// argentProp is an argent propSystem with the connections it writes on.
+type argentProp struct {
+	propSystem
+	conns []*rawhttp.Conn
+}
+
+// argentPropSystem writes at e's root, with writers keep-alive
+// connections, and watches with obs.
+func argentPropSystem(e *env, writers int, obs propObserver) *argentProp {
+	a := &argentProp{conns: make([]*rawhttp.Conn, writers)}
+	for i := range a.conns {
+		a.conns[i] = rawhttp.New(e.root.Addr)
+	}
+	a.propSystem = propSystem{
+		name: "argent",
+		pids: e.argentPIDs(),
+		put: func(_ context.Context, w int, key, value []byte) error {
+			c := a.conns[w]
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			status, _, err := c.Put(key, value)
+			if err == nil && status != 200 {
+				err = fmt.Errorf("status %d", status)
+			}
+			return err
+		},
+		observers: []propObserver{obs},
+	}
+	return a
+}
+
+func (a *argentProp) close() {
+	for _, c := range a.conns {
+		c.Close()
+	}
 }
 
 // argentObserver holds a watch stream (GET /v1/watch) on node: a write is

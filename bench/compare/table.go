@@ -284,7 +284,7 @@ func propTable(res *results) table {
 	t := table{
 		Title:   "Propagation: write to visible at a replica",
 		Systems: []string{"argent", "etcd watch", "Redis replica"},
-		Note: "One key per write, open loop at a fixed rate; delay from the start of the write request to the moment the observer read it. argent: a watch stream (GET /v1/watch) on the replica one hop (r1) or three hops (r3) below the root, which sends a batch once the replica has applied and synced it; " +
+		Note: "One key per write, open loop at a fixed rate; delay from the start of the write request to the moment the observer read it. argent: a watch stream (GET /v1/watch) on the replica of a root with that one replica (1 hop), or on the last replica of a chain root -> r1 -> r2 -> r3 (3 hops), which sends a batch once the replica has applied and synced it; " +
 			"etcd: a watch on the one member; Redis: keyspace notifications (notify-keyspace-events K$) subscribed at the replica, published when it applies the SET.",
 	}
 	for _, rate := range res.Settings.PropRates {

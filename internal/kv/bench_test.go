@@ -1,6 +1,7 @@
 package kv_test
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -59,7 +60,9 @@ func loadFixture(b *testing.B, name string, versions int) (*kv.Store, argent.Ind
 		if f.err != nil {
 			return
 		}
-		f.s, f.err = kv.Open(f.dir, &kv.Options{FS: vfs.Default})
+		// A small memtable, so that most keys end up in sstables, as in a
+		// store that has run for a while, rather than all in the memtable.
+		f.s, f.err = kv.Open(f.dir, &kv.Options{FS: vfs.Default, MemTableSize: 4 << 20})
 		if f.err != nil {
 			return
 		}
@@ -128,6 +131,31 @@ func BenchmarkStore_Get(b *testing.B) {
 		for pb.Next() {
 			if _, err := s.Get(benchKey(rng.IntN(benchKeys)), at); err != nil {
 				b.Errorf("Get: %v", err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkStore_GetAbsent reads keys that were never written, between
+// and after the stored ones: the read cache cannot hold them, so every read
+// goes to Pebble (and its Bloom filters).
+func BenchmarkStore_GetAbsent(b *testing.B) {
+	s, _ := loadFixture(b, "latest", 1)
+	at := s.Applied()
+	var seed sync.Mutex
+	n := uint64(0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		seed.Lock()
+		n++
+		rng := rand.New(rand.NewPCG(n, 1))
+		seed.Unlock()
+		for pb.Next() {
+			k := fmt.Appendf(benchKey(rng.IntN(2*benchKeys)), "/absent")
+			if _, err := s.Get(k, at); !errors.Is(err, argent.ErrNotFound) {
+				b.Errorf("Get of an absent key: %v", err)
 				return
 			}
 		}

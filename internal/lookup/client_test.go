@@ -131,6 +131,9 @@ func TestClient_Dataset(t *testing.T) {
 	if _, err := c.GetMany(ctx, [][]byte{[]byte("a")}, 1); !errors.Is(err, argent.ErrDatasetMismatch) {
 		t.Errorf("GetMany: err = %v, want ErrDatasetMismatch", err)
 	}
+	if _, _, err := c.Scan(ctx, nil, nil, 10, 1); !errors.Is(err, argent.ErrDatasetMismatch) {
+		t.Errorf("Scan: err = %v, want ErrDatasetMismatch", err)
+	}
 	if _, _, err := c.Filter(ctx, 0); !errors.Is(err, argent.ErrDatasetMismatch) {
 		t.Errorf("Filter: err = %v, want ErrDatasetMismatch", err)
 	}
@@ -153,6 +156,9 @@ func TestClient_Unavailable(t *testing.T) {
 	}
 	if _, _, err := c.Filter(ctx, 0); !errors.Is(err, argent.ErrUnavailable) {
 		t.Errorf("Filter from a closed port: err = %v, want ErrUnavailable", err)
+	}
+	if _, _, err := c.Scan(ctx, nil, nil, 10, 1); !errors.Is(err, argent.ErrUnavailable) {
+		t.Errorf("Scan from a closed port: err = %v, want ErrUnavailable", err)
 	}
 	canceled, cancel := context.WithCancel(ctx)
 	cancel()

@@ -22,6 +22,18 @@ type Config struct {
 	// MaxBody bounds the body of a many-key lookup; a larger one gets 413
 	// too_large. Default 16 MiB.
 	MaxBody int64
+	// MaxScanLimit caps the keys of one scan page; a larger limit asked
+	// for is cut to it. Default 10000, as the public scan.
+	MaxScanLimit int
+	// MaxScanBytes bounds the bytes of keys and values of one scan page:
+	// the page ends before the item that would pass it (it always holds
+	// one item) and says that more keys follow. Default 16 MiB.
+	MaxScanBytes int
+	// ScanWait bounds how long a scan as of an index the replica has not
+	// reached yet waits for it, before it is answered "behind": a longer
+	// wait asked for is cut to it, and a scan that names none waits this
+	// long. Default 500 ms; negative: no wait.
+	ScanWait time.Duration
 	// FilterFPRate is the target false-positive rate of the filters built.
 	// Default negfilter.DefaultFPRate (1%).
 	FilterFPRate float64
@@ -42,6 +54,9 @@ const (
 	DefaultMaxKeys      = 10000
 	DefaultMaxBody      = 16 << 20
 	DefaultFilterMaxAge = 5 * time.Second
+	DefaultMaxScanLimit = 10000
+	DefaultMaxScanBytes = 16 << 20
+	DefaultScanWait     = 500 * time.Millisecond
 )
 
 // DefaultConfig returns a Config with every default filled in.
@@ -58,6 +73,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBody == 0 {
 		c.MaxBody = DefaultMaxBody
+	}
+	if c.MaxScanLimit == 0 {
+		c.MaxScanLimit = DefaultMaxScanLimit
+	}
+	if c.MaxScanBytes == 0 {
+		c.MaxScanBytes = DefaultMaxScanBytes
+	}
+	if c.ScanWait == 0 {
+		c.ScanWait = DefaultScanWait
 	}
 	if c.FilterFPRate == 0 {
 		c.FilterFPRate = negfilter.DefaultFPRate
@@ -81,6 +105,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: lookup: MaxKeys %d is negative", argent.ErrInvalid, c.MaxKeys)
 	case c.MaxBody < 0:
 		return fmt.Errorf("%w: lookup: MaxBody %d is negative", argent.ErrInvalid, c.MaxBody)
+	case c.MaxScanLimit < 0:
+		return fmt.Errorf("%w: lookup: MaxScanLimit %d is negative", argent.ErrInvalid, c.MaxScanLimit)
+	case c.MaxScanBytes < 0:
+		return fmt.Errorf("%w: lookup: MaxScanBytes %d is negative", argent.ErrInvalid, c.MaxScanBytes)
 	case c.FilterFPRate < 0 || c.FilterFPRate >= 1 || c.FilterFPRate != c.FilterFPRate:
 		return fmt.Errorf("%w: lookup: FilterFPRate %v is not in (0, 1)", argent.ErrInvalid, c.FilterFPRate)
 	case c.Limits.MaxKey < 0:

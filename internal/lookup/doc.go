@@ -1,11 +1,14 @@
-// Package lookup is the replica side of a proxy's miss resolution and the
-// shipping of its negative-lookup filter, and the client proxies use for both.
+// Package lookup is the replica side of a proxy's miss resolution, of its
+// scans and of the shipping of its negative-lookup filter, and the client
+// proxies use for them.
 //
 // A proxy serves every read as of its own applied index S (DESIGN section 3,
 // promise 5). On a miss it asks a replica for "K as of S":
 //
 //	GET  /internal/v1/lookup?key=K&at=S        one key (K percent-encoded, any bytes)
 //	POST /internal/v1/lookup?at=S              {"keys":["k1","k2"]}, every key at one index
+//	GET  /internal/v1/scan?prefix=P&after=K&limit=L&at=S[&wait=D]
+//	                                           a page of the keys with prefix P after K, as of S
 //	GET  /internal/v1/filter[?min_index=N]     the negative-lookup filter of the keys present
 //
 // The replica, at applied index A, answers:
@@ -24,6 +27,23 @@
 // {"index":X,"items":[{"key":"k","value":"<base64>","mod_index":7},{"key":"j","absent":true}]},
 // every key read at the one index X (S, or A when behind). Its keys travel
 // as JSON strings and so must be valid UTF-8; use the one-key form for others.
+//
+// A scan page is answered only as of S itself, never as of the replica's own
+// index: a proxy holds only some keys and could not prove a page as of A < S
+// for S. The replica at A answers:
+//
+//   - A >= S, S within its MVCC history: 200 with Argent-Index: S and
+//     {"index":S,"items":[{"key":"<base64>","value":"<base64>","mod_index":7}],"more":true}.
+//     Keys are base64 like values, since they may be any bytes; P and K are
+//     percent-encoded like K in a lookup. "more" says keys follow the last
+//     item. A page holds at most L keys (L cut to Config.MaxScanLimit) and
+//     about Config.MaxScanBytes of keys and values (at least one item).
+//   - A < S: the scan waits for the replica to reach S, at most D
+//     (Config.ScanWait, 500 ms by default, when D is absent or longer), then
+//     answers 504 timeout with Argent-Index: A; Client.Scan returns ErrBehind.
+//   - S below the history horizon: 410 compacted, Argent-Index: A.
+//   - Bad input: 400 invalid (413 too_large for P or K longer than the key
+//     limit), and nothing is read.
 //
 // The filter is built from one consistent view of the store (a Pebble
 // snapshot at the replica's applied index), sized for half as many keys again
@@ -48,4 +68,7 @@
 //	case r.Index < s: // the replica is behind: the value is as of r.Index
 //	default: // r is the value at s
 //	}
+//	items, more, err := c.Scan(ctx, prefix, after, 100, s)
+//	// err wraps ErrBehind (and argent.ErrUnavailable) when the replica did
+//	// not reach s in time; else items are the page as of s exactly.
 package lookup

@@ -15,6 +15,13 @@ import (
 // replica.
 var ErrProtocol = errors.New("lookup: malformed answer")
 
+// ErrBehind is returned by Client.Scan (inside an *Error, together with
+// argent.ErrUnavailable) when the replica had not reached the index asked
+// for within its wait: it answers a scan only as of that index, never as
+// of its own lower one. The Error's Index is the replica's applied index.
+// Ask another replica, or this one again later.
+var ErrBehind = errors.New("lookup: replica behind the index asked for")
+
 // Error is a lookup that failed. It unwraps to what went wrong:
 //
 //   - an answer with an error body: a *client.Error, which unwraps to the
@@ -25,14 +32,17 @@ var ErrProtocol = errors.New("lookup: malformed answer")
 //     and the transport's error, unless the caller's context ended, which
 //     leaves only the context's error;
 //   - an answer that breaks the protocol: argent.ErrUnavailable and
-//     ErrProtocol.
+//     ErrProtocol;
+//   - a scan that the replica, behind the index asked for, refused:
+//     argent.ErrUnavailable and ErrBehind.
 //
 // So errors.Is(err, argent.ErrUnavailable) means "try another replica".
 type Error struct {
-	Op   string // "get", "get many" or "filter"
+	Op   string // "get", "get many", "scan" or "filter"
 	Addr string // the replica's base URL
 	// Index is the Argent-Index of the answer, 0 if it had none. For a 410
-	// compacted answer it is the replica's applied index.
+	// compacted answer, and a scan refused as behind, it is the replica's
+	// applied index.
 	Index argent.Index
 	Err   error
 }

@@ -300,7 +300,7 @@ func TestServer_Dataset(t *testing.T) {
 		{name: "Malformed", header: "nope", status: 400, code: client.CodeInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, path := range []string{lookup.LookupPath + "?key=a&at=1", lookup.FilterPath} {
+			for _, path := range []string{lookup.LookupPath + "?key=a&at=1", lookup.ScanPath + "?prefix=&limit=10&at=1", lookup.FilterPath} {
 				req, _ := http.NewRequest("GET", f.hs.URL+path, nil)
 				if tc.header != "" {
 					req.Header.Set(lookup.HeaderDataset, tc.header)
@@ -331,7 +331,7 @@ func TestServer_NoData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, target := range []string{lookup.LookupPath + "?key=a&at=5", lookup.FilterPath} {
+	for _, target := range []string{lookup.LookupPath + "?key=a&at=5", lookup.ScanPath + "?prefix=&limit=10&at=0", lookup.FilterPath} {
 		req, _ := http.NewRequest("GET", target, nil)
 		rec := newRecorder()
 		srv.ServeHTTP(rec, req)
@@ -348,6 +348,8 @@ func TestNewServer_Validate(t *testing.T) {
 	}{
 		{name: "NegativeMaxKeys", cfg: lookup.Config{MaxKeys: -1}},
 		{name: "NegativeMaxBody", cfg: lookup.Config{MaxBody: -1}},
+		{name: "NegativeMaxScanLimit", cfg: lookup.Config{MaxScanLimit: -1}},
+		{name: "NegativeMaxScanBytes", cfg: lookup.Config{MaxScanBytes: -1}},
 		{name: "FPRateOne", cfg: lookup.Config{FilterFPRate: 1}},
 		{name: "FPRateNaN", cfg: lookup.Config{FilterFPRate: math.NaN()}},
 	} {
@@ -358,7 +360,7 @@ func TestNewServer_Validate(t *testing.T) {
 		})
 	}
 	d := lookup.DefaultConfig()
-	if d.MaxKeys != lookup.DefaultMaxKeys || d.FilterFPRate != 0.01 || d.FilterMaxAge != lookup.DefaultFilterMaxAge || d.Limits.MaxKey != argent.DefaultMaxKey {
+	if d.MaxKeys != lookup.DefaultMaxKeys || d.MaxScanLimit != lookup.DefaultMaxScanLimit || d.MaxScanBytes != lookup.DefaultMaxScanBytes || d.ScanWait != lookup.DefaultScanWait || d.FilterFPRate != 0.01 || d.FilterMaxAge != lookup.DefaultFilterMaxAge || d.Limits.MaxKey != argent.DefaultMaxKey {
 		t.Errorf("DefaultConfig() = %+v", d)
 	}
 }

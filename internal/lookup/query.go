@@ -56,3 +56,13 @@ func optionalIndex(q url.Values, name string) (argent.Index, error) {
 	}
 	return indexParam(q, name)
 }
+
+// optional returns the value of parameter name and whether it was given:
+// absent is "", false; repeated is invalid, as for one.
+func optional(q url.Values, name string) (string, bool, error) {
+	if _, ok := q[name]; !ok {
+		return "", false, nil
+	}
+	v, err := one(q, name)
+	return v, err == nil, err
+}

@@ -17,6 +17,7 @@ import (
 const (
 	LookupPath = "/internal/v1/lookup"
 	FilterPath = "/internal/v1/filter"
+	ScanPath   = "/internal/v1/scan"
 )
 
 // HeaderDataset carries the asking node's dataset ID (argent.DatasetID's
@@ -30,9 +31,9 @@ const (
 	HeaderChain = "Argent-Chain"
 )
 
-// Server answers proxies' lookups and filter requests from a replica's
-// store. It is an http.Handler; mount it at LookupPath and FilterPath with
-// Register, or serve it alone. It is safe for concurrent use.
+// Server answers proxies' lookups, scans and filter requests from a
+// replica's store. It is an http.Handler; mount it at LookupPath, ScanPath
+// and FilterPath with Register, or serve it alone. It is safe for concurrent use.
 type Server struct {
 	st  *kv.Store
 	cfg Config
@@ -67,9 +68,11 @@ func NewServer(st *kv.Store, cfg *Config) (*Server, error) {
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc(LookupPath, s.serveLookup)
 	mux.HandleFunc(FilterPath, s.serveFilter)
+	mux.HandleFunc(ScanPath, s.serveScanPath)
 }
 
-// ServeHTTP serves LookupPath and FilterPath; other paths get 404.
+// ServeHTTP serves LookupPath, ScanPath and FilterPath; other paths get
+// 404.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
@@ -82,6 +85,15 @@ func (s *Server) serveLookup(w http.ResponseWriter, r *http.Request) {
 		s.servePost(w, r)
 	default:
 		s.methodNotAllowed(w, r, "GET, POST")
+	}
+}
+
+func (s *Server) serveScanPath(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		s.serveScan(w, r)
+	default:
+		s.methodNotAllowed(w, r, "GET")
 	}
 }
 

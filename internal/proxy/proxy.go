@@ -12,7 +12,9 @@
 // window proves the key did not change between the replica's index and S;
 // otherwise the proxy asks another replica or waits, and fails when the
 // wait runs out. A value fetched as of S enters the cache at S2 only if
-// the window shows no write of the key in (S, S2].
+// the window shows no write of the key in (S, S2]. A scan needs every key
+// of a range, which the proxy does not hold: its page comes whole from a
+// replica asked for the page as of S (see Scan).
 package proxy
 
 import (
@@ -335,14 +337,6 @@ func writeErr(wr window.Write) error {
 		return argent.ErrNotFound
 	}
 	return nil
-}
-
-// errNotServed marks the reads a proxy leaves to replicas.
-var errNotServed = fmt.Errorf("%w: a proxy does not serve this read; ask a replica", argent.ErrUnavailable)
-
-// Scan is not served by a proxy: it holds only some keys.
-func (p *Proxy) Scan(prefix, after []byte, limit int, at argent.Index) ([]kv.Item, bool, error) {
-	return nil, false, errNotServed
 }
 
 // LogFirst is the oldest index a watch can start at: a proxy keeps its

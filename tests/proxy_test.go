@@ -73,7 +73,7 @@ func TestProxy_SequentialConsistency(t *testing.T) {
 			rc, pc := newClient(t, root), newClient(t, px)
 			w := newWorkload(seed, rc, pc, workloadConfig{
 				writers: 6, readers: 8, rywReaders: 2, rootReaders: 1,
-				duration: 5 * time.Second, maxOps: 4000, noScans: true,
+				duration: 5 * time.Second, maxOps: 4000,
 			})
 			watch := startWatch(t, pc, "", 1) // from the proxy's recent log
 			w.start()
@@ -105,7 +105,7 @@ func TestProxy_KillRestart(t *testing.T) {
 	rc, pc := newClient(t, root), newClient(t, px)
 	w := newWorkload(seed, rc, pc, workloadConfig{
 		writers: 4, readers: 6, rywReaders: 2, rootReaders: 1,
-		duration: 9 * time.Second, maxOps: 8000, noScans: true,
+		duration: 9 * time.Second, maxOps: 8000,
 	})
 	w.start()
 	defer w.stop.Store(true)

@@ -74,8 +74,7 @@ type readRec struct {
 type workloadConfig struct {
 	writers, readers, rywReaders, rootReaders int
 	duration                                  time.Duration
-	maxOps                                    int  // per worker
-	noScans                                   bool // gets and mgets only (proxies serve no scans)
+	maxOps                                    int // per worker
 }
 
 // workload runs random writes at the root and reads at a replica (and
@@ -360,11 +359,7 @@ func (w *workload) readOnce(name, node string, c *client.Client, rng *rand.Rand,
 	opts := client.ReadOptions{MinIndex: minIdx}
 	rec := &readRec{node: node, worker: name, minIndex: minIdx}
 	var err error
-	kinds := 10
-	if w.cfg.noScans {
-		kinds = 7
-	}
-	switch p := rng.IntN(kinds); {
+	switch p := rng.IntN(10); {
 	case p < 4:
 		k := focus
 		if k == "" {

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/argent-kv/argent"
@@ -145,13 +146,20 @@ func Open(dir string, opts *Options) (*Store, error) {
 	o := opts.withDefaults()
 	cache := pebble.NewCache(o.CacheSize)
 	defer cache.Unref()
-	db, err := pebble.Open(dir, &pebble.Options{
+	popts := &pebble.Options{
 		FS:                 o.FS,
 		Cache:              cache,
 		Logger:             o.Logger,
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       uint64(o.MemTableSize),
-	})
+	}
+	// Bloom filters in every table (L0's setting carries to the levels
+	// below): a read of an absent key, the commonest read in Quicksilver's
+	// traffic, then skips the tables that cannot hold it instead of
+	// searching their index and data blocks. 10 bits per key: about 1%
+	// false positives.
+	popts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	db, err := pebble.Open(dir, popts)
 	if err != nil {
 		return nil, fmt.Errorf("kv: open pebble in %s: %w", dir, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/api"
 )
 
 // Commands, case-insensitive:
@@ -193,6 +194,30 @@ func (c *conn) lookup(key []byte, at argent.Index) (val []byte, ok bool, err err
 	return v.Value, true, nil
 }
 
+// lookupMany reads every key at index at: found[i] is false where keys[i]
+// is missing. A node whose reader reads keys better together (a proxy
+// resolves all its misses in one lookup, api.ManyReader) gets them
+// together.
+func (c *conn) lookupMany(keys [][]byte, at argent.Index) (vals [][]byte, found []bool, err error) {
+	vals, found = make([][]byte, len(keys)), make([]bool, len(keys))
+	if mr, ok := c.s.b.Reader().(api.ManyReader); ok {
+		vs, fs, err := mr.GetMany(keys, at)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i := range vs {
+			vals[i], found[i] = vs[i].Value, fs[i]
+		}
+		return vals, found, nil
+	}
+	for i, k := range keys {
+		if vals[i], found[i], err = c.lookup(k, at); err != nil {
+			return nil, nil, err
+		}
+	}
+	return vals, found, nil
+}
+
 func (c *conn) get(key []byte) {
 	if !c.checkKeys([][]byte{key}) {
 		return
@@ -222,15 +247,10 @@ func (c *conn) mget(keys [][]byte) {
 	}
 	// Read every key before replying, so that an error can still be the
 	// whole reply. Values are not copied: the store does not modify them.
-	vals := make([][]byte, len(keys))
-	found := make([]bool, len(keys))
-	for i, k := range keys {
-		v, f, err := c.lookup(k, at)
-		if err != nil {
-			c.w.error("ERR " + err.Error())
-			return
-		}
-		vals[i], found[i] = v, f
+	vals, found, err := c.lookupMany(keys, at)
+	if err != nil {
+		c.w.error("ERR " + err.Error())
+		return
 	}
 	c.w.array(len(keys))
 	for i := range keys {
@@ -261,12 +281,12 @@ func (c *conn) exists(keys [][]byte) {
 }
 
 func (c *conn) count(keys [][]byte, at argent.Index) (int, error) {
+	_, found, err := c.lookupMany(keys, at)
+	if err != nil {
+		return 0, err
+	}
 	n := 0
-	for _, k := range keys {
-		_, f, err := c.lookup(k, at)
-		if err != nil {
-			return 0, err
-		}
+	for _, f := range found {
 		if f {
 			n++
 		}

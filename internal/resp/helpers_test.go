@@ -2,8 +2,10 @@ package resp_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +27,30 @@ type fakeBackend struct {
 
 	mu       sync.Mutex // serialises Write
 	writeErr error      // if set, Write fails with it
+
+	many atomic.Pointer[manyReader] // if set, Reader returns it
+}
+
+// manyReader is the store as an api.ManyReader (as a proxy is), counting
+// the GetMany calls.
+type manyReader struct {
+	*kv.Store
+	calls atomic.Int64
+}
+
+func (m *manyReader) GetMany(keys [][]byte, at argent.Index) ([]kv.Value, []bool, error) {
+	m.calls.Add(1)
+	vals, found := make([]kv.Value, len(keys)), make([]bool, len(keys))
+	for i, k := range keys {
+		v, err := m.Get(k, at)
+		switch {
+		case err == nil:
+			vals[i], found[i] = v, true
+		case !errors.Is(err, argent.ErrNotFound):
+			return nil, nil, err
+		}
+	}
+	return vals, found, nil
 }
 
 var _ api.Backend = (*fakeBackend)(nil)
@@ -43,7 +69,12 @@ func newFakeBackend(t testing.TB, limits argent.Limits) *fakeBackend {
 	return &fakeBackend{store: s, limits: limits}
 }
 
-func (f *fakeBackend) Reader() api.Reader { return f.store }
+func (f *fakeBackend) Reader() api.Reader {
+	if m := f.many.Load(); m != nil {
+		return m
+	}
+	return f.store
+}
 
 func (f *fakeBackend) Write(ctx context.Context, b argent.Batch) (argent.Index, error) {
 	f.mu.Lock()

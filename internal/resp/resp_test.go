@@ -21,6 +21,28 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// TestManyReader checks that MGET and EXISTS read their keys in one GetMany
+// when the node's reader has it (a proxy: one replica lookup for all its
+// misses), with the same answers as key by key.
+func TestManyReader(t *testing.T) {
+	b, _, addr := startServer(t, argent.Limits{})
+	m := &manyReader{Store: b.store}
+	b.many.Store(m)
+	b.put(t, "a", "1", "b", "2")
+	c := newClient(t, addr)
+	ctx := context.Background()
+	got, err := c.MGet(ctx, "a", "x", "b").Result()
+	if err != nil || !slices.Equal(got, []any{"1", nil, "2"}) {
+		t.Fatalf("MGET = %v, %v", got, err)
+	}
+	if n, err := c.Exists(ctx, "a", "x", "b", "a").Result(); err != nil || n != 3 {
+		t.Fatalf("EXISTS = %d, %v, want 3", n, err)
+	}
+	if n := m.calls.Load(); n != 2 {
+		t.Errorf("GetMany called %d times for one MGET and one EXISTS, want 2", n)
+	}
+}
+
 func TestCommands(t *testing.T) {
 	b, _, addr := startServer(t, argent.Limits{MaxKey: 32, MaxValue: 64})
 	c := newClient(t, addr)

@@ -119,6 +119,17 @@ func closeBenchFixtures() {
 func BenchmarkStore_Get(b *testing.B) {
 	s, _ := loadFixture(b, "latest", 1)
 	at := s.Applied()
+	readParallel(b, func(rng *rand.Rand) error {
+		if _, err := s.Get(benchKey(rng.IntN(benchKeys)), at); err != nil {
+			return fmt.Errorf("Get: %w", err)
+		}
+		return nil
+	})
+}
+
+// readParallel calls read from parallel goroutines, each with a random
+// source of its own, until the benchmark has run; the first error fails it.
+func readParallel(b *testing.B, read func(rng *rand.Rand) error) {
 	var seed sync.Mutex
 	n := uint64(0)
 	b.ReportAllocs()
@@ -129,8 +140,8 @@ func BenchmarkStore_Get(b *testing.B) {
 		rng := rand.New(rand.NewPCG(n, 0))
 		seed.Unlock()
 		for pb.Next() {
-			if _, err := s.Get(benchKey(rng.IntN(benchKeys)), at); err != nil {
-				b.Errorf("Get: %v", err)
+			if err := read(rng); err != nil {
+				b.Error(err)
 				return
 			}
 		}
@@ -143,22 +154,12 @@ func BenchmarkStore_Get(b *testing.B) {
 func BenchmarkStore_GetAbsent(b *testing.B) {
 	s, _ := loadFixture(b, "latest", 1)
 	at := s.Applied()
-	var seed sync.Mutex
-	n := uint64(0)
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		seed.Lock()
-		n++
-		rng := rand.New(rand.NewPCG(n, 1))
-		seed.Unlock()
-		for pb.Next() {
-			k := fmt.Appendf(benchKey(rng.IntN(2*benchKeys)), "/absent")
-			if _, err := s.Get(k, at); !errors.Is(err, argent.ErrNotFound) {
-				b.Errorf("Get of an absent key: %v", err)
-				return
-			}
+	readParallel(b, func(rng *rand.Rand) error {
+		k := fmt.Appendf(benchKey(rng.IntN(2*benchKeys)), "/absent")
+		if _, err := s.Get(k, at); !errors.Is(err, argent.ErrNotFound) {
+			return fmt.Errorf("Get of an absent key: %v", err)
 		}
+		return nil
 	})
 }
 

@@ -22,30 +22,9 @@ func TestProxy_AbsentKeysAnsweredLocally(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loads 100,000 keys")
 	}
-	root, err := kv.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	ds, err := root.InitDataset()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &history{dataset: ds}
+	root, h := openRoot(t)
 	for b := 0; b < n/1000; b++ {
-		ops := make([]argent.Op, 1000)
-		for i := range ops {
-			ops[i] = argent.Op{Type: argent.OpPut, Key: []byte(fmt.Sprintf("present/%06d", b*1000+i)), Value: []byte("v")}
-		}
-		w := root.NewWriter()
-		e, err := w.Append(ops, time.Unix(int64(b+1), 0))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Commit(); err != nil {
-			t.Fatal(err)
-		}
-		h.entries = append(h.entries, e)
+		root.commit(t, puts("present/%06d", b*1000, 1000))
 	}
 	r := newReplica(t, h, len(h.entries))
 	p := newProxy(t, []string{r.addr}, 1<<20, window.Options{MaxBytes: 64 << 10})
@@ -109,35 +88,11 @@ func TestProxy_AbsentKeysAnsweredLocally(t *testing.T) {
 // install the replica's new filter without waiting for RunFilter's ticker
 // (an hour here), so absent keys are answered locally again.
 func TestProxy_FilterRebuiltAfterBurst(t *testing.T) {
-	root, err := kv.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	ds, err := root.InitDataset()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &history{dataset: ds}
-	commit := func(ops []argent.Op) {
-		w := root.NewWriter()
-		e, err := w.Append(ops, time.Unix(int64(len(h.entries)+1), 0))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Commit(); err != nil {
-			t.Fatal(err)
-		}
-		h.entries = append(h.entries, e)
-	}
-	commit([]argent.Op{{Type: argent.OpPut, Key: []byte("first"), Value: []byte("v")}})
-	commit([]argent.Op{{Type: argent.OpPut, Key: []byte("second"), Value: []byte("v")}})
+	root, h := openRoot(t)
+	root.commit(t, puts("first/%d", 0, 1))
+	root.commit(t, puts("second/%d", 0, 1))
 	for b := 0; b < 20; b++ {
-		ops := make([]argent.Op, 1000)
-		for i := range ops {
-			ops[i] = argent.Op{Type: argent.OpPut, Key: []byte(fmt.Sprintf("burst/%06d", b*1000+i)), Value: []byte("v")}
-		}
-		commit(ops)
+		root.commit(t, puts("burst/%06d", b*1000, 1000))
 	}
 	r := newReplica(t, h, 1)
 	p := newProxyWith(t, 1<<20, proxy.Config{Replicas: []string{r.addr}, Window: window.Options{MaxBytes: 64 << 20},
@@ -175,6 +130,54 @@ func TestProxy_FilterRebuiltAfterBurst(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// testRoot is a root's store whose commits are recorded in a history.
+type testRoot struct {
+	*kv.Store
+	h *history
+}
+
+// openRoot opens a new root store with a dataset, closed when the test
+// ends, and the history its commits go to.
+func openRoot(t *testing.T) (*testRoot, *history) {
+	t.Helper()
+	st, err := kv.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ds, err := st.InitDataset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &history{dataset: ds}
+	return &testRoot{Store: st, h: h}, h
+}
+
+// commit appends ops as the next entry, commits it and records it.
+func (r *testRoot) commit(t *testing.T, ops []argent.Op) {
+	t.Helper()
+	w := r.NewWriter()
+	e, err := w.Append(ops, time.Unix(int64(len(r.h.entries)+1), 0))
+	if err != nil {
+		w.Discard()
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r.h.entries = append(r.h.entries, e)
+}
+
+// puts returns n puts of value "v" to the keys format(from), ...,
+// format(from+n-1).
+func puts(format string, from, n int) []argent.Op {
+	ops := make([]argent.Op, n)
+	for i := range ops {
+		ops[i] = argent.Op{Type: argent.OpPut, Key: []byte(fmt.Sprintf(format, from+i)), Value: []byte("v")}
+	}
+	return ops
 }
 
 // waitFor polls cond every 10 ms until it holds, or fails the test after d.

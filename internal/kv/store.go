@@ -109,6 +109,7 @@ type State struct {
 // Writers, Restores and Trim calls take turns.
 type Store struct {
 	db    *pebble.DB
+	dir   string
 	opts  Options
 	cache *latestCache // nil: no cache
 
@@ -163,7 +164,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kv: open pebble in %s: %w", dir, err)
 	}
-	s := &Store{db: db, opts: o, cache: newLatestCache(o.LatestCache)}
+	s := &Store{db: db, dir: dir, opts: o, cache: newLatestCache(o.LatestCache)}
 	s.mu.changed = make(chan struct{})
 	if err := s.load(); err != nil {
 		_ = db.Close()
@@ -425,8 +426,26 @@ func (s *Store) WaitApplied(done <-chan struct{}, timeout time.Duration, i argen
 // Metrics returns Pebble's metrics, for the node's /metrics.
 func (s *Store) Metrics() *pebble.Metrics { return s.db.Metrics() }
 
-// DiskUsage returns the approximate bytes the store takes on disk.
-func (s *Store) DiskUsage() uint64 { return s.db.Metrics().DiskSpaceUsage() }
+// DiskUsage returns the bytes the store's files take: the sum of the sizes
+// of the files in its directory. Pebble's own account
+// (Metrics.DiskSpaceUsage) leaves WAL files out: on a replica after a bulk
+// load it said 29.5 MiB where the directory's files took 54.7 MiB, the
+// difference about the size of the WAL files.
+func (s *Store) DiskUsage() uint64 {
+	names, err := s.opts.FS.List(s.dir)
+	if err != nil {
+		return s.db.Metrics().DiskSpaceUsage()
+	}
+	var n uint64
+	for _, name := range names {
+		fi, err := s.opts.FS.Stat(s.opts.FS.PathJoin(s.dir, name))
+		if err != nil || fi.IsDir() {
+			continue // removed by Pebble meanwhile, or not a file
+		}
+		n += uint64(fi.Size())
+	}
+	return n
+}
 
 // HistoryBytes returns the bytes held by superseded versions.
 func (s *Store) HistoryBytes() uint64 {

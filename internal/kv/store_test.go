@@ -2,6 +2,8 @@ package kv_test
 
 import (
 	"errors"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,8 +103,29 @@ func TestStore_RealDisk(t *testing.T) {
 	s := mustOpen(t, dir, opts)
 	m := newModel()
 	commitAll(t, s, m, [][]argent.Op{{put("a", "1")}, {put("b", "2"), del("a")}, {delPrefix("")}}, 1, time.Now)
-	if s.DiskUsage() == 0 || s.Metrics() == nil {
-		t.Fatalf("DiskUsage %d, Metrics %v", s.DiskUsage(), s.Metrics())
+	if s.Metrics() == nil {
+		t.Fatal("no Metrics")
+	}
+	// DiskUsage counts every file of the directory, the WAL included.
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, wal uint64
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fi.IsDir() {
+			want += uint64(fi.Size())
+			if strings.HasSuffix(e.Name(), ".log") {
+				wal += uint64(fi.Size())
+			}
+		}
+	}
+	if got := s.DiskUsage(); got != want || wal == 0 {
+		t.Fatalf("DiskUsage %d, want the %d bytes of the directory's files (%d of them WAL)", got, want, wal)
 	}
 	s = reopen(t, s, dir, opts)
 	defer func() { _ = s.Close() }()

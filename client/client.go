@@ -80,7 +80,7 @@ var sharedHTTPClient = sync.OnceValue(NewHTTPClient)
 // prefix under which the API is served. It returns an argent.ErrInvalid error
 // for a malformed address.
 func New(addr string, opts ...Option) (*Client, error) {
-	base, err := parseAddr(addr)
+	base, err := ParseAddr(addr)
 	if err != nil {
 		return nil, fmt.Errorf("client: address %q: %w", addr, err)
 	}
@@ -94,7 +94,10 @@ func New(addr string, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
-func parseAddr(addr string) (string, error) {
+// ParseAddr turns a node's address, host:port or http(s)://host:port, into
+// the base URL requests to it start with, such as "http://127.0.0.1:7400".
+// Any other form is an error wrapping argent.ErrInvalid.
+func ParseAddr(addr string) (string, error) {
 	if addr == "" {
 		return "", fmt.Errorf("%w: empty address", argent.ErrInvalid)
 	}

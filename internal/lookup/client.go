@@ -64,7 +64,7 @@ func NewClient(addr string, opts *ClientOptions) (*Client, error) {
 	if o.UserAgent == "" {
 		o.UserAgent = "argent-lookup"
 	}
-	base, err := parseAddr(addr)
+	base, err := client.ParseAddr(addr)
 	if err != nil {
 		return nil, fmt.Errorf("lookup: address %q: %w", addr, err)
 	}
@@ -73,23 +73,6 @@ func NewClient(addr string, opts *ClientOptions) (*Client, error) {
 		hc = client.NewHTTPClient()
 	}
 	return &Client{base: base, hc: hc, opts: o}, nil
-}
-
-func parseAddr(addr string) (string, error) {
-	if addr == "" {
-		return "", fmt.Errorf("%w: empty address", argent.ErrInvalid)
-	}
-	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
-	}
-	u, err := url.Parse(addr)
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", argent.ErrInvalid, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("%w: want host:port or http(s)://host:port", argent.ErrInvalid)
-	}
-	return strings.TrimSuffix(u.String(), "/"), nil
 }
 
 // Addr returns the base URL the Client sends to.

@@ -101,41 +101,58 @@ func (p *Proxy) lookupAt(ctx context.Context, keys [][]byte, at argent.Index) ([
 		todo[i] = i
 	}
 	ask := make([][]byte, 0, len(keys))
+	proven := p.askReplicas(ctx, at, func(c *lookup.Client) bool {
+		ask = ask[:0]
+		for _, i := range todo {
+			ask = append(ask, keys[i])
+		}
+		rs, ferrs := fetch(ctx, c, ask, at)
+		left, down := todo[:0], false
+		for j, i := range todo {
+			err := ferrs[j]
+			if err == nil {
+				out[i], err = p.prove(c.Addr(), keys[i], rs[j], at)
+			} else if errors.Is(err, argent.ErrUnavailable) {
+				down = true
+			}
+			errs[i] = err
+			if err != nil {
+				left = append(left, i)
+			}
+		}
+		todo = left
+		if len(todo) == 0 {
+			return true
+		}
+		if down && ctx.Err() == nil {
+			p.oracle.markDown(c.Addr())
+		}
+		return false
+	})
+	if !proven {
+		return out, p.missErrs(keys, todo, at, errs)
+	}
+	return out, errs
+}
+
+// askReplicas calls try with each replica in the oracle's order for index
+// at, round after round with a growing pause (1 ms, doubling up to
+// 100 ms) for the replicas to catch up, until try reports that it is done
+// or ctx ends. It reports whether try was done.
+func (p *Proxy) askReplicas(ctx context.Context, at argent.Index, try func(c *lookup.Client) (done bool)) bool {
 	backoff := time.Millisecond
 	for {
 		for _, c := range p.oracle.order(at) {
-			ask = ask[:0]
-			for _, i := range todo {
-				ask = append(ask, keys[i])
-			}
-			rs, ferrs := fetch(ctx, c, ask, at)
-			left, down := todo[:0], false
-			for j, i := range todo {
-				err := ferrs[j]
-				if err == nil {
-					out[i], err = p.prove(c.Addr(), keys[i], rs[j], at)
-				} else if errors.Is(err, argent.ErrUnavailable) {
-					down = true
-				}
-				errs[i] = err
-				if err != nil {
-					left = append(left, i)
-				}
-			}
-			todo = left
-			if len(todo) == 0 {
-				return out, errs
+			if try(c) {
+				return true
 			}
 			if ctx.Err() != nil {
-				return out, p.missErrs(keys, todo, at, errs)
-			}
-			if down {
-				p.oracle.markDown(c.Addr())
+				return false
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return out, p.missErrs(keys, todo, at, errs)
+			return false
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 100*time.Millisecond)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
@@ -54,31 +53,32 @@ func (p *Proxy) Scan(prefix, after []byte, limit int, at argent.Index) ([]kv.Ite
 // answers, or ctx ends. After a round it waits a little for the replicas
 // to catch up.
 func (p *Proxy) scanAt(ctx context.Context, prefix, after []byte, limit int, at argent.Index) ([]kv.Item, bool, error) {
-	var last error // the last replica's refusal, for the error
-	backoff := time.Millisecond
-	for {
-		for _, c := range p.oracle.order(at) {
-			items, more, err := c.Scan(ctx, prefix, after, limit, at)
-			if err == nil {
-				return items, more, nil
-			}
-			if ctx.Err() != nil {
-				return nil, false, p.scanErr(prefix, after, at, last)
-			}
-			last = err
-			// A replica that is only behind is well; the others did not
-			// answer, or not in this protocol.
-			if errors.Is(err, argent.ErrUnavailable) && !errors.Is(err, lookup.ErrBehind) {
-				p.oracle.markDown(c.Addr())
-			}
+	var (
+		items []kv.Item
+		more  bool
+		last  error // the last replica's refusal, for the error
+	)
+	answered := p.askReplicas(ctx, at, func(c *lookup.Client) bool {
+		var err error
+		items, more, err = c.Scan(ctx, prefix, after, limit, at)
+		if err == nil {
+			return true
 		}
-		select {
-		case <-ctx.Done():
-			return nil, false, p.scanErr(prefix, after, at, last)
-		case <-time.After(backoff):
+		if ctx.Err() != nil {
+			return false // our deadline, not the replica's refusal
 		}
-		backoff = min(2*backoff, 100*time.Millisecond)
+		last = err
+		// A replica that is only behind is well; the others did not
+		// answer, or not in this protocol.
+		if errors.Is(err, argent.ErrUnavailable) && !errors.Is(err, lookup.ErrBehind) {
+			p.oracle.markDown(c.Addr())
+		}
+		return false
+	})
+	if !answered {
+		return nil, false, p.scanErr(prefix, after, at, last)
 	}
+	return items, more, nil
 }
 
 // scanErr is the error of a scan no replica answered in MissWait; err is

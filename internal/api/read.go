@@ -217,10 +217,10 @@ func (s *Server) serveMGet(w http.ResponseWriter, r *http.Request) int {
 	}
 	st := s.b.Reader()
 	out := client.MGetResponse{Items: make([]client.Item, len(keys))}
-	err = mgetAt(st, keys, req.Keys, at, out.Items)
+	err = ReadItems(st, keys, req.Keys, at, out.Items)
 	if errors.Is(err, argent.ErrCompacted) {
 		at = st.Applied()
-		err = mgetAt(st, keys, req.Keys, at, out.Items)
+		err = ReadItems(st, keys, req.Keys, at, out.Items)
 	}
 	setIndex(h, at)
 	if err != nil {
@@ -252,8 +252,10 @@ type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
-// mgetAt reads every key at index at into items.
-func mgetAt(st Reader, keys [][]byte, names []string, at argent.Index, items []client.Item) error {
+// ReadItems reads every key at index at into items, as an mget answers:
+// items[i] names names[i] and holds keys[i]'s value, or says it is absent.
+// A Reader that is a ManyReader reads them together.
+func ReadItems(st Reader, keys [][]byte, names []string, at argent.Index, items []client.Item) error {
 	if mr, ok := st.(ManyReader); ok {
 		vals, found, err := mr.GetMany(keys, at)
 		if err != nil {

@@ -124,7 +124,7 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 	}
 	out := client.MGetResponse{Items: make([]client.Item, len(keys))}
 	x, applied, err := s.readAs(at, func(x argent.Index) error {
-		return readMany(s.st, keys, req.Keys, x, out.Items)
+		return api.ReadItems(s.st, keys, req.Keys, x, out.Items)
 	})
 	if err != nil {
 		setIndex(w.Header(), applied)
@@ -134,20 +134,4 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 	out.Index = x
 	setIndex(w.Header(), x)
 	s.writeJSON(w, r, http.StatusOK, out)
-}
-
-// readMany reads every key at index at into items.
-func readMany(st *kv.Store, keys [][]byte, names []string, at argent.Index, items []client.Item) error {
-	for i, k := range keys {
-		v, err := st.Get(k, at)
-		switch {
-		case err == nil:
-			items[i] = client.Item{Key: names[i], Value: v.Value, ModIndex: v.ModIndex}
-		case errors.Is(err, argent.ErrNotFound):
-			items[i] = client.Item{Key: names[i], Absent: true}
-		default:
-			return err
-		}
-	}
-	return nil
 }

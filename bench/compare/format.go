@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
+
+	"github.com/argent-kv/argent/bench/internal/numfmt"
 )
 
 // fmtMs writes a latency in milliseconds with about three significant
@@ -29,20 +30,7 @@ func fmtCount(v float64) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return "?"
 	}
-	s := strconv.FormatInt(int64(math.Round(v)), 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
+	return numfmt.Thousands(int64(math.Round(v)))
 }
 
 // fmtRatio writes a/b as a factor: 4.12×, 0.87×, 12.3×; "–" when either

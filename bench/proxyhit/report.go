@@ -13,6 +13,7 @@ import (
 
 	"github.com/argent-kv/argent/bench/internal/benchnode"
 	"github.com/argent-kv/argent/bench/internal/mdsection"
+	"github.com/argent-kv/argent/bench/internal/numfmt"
 )
 
 // Markers of the generated section of docs/benchmarks.md: a rerun replaces
@@ -84,22 +85,7 @@ func describeMachine(ctx context.Context) machine {
 }
 
 // fmtInt writes n with thousands separators.
-func fmtInt[T ~int | ~int64 | ~uint64](n T) string {
-	s := fmt.Sprint(n)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+func fmtInt[T ~int | ~int64 | ~uint64](n T) string { return numfmt.Thousands(int64(n)) }
 
 // fmtBytes writes n in B, KiB, MiB or GiB with three significant digits.
 func fmtBytes[T ~int | ~int64 | ~uint64 | ~float64](n T) string {

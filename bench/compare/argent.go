@@ -109,24 +109,9 @@ func loadArgent(ctx context.Context, root *benchnode.Proc, replicas []*benchnode
 		return err
 	}
 	for _, r := range replicas {
-		if err := waitApplied(ctx, r, last, 2*time.Minute); err != nil {
+		if err := r.WaitApplied(ctx, last, 2*time.Minute); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// waitApplied polls p's /v1/status until its applied index is at least idx.
-func waitApplied(ctx context.Context, p *benchnode.Proc, idx argent.Index, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		st, err := p.Status(ctx)
-		if err == nil && st.AppliedIndex >= idx {
-			return nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("argent: %s did not apply index %d in %v (at %d, %v); log:\n%s", p.Name, idx, timeout, st.AppliedIndex, err, p.Tail())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

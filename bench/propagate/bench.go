@@ -121,7 +121,7 @@ func bench(ctx context.Context, cfg config, log io.Writer) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := waitApplied(ctx, reps[len(reps)-1], warm, 30*time.Second); err != nil {
+	if err := reps[len(reps)-1].WaitApplied(ctx, warm, 30*time.Second); err != nil {
 		return nil, err
 	}
 
@@ -236,21 +236,6 @@ func warmUp(ctx context.Context, cfg config, wc *client.Client) (argent.Index, e
 		return 0, fmt.Errorf("warm-up writes: %w", err)
 	}
 	return last, nil
-}
-
-// waitApplied polls p's /v1/status until its applied index is at least idx.
-func waitApplied(ctx context.Context, p *benchnode.Proc, idx argent.Index, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		st, err := p.Status(ctx)
-		if err == nil && st.AppliedIndex >= idx {
-			return nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("%s did not apply index %d in %v (at %d, %v); log:\n%s", p.Name, idx, timeout, st.AppliedIndex, err, p.Tail())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // writer sends its share of the schedule: batch seq is due at start +

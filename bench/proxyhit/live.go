@@ -159,7 +159,7 @@ func runLive(ctx context.Context, cfg config, tmp string, log io.Writer) (res *l
 		return nil, problems, err
 	}
 	for _, p := range []*benchnode.Proc{replica, proxy} {
-		if err := waitApplied(ctx, p, last, 2*time.Minute); err != nil {
+		if err := p.WaitApplied(ctx, last, 2*time.Minute); err != nil {
 			return nil, problems, err
 		}
 	}
@@ -480,23 +480,6 @@ func postJSON(ctx context.Context, hc *http.Client, url string, in, out any) err
 		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
 	}
 	return json.Unmarshal(b, out)
-}
-
-// waitApplied polls p's /v1/status until its applied index reaches idx.
-func waitApplied(ctx context.Context, p *benchnode.Proc, idx argent.Index, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for {
-		st, err := p.Status(ctx)
-		if err == nil && st.AppliedIndex >= idx {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not reach index %d in %v (at %d, err %v); log:\n%s", p.Name, idx, limit, st.AppliedIndex, err, p.Tail())
-		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
-			return err
-		}
-	}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
 )
 
@@ -218,6 +219,22 @@ func (p *Proc) Status(ctx context.Context) (client.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	return p.Client.Status(ctx)
+}
+
+// WaitApplied polls /v1/status until the node's applied index is at least
+// idx, for at most timeout.
+func (p *Proc) WaitApplied(ctx context.Context, idx argent.Index, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := p.Status(ctx)
+		if err == nil && st.AppliedIndex >= idx {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("%s did not apply index %d in %v (at %d, %v); log:\n%s", p.Name, idx, timeout, st.AppliedIndex, err, p.Tail())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Metrics scrapes /metrics, with a 5 s bound, and returns the samples

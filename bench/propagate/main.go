@@ -31,11 +31,12 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/argent-kv/argent/bench/internal/benchnode"
 )
 
 // config is the parsed command line.
@@ -150,19 +151,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	debug.SetGCPercent(400)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if cfg.cpuProfile != "" {
-		f, err := os.Create(cfg.cpuProfile)
-		if err != nil {
-			fmt.Fprintf(stderr, "propagate: %v\n", err)
-			return 1
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(stderr, "propagate: %v\n", err)
-			return 1
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := benchnode.StartCPUProfile(cfg.cpuProfile)
+	if err != nil {
+		fmt.Fprintf(stderr, "propagate: %v\n", err)
+		return 1
 	}
+	defer stopProfile()
 	res, err := bench(ctx, cfg, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "propagate: %v\n", err)

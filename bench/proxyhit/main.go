@@ -43,7 +43,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -194,19 +193,12 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if cfg.cpuprofile != "" {
-		f, err := os.Create(cfg.cpuprofile)
-		if err != nil {
-			fmt.Fprintf(stderr, "proxyhit: %v\n", err)
-			return 1
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(stderr, "proxyhit: %v\n", err)
-			return 1
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := benchnode.StartCPUProfile(cfg.cpuprofile)
+	if err != nil {
+		fmt.Fprintf(stderr, "proxyhit: %v\n", err)
+		return 1
 	}
+	defer stopProfile()
 	res, err := run(ctx, cfg, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "proxyhit: %v\n", err)

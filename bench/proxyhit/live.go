@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/bench/internal/benchnode"
-	"github.com/argent-kv/argent/client"
 )
 
 const (
@@ -154,7 +152,7 @@ func runLive(ctx context.Context, cfg config, tmp string, log io.Writer) (res *l
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: prefillWriters, DisableCompression: true}}
 	defer hc.CloseIdleConnections()
 	start := time.Now()
-	last, err := prefill(ctx, hc, root.Addr, cfg.liveKeys, cfg.liveValue, cfg.seed)
+	last, err := prefill(ctx, root, cfg.liveKeys, cfg.liveValue, cfg.seed)
 	if err != nil {
 		return nil, problems, err
 	}
@@ -408,7 +406,7 @@ func measure(ctx context.Context, cfg config, addr string, hot [][]byte, missIDs
 
 // prefill writes keys 0..keys-1, value random bytes each, through the root
 // with POST /v1/txn and returns the last index written.
-func prefill(ctx context.Context, hc *http.Client, root string, keys, value int, seed uint64) (argent.Index, error) {
+func prefill(ctx context.Context, root *benchnode.Proc, keys, value int, seed uint64) (argent.Index, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -423,22 +421,21 @@ func prefill(ctx context.Context, hc *http.Client, root string, keys, value int,
 			r := mrand.New(mrand.NewPCG(seed, uint64(w)))
 			for from := range starts {
 				to := min(from+prefillBatch, keys)
-				req := client.TxnRequest{Ops: make([]client.TxnOp, 0, to-from)}
+				b := argent.Batch{Ops: make([]argent.Op, 0, to-from)}
 				for k := from; k < to; k++ {
 					v := make([]byte, value)
 					for i := range v {
 						v[i] = byte(r.Uint32())
 					}
-					req.Ops = append(req.Ops, client.TxnOp{Op: "put", Key: keyName(k), Value: v})
+					b.Ops = append(b.Ops, argent.Op{Type: argent.OpPut, Key: []byte(keyName(k)), Value: v})
 				}
-				var resp client.IndexResponse
-				err := postJSON(ctx, hc, "http://"+root+"/v1/txn", req, &resp)
+				idx, err := root.Client.Txn(ctx, b)
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = fmt.Errorf("txn of keys %d..%d: %w", from, to-1, err)
 					cancel()
 				}
-				last = max(last, resp.Index)
+				last = max(last, idx)
 				mu.Unlock()
 			}
 		})
@@ -455,31 +452,6 @@ func prefill(ctx context.Context, hc *http.Client, root string, keys, value int,
 		return 0, firstErr
 	}
 	return last, ctx.Err()
-}
-
-func postJSON(ctx context.Context, hc *http.Client, url string, in, out any) error {
-	body, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
-	}
-	return json.Unmarshal(b, out)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

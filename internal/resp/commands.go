@@ -47,7 +47,7 @@ func cmdName(buf *[16]byte, b []byte) string {
 func (c *conn) dispatch(args [][]byte) {
 	var buf [16]byte
 	name := cmdName(&buf, args[0])
-	w := c.w
+	w := &c.w
 	switch name {
 	case "GET":
 		if c.arity(args, 2, 2) {
@@ -159,7 +159,7 @@ func (c *conn) readIndex() (argent.Index, bool) {
 	at := st.Applied()
 	if want := argent.Index(c.minIndex); at < want {
 		// Flush what is answered already: the wait may be long.
-		c.w.flush()
+		c.flush()
 		got, err := st.WaitApplied(c.s.ctx.Done(), c.s.readIndexWait, want)
 		if err != nil {
 			c.w.error(fmt.Sprintf("TIMEOUT applied index %d did not reach READINDEX %d", got, want))
@@ -469,7 +469,7 @@ func (c *conn) client(args [][]byte) {
 	case "ID":
 		c.w.integer(0)
 	case "INFO":
-		c.w.bulkString("id=0 addr=" + c.nc.RemoteAddr().String() + " db=0\n")
+		c.w.bulkString("id=0 addr=" + c.remote + " db=0\n")
 	default:
 		c.w.error("ERR unsupported CLIENT subcommand")
 	}
@@ -481,7 +481,7 @@ func (c *conn) write(b argent.Batch) bool {
 		c.w.error("ERR " + err.Error())
 		return false
 	}
-	c.w.flush()
+	c.flush()
 	ctx, cancel := context.WithTimeout(c.s.ctx, writeTimeout)
 	defer cancel()
 	if _, err := c.s.b.Write(ctx, b); err != nil {

@@ -19,7 +19,13 @@ import (
 	"github.com/argent-kv/argent/internal/resp"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// gnet's package-level goroutine pool (ants) starts its two housekeeping
+// goroutines when the package is loaded; they are not the server's.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
+		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).ticktock"))
+}
 
 // TestManyReader checks that MGET and EXISTS read their keys in one GetMany
 // when the node's reader has it (a proxy: one replica lookup for all its
@@ -119,7 +125,9 @@ func TestWriteError(t *testing.T) {
 	b, _, addr := startServer(t, argent.Limits{})
 	c := newClient(t, addr)
 	ctx := context.Background()
+	b.mu.Lock()
 	b.writeErr = fmt.Errorf("root unreachable:\r\n%w", argent.ErrUnavailable)
+	b.mu.Unlock()
 	if err := c.Set(ctx, "a", "1", 0).Err(); err == nil || err.Error() != "ERR root unreachable:  argent: unavailable" {
 		t.Fatalf("SET with failing Write: %v", err)
 	}

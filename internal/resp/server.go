@@ -6,18 +6,34 @@
 // index, the store's published applied index, which is never below the
 // connection's minimum index set with READINDEX. SET and DEL are forwarded
 // through the node's Backend.Write. See commands.go for the command set.
+//
+// Connections run on gnet event loops, as Redis runs its clients on one:
+// a loop reads what every ready connection sent, answers the commands that
+// cannot block (reads of a node's own store, PING, INFO...) and writes the
+// replies, without a goroutine per connection to wake for each request.
+// A command that may wait (SET and DEL go to the root, a read waits for
+// READINDEX or asks other nodes, SCAN walks many keys) hands the connection
+// to a goroutine, which runs it and every command after it until the
+// connection has nothing left to run, and then hands it back. Replies keep
+// the order of the commands throughout.
 package resp
 
 import (
 	"context"
 	"errors"
-	"io"
+	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/api"
+	"github.com/argent-kv/argent/internal/kv"
 )
 
 // ErrClosed is returned by Serve when it is called after Close.
@@ -25,8 +41,19 @@ var ErrClosed = errors.New("resp: server closed")
 
 // Timeouts of the operations a command waits for.
 const (
-	writeTimeout = 10 * time.Second // Backend.Write of SET and DEL
+	writeTimeout = 10 * time.Second // Backend.Write of SET and DEL; a client taking no replies
 	readIndexMax = 5 * time.Second  // waiting for a connection's READINDEX
+)
+
+// Flow control of replies. The loop answers commands until it holds
+// loopReplies bytes of replies for one connection; the rest of its input
+// goes to a goroutine, which sends its replies every replyChunk bytes and,
+// while the connection holds more than outboundHigh bytes its client has
+// not taken, waits for the client to read.
+const (
+	loopReplies  = 1 << 20
+	replyChunk   = 256 << 10
+	outboundHigh = 4 << 20
 )
 
 // Server answers RESP connections from one Backend.
@@ -34,18 +61,23 @@ type Server struct {
 	b       api.Backend
 	log     *slog.Logger
 	maxBulk int
+	// maxPending bounds the input a connection sends while a command
+	// waits; past it the connection is closed, as Redis closes a client
+	// past its query buffer limit.
+	maxPending atomic.Int64
 
 	readIndexWait time.Duration // readIndexMax; shorter in tests
 
 	ctx    context.Context // cancelled by Close: ends waits and writes
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // Serve loops and connection goroutines
+	wg     sync.WaitGroup // Serve loops and command goroutines
 
 	mu struct {
 		sync.Mutex
 		closed bool
+		loops  *gnet.Client // started by the first Serve
 		lns    map[net.Listener]struct{}
-		conns  map[net.Conn]struct{}
+		conns  map[*conn]struct{}
 	}
 }
 
@@ -55,17 +87,48 @@ func New(b api.Backend, logger *slog.Logger) *Server {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	l := b.Limits().WithDefaults()
-	s := &Server{b: b, log: logger, maxBulk: max(l.MaxBatch, l.MaxValue) + l.MaxKey + bulkOverhead, readIndexWait: readIndexMax}
+	maxBulk := max(l.MaxBatch, l.MaxValue) + l.MaxKey + bulkOverhead
+	s := &Server{b: b, log: logger, maxBulk: maxBulk, readIndexWait: readIndexMax}
+	s.maxPending.Store(int64(2*maxBulk + keepBuffer))
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.mu.lns = make(map[net.Listener]struct{})
-	s.mu.conns = make(map[net.Conn]struct{})
+	s.mu.conns = make(map[*conn]struct{})
 	return s
+}
+
+// loops returns the event loops, starting them on first use.
+func (s *Server) loops() (*gnet.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return nil, ErrClosed
+	}
+	if s.mu.loops != nil {
+		return s.mu.loops, nil
+	}
+	cli, err := gnet.NewClient(&events{s: s},
+		gnet.WithNumEventLoop(runtime.GOMAXPROCS(0)),
+		gnet.WithLogger(gnetLogger{s.log}),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay))
+	if err != nil {
+		return nil, fmt.Errorf("resp: event loops: %w", err)
+	}
+	if err := cli.Start(); err != nil {
+		return nil, fmt.Errorf("resp: start event loops: %w", err)
+	}
+	s.mu.loops = cli
+	return cli, nil
 }
 
 // Serve accepts connections on ln until Close is called, and then returns
 // nil. It returns ErrClosed at once if Close was called before, and the
 // accept error if ln fails otherwise. ln is closed when Serve returns.
 func (s *Server) Serve(ln net.Listener) error {
+	loops, err := s.loops()
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	s.mu.Lock()
 	if s.mu.closed {
 		s.mu.Unlock()
@@ -85,7 +148,7 @@ func (s *Server) Serve(ln net.Listener) error {
 
 	var backoff time.Duration
 	for {
-		c, err := ln.Accept()
+		nc, err := ln.Accept()
 		if err != nil {
 			if s.isClosed() {
 				return nil
@@ -104,16 +167,12 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
-		s.mu.Lock()
-		if s.mu.closed {
-			s.mu.Unlock()
-			c.Close()
-			return nil
+		c := &conn{s: s, remote: nc.RemoteAddr().String()}
+		// Enroll hands the socket to a loop (which owns a copy of it
+		// from now on) and closes nc; the loop's OnOpen registers c.
+		if _, err := loops.EnrollContext(nc, c); err != nil {
+			s.log.Debug("resp: enroll connection", "remote", c.remote, "err", err)
 		}
-		s.mu.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go s.serveConn(c)
 	}
 }
 
@@ -146,68 +205,364 @@ func (s *Server) Close() error {
 			err = cerr
 		}
 	}
-	for c := range s.mu.conns {
-		c.Close()
-	}
+	loops := s.mu.loops
 	s.mu.Unlock()
+	// Commands under way see the cancelled context and end; then the
+	// loops stop and close every connection.
 	s.wg.Wait()
+	if loops != nil {
+		if serr := loops.Stop(); serr != nil && err == nil {
+			err = fmt.Errorf("resp: stop event loops: %w", serr)
+		}
+	}
 	return err
 }
 
-// conn is one client connection's state.
+// events is the Server's handler of the loops' events.
+type events struct {
+	gnet.BuiltinEventEngine
+	s *Server
+}
+
+func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	c, ok := gc.Context().(*conn)
+	if !ok {
+		return nil, gnet.Close
+	}
+	c.gc = gc
+	e.s.mu.Lock()
+	closed := e.s.mu.closed
+	if !closed {
+		e.s.mu.conns[c] = struct{}{}
+	}
+	e.s.mu.Unlock()
+	if closed {
+		return nil, gnet.Close
+	}
+	return nil, gnet.None
+}
+
+func (e *events) OnClose(gc gnet.Conn, err error) gnet.Action {
+	if c, ok := gc.Context().(*conn); ok {
+		c.closed.Store(true)
+		e.s.mu.Lock()
+		delete(e.s.mu.conns, c)
+		e.s.mu.Unlock()
+		if err != nil {
+			e.s.log.Debug("resp: connection ended", "remote", c.remote, "err", err)
+		}
+	}
+	return gnet.None
+}
+
+func (e *events) OnTraffic(gc gnet.Conn) gnet.Action {
+	c := gc.Context().(*conn)
+	in, err := gc.Next(-1)
+	if err != nil {
+		return gnet.Close
+	}
+	if c.busy {
+		// A goroutine runs this connection's commands: queue the input
+		// for it, in order.
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if int64(len(c.mu.backlog)+len(in)) > c.s.maxPending.Load() {
+			c.s.log.Debug("resp: connection sent too much while a command waited", "remote", c.remote)
+			return gnet.Close
+		}
+		c.mu.backlog = append(c.mu.backlog, in...)
+		return gnet.None
+	}
+	return c.serve(in)
+}
+
+// conn is one client connection's state. Outside a command goroutine, the
+// connection's loop owns every field but mu; while busy, the goroutine
+// owns w, args, minIndex, quit and carry.
 type conn struct {
-	s        *Server
-	nc       net.Conn
-	rd       *reader
-	w        *writer
+	s      *Server
+	gc     gnet.Conn
+	remote string
+	closed atomic.Bool // the loop closed the connection
+
+	w        writer
+	args     [][]byte
 	minIndex uint64 // READINDEX: reads wait until the applied index reaches it
 	quit     bool
+	// carry is input not run yet: the start of an incomplete command.
+	carry []byte
+	// busy is set while a goroutine runs this connection's commands; only
+	// the loop reads and changes it.
+	busy bool
+
+	mu struct {
+		sync.Mutex
+		backlog []byte // input that arrived while busy
+	}
 }
 
-func (s *Server) serveConn(nc net.Conn) {
-	defer s.wg.Done()
-	defer func() {
-		s.mu.Lock()
-		delete(s.mu.conns, nc)
-		s.mu.Unlock()
-		nc.Close()
-	}()
-	c := &conn{s: s, nc: nc, w: newWriter(nc)}
-	c.rd = newReader(flushReader{nc, c.w}, s.maxBulk)
-	for {
-		args, err := c.rd.next()
+// serve runs the commands in the carried input and in, on the loop: those
+// that cannot block at once, and from the first that may, all of them on
+// a goroutine. It sends the replies and keeps an incomplete command for the
+// next call.
+func (c *conn) serve(in []byte) gnet.Action {
+	buf := in
+	if len(c.carry) > 0 {
+		c.carry = append(c.carry, in...)
+		buf = c.carry
+	}
+	if c.gc.OutboundBuffered() > outboundHigh {
+		// The client is not taking its replies: wait for it on a goroutine.
+		return c.handOff(buf)
+	}
+	used := 0
+	action := gnet.None
+	for used < len(buf) {
+		if len(c.w.buf) >= loopReplies {
+			return c.handOff(buf[used:])
+		}
+		args, n, err := parse(c.args[:0], buf[used:], c.s.maxBulk)
+		c.args = args
 		if err != nil {
-			if pe := (*protocolError)(nil); errors.As(err, &pe) {
-				c.w.error("ERR Protocol error: " + pe.msg)
-				c.w.flush()
-			}
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				s.log.Debug("resp: connection ended", "remote", nc.RemoteAddr().String(), "err", err)
-			}
-			return
+			c.protocolError(err)
+			action = gnet.Close
+			break
 		}
-		c.dispatch(args)
+		if n == 0 {
+			break
+		}
+		if len(args) > 0 && !c.canRunOnLoop(args) {
+			return c.handOff(buf[used:])
+		}
+		used += n
+		if len(args) > 0 {
+			c.dispatch(args)
+		}
 		if c.quit {
-			c.w.flush()
+			action = gnet.Close
+			break
+		}
+	}
+	// Keep the incomplete command; in is the loop's buffer, valid only
+	// until this event returns.
+	c.carry = append(c.carry[:0], buf[used:]...)
+	if cap(c.carry) > keepBuffer {
+		c.carry = append([]byte(nil), c.carry...)
+	}
+	c.send()
+	return action
+}
+
+// handOff sends the replies written so far and starts a goroutine that
+// runs the commands in buf and all input after it. From here on the
+// goroutine owns the connection's command state until it hands it back.
+func (c *conn) handOff(buf []byte) gnet.Action {
+	c.send()
+	if !c.s.startCommand() {
+		return gnet.Close
+	}
+	rest := append([]byte(nil), buf...)
+	c.carry = c.carry[:0]
+	c.busy = true
+	go c.run(rest)
+	return gnet.None
+}
+
+// send writes the replies written so far, on the loop.
+func (c *conn) send() {
+	if len(c.w.buf) == 0 {
+		return
+	}
+	_, _ = c.gc.Write(c.w.buf) // copies what the socket does not take now
+	c.w.buf = c.w.buf[:0]
+	if cap(c.w.buf) > keepBuffer {
+		c.w.buf = nil
+	}
+}
+
+func (c *conn) protocolError(err error) {
+	var pe *protocolError
+	if errors.As(err, &pe) {
+		c.w.error("ERR Protocol error: " + pe.msg)
+	}
+	c.s.log.Debug("resp: protocol error", "remote", c.remote, "err", err)
+}
+
+// canRunOnLoop reports whether a command can be answered without waiting:
+// anything but a write, a SCAN, and a read that would wait for READINDEX or
+// ask another node (a proxy's misses). Reads of a kv.Store only read the
+// node's own disk.
+func (c *conn) canRunOnLoop(args [][]byte) bool {
+	var buf [16]byte
+	switch cmdName(&buf, args[0]) {
+	case "SET", "DEL", "SCAN":
+		return false
+	case "GET", "MGET", "EXISTS":
+		r := c.s.b.Reader()
+		if _, local := r.(*kv.Store); !local {
+			return false
+		}
+		return r.Applied() >= argent.Index(c.minIndex)
+	}
+	return true
+}
+
+// startCommand counts a command goroutine about to start in wg; it
+// reports false once Close has begun waiting for them.
+func (s *Server) startCommand() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+// run runs commands on a goroutine, starting with those in buf, then the
+// input that arrives meanwhile, until only an incomplete command is left;
+// then it hands the connection back to its loop.
+func (c *conn) run(buf []byte) {
+	defer c.s.wg.Done()
+	for {
+		for len(buf) > 0 && !c.closed.Load() {
+			args, n, err := parse(c.args[:0], buf, c.s.maxBulk)
+			c.args = args
+			if err != nil {
+				c.protocolError(err)
+				c.flushThen(func(gc gnet.Conn) { _ = gc.Close() })
+				return
+			}
+			if n == 0 {
+				break
+			}
+			if len(args) > 0 {
+				c.dispatch(args)
+			}
+			buf = buf[n:]
+			if len(c.w.buf) >= replyChunk && !c.flushAndWait() {
+				return
+			}
+			if c.quit {
+				c.flushThen(func(gc gnet.Conn) { _ = gc.Close() })
+				return
+			}
+		}
+		if c.closed.Load() {
 			return
 		}
+		c.mu.Lock()
+		more := c.mu.backlog
+		c.mu.backlog = nil
+		c.mu.Unlock()
+		if len(more) == 0 {
+			break
+		}
+		buf = append(append([]byte(nil), buf...), more...)
 	}
+	// Hand back on the loop, after the last replies are written: input
+	// that arrived since is run there, in order.
+	rest := append([]byte(nil), buf...)
+	c.flushThen(func(gc gnet.Conn) {
+		c.mu.Lock()
+		more := c.mu.backlog
+		c.mu.backlog = nil
+		c.mu.Unlock()
+		c.busy = false
+		c.carry = rest
+		if c.serve(more) == gnet.Close {
+			_ = gc.Close()
+		}
+	})
 }
 
-// flushReader reads from a connection, first sending the replies written
-// so far. The command reader reads from the connection only when it has no
-// complete command buffered, so the replies to pipelined commands go out
-// together, and never wait for more input.
-type flushReader struct {
-	nc net.Conn
-	w  *writer
+// flush sends the replies written so far from a command goroutine.
+func (c *conn) flush() {
+	if len(c.w.buf) == 0 {
+		return
+	}
+	c.flushThen(nil)
 }
 
-func (r flushReader) Read(p []byte) (int, error) {
-	if r.w.w.Buffered() > 0 {
-		if err := r.w.flush(); err != nil {
-			return 0, err
+// flushAndWait sends the replies written so far from a command goroutine
+// and waits while the client has more than outboundHigh bytes of replies
+// to take. It closes the connection and reports false when the client
+// takes none for writeTimeout, or when the connection or the server closes.
+func (c *conn) flushAndWait() bool {
+	deadline, last := time.Now().Add(writeTimeout), -1
+	for {
+		n := c.sendAndMeasure()
+		switch {
+		case n < 0:
+			return false
+		case n <= outboundHigh:
+			return true
+		case n != last:
+			deadline, last = time.Now().Add(writeTimeout), n
+		case time.Now().After(deadline):
+			c.s.log.Debug("resp: client takes no replies", "remote", c.remote, "pending", n)
+			_ = c.gc.Close()
+			return false
+		}
+		select {
+		case <-time.After(time.Millisecond):
+		case <-c.s.ctx.Done():
+			return false
 		}
 	}
-	return r.nc.Read(p)
 }
+
+// sendAndMeasure sends the replies written so far from a command goroutine
+// and returns how many bytes of replies the client has yet to take, or -1
+// once the connection or the server has closed.
+func (c *conn) sendAndMeasure() int {
+	pending := make(chan int, 1)
+	out := c.w.buf
+	c.w.buf = nil
+	err := c.gc.AsyncWrite(out, func(gc gnet.Conn, err error) error {
+		if err != nil || c.closed.Load() {
+			pending <- -1
+		} else {
+			pending <- gc.OutboundBuffered()
+		}
+		return nil
+	})
+	if err != nil {
+		return -1
+	}
+	select {
+	case n := <-pending:
+		return n
+	case <-c.s.ctx.Done():
+		return -1
+	}
+}
+
+// flushThen sends the replies written so far from a command goroutine and
+// then, if set, calls then on the loop.
+func (c *conn) flushThen(then func(gnet.Conn)) {
+	out := c.w.buf
+	c.w.buf = nil
+	err := c.gc.AsyncWrite(out, func(gc gnet.Conn, err error) error {
+		if err != nil || c.closed.Load() {
+			return nil
+		}
+		if then != nil {
+			then(gc)
+		}
+		return nil
+	})
+	if err != nil {
+		c.s.log.Debug("resp: write", "remote", c.remote, "err", err)
+	}
+}
+
+// gnetLogger passes gnet's log lines to slog at debug level (errors at
+// warn): they are about the loops, not about argent's data.
+type gnetLogger struct{ l *slog.Logger }
+
+func (g gnetLogger) Debugf(f string, a ...any) { g.l.Debug("resp: gnet: " + fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Infof(f string, a ...any)  { g.l.Debug("resp: gnet: " + fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Warn("resp: gnet: " + fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Errorf(f string, a ...any) { g.l.Warn("resp: gnet: " + fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Error("resp: gnet: " + fmt.Sprintf(f, a...)) }

@@ -1,0 +1,197 @@
+package resp_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/resp"
+)
+
+// TestPipelineOrderAcrossHandOffs pipelines commands that the event loop
+// answers (GET, ECHO) between commands that a goroutine runs (SET, SCAN):
+// every reply must come in the order of the commands, and each GET must see
+// the SET before it.
+func TestPipelineOrderAcrossHandOffs(t *testing.T) {
+	_, _, addr := startServer(t, argent.Limits{})
+	c := newClient(t, addr)
+	ctx := context.Background()
+	for round := range 5 {
+		p := c.Pipeline()
+		type step struct {
+			cmd  redis.Cmder
+			want string // "": a nil reply
+		}
+		var steps []step
+		for i := range 40 {
+			k, v := fmt.Sprintf("k%02d", i), fmt.Sprintf("v%d-%d", round, i)
+			before := ""
+			if round > 0 {
+				before = fmt.Sprintf("v%d-%d", round-1, i)
+			}
+			steps = append(steps,
+				step{p.Get(ctx, k), before},
+				step{p.Set(ctx, k, v, 0), "OK"},
+				step{p.Get(ctx, k), v},
+				step{p.Echo(ctx, k), k})
+			if i%10 == 9 {
+				steps = append(steps, step{p.Do(ctx, "SCAN", "0", "MATCH", "k0*", "COUNT", "1"), "scan"})
+			}
+		}
+		if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			t.Fatal(err)
+		}
+		for i, s := range steps {
+			switch cmd := s.cmd.(type) {
+			case *redis.StringCmd:
+				got, err := cmd.Result()
+				if s.want == "" && errors.Is(err, redis.Nil) {
+					continue
+				}
+				if err != nil || got != s.want {
+					t.Fatalf("round %d, step %d (%v): %q, %v, want %q", round, i, cmd.Args(), got, err, s.want)
+				}
+			case *redis.StatusCmd:
+				if got, err := cmd.Result(); err != nil || got != s.want {
+					t.Fatalf("round %d, step %d (%v): %q, %v", round, i, cmd.Args(), got, err)
+				}
+			case *redis.Cmd:
+				if page, err := cmd.Slice(); err != nil || len(page) != 2 {
+					t.Fatalf("round %d, step %d (%v): %v, %v", round, i, cmd.Args(), page, err)
+				}
+			}
+		}
+	}
+}
+
+// TestInputSplitAcrossReads sends commands a few bytes at a time, so that
+// the loop sees incomplete commands, also right after a hand-off.
+func TestInputSplitAcrossReads(t *testing.T) {
+	b, _, addr := startServer(t, argent.Limits{})
+	b.put(t, "a", "1")
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	in := "*2\r\n$3\r\nGET\r\n$1\r\na\r\n" +
+		"*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$2\r\n22\r\n" +
+		"*2\r\n$3\r\nGET\r\n$1\r\nb\r\n" +
+		"PING\r\n"
+	for i := 0; i < len(in); i += 3 {
+		if _, err := io.WriteString(nc, in[i:min(i+3, len(in))]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	want := "$1\r\n1\r\n+OK\r\n$2\r\n22\r\n+PONG\r\n"
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(nc, got); err != nil || string(got) != want {
+		t.Fatalf("replies %q, %v; want %q", got, err, want)
+	}
+}
+
+// TestClientThatDoesNotRead checks that a client that sends reads but
+// takes none of the replies cannot make the server hold unbounded replies
+// or input: the server stops answering it, and closes it once the input it
+// sent meanwhile passes the limit.
+func TestClientThatDoesNotRead(t *testing.T) {
+	b, s, addr := startServer(t, argent.Limits{})
+	resp.SetMaxPending(s, 1<<20)
+	b.put(t, "big", strings.Repeat("x", 64<<10))
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.(*net.TCPConn).SetReadBuffer(4 << 10)
+	cmd := strings.Repeat("GET big\r\n", 64)
+	deadline := time.Now().Add(10 * time.Second)
+	nc.SetWriteDeadline(deadline)
+	var werr error
+	for time.Now().Before(deadline) {
+		if _, werr = io.WriteString(nc, cmd); werr != nil {
+			break
+		}
+	}
+	if werr == nil {
+		t.Fatal("the server kept taking commands from a client that reads no replies")
+	}
+	if ne, ok := werr.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("write timed out instead of the server closing: %v", werr)
+	}
+}
+
+// TestInputWhileWaitingIsBounded checks that input sent while a command
+// waits is queued only up to the limit.
+func TestInputWhileWaitingIsBounded(t *testing.T) {
+	_, s, addr := startServer(t, argent.Limits{})
+	resp.SetMaxPending(s, 1<<20)
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// The GET waits for an index that never comes (200 ms in tests).
+	if _, err := io.WriteString(nc, "READINDEX 1000\r\nGET a\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(nc)
+	if l, err := r.ReadString('\n'); err != nil || l != "+OK\r\n" {
+		t.Fatalf("READINDEX: %q, %v", l, err)
+	}
+	chunk := strings.Repeat("PING\r\n", 10000)
+	nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	var werr error
+	for range 100 { // 6 MB, past the 1 MiB limit
+		if _, werr = io.WriteString(nc, chunk); werr != nil {
+			break
+		}
+	}
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, rerr := io.Copy(io.Discard, r)
+	if ne, ok := rerr.(net.Error); werr == nil && ok && ne.Timeout() {
+		t.Fatalf("connection still open after 6 MB of input behind a waiting command: read %v", rerr)
+	}
+}
+
+// TestSlowReaderGetsEveryReply pipelines more replies than the server
+// keeps unsent for a connection, to a client that reads them slowly: the
+// server waits for it, and every reply arrives whole and in order.
+func TestSlowReaderGetsEveryReply(t *testing.T) {
+	b, _, addr := startServer(t, argent.Limits{})
+	val := strings.Repeat("v", 64<<10)
+	b.put(t, "big", val)
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	const n = 200 // 13 MB of replies, past the 4 MiB the server keeps unsent
+	go io.WriteString(nc, strings.Repeat("GET big\r\n", n)+"PING\r\n")
+	nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	r := bufio.NewReaderSize(nc, 4<<10)
+	want := fmt.Sprintf("$%d\r\n%s\r\n", len(val), val)
+	got := make([]byte, len(want))
+	for i := range n {
+		if i%20 == 0 {
+			time.Sleep(20 * time.Millisecond) // a slow reader
+		}
+		if _, err := io.ReadFull(r, got); err != nil || string(got) != want {
+			t.Fatalf("reply %d: %q..., %v", i, got[:min(len(got), 20)], err)
+		}
+	}
+	if l, err := r.ReadString('\n'); err != nil || l != "+PONG\r\n" {
+		t.Fatalf("last reply %q, %v", l, err)
+	}
+}

@@ -77,7 +77,6 @@ type Server struct {
 		closed bool
 		loops  *gnet.Client // started by the first Serve
 		lns    map[net.Listener]struct{}
-		conns  map[*conn]struct{}
 	}
 }
 
@@ -92,7 +91,6 @@ func New(b api.Backend, logger *slog.Logger) *Server {
 	s.maxPending.Store(int64(2*maxBulk + keepBuffer))
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.mu.lns = make(map[net.Listener]struct{})
-	s.mu.conns = make(map[*conn]struct{})
 	return s
 }
 
@@ -226,28 +224,16 @@ type events struct {
 
 func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	c, ok := gc.Context().(*conn)
-	if !ok {
+	if !ok || e.s.isClosed() {
 		return nil, gnet.Close
 	}
 	c.gc = gc
-	e.s.mu.Lock()
-	closed := e.s.mu.closed
-	if !closed {
-		e.s.mu.conns[c] = struct{}{}
-	}
-	e.s.mu.Unlock()
-	if closed {
-		return nil, gnet.Close
-	}
 	return nil, gnet.None
 }
 
 func (e *events) OnClose(gc gnet.Conn, err error) gnet.Action {
 	if c, ok := gc.Context().(*conn); ok {
 		c.closed.Store(true)
-		e.s.mu.Lock()
-		delete(e.s.mu.conns, c)
-		e.s.mu.Unlock()
 		if err != nil {
 			e.s.log.Debug("resp: connection ended", "remote", c.remote, "err", err)
 		}

@@ -51,6 +51,18 @@ type ManyReader interface {
 	GetMany(keys [][]byte, at argent.Index) (vals []kv.Value, found []bool, err error)
 }
 
+// LocalReader is a Reader that can say, without waiting, whether it
+// answers a read from the node's own state: a proxy answers a hit in its
+// window, cache or filter at once, and asks a replica on a miss. The RESP
+// port answers such reads on its event loop.
+type LocalReader interface {
+	Reader
+	// GetLocal reads key at index at from the node's own state only. ok is
+	// false when only another node can answer; otherwise the value and
+	// error are those Get would give.
+	GetLocal(key []byte, at argent.Index) (v kv.Value, ok bool, err error)
+}
+
 // Backend is what the HTTP API needs from a node.
 type Backend interface {
 	// Reader serves the node's reads at its published applied index (or a

@@ -250,6 +250,17 @@ func (p *Proxy) GetTier(key []byte, at argent.Index) (kv.Value, string, error) {
 	return kv.Value{Value: rs[0].Value, ModIndex: rs[0].ModIndex}, TierReplica, nil
 }
 
+// GetLocal reads key at index at from the proxy's own tiers only (window,
+// cache, filter); ok is false on a miss, which only a replica can resolve.
+// It implements api.LocalReader.
+func (p *Proxy) GetLocal(key []byte, at argent.Index) (kv.Value, bool, error) {
+	if at > p.Applied() {
+		return kv.Value{}, true, fmt.Errorf("%w: read at %d, proxy at %d", argent.ErrFuture, at, p.Applied())
+	}
+	v, tier, err := p.getLocal(key, at)
+	return v, tier != "", err
+}
+
 // GetMany reads every key at index at (at most Applied), as GetTier reads
 // one: vals[i] is the value of keys[i], and found[i] is false where it is
 // absent. The misses are resolved together, one lookup for all of them per

@@ -11,6 +11,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/api"
+	"github.com/argent-kv/argent/internal/kv"
 )
 
 // Commands, case-insensitive:
@@ -158,6 +159,10 @@ func (c *conn) readIndex() (argent.Index, bool) {
 	st := c.s.b.Reader()
 	at := st.Applied()
 	if want := argent.Index(c.minIndex); at < want {
+		if c.onLoop {
+			c.wouldBlock = true
+			return 0, false
+		}
 		// Flush what is answered already: the wait may be long.
 		c.flush()
 		got, err := st.WaitApplied(c.s.ctx.Done(), c.s.readIndexWait, want)
@@ -182,9 +187,21 @@ func (c *conn) checkKeys(keys [][]byte) bool {
 	return true
 }
 
-// lookup reads key at index at; a missing key gives ok false.
+// lookup reads key at index at; a missing key gives ok false. On the
+// event loop it reads only what the node answers without waiting, and
+// otherwise sets wouldBlock.
 func (c *conn) lookup(key []byte, at argent.Index) (val []byte, ok bool, err error) {
-	v, err := c.s.b.Reader().Get(key, at)
+	var v kv.Value
+	switch r := c.s.b.Reader(); {
+	case !c.onLoop:
+		v, err = r.Get(key, at)
+	default:
+		var answered bool
+		if v, answered, err = getOnLoop(r, key, at); !answered {
+			c.wouldBlock = true
+			return nil, false, nil
+		}
+	}
 	if errors.Is(err, argent.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -194,12 +211,32 @@ func (c *conn) lookup(key []byte, at argent.Index) (val []byte, ok bool, err err
 	return v.Value, true, nil
 }
 
+// getOnLoop reads key at index at if r can answer without waiting: a
+// kv.Store reads the node's own disk; an api.LocalReader says whether it
+// can. answered is false otherwise.
+func getOnLoop(r api.Reader, key []byte, at argent.Index) (v kv.Value, answered bool, err error) {
+	switch r := r.(type) {
+	case *kv.Store:
+		v, err = r.Get(key, at)
+		return v, true, err
+	case api.LocalReader:
+		return r.GetLocal(key, at)
+	}
+	return kv.Value{}, false, nil
+}
+
 // lookupMany reads every key at index at: found[i] is false where keys[i]
 // is missing. A node whose reader reads keys better together (a proxy
 // resolves all its misses in one lookup, api.ManyReader) gets them
-// together.
+// together. On the event loop only a kv.Store is read, key by key; other
+// readers set wouldBlock (trying a proxy's keys locally first would count
+// its hits twice when one key then misses).
 func (c *conn) lookupMany(keys [][]byte, at argent.Index) (vals [][]byte, found []bool, err error) {
 	vals, found = make([][]byte, len(keys)), make([]bool, len(keys))
+	if _, local := c.s.b.Reader().(*kv.Store); c.onLoop && !local {
+		c.wouldBlock = true
+		return nil, nil, nil
+	}
 	if mr, ok := c.s.b.Reader().(api.ManyReader); ok {
 		vs, fs, err := mr.GetMany(keys, at)
 		if err != nil {
@@ -228,6 +265,7 @@ func (c *conn) get(key []byte) {
 	}
 	v, found, err := c.lookup(key, at)
 	switch {
+	case c.wouldBlock:
 	case err != nil:
 		c.w.error("ERR " + err.Error())
 	case !found:
@@ -248,6 +286,9 @@ func (c *conn) mget(keys [][]byte) {
 	// Read every key before replying, so that an error can still be the
 	// whole reply. Values are not copied: the store does not modify them.
 	vals, found, err := c.lookupMany(keys, at)
+	if c.wouldBlock {
+		return
+	}
 	if err != nil {
 		c.w.error("ERR " + err.Error())
 		return
@@ -273,6 +314,9 @@ func (c *conn) exists(keys [][]byte) {
 		return
 	}
 	n, err := c.count(keys, at)
+	if c.wouldBlock {
+		return
+	}
 	if err != nil {
 		c.w.error("ERR " + err.Error())
 		return

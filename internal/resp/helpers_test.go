@@ -28,7 +28,8 @@ type fakeBackend struct {
 	mu       sync.Mutex // serialises Write
 	writeErr error      // if set, Write fails with it
 
-	many atomic.Pointer[manyReader] // if set, Reader returns it
+	many  atomic.Pointer[manyReader]  // if set, Reader returns it
+	local atomic.Pointer[localReader] // if set (and many is not), Reader returns it
 }
 
 // manyReader is the store as an api.ManyReader (as a proxy is), counting
@@ -72,6 +73,9 @@ func newFakeBackend(t testing.TB, limits argent.Limits) *fakeBackend {
 func (f *fakeBackend) Reader() api.Reader {
 	if m := f.many.Load(); m != nil {
 		return m
+	}
+	if l := f.local.Load(); l != nil {
+		return l
 	}
 	return f.store
 }

@@ -2,18 +2,21 @@ package resp_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/resp"
 )
 
@@ -193,5 +196,62 @@ func TestSlowReaderGetsEveryReply(t *testing.T) {
 	}
 	if l, err := r.ReadString('\n'); err != nil || l != "+PONG\r\n" {
 		t.Fatalf("last reply %q, %v", l, err)
+	}
+}
+
+// localReader is the store as an api.LocalReader (as a proxy is): keys
+// under "miss/" are not answered locally, as a proxy's misses, and Get
+// counts the reads that had to wait.
+type localReader struct {
+	*kv.Store
+	gets atomic.Int64
+}
+
+func (l *localReader) GetLocal(key []byte, at argent.Index) (kv.Value, bool, error) {
+	if bytes.HasPrefix(key, []byte("miss/")) {
+		return kv.Value{}, false, nil
+	}
+	v, err := l.Store.Get(key, at)
+	return v, true, err
+}
+
+func (l *localReader) Get(key []byte, at argent.Index) (kv.Value, error) {
+	l.gets.Add(1)
+	return l.Store.Get(key, at)
+}
+
+// TestLocalReaderOnLoop checks that at a node whose reads may need another
+// node (a proxy), the reads it answers locally are answered on the loop,
+// and a miss goes to a goroutine, with every reply in order.
+func TestLocalReaderOnLoop(t *testing.T) {
+	b, _, addr := startServer(t, argent.Limits{})
+	l := &localReader{Store: b.store}
+	b.local.Store(l)
+	b.put(t, "hit", "1", "miss/a", "2")
+	c := newClient(t, addr)
+	ctx := context.Background()
+	for range 10 {
+		if got, err := c.Get(ctx, "hit").Result(); err != nil || got != "1" {
+			t.Fatalf("GET hit = %q, %v", got, err)
+		}
+	}
+	if n := l.gets.Load(); n != 0 {
+		t.Fatalf("%d local reads went through Get, want 0", n)
+	}
+	p := c.Pipeline()
+	h1, m, h2, e := p.Get(ctx, "hit"), p.Get(ctx, "miss/a"), p.Get(ctx, "hit"), p.Echo(ctx, "e")
+	if _, err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h1.Val() != "1" || m.Val() != "2" || h2.Val() != "1" || e.Val() != "e" {
+		t.Fatalf("pipeline: %q %q %q %q", h1.Val(), m.Val(), h2.Val(), e.Val())
+	}
+	if n := l.gets.Load(); n == 0 {
+		t.Fatal("the miss did not go through Get")
+	}
+	// After the miss the connection is back on the loop.
+	before := l.gets.Load()
+	if got, err := c.Get(ctx, "hit").Result(); err != nil || got != "1" || l.gets.Load() != before {
+		t.Fatalf("GET hit after a miss = %q, %v; Get calls %d -> %d", got, err, before, l.gets.Load())
 	}
 }

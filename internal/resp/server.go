@@ -31,9 +31,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
-	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/api"
-	"github.com/argent-kv/argent/internal/kv"
 )
 
 // ErrClosed is returned by Serve when it is called after Close.
@@ -275,6 +273,10 @@ type conn struct {
 	args     [][]byte
 	minIndex uint64 // READINDEX: reads wait until the applied index reaches it
 	quit     bool
+	// onLoop is set while a command runs on the loop; a read that would
+	// wait then sets wouldBlock and writes nothing, and the command is
+	// handed to a goroutine.
+	onLoop, wouldBlock bool
 	// carry is input not run yet: the start of an incomplete command.
 	carry []byte
 	// busy is set while a goroutine runs this connection's commands; only
@@ -320,10 +322,18 @@ func (c *conn) serve(in []byte) gnet.Action {
 		if len(args) > 0 && !c.canRunOnLoop(args) {
 			return c.handOff(buf[used:])
 		}
-		used += n
 		if len(args) > 0 {
+			mark := len(c.w.buf)
+			c.onLoop = true
 			c.dispatch(args)
+			c.onLoop = false
+			if c.wouldBlock {
+				c.wouldBlock = false
+				c.w.buf = c.w.buf[:mark]
+				return c.handOff(buf[used:])
+			}
 		}
+		used += n
 		if c.quit {
 			action = gnet.Close
 			break
@@ -374,21 +384,14 @@ func (c *conn) protocolError(err error) {
 	c.s.log.Debug("resp: protocol error", "remote", c.remote, "err", err)
 }
 
-// canRunOnLoop reports whether a command can be answered without waiting:
-// anything but a write, a SCAN, and a read that would wait for READINDEX or
-// ask another node (a proxy's misses). Reads of a kv.Store only read the
-// node's own disk.
+// canRunOnLoop reports whether a command may run on the loop: anything
+// but a write and a SCAN (which may walk many keys). A read that turns out
+// to need a wait (READINDEX, a proxy's miss) sets wouldBlock instead.
 func (c *conn) canRunOnLoop(args [][]byte) bool {
 	var buf [16]byte
 	switch cmdName(&buf, args[0]) {
 	case "SET", "DEL", "SCAN":
 		return false
-	case "GET", "MGET", "EXISTS":
-		r := c.s.b.Reader()
-		if _, local := r.(*kv.Store); !local {
-			return false
-		}
-		return r.Applied() >= argent.Index(c.minIndex)
 	}
 	return true
 }

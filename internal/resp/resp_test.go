@@ -301,6 +301,11 @@ func TestMalformed(t *testing.T) {
 		{"garbage", "\x00\xff\x01garbage\r\n", false, "-ERR unknown command '???garbage'"},
 		{"inline", "PING\r\nECHO hi\n\r\n", false, "+PONG\r\n$2\r\nhi\r\n"},
 		{"pipelined", "*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$1\r\nx\r\n*0\r\n*1\r\n$4\r\nquit\r\n", false, "+PONG\r\n$1\r\nx\r\n+OK\r\n"},
+		// The same input behind a SET, which runs on a goroutine.
+		{"bad type byte after a write", "*3\r\n$3\r\nSET\r\n$1\r\nw\r\n$1\r\n1\r\n*1\r\n+PING\r\n", false, "+OK\r\n-ERR Protocol error"},
+		{"truncated after a write", "*3\r\n$3\r\nSET\r\n$1\r\nw\r\n$1\r\n1\r\n*2\r\n$3\r\nGET\r\n$5\r\nab", true, "+OK\r\n"},
+		{"shut down after a write", "SET w 3\r\nGET w\r\nDEL w\r\nEXISTS w\r\n", true, "+OK\r\n$1\r\n3\r\n:1\r\n:0\r\n"},
+		{"quit after a write", "SET w 2\r\nGET w\r\nQUIT\r\nPING\r\n", false, "+OK\r\n$1\r\n2\r\n+OK\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := raw(t, addr, tc.in, tc.closeWrite)

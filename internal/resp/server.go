@@ -22,8 +22,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -230,13 +232,37 @@ func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 }
 
 func (e *events) OnClose(gc gnet.Conn, err error) gnet.Action {
-	if c, ok := gc.Context().(*conn); ok {
-		c.closed.Store(true)
-		if err != nil {
-			e.s.log.Debug("resp: connection ended", "remote", c.remote, "err", err)
+	c, ok := gc.Context().(*conn)
+	if !ok {
+		return gnet.None
+	}
+	if c.busy && errors.Is(err, io.EOF) {
+		// The client shut down its side; the commands it sent before
+		// still run on a goroutine, which answers them on a copy of the
+		// socket.
+		if hc, derr := dupConn(gc); derr == nil {
+			c.mu.Lock()
+			c.mu.halfClosed = hc
+			c.mu.Unlock()
 		}
 	}
+	c.closed.Store(true)
+	if err != nil {
+		e.s.log.Debug("resp: connection ended", "remote", c.remote, "err", err)
+	}
 	return gnet.None
+}
+
+// dupConn returns a net.Conn on a copy of gc's socket, which stays open
+// when the loop closes gc.
+func dupConn(gc gnet.Conn) (net.Conn, error) {
+	fd, err := gc.Dup()
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "resp")
+	defer f.Close() // FileConn holds its own copy
+	return net.FileConn(f)
 }
 
 func (e *events) OnTraffic(gc gnet.Conn) gnet.Action {
@@ -286,6 +312,10 @@ type conn struct {
 	mu struct {
 		sync.Mutex
 		backlog []byte // input that arrived while busy
+		// halfClosed is a copy of the socket, kept when the client shut
+		// down its side while a goroutine ran commands: their replies go
+		// there. The goroutine closes it.
+		halfClosed net.Conn
 	}
 }
 
@@ -396,6 +426,12 @@ func (c *conn) canRunOnLoop(args [][]byte) bool {
 	return true
 }
 
+// open reports whether a command goroutine can still answer: the
+// connection is open, or the client only shut down its side.
+func (c *conn) open() bool {
+	return !c.closed.Load() || c.halfClosedConn() != nil
+}
+
 // startCommand counts a command goroutine about to start in wg; it
 // reports false once Close has begun waiting for them.
 func (s *Server) startCommand() bool {
@@ -413,8 +449,13 @@ func (s *Server) startCommand() bool {
 // then it hands the connection back to its loop.
 func (c *conn) run(buf []byte) {
 	defer c.s.wg.Done()
+	defer func() {
+		if hc := c.halfClosedConn(); hc != nil {
+			hc.Close()
+		}
+	}()
 	for {
-		for len(buf) > 0 && !c.closed.Load() {
+		for len(buf) > 0 && c.open() {
 			args, n, err := parse(c.args[:0], buf, c.s.maxBulk)
 			c.args = args
 			if err != nil {
@@ -437,7 +478,7 @@ func (c *conn) run(buf []byte) {
 				return
 			}
 		}
-		if c.closed.Load() {
+		if !c.open() {
 			return
 		}
 		c.mu.Lock()
@@ -467,10 +508,15 @@ func (c *conn) run(buf []byte) {
 
 // flush sends the replies written so far from a command goroutine.
 func (c *conn) flush() {
-	if len(c.w.buf) == 0 {
-		return
+	if len(c.w.buf) > 0 {
+		c.sendFromGoroutine(nil)
 	}
-	c.flushThen(nil)
+}
+
+// flushThen sends the replies written so far from a command goroutine,
+// then calls then on the loop (when the connection is still open there).
+func (c *conn) flushThen(then func(gnet.Conn)) {
+	c.sendFromGoroutine(then)
 }
 
 // flushAndWait sends the replies written so far from a command goroutine
@@ -480,7 +526,7 @@ func (c *conn) flush() {
 func (c *conn) flushAndWait() bool {
 	deadline, last := time.Now().Add(writeTimeout), -1
 	for {
-		n := c.sendAndMeasure()
+		n := c.sendFromGoroutine(nil)
 		switch {
 		case n < 0:
 			return false
@@ -501,49 +547,59 @@ func (c *conn) flushAndWait() bool {
 	}
 }
 
-// sendAndMeasure sends the replies written so far from a command goroutine
-// and returns how many bytes of replies the client has yet to take, or -1
-// once the connection or the server has closed.
-func (c *conn) sendAndMeasure() int {
-	pending := make(chan int, 1)
+// sendFromGoroutine sends the replies written so far from a command
+// goroutine through the loop, then calls then (if set) on the loop, and
+// waits for both: the goroutine's writes stay in order with each other and
+// with the loop's. It returns how many bytes of replies the client has yet
+// to take, 0 when the replies went to a half-closed connection, or -1 once
+// the connection or the server has closed.
+//
+// A client that sends its commands and then shuts down its side (as
+// `printf ... | nc -N` does) makes the loop close the connection while
+// commands still run here; their replies then go straight to the socket,
+// which OnClose kept open for them (halfClosed).
+func (c *conn) sendFromGoroutine(then func(gnet.Conn)) int {
 	out := c.w.buf
 	c.w.buf = nil
+	pending := make(chan int, 1)
 	err := c.gc.AsyncWrite(out, func(gc gnet.Conn, err error) error {
 		if err != nil || c.closed.Load() {
 			pending <- -1
-		} else {
-			pending <- gc.OutboundBuffered()
-		}
-		return nil
-	})
-	if err != nil {
-		return -1
-	}
-	select {
-	case n := <-pending:
-		return n
-	case <-c.s.ctx.Done():
-		return -1
-	}
-}
-
-// flushThen sends the replies written so far from a command goroutine and
-// then, if set, calls then on the loop.
-func (c *conn) flushThen(then func(gnet.Conn)) {
-	out := c.w.buf
-	c.w.buf = nil
-	err := c.gc.AsyncWrite(out, func(gc gnet.Conn, err error) error {
-		if err != nil || c.closed.Load() {
 			return nil
 		}
 		if then != nil {
 			then(gc)
 		}
+		pending <- gc.OutboundBuffered()
 		return nil
 	})
-	if err != nil {
-		c.s.log.Debug("resp: write", "remote", c.remote, "err", err)
+	n := -1
+	if err == nil {
+		select {
+		case n = <-pending:
+		case <-c.s.ctx.Done():
+			return -1
+		}
 	}
+	if n >= 0 {
+		return n
+	}
+	hc := c.halfClosedConn()
+	if hc == nil || len(out) == 0 {
+		return -1
+	}
+	hc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if _, err := hc.Write(out); err != nil {
+		c.s.log.Debug("resp: write after the client shut down its side", "remote", c.remote, "err", err)
+		return -1
+	}
+	return 0
+}
+
+func (c *conn) halfClosedConn() net.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.halfClosed
 }
 
 // gnetLogger passes gnet's log lines to slog at debug level (errors at

@@ -449,8 +449,13 @@ func (s *Server) startCommand() bool {
 // then it hands the connection back to its loop.
 func (c *conn) run(buf []byte) {
 	defer c.s.wg.Done()
+	// A goroutine that handed the connection back leaves the socket to the
+	// loop, or to the goroutine after it; one that ends otherwise ends the
+	// connection's commands and closes the copy kept for a half-closed
+	// client.
+	var handedBack atomic.Bool
 	defer func() {
-		if hc := c.halfClosedConn(); hc != nil {
+		if hc := c.halfClosedConn(); hc != nil && !handedBack.Load() {
 			hc.Close()
 		}
 	}()
@@ -481,29 +486,41 @@ func (c *conn) run(buf []byte) {
 		if !c.open() {
 			return
 		}
-		c.mu.Lock()
-		more := c.mu.backlog
-		c.mu.backlog = nil
-		c.mu.Unlock()
+		if more := c.takeBacklog(); len(more) > 0 {
+			buf = append(append([]byte(nil), buf...), more...)
+			continue
+		}
+		// Hand back on the loop, after the last replies are written:
+		// input that arrived since is run there, in order.
+		rest := append([]byte(nil), buf...)
+		c.flushThen(func(gc gnet.Conn) {
+			handedBack.Store(true)
+			c.busy = false
+			c.carry = rest
+			if c.serve(c.takeBacklog()) == gnet.Close {
+				_ = gc.Close()
+			}
+		})
+		if handedBack.Load() || c.halfClosedConn() == nil {
+			return
+		}
+		// The client shut down its side meanwhile, and the loop closed
+		// the connection: what it sent before that is run here.
+		more := c.takeBacklog()
 		if len(more) == 0 {
-			break
+			return
 		}
-		buf = append(append([]byte(nil), buf...), more...)
+		buf = append(rest, more...)
 	}
-	// Hand back on the loop, after the last replies are written: input
-	// that arrived since is run there, in order.
-	rest := append([]byte(nil), buf...)
-	c.flushThen(func(gc gnet.Conn) {
-		c.mu.Lock()
-		more := c.mu.backlog
-		c.mu.backlog = nil
-		c.mu.Unlock()
-		c.busy = false
-		c.carry = rest
-		if c.serve(more) == gnet.Close {
-			_ = gc.Close()
-		}
-	})
+}
+
+// takeBacklog returns the input queued while a goroutine ran commands.
+func (c *conn) takeBacklog() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	more := c.mu.backlog
+	c.mu.backlog = nil
+	return more
 }
 
 // flush sends the replies written so far from a command goroutine.

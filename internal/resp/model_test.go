@@ -1,0 +1,130 @@
+package resp_test
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/argent-kv/argent"
+)
+
+// TestPipelinesAgainstModel sends random pipelines of reads and writes,
+// split into random pieces, sometimes with the client's side shut down at
+// the end, and checks that the replies are exactly those of running the
+// commands one by one against a map. Reads on the event loop, reads that
+// miss locally (keys under "miss/", answered on a goroutine) and writes
+// (always on a goroutine) interleave, so the replies check the hand-offs
+// between the loop and the goroutines: order, read-your-writes within the
+// pipeline, nothing lost or repeated.
+func TestPipelinesAgainstModel(t *testing.T) {
+	b, _, addr := startServer(t, argent.Limits{})
+	b.local.Store(&localReader{Store: b.store})
+	var round atomic.Int64
+	rapid.Check(t, func(rt *rapid.T) {
+		// Keys of this round only, so the model starts empty.
+		prefix := fmt.Sprintf("r%d/", round.Add(1))
+		keyGen := rapid.SampledFrom([]string{"a", "b", "miss/c"})
+		model := map[string]string{}
+		var in, want strings.Builder
+		n := rapid.IntRange(1, 40).Draw(rt, "commands")
+		for i := range n {
+			k := prefix + keyGen.Draw(rt, "key")
+			switch rapid.IntRange(0, 6).Draw(rt, "command") {
+			case 0:
+				v := fmt.Sprintf("v%d", i)
+				fmt.Fprintf(&in, "SET %s %s\r\n", k, v)
+				model[k] = v
+				want.WriteString("+OK\r\n")
+			case 1, 2:
+				fmt.Fprintf(&in, "GET %s\r\n", k)
+				if v, ok := model[k]; ok {
+					fmt.Fprintf(&want, "$%d\r\n%s\r\n", len(v), v)
+				} else {
+					want.WriteString("$-1\r\n")
+				}
+			case 3:
+				fmt.Fprintf(&in, "DEL %s\r\n", k)
+				if _, ok := model[k]; ok {
+					want.WriteString(":1\r\n")
+				} else {
+					want.WriteString(":0\r\n")
+				}
+				delete(model, k)
+			case 4:
+				k2 := prefix + keyGen.Draw(rt, "key2")
+				fmt.Fprintf(&in, "MGET %s %s\r\n", k, k2)
+				want.WriteString("*2\r\n")
+				for _, key := range []string{k, k2} {
+					if v, ok := model[key]; ok {
+						fmt.Fprintf(&want, "$%d\r\n%s\r\n", len(v), v)
+					} else {
+						want.WriteString("$-1\r\n")
+					}
+				}
+			case 5:
+				fmt.Fprintf(&in, "EXISTS %s\r\n", k)
+				if _, ok := model[k]; ok {
+					want.WriteString(":1\r\n")
+				} else {
+					want.WriteString(":0\r\n")
+				}
+			case 6:
+				fmt.Fprintf(&in, "ECHO e%d\r\n", i)
+				fmt.Fprintf(&want, "$%d\r\ne%d\r\n", len(fmt.Sprint(i))+1, i)
+			}
+		}
+		shutdown := rapid.Bool().Draw(rt, "shutdown")
+		// How the input is cut and paced, drawn here: rt is not for other
+		// goroutines.
+		type piece struct {
+			data  string
+			pause bool
+		}
+		var pieces []piece
+		for data := in.String(); len(data) > 0; {
+			m := min(len(data), rapid.IntRange(1, 64).Draw(rt, "piece"))
+			pieces = append(pieces, piece{data[:m], rapid.IntRange(0, 3).Draw(rt, "pause") == 0})
+			data = data[m:]
+		}
+
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer nc.Close()
+		sent := make(chan error, 1)
+		go func() {
+			for _, p := range pieces {
+				if _, err := io.WriteString(nc, p.data); err != nil {
+					sent <- err
+					return
+				}
+				if p.pause {
+					time.Sleep(100 * time.Microsecond)
+				}
+			}
+			if shutdown {
+				sent <- nc.(*net.TCPConn).CloseWrite()
+				return
+			}
+			sent <- nil
+		}()
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		got := make([]byte, want.Len())
+		if _, err := io.ReadFull(nc, got); err != nil {
+			rt.Fatalf("reading %d bytes of replies: %v; got %q for %q (shutdown %v)", want.Len(), err, got, in.String(), shutdown)
+		}
+		if err := <-sent; err != nil {
+			rt.Fatalf("send: %v", err)
+		}
+		if string(got) != want.String() {
+			rt.Fatalf("replies differ from the model:\n got %q\nwant %q\nto %q", got, want.String(), in.String())
+		}
+	})
+}

@@ -18,8 +18,8 @@ import (
 // split into random pieces, sometimes with the client's side shut down at
 // the end, and checks that the replies are exactly those of running the
 // commands one by one against a map. Reads on the event loop, reads that
-// miss locally (keys under "miss/", answered on a goroutine) and writes
-// (always on a goroutine) interleave, so the replies check the hand-offs
+// miss locally (keys under "miss/", answered on a goroutine), writes and
+// SCANs (always on a goroutine) interleave, so the replies check the hand-offs
 // between the loop and the goroutines: order, read-your-writes within the
 // pipeline, nothing lost or repeated.
 func TestPipelinesAgainstModel(t *testing.T) {
@@ -35,7 +35,7 @@ func TestPipelinesAgainstModel(t *testing.T) {
 		n := rapid.IntRange(1, 40).Draw(rt, "commands")
 		for i := range n {
 			k := prefix + keyGen.Draw(rt, "key")
-			switch rapid.IntRange(0, 6).Draw(rt, "command") {
+			switch rapid.IntRange(0, 8).Draw(rt, "command") {
 			case 0:
 				v := fmt.Sprintf("v%d", i)
 				fmt.Fprintf(&in, "SET %s %s\r\n", k, v)
@@ -77,6 +77,17 @@ func TestPipelinesAgainstModel(t *testing.T) {
 			case 6:
 				fmt.Fprintf(&in, "ECHO e%d\r\n", i)
 				fmt.Fprintf(&want, "$%d\r\ne%d\r\n", len(fmt.Sprint(i))+1, i)
+			case 7: // SCAN always runs on a goroutine
+				fmt.Fprintf(&in, "SCAN 0 MATCH %s\r\n", k)
+				want.WriteString("*2\r\n$1\r\n0\r\n")
+				if _, ok := model[k]; ok {
+					fmt.Fprintf(&want, "*1\r\n$%d\r\n%s\r\n", len(k), k)
+				} else {
+					want.WriteString("*0\r\n")
+				}
+			case 8:
+				in.WriteString("PING\r\n")
+				want.WriteString("+PONG\r\n")
 			}
 		}
 		shutdown := rapid.Bool().Draw(rt, "shutdown")

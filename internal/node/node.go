@@ -304,7 +304,7 @@ func (n *Node) serve(mux *http.ServeMux) (*Node, error) {
 			n.Close()
 			return nil, fmt.Errorf("node: listen for RESP: %w", err)
 		}
-		n.resp, n.respAddr = resp.New(n, n.log), rln.Addr().String()
+		n.resp, n.respAddr = resp.New(n, n.log, n.reg), rln.Addr().String()
 		n.goRun(func() {
 			if err := n.resp.Serve(rln); err != nil {
 				n.log.Error("serve RESP", "err", err)

@@ -48,6 +48,7 @@ func cmdName(buf *[16]byte, b []byte) string {
 func (c *conn) dispatch(args [][]byte) {
 	var buf [16]byte
 	name := cmdName(&buf, args[0])
+	c.s.m.command(name)
 	w := &c.w
 	switch name {
 	case "GET":

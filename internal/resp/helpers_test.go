@@ -130,7 +130,7 @@ func (f *fakeBackend) put(t testing.TB, kvs ...string) argent.Index {
 func startServer(t *testing.T, limits argent.Limits) (*fakeBackend, *resp.Server, string) {
 	t.Helper()
 	b := newFakeBackend(t, limits)
-	s := resp.New(b, nil)
+	s := resp.New(b, nil, nil)
 	resp.SetReadIndexWait(s, 200*time.Millisecond)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -324,7 +324,7 @@ func TestMalformed(t *testing.T) {
 // reads waiting for READINDEX, without leaking goroutines.
 func TestCloseEndsConnections(t *testing.T) {
 	b := newFakeBackend(t, argent.Limits{})
-	s := resp.New(b, nil)
+	s := resp.New(b, nil, nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/argent-kv/argent/internal/api"
 )
@@ -60,6 +61,7 @@ const (
 type Server struct {
 	b       api.Backend
 	log     *slog.Logger
+	m       *metrics
 	maxBulk int
 	// maxPending bounds the input a connection sends while a command
 	// waits; past it the connection is closed, as Redis closes a client
@@ -80,14 +82,15 @@ type Server struct {
 	}
 }
 
-// New returns a Server over b. A nil logger discards log lines.
-func New(b api.Backend, logger *slog.Logger) *Server {
+// New returns a Server over b, with its metrics in reg. A nil logger
+// discards log lines; a nil reg registers the metrics nowhere.
+func New(b api.Backend, logger *slog.Logger, reg prometheus.Registerer) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	l := b.Limits().WithDefaults()
 	maxBulk := max(l.MaxBatch, l.MaxValue) + l.MaxKey + bulkOverhead
-	s := &Server{b: b, log: logger, maxBulk: maxBulk, readIndexWait: readIndexMax}
+	s := &Server{b: b, log: logger, m: newMetrics(reg), maxBulk: maxBulk, readIndexWait: readIndexMax}
 	s.maxPending.Store(int64(2*maxBulk + keepBuffer))
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.mu.lns = make(map[net.Listener]struct{})
@@ -228,14 +231,16 @@ func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close
 	}
 	c.gc = gc
+	e.s.m.connections.Inc()
 	return nil, gnet.None
 }
 
 func (e *events) OnClose(gc gnet.Conn, err error) gnet.Action {
 	c, ok := gc.Context().(*conn)
-	if !ok {
+	if !ok || c.gc == nil {
 		return gnet.None
 	}
+	e.s.m.connections.Dec()
 	if c.busy && errors.Is(err, io.EOF) {
 		// The client shut down its side; the commands it sent before
 		// still run on a goroutine, which answers them on a copy of the
@@ -278,6 +283,7 @@ func (e *events) OnTraffic(gc gnet.Conn) gnet.Action {
 		defer c.mu.Unlock()
 		if int64(len(c.mu.backlog)+len(in)) > c.s.maxPending.Load() {
 			c.s.log.Debug("resp: connection sent too much while a command waited", "remote", c.remote)
+			c.s.m.cut.WithLabelValues(cutBacklog).Inc()
 			return gnet.Close
 		}
 		c.mu.backlog = append(c.mu.backlog, in...)
@@ -390,6 +396,7 @@ func (c *conn) handOff(buf []byte) gnet.Action {
 	rest := append([]byte(nil), buf...)
 	c.carry = c.carry[:0]
 	c.busy = true
+	c.s.m.offLoop.Inc()
 	go c.run(rest)
 	return gnet.None
 }
@@ -411,6 +418,7 @@ func (c *conn) protocolError(err error) {
 	if errors.As(err, &pe) {
 		c.w.error("ERR Protocol error: " + pe.msg)
 	}
+	c.s.m.cut.WithLabelValues(cutProtocol).Inc()
 	c.s.log.Debug("resp: protocol error", "remote", c.remote, "err", err)
 }
 
@@ -553,6 +561,7 @@ func (c *conn) flushAndWait() bool {
 			deadline, last = time.Now().Add(writeTimeout), n
 		case time.Now().After(deadline):
 			c.s.log.Debug("resp: client takes no replies", "remote", c.remote, "pending", n)
+			c.s.m.cut.WithLabelValues(cutNotReader).Inc()
 			_ = c.gc.Close()
 			return false
 		}

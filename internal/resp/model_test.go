@@ -43,37 +43,20 @@ func TestPipelinesAgainstModel(t *testing.T) {
 				want.WriteString("+OK\r\n")
 			case 1, 2:
 				fmt.Fprintf(&in, "GET %s\r\n", k)
-				if v, ok := model[k]; ok {
-					fmt.Fprintf(&want, "$%d\r\n%s\r\n", len(v), v)
-				} else {
-					want.WriteString("$-1\r\n")
-				}
+				bulkOrNil(&want, model, k)
 			case 3:
 				fmt.Fprintf(&in, "DEL %s\r\n", k)
-				if _, ok := model[k]; ok {
-					want.WriteString(":1\r\n")
-				} else {
-					want.WriteString(":0\r\n")
-				}
+				presence(&want, model, k)
 				delete(model, k)
 			case 4:
 				k2 := prefix + keyGen.Draw(rt, "key2")
 				fmt.Fprintf(&in, "MGET %s %s\r\n", k, k2)
 				want.WriteString("*2\r\n")
-				for _, key := range []string{k, k2} {
-					if v, ok := model[key]; ok {
-						fmt.Fprintf(&want, "$%d\r\n%s\r\n", len(v), v)
-					} else {
-						want.WriteString("$-1\r\n")
-					}
-				}
+				bulkOrNil(&want, model, k)
+				bulkOrNil(&want, model, k2)
 			case 5:
 				fmt.Fprintf(&in, "EXISTS %s\r\n", k)
-				if _, ok := model[k]; ok {
-					want.WriteString(":1\r\n")
-				} else {
-					want.WriteString(":0\r\n")
-				}
+				presence(&want, model, k)
 			case 6:
 				fmt.Fprintf(&in, "ECHO e%d\r\n", i)
 				fmt.Fprintf(&want, "$%d\r\ne%d\r\n", len(fmt.Sprint(i))+1, i)
@@ -138,4 +121,22 @@ func TestPipelinesAgainstModel(t *testing.T) {
 			rt.Fatalf("replies differ from the model:\n got %q\nwant %q\nto %q", got, want.String(), in.String())
 		}
 	})
+}
+
+// bulkOrNil writes the reply to a read of key in model: its value, or nil.
+func bulkOrNil(w *strings.Builder, model map[string]string, key string) {
+	if v, ok := model[key]; ok {
+		fmt.Fprintf(w, "$%d\r\n%s\r\n", len(v), v)
+	} else {
+		w.WriteString("$-1\r\n")
+	}
+}
+
+// presence writes the reply counting key in model: :1 or :0.
+func presence(w *strings.Builder, model map[string]string, key string) {
+	if _, ok := model[key]; ok {
+		w.WriteString(":1\r\n")
+	} else {
+		w.WriteString(":0\r\n")
+	}
 }

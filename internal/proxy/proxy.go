@@ -230,8 +230,8 @@ func (p *Proxy) Get(key []byte, at argent.Index) (kv.Value, error) {
 // tier that answered. It fails with an error wrapping argent.ErrUnavailable
 // when no replica could resolve a miss within MissWait.
 func (p *Proxy) GetTier(key []byte, at argent.Index) (kv.Value, string, error) {
-	if at > p.Applied() {
-		return kv.Value{}, "", fmt.Errorf("%w: read at %d, proxy at %d", argent.ErrFuture, at, p.Applied())
+	if err := p.checkAt(at); err != nil {
+		return kv.Value{}, "", err
 	}
 	if v, tier, err := p.getLocal(key, at); tier != "" {
 		return v, tier, err
@@ -250,12 +250,20 @@ func (p *Proxy) GetTier(key []byte, at argent.Index) (kv.Value, string, error) {
 	return kv.Value{Value: rs[0].Value, ModIndex: rs[0].ModIndex}, TierReplica, nil
 }
 
+// checkAt refuses a read at an index the proxy has not reached.
+func (p *Proxy) checkAt(at argent.Index) error {
+	if applied := p.Applied(); at > applied {
+		return fmt.Errorf("%w: read at %d, proxy at %d", argent.ErrFuture, at, applied)
+	}
+	return nil
+}
+
 // GetLocal reads key at index at from the proxy's own tiers only (window,
 // cache, filter); ok is false on a miss, which only a replica can resolve.
 // It implements api.LocalReader.
 func (p *Proxy) GetLocal(key []byte, at argent.Index) (kv.Value, bool, error) {
-	if at > p.Applied() {
-		return kv.Value{}, true, fmt.Errorf("%w: read at %d, proxy at %d", argent.ErrFuture, at, p.Applied())
+	if err := p.checkAt(at); err != nil {
+		return kv.Value{}, true, err
 	}
 	v, tier, err := p.getLocal(key, at)
 	return v, tier != "", err
@@ -268,8 +276,8 @@ func (p *Proxy) GetLocal(key []byte, at argent.Index) (kv.Value, bool, error) {
 // when any miss cannot be resolved, with an error wrapping
 // argent.ErrUnavailable.
 func (p *Proxy) GetMany(keys [][]byte, at argent.Index) (vals []kv.Value, found []bool, err error) {
-	if at > p.Applied() {
-		return nil, nil, fmt.Errorf("%w: read at %d, proxy at %d", argent.ErrFuture, at, p.Applied())
+	if err := p.checkAt(at); err != nil {
+		return nil, nil, err
 	}
 	vals, found = make([]kv.Value, len(keys)), make([]bool, len(keys))
 	var miss [][]byte                // the distinct keys missed

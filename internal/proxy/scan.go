@@ -28,8 +28,8 @@ import (
 // with argent.ErrTooLarge, before asking, when prefix or after is longer
 // than the key limit, which replicas refuse.
 func (p *Proxy) Scan(prefix, after []byte, limit int, at argent.Index) ([]kv.Item, bool, error) {
-	if at > p.Applied() {
-		return nil, false, fmt.Errorf("%w: read at %d, proxy at %d", argent.ErrFuture, at, p.Applied())
+	if err := p.checkAt(at); err != nil {
+		return nil, false, err
 	}
 	if limit <= 0 {
 		return nil, false, fmt.Errorf("%w: proxy: scan limit %d", argent.ErrInvalid, limit)

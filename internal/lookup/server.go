@@ -67,8 +67,8 @@ func NewServer(st *kv.Store, cfg *Config) (*Server, error) {
 // Register adds the Server's paths to mux.
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc(LookupPath, s.serveLookup)
-	mux.HandleFunc(FilterPath, s.serveFilter)
-	mux.HandleFunc(ScanPath, s.serveScanPath)
+	mux.HandleFunc(FilterPath, s.getOnly(s.serveFilterGet))
+	mux.HandleFunc(ScanPath, s.getOnly(s.serveScan))
 }
 
 // ServeHTTP serves LookupPath, ScanPath and FilterPath; other paths get
@@ -88,21 +88,16 @@ func (s *Server) serveLookup(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) serveScanPath(w http.ResponseWriter, r *http.Request) {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-		s.serveScan(w, r)
-	default:
-		s.methodNotAllowed(w, r, "GET")
-	}
-}
-
-func (s *Server) serveFilter(w http.ResponseWriter, r *http.Request) {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-		s.serveFilterGet(w, r)
-	default:
-		s.methodNotAllowed(w, r, "GET")
+// getOnly serves GET and HEAD requests with serve and refuses the other
+// methods.
+func (s *Server) getOnly(serve http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			serve(w, r)
+		default:
+			s.methodNotAllowed(w, r, "GET")
+		}
 	}
 }
 

@@ -45,9 +45,8 @@ func cmdName(buf *[16]byte, b []byte) string {
 	return string(buf[:len(b)])
 }
 
-func (c *conn) dispatch(args [][]byte) {
-	var buf [16]byte
-	name := cmdName(&buf, args[0])
+// dispatch runs one command; name is args[0] as cmdName gives it.
+func (c *conn) dispatch(name string, args [][]byte) {
 	c.s.m.command(name)
 	w := &c.w
 	switch name {

@@ -355,13 +355,15 @@ func (c *conn) serve(in []byte) gnet.Action {
 		if n == 0 {
 			break
 		}
-		if len(args) > 0 && !c.canRunOnLoop(args) {
-			return c.handOff(buf[used:])
-		}
 		if len(args) > 0 {
+			var nb [16]byte
+			name := cmdName(&nb, args[0])
+			if !runsOnLoop(name) {
+				return c.handOff(buf[used:])
+			}
 			mark := len(c.w.buf)
 			c.onLoop = true
-			c.dispatch(args)
+			c.dispatch(name, args)
 			c.onLoop = false
 			if c.wouldBlock {
 				c.wouldBlock = false
@@ -422,12 +424,12 @@ func (c *conn) protocolError(err error) {
 	c.s.log.Debug("resp: protocol error", "remote", c.remote, "err", err)
 }
 
-// canRunOnLoop reports whether a command may run on the loop: anything
-// but a write and a SCAN (which may walk many keys). A read that turns out
-// to need a wait (READINDEX, a proxy's miss) sets wouldBlock instead.
-func (c *conn) canRunOnLoop(args [][]byte) bool {
-	var buf [16]byte
-	switch cmdName(&buf, args[0]) {
+// runsOnLoop reports whether the command name may run on the loop:
+// anything but a write and a SCAN (which may walk many keys). A read that
+// turns out to need a wait (READINDEX, a proxy's miss) sets wouldBlock
+// instead.
+func runsOnLoop(name string) bool {
+	switch name {
 	case "SET", "DEL", "SCAN":
 		return false
 	}
@@ -480,7 +482,8 @@ func (c *conn) run(buf []byte) {
 				break
 			}
 			if len(args) > 0 {
-				c.dispatch(args)
+				var nb [16]byte
+				c.dispatch(cmdName(&nb, args[0]), args)
 			}
 			buf = buf[n:]
 			if len(c.w.buf) >= replyChunk && !c.flushAndWait() {
@@ -534,14 +537,8 @@ func (c *conn) takeBacklog() []byte {
 // flush sends the replies written so far from a command goroutine.
 func (c *conn) flush() {
 	if len(c.w.buf) > 0 {
-		c.sendFromGoroutine(nil)
+		c.flushThen(nil)
 	}
-}
-
-// flushThen sends the replies written so far from a command goroutine,
-// then calls then on the loop (when the connection is still open there).
-func (c *conn) flushThen(then func(gnet.Conn)) {
-	c.sendFromGoroutine(then)
 }
 
 // flushAndWait sends the replies written so far from a command goroutine
@@ -551,7 +548,7 @@ func (c *conn) flushThen(then func(gnet.Conn)) {
 func (c *conn) flushAndWait() bool {
 	deadline, last := time.Now().Add(writeTimeout), -1
 	for {
-		n := c.sendFromGoroutine(nil)
+		n := c.flushThen(nil)
 		switch {
 		case n < 0:
 			return false
@@ -573,8 +570,8 @@ func (c *conn) flushAndWait() bool {
 	}
 }
 
-// sendFromGoroutine sends the replies written so far from a command
-// goroutine through the loop, then calls then (if set) on the loop, and
+// flushThen sends the replies written so far from a command goroutine
+// through the loop, then calls then (if set) on the loop, and
 // waits for both: the goroutine's writes stay in order with each other and
 // with the loop's. It returns how many bytes of replies the client has yet
 // to take, 0 when the replies went to a half-closed connection, or -1 once
@@ -584,7 +581,7 @@ func (c *conn) flushAndWait() bool {
 // `printf ... | nc -N` does) makes the loop close the connection while
 // commands still run here; their replies then go straight to the socket,
 // which OnClose kept open for them (halfClosed).
-func (c *conn) sendFromGoroutine(then func(gnet.Conn)) int {
+func (c *conn) flushThen(then func(gnet.Conn)) int {
 	out := c.w.buf
 	c.w.buf = nil
 	pending := make(chan int, 1)

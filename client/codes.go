@@ -22,6 +22,15 @@ const (
 	CodeUnavailable     = "unavailable"      // argent.ErrUnavailable, 503
 	CodeDatasetMismatch = "dataset_mismatch" // argent.ErrDatasetMismatch, 409
 	CodeInternal        = "internal"         // no sentinel, 500
+
+	// CodeNotReady: the node has not reached its first state (a fresh
+	// replica or proxy that never synced), so it cannot say a key is absent;
+	// try again later or read another node. argent.ErrUnavailable, 503.
+	CodeNotReady = "not_ready"
+	// CodeRootUnreachable: a node forwarding a write got no answer from its
+	// upstream on the way to the root (refused, cut, timed out); the message
+	// names the address. argent.ErrUnavailable, 503.
+	CodeRootUnreachable = "root_unreachable"
 )
 
 // The headers of a read response.
@@ -52,6 +61,8 @@ var codes = map[string]codeInfo{
 	CodeUnavailable:     {argent.ErrUnavailable, http.StatusServiceUnavailable},
 	CodeDatasetMismatch: {argent.ErrDatasetMismatch, http.StatusConflict},
 	CodeInternal:        {nil, http.StatusInternalServerError},
+	CodeNotReady:        {argent.ErrUnavailable, http.StatusServiceUnavailable},
+	CodeRootUnreachable: {argent.ErrUnavailable, http.StatusServiceUnavailable},
 }
 
 // Sentinel returns the argent sentinel error that code stands for, or nil for
@@ -93,14 +104,22 @@ func codeForStatus(status int) string {
 
 // CodeOf returns the error code the server sends for err: the code of an
 // *Error it wraps (so an error forwarded from another node keeps its code),
-// else the code of the first argent sentinel it wraps, else CodeInternal.
-// argent.ErrFuture and context.DeadlineExceeded map to CodeTimeout (the state
-// did not reach the index asked for in time) and argent.ErrClosed to
-// CodeUnavailable.
+// else that of an error in its chain with an ErrorCode method (a server's
+// error finer than its sentinel, such as CodeNotReady for
+// argent.ErrUnavailable), else the code of the first argent sentinel it
+// wraps, else CodeInternal. argent.ErrFuture and context.DeadlineExceeded map
+// to CodeTimeout (the state did not reach the index asked for in time) and
+// argent.ErrClosed to CodeUnavailable.
 func CodeOf(err error) string {
 	var e *Error
 	if errors.As(err, &e) && e.Code != "" {
 		return e.Code
+	}
+	var coded interface{ ErrorCode() string }
+	if errors.As(err, &coded) {
+		if c := coded.ErrorCode(); c != "" {
+			return c
+		}
 	}
 	for _, c := range []struct {
 		err  error

@@ -30,6 +30,8 @@ func TestError_Mapping(t *testing.T) {
 		{"Compacted", 410, `{"error":{"code":"compacted","message":"m"}}`, argent.ErrCompacted, client.CodeCompacted},
 		{"Unavailable", 503, `{"error":{"code":"unavailable","message":"m"}}`, argent.ErrUnavailable, client.CodeUnavailable},
 		{"DatasetMismatch", 409, `{"error":{"code":"dataset_mismatch","message":"m"}}`, argent.ErrDatasetMismatch, client.CodeDatasetMismatch},
+		{"NotReady", 503, `{"error":{"code":"not_ready","message":"m"}}`, argent.ErrUnavailable, client.CodeNotReady},
+		{"RootUnreachable", 503, `{"error":{"code":"root_unreachable","message":"m"}}`, argent.ErrUnavailable, client.CodeRootUnreachable},
 		{"Internal", 500, `{"error":{"code":"internal","message":"m"}}`, nil, client.CodeInternal},
 		{"UnknownCode", 418, `{"error":{"code":"teapot","message":"m"}}`, nil, "teapot"},
 		{"CodeWinsOverStatus", 500, `{"error":{"code":"not_found","message":"m"}}`, argent.ErrNotFound, client.CodeNotFound},
@@ -132,6 +134,9 @@ func TestCodeOf(t *testing.T) {
 		{"Corruption", argent.ErrCorruption, client.CodeInternal},
 		{"Other", errors.New("boom"), client.CodeInternal},
 		{"Forwarded", fmt.Errorf("forward: %w", &client.Error{Status: 418, Code: "teapot"}), "teapot"},
+		{"OwnCode", fmt.Errorf("read: %w", codedError{client.CodeNotReady}), client.CodeNotReady},
+		{"OwnCodeEmpty", codedError{""}, client.CodeUnavailable},
+		{"ForwardedOverOwnCode", fmt.Errorf("forward: %w", &client.Error{Status: 503, Code: client.CodeRootUnreachable, Message: "m"}), client.CodeRootUnreachable},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := client.CodeOf(tt.err); got != tt.code {
@@ -140,6 +145,14 @@ func TestCodeOf(t *testing.T) {
 		})
 	}
 }
+
+// codedError names its own code and wraps argent.ErrUnavailable, as the
+// server's not-ready and unreachable-upstream errors do.
+type codedError struct{ code string }
+
+func (e codedError) Error() string     { return "argent: unavailable: " + e.code }
+func (e codedError) Unwrap() error     { return argent.ErrUnavailable }
+func (e codedError) ErrorCode() string { return e.code }
 
 func TestNewErrorBody(t *testing.T) {
 	for _, tt := range []struct {
@@ -152,6 +165,7 @@ func TestNewErrorBody(t *testing.T) {
 		{"Condition", &argent.ConditionError{Key: []byte("k"), Want: 0, Got: 9}, 409,
 			`{"error":{"code":"condition_failed","message":"argent: condition failed: key \"k\" has mod index 9, want 0","key":"k","want":0,"got":9}}`},
 		{"Other", errors.New("boom"), 500, `{"error":{"code":"internal","message":"boom"}}`},
+		{"NotReady", codedError{client.CodeNotReady}, 503, `{"error":{"code":"not_ready","message":"argent: unavailable: not_ready"}}`},
 		{"Forwarded", &client.Error{Status: 502, Code: client.CodeUnavailable, Message: "m"}, 502, `{"error":{"code":"unavailable","message":"m (502 unavailable)"}}`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,6 +186,7 @@ func TestHTTPStatus(t *testing.T) {
 		client.CodeNotFound: 404, client.CodeTimeout: 504, client.CodeInvalid: 400, client.CodeTooLarge: 413,
 		client.CodeConditionFailed: 409, client.CodeCompacted: 410, client.CodeUnavailable: 503,
 		client.CodeDatasetMismatch: 409, client.CodeInternal: 500, "unknown": 500,
+		client.CodeNotReady: 503, client.CodeRootUnreachable: 503,
 	} {
 		if got := client.HTTPStatus(code); got != want {
 			t.Errorf("HTTPStatus(%q) = %d, want %d", code, got, want)

@@ -81,3 +81,14 @@ type Backend interface {
 	// Limits are the size limits on keys, values and batches.
 	Limits() argent.Limits
 }
+
+// Readiness is implemented by a Backend whose node can be without a first
+// state: a fresh replica or proxy that has never synced with an upstream.
+// Until Ready returns nil the Server answers every read (get, mget, scan)
+// 503 not_ready instead of reading, since an empty store would answer 404
+// for keys the dataset holds. A Backend without it is always ready.
+type Readiness interface {
+	// Ready returns nil once the node has reached its first state, else
+	// ErrNotReady. It is called on every read, so it must be cheap.
+	Ready() error
+}

@@ -149,6 +149,9 @@ type serverConfig struct {
 	opts   api.Options
 	limits argent.Limits
 	kv     *kv.Options
+	// wrap, if set, gives the Backend the server sees in place of the
+	// fakeBackend.
+	wrap func(*fakeBackend) api.Backend
 }
 
 func newTestServer(t testing.TB, configure ...func(*serverConfig)) *testServer {
@@ -160,7 +163,11 @@ func newTestServer(t testing.TB, configure ...func(*serverConfig)) *testServer {
 	b := newFakeBackend(t, cfg.limits, cfg.kv)
 	reg := prometheus.NewRegistry()
 	cfg.opts.Registry = reg
-	srv := api.New(b, cfg.opts)
+	var backend api.Backend = b
+	if cfg.wrap != nil {
+		backend = cfg.wrap(b)
+	}
+	srv := api.New(backend, cfg.opts)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(func() {
 		srv.Close()
@@ -317,13 +324,19 @@ func (wc *watchConn) nextErr() (client.WatchLine, error) {
 	return client.WatchLine{}, nil
 }
 
-// nextBatch returns the next batch line, skipping progress markers.
+// nextBatch returns the next batch line, skipping progress markers, and
+// fails the test if none comes within 5 s: markers keep coming while a
+// batch is missing, so skipping them alone would never end.
 func (wc *watchConn) nextBatch() client.WatchLine {
 	wc.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
 	for {
 		l := wc.next()
 		if !l.Progress {
 			return l
+		}
+		if time.Now().After(deadline) {
+			wc.t.Fatalf("watch: no batch within 5s, only progress markers (the last at %d)", l.Index)
 		}
 	}
 }

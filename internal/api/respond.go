@@ -71,7 +71,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) i
 		return writeBody(w, http.StatusNotFound, jsonType, notFoundBody)
 	}
 	status, body := client.NewErrorBody(err)
-	if status >= 500 && body.Error.Code != client.CodeTimeout && body.Error.Code != client.CodeUnavailable {
+	// Timeouts and the codes of argent.ErrUnavailable (not ready, root
+	// unreachable) say "try again": the node's state, not a fault worth a
+	// log line per request.
+	code := body.Error.Code
+	if status >= 500 && code != client.CodeTimeout && client.Sentinel(code) != argent.ErrUnavailable {
 		s.opts.Logger.Error("api: request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
 	b, merr := json.Marshal(body)
@@ -183,11 +187,21 @@ func (s *Server) parseReadQuery(raw string) (readQuery, error) {
 // the index to read at: the published applied index after the wait, which
 // is never below q.minIndex. On a timeout it returns the index reached with
 // an argent.ErrTimeout error.
+//
+// A node that has not reached its first state (see Readiness) answers
+// ErrNotReady at index 0 instead. The check follows the wait, so a read
+// with min_index waits for a fresh node to get there, as it waits for any
+// node to reach the index.
 func (s *Server) readIndex(r *http.Request, q readQuery) (argent.Index, error) {
 	st := s.b.Reader()
 	if q.minIndex > 0 {
 		if at, err := st.WaitApplied(r.Context().Done(), q.wait, q.minIndex); err != nil {
 			return at, err
+		}
+	}
+	if s.ready != nil {
+		if err := s.ready.Ready(); err != nil {
+			return 0, err
 		}
 	}
 	return st.Applied(), nil

@@ -79,7 +79,10 @@ type Options struct {
 	// Default 10000.
 	MaxMGetKeys int
 	// Fallback serves the requests for paths outside the API (the node's
-	// node-to-node endpoints, say). Default: a JSON 404.
+	// node-to-node endpoints, say). A Fallback that routes as an
+	// *http.ServeMux does (a Handler(*http.Request) method) is asked first:
+	// a request it has no route for gets the API's JSON 404, or 405 for a
+	// wrong method, instead of its plain text. Default: a JSON 404.
 	Fallback http.Handler
 }
 
@@ -115,6 +118,7 @@ func (o Options) withDefaults() Options {
 // safe for concurrent use.
 type Server struct {
 	b       Backend
+	ready   Readiness // b, if it can be not ready; nil otherwise
 	opts    Options
 	metrics *metrics     // nil without a Registry
 	promh   http.Handler // GET /metrics; nil without a Registry
@@ -136,6 +140,7 @@ type tierHeader struct {
 // second Server on the same registry shares the first one's collectors.
 func New(b Backend, opts Options) *Server {
 	s := &Server{b: b, opts: opts.withDefaults(), done: make(chan struct{})}
+	s.ready, _ = b.(Readiness)
 	if opts.Registry != nil {
 		s.metrics = newMetrics(opts.Registry)
 		s.promh = promhttpHandler(opts.Registry)
@@ -246,11 +251,73 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (route, int) {
 		}
 		return routeOther, s.methodNotAllowed(w, r, "GET, HEAD")
 	}
-	if s.opts.Fallback != nil {
-		s.opts.Fallback.ServeHTTP(w, r)
+	if fb := s.opts.Fallback; fb != nil {
+		if rt, ok := fb.(router); ok {
+			if h, pattern := rt.Handler(r); pattern == "" {
+				return routeOther, s.serveUnrouted(w, r, h)
+			}
+		}
+		fb.ServeHTTP(w, r)
 		return routeOther, 0
 	}
-	return routeOther, s.writeCode(w, r, client.CodeNotFound, http.StatusNotFound, "argent: no such endpoint: "+p)
+	return routeOther, s.notFound(w, r)
+}
+
+// notFound answers a path the node does not serve.
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) int {
+	return s.writeCode(w, r, client.CodeNotFound, http.StatusNotFound, "argent: no such endpoint: "+r.URL.Path)
+}
+
+// router is a Fallback that tells which of its routes a request takes, as
+// an *http.ServeMux does: pattern "" means none.
+type router interface {
+	Handler(r *http.Request) (h http.Handler, pattern string)
+}
+
+// serveUnrouted answers a request the Fallback router has no route for. The
+// router's own answer (h) would be plain text: "404 page not found", or 405
+// when only the method is wrong. h runs into a buffer to learn which, and
+// the client gets the API's JSON error instead. A redirect h answers (to the
+// cleaned path, say) is passed on as it is.
+func (s *Server) serveUnrouted(w http.ResponseWriter, r *http.Request, h http.Handler) int {
+	rec := &recorder{header: make(http.Header)}
+	h.ServeHTTP(rec, r)
+	switch {
+	case rec.status == http.StatusMethodNotAllowed:
+		return s.methodNotAllowed(w, r, rec.header.Get("Allow"))
+	case rec.status >= 300 && rec.status < 400:
+		for k, v := range rec.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.status)
+		_, _ = w.Write(rec.body)
+		return rec.status
+	}
+	return s.notFound(w, r)
+}
+
+// recorder is a ResponseWriter that keeps the answer of a Fallback router
+// for a request it has no route for.
+type recorder struct {
+	header http.Header
+	status int
+	body   []byte
+}
+
+func (rec *recorder) Header() http.Header { return rec.header }
+
+func (rec *recorder) WriteHeader(status int) {
+	if rec.status == 0 {
+		rec.status = status
+	}
+}
+
+func (rec *recorder) Write(b []byte) (int, error) {
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	rec.body = append(rec.body, b...)
+	return len(b), nil
 }
 
 // tierValue returns the Argent-Tier header value.

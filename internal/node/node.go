@@ -14,9 +14,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
+	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -171,6 +175,11 @@ type Node struct {
 	pathDelay atomic.Int64 // ns between the root sending it and this node hearing it
 	started   time.Time
 
+	// ready latches once the node has reached its first state (see Ready);
+	// emptyUpstream records an upstream that said the dataset is empty.
+	ready         atomic.Bool
+	emptyUpstream atomic.Bool
+
 	clientsMu sync.Mutex
 	clients   map[string]*client.Client // write forwarding, by upstream
 }
@@ -201,7 +210,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		LatestCache:     cfg.ReadCache,
 	})
 	if err != nil {
-		return nil, err
+		return nil, dataDirError(cfg.DataDir, err)
 	}
 	if cfg.Role == RoleRoot {
 		if _, err := store.InitDataset(); err != nil {
@@ -215,6 +224,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.store = store
+	// A root's state is the dataset's, whatever its index: it is ready.
+	n.ready.Store(cfg.Role == RoleRoot)
 
 	pm := pull.NewMetrics(n.reg)
 	n.pullS = pull.NewServer(pull.ServerConfig{Store: store, NodeID: n.nodeID, Root: n, Heartbeat: cfg.Heartbeat,
@@ -398,6 +409,29 @@ func (n *Node) Limits() argent.Limits { return n.cfg.Limits }
 // Tier implements api.Backend.
 func (n *Node) Tier() string { return n.cfg.Role }
 
+// Ready implements api.Readiness. A root is always ready. A replica or
+// proxy is ready once it has reached its first state: it has a dataset ID
+// and either an applied index above 0 (entries applied, a snapshot loaded,
+// or a store that had them before a restart), or an upstream that said the
+// dataset is empty (its root index and applied index 0). Once ready it stays
+// so: a later snapshot load answers 503 unavailable by itself.
+func (n *Node) Ready() error {
+	if n.ready.Load() {
+		return nil
+	}
+	if n.dataset().IsZero() || n.applied() == 0 && !n.emptyUpstream.Load() {
+		return api.ErrNotReady
+	}
+	n.ready.Store(true)
+	return nil
+}
+
+var _ api.Readiness = (*Node)(nil)
+
+// errNoUpstream is why a node that follows no upstream yet cannot forward
+// a write.
+var errNoUpstream = errors.New("not connected to any upstream yet")
+
 // Write implements api.Backend: the root commits; a replica forwards the
 // batch to its upstream, which forwards it on until it reaches the root.
 func (n *Node) Write(ctx context.Context, b argent.Batch) (argent.Index, error) {
@@ -409,7 +443,7 @@ func (n *Node) Write(ctx context.Context, b argent.Batch) (argent.Index, error) 
 	}
 	up := n.follow.Upstream()
 	if up == "" {
-		return 0, fmt.Errorf("%w: no upstream to forward the write to", argent.ErrUnavailable)
+		return 0, &api.UpstreamError{Addr: strings.Join(n.cfg.Upstreams, ","), Err: errNoUpstream}
 	}
 	c, err := n.forwarder(up)
 	if err != nil {
@@ -417,9 +451,27 @@ func (n *Node) Write(ctx context.Context, b argent.Batch) (argent.Index, error) 
 	}
 	idx, err := c.Txn(ctx, b)
 	if err != nil {
-		return 0, fmt.Errorf("forward write to %s: %w", up, err)
+		return 0, forwardError(ctx, up, err)
 	}
 	return idx, nil
+}
+
+// forwardError describes a write forwarded to up that failed with err. An
+// answer up gave (a failed condition, its own 503 root_unreachable from
+// further up the tree) passes on with its code. No answer at all (refused,
+// cut, timed out) is an *api.UpstreamError, 503 root_unreachable, unless
+// the writer went away first.
+func forwardError(ctx context.Context, up string, err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) || ctx.Err() != nil {
+		return fmt.Errorf("forward write to %s: %w", up, err)
+	}
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "dial" {
+		// The request may have reached the root before the link failed.
+		err = fmt.Errorf("%w (no answer came back: the write may or may not have been applied)", err)
+	}
+	return &api.UpstreamError{Addr: up, Err: err}
 }
 
 func (n *Node) forwarder(up string) (*client.Client, error) {
@@ -462,6 +514,11 @@ func (n *Node) RootSent() int64 {
 func (n *Node) heard(h wire.Heartbeat) {
 	now := time.Now().UnixNano()
 	n.lastHeard.Store(now)
+	if h.RootIndex == 0 && h.Applied == 0 {
+		// The dataset is empty: index 0 is the root's state, and this
+		// node (which adopted the dataset before hearing this) is at it.
+		n.emptyUpstream.Store(true)
+	}
 	if h.RootSent > 0 && h.RootSent >= n.rootSent.Load() {
 		n.rootSent.Store(h.RootSent)
 		// How old the root's word is when it reaches this node: the delay
@@ -573,4 +630,19 @@ func (n *Node) trimLoop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// dataDirError explains a store that would not open because its data
+// directory is locked: Pebble holds DIR/LOCK while a store is open, and a
+// second node on the directory (another process, or this one) gets the bare
+// "resource temporarily unavailable" of fcntl. Other errors pass unchanged.
+func dataDirError(dir string, err error) error {
+	lock := filepath.Join(dir, "LOCK")
+	switch {
+	case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EWOULDBLOCK):
+		return fmt.Errorf("node: data directory %s is in use by another process (lock held on %s): %w", dir, lock, err)
+	case strings.Contains(err.Error(), "lock held by current process"): // Pebble's own check, within a process
+		return fmt.Errorf("node: data directory %s is in use by another node of this process (lock held on %s): %w", dir, lock, err)
+	}
+	return err
 }

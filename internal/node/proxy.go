@@ -19,7 +19,7 @@ func startProxy(ctx context.Context, cfg Config) (*Node, error) {
 		Budget: cfg.CacheSize, FreeDiskFloor: cfg.FreeDiskFloor, FS: cfg.FS,
 	})
 	if err != nil {
-		return nil, err
+		return nil, dataDirError(cfg.DataDir, err)
 	}
 	p, err := proxy.New(proxy.Config{Cache: pc, Replicas: cfg.Upstreams, DC: cfg.DC, MissWait: cfg.MissWait,
 		Window: window.Options{MaxBytes: int(cfg.WindowBytes)},

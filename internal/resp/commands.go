@@ -154,7 +154,9 @@ func (c *conn) wrongArity(args [][]byte) {
 
 // readIndex returns the index to serve this command's reads at: the
 // published applied index, after waiting for the connection's READINDEX. It
-// writes the error reply and returns false when the wait fails.
+// writes the error reply and returns false when the wait fails, or with
+// "-NOTREADY" on a node that has not reached its first state (an empty
+// store's nil replies would say keys are absent that the dataset holds).
 func (c *conn) readIndex() (argent.Index, bool) {
 	st := c.s.b.Reader()
 	at := st.Applied()
@@ -171,6 +173,14 @@ func (c *conn) readIndex() (argent.Index, bool) {
 			return 0, false
 		}
 		at = got
+	}
+	if c.s.ready != nil {
+		if err := c.s.ready.Ready(); err != nil {
+			c.w.error("NOTREADY " + err.Error())
+			return 0, false
+		}
+		// The first state may have come after at was read.
+		at = max(at, st.Applied())
 	}
 	return at, true
 }

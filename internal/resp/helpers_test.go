@@ -25,8 +25,9 @@ type fakeBackend struct {
 	store  *kv.Store
 	limits argent.Limits
 
-	mu       sync.Mutex // serialises Write
-	writeErr error      // if set, Write fails with it
+	mu       sync.Mutex  // serialises Write
+	writeErr error       // if set, Write fails with it
+	notReady atomic.Bool // if set, Ready returns api.ErrNotReady
 
 	many  atomic.Pointer[manyReader]  // if set, Reader returns it
 	local atomic.Pointer[localReader] // if set (and many is not), Reader returns it
@@ -54,7 +55,17 @@ func (m *manyReader) GetMany(keys [][]byte, at argent.Index) ([]kv.Value, []bool
 	return vals, found, nil
 }
 
-var _ api.Backend = (*fakeBackend)(nil)
+var (
+	_ api.Backend   = (*fakeBackend)(nil)
+	_ api.Readiness = (*fakeBackend)(nil)
+)
+
+func (f *fakeBackend) Ready() error {
+	if f.notReady.Load() {
+		return api.ErrNotReady
+	}
+	return nil
+}
 
 func newFakeBackend(t testing.TB, limits argent.Limits) *fakeBackend {
 	t.Helper()

@@ -49,6 +49,40 @@ func TestManyReader(t *testing.T) {
 	}
 }
 
+// TestNotReady checks that a node without its first state answers every
+// read with a NOTREADY error instead of nil replies, that writes still go
+// through, and that reads are served once it is ready.
+func TestNotReady(t *testing.T) {
+	b, _, addr := startServer(t, argent.Limits{})
+	b.notReady.Store(true)
+	c := newClient(t, addr)
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name string
+		cmd  []any
+	}{
+		{"Get", []any{"GET", "a"}},
+		{"MGet", []any{"MGET", "a", "b"}},
+		{"Exists", []any{"EXISTS", "a"}},
+		{"Scan", []any{"SCAN", "0"}},
+		{"Del", []any{"DEL", "a"}}, // counts the keys it deletes by reading them
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := c.Do(ctx, tt.cmd...).Err()
+			if err == nil || !strings.HasPrefix(err.Error(), "NOTREADY ") || !strings.Contains(err.Error(), "first state") {
+				t.Errorf("%v = %v, want a NOTREADY error", tt.cmd, err)
+			}
+		})
+	}
+	if err := c.Set(ctx, "a", "1", 0).Err(); err != nil {
+		t.Errorf("SET on a node not ready = %v, want it forwarded as any write", err)
+	}
+	b.notReady.Store(false)
+	if got, err := c.Get(ctx, "a").Result(); err != nil || got != "1" {
+		t.Errorf("GET once ready = %q, %v, want 1", got, err)
+	}
+}
+
 func TestCommands(t *testing.T) {
 	b, _, addr := startServer(t, argent.Limits{MaxKey: 32, MaxValue: 64})
 	c := newClient(t, addr)

@@ -60,6 +60,7 @@ const (
 // Server answers RESP connections from one Backend.
 type Server struct {
 	b       api.Backend
+	ready   api.Readiness // b, if it can be not ready; nil otherwise
 	log     *slog.Logger
 	m       *metrics
 	maxBulk int
@@ -91,6 +92,7 @@ func New(b api.Backend, logger *slog.Logger, reg prometheus.Registerer) *Server 
 	l := b.Limits().WithDefaults()
 	maxBulk := max(l.MaxBatch, l.MaxValue) + l.MaxKey + bulkOverhead
 	s := &Server{b: b, log: logger, m: newMetrics(reg), maxBulk: maxBulk, readIndexWait: readIndexMax}
+	s.ready, _ = b.(api.Readiness)
 	s.maxPending.Store(int64(2*maxBulk + keepBuffer))
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.mu.lns = make(map[net.Listener]struct{})

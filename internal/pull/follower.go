@@ -2,15 +2,12 @@ package pull
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"slices"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -41,8 +38,12 @@ type FollowerConfig struct {
 	StallTimeout time.Duration
 	// MaxGroup bounds the entries applied in one fsynced commit. Default 4096.
 	MaxGroup int
-	// Client makes the requests. Default: a client with no overall timeout.
+	// Client makes the requests of the default HTTPTransport. Default: a
+	// client with no overall timeout.
 	Client *http.Client
+	// Transport reaches the upstreams. Default: NewHTTPTransport(Client).
+	// Tests pass an InmemTransport.
+	Transport Transport
 	// OnHeartbeat is called with every heartbeat (and the Hello's root
 	// position) so the node knows how far the root is.
 	OnHeartbeat func(h wire.Heartbeat)
@@ -67,8 +68,8 @@ func NewFollower(cfg FollowerConfig) *Follower {
 	if cfg.MaxGroup == 0 {
 		cfg.MaxGroup = 4096
 	}
-	if cfg.Client == nil {
-		cfg.Client = &http.Client{Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 4}}
+	if cfg.Transport == nil {
+		cfg.Transport = NewHTTPTransport(cfg.Client)
 	}
 	if cfg.OnHeartbeat == nil {
 		cfg.OnHeartbeat = func(wire.Heartbeat) {}
@@ -206,55 +207,49 @@ func reason(err error) string {
 
 var errStalled = errors.New("pull: upstream stalled")
 
-// open starts a protocol request with a stall watchdog: the returned
-// function must be called on every frame, and cancel at the end.
-func (f *Follower) open(ctx context.Context, url string) (*http.Response, func(), context.CancelCauseFunc, error) {
+// child is what this node tells a parent about itself.
+func (f *Follower) child() Child {
+	return Child{NodeID: f.cfg.NodeID, Addr: f.cfg.Addr, Role: f.cfg.Role, DC: f.cfg.DC, Dataset: f.target.Dataset()}
+}
+
+// stream is an open protocol stream under a stall watchdog.
+type stream struct {
+	// ctx ends when the stream is stopped; its cause is errStalled when the
+	// watchdog fired.
+	ctx   context.Context
+	body  io.ReadCloser
+	stall *time.Timer
+	// cancel ends ctx, which the transport turns into a failed read.
+	cancel  context.CancelCauseFunc
+	timeout time.Duration
+}
+
+// alive must be called on every frame: it restarts the watchdog.
+func (st *stream) alive() { st.stall.Reset(st.timeout) }
+
+// stop ends the stream.
+func (st *stream) stop() {
+	st.stall.Stop()
+	st.cancel(nil)
+	st.body.Close()
+}
+
+// open starts a protocol request (dial, on f's transport) with a stall
+// watchdog: a parent that sends nothing for StallTimeout, while connecting
+// or between frames, ends the stream with errStalled.
+func (f *Follower) open(ctx context.Context, dial func(ctx context.Context) (io.ReadCloser, error)) (*stream, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		cancel(nil)
-		return nil, nil, nil, fmt.Errorf("pull: %w", err)
-	}
-	req.Header.Set(HeaderProtocol, ProtocolVersion)
-	req.Header.Set(HeaderNode, f.cfg.NodeID)
-	req.Header.Set(HeaderAddr, f.cfg.Addr)
-	if f.cfg.Role != "" {
-		req.Header.Set(HeaderRole, f.cfg.Role)
-	}
-	if f.cfg.DC != "" {
-		req.Header.Set(HeaderDC, f.cfg.DC)
-	}
-	if ds := f.target.Dataset(); !ds.IsZero() {
-		req.Header.Set(HeaderDataset, ds.String())
-	}
 	stall := time.AfterFunc(f.cfg.StallTimeout, func() { cancel(errStalled) })
-	resp, err := f.cfg.Client.Do(req)
+	body, err := dial(ctx)
 	if err != nil {
 		stall.Stop()
 		cancel(nil)
 		if c := context.Cause(ctx); errors.Is(c, errStalled) {
-			return nil, nil, nil, errStalled
+			return nil, errStalled
 		}
-		return nil, nil, nil, fmt.Errorf("pull: connect: %w", err)
+		return nil, err
 	}
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		resp.Body.Close()
-		stall.Stop()
-		cancel(nil)
-		err := fmt.Errorf("pull: upstream answered %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
-		if resp.StatusCode == http.StatusConflict {
-			err = fmt.Errorf("%w: %w", errRefused, err)
-		}
-		return nil, nil, nil, err
-	}
-	alive := func() { stall.Reset(f.cfg.StallTimeout) }
-	stop := func(cause error) {
-		stall.Stop()
-		cancel(cause)
-		resp.Body.Close()
-	}
-	return resp, alive, stop, nil
+	return &stream{ctx: ctx, body: body, stall: stall, cancel: cancel, timeout: f.cfg.StallTimeout}, nil
 }
 
 // readErr turns a read error into errStalled when the watchdog fired.
@@ -265,10 +260,10 @@ func readErr(ctx context.Context, err error) error {
 	return err
 }
 
-// firstFrame starts reading frames from resp and returns the first one's
+// firstFrame starts reading frames from body and returns the first one's
 // payload, which must be of type want.
-func (f *Follower) firstFrame(ctx context.Context, resp *http.Response, want wire.FrameType) (*wire.Reader, []byte, error) {
-	r := wire.NewReader(resp.Body, wire.DefaultMaxFrame)
+func (f *Follower) firstFrame(ctx context.Context, body io.Reader, want wire.FrameType) (*wire.Reader, []byte, error) {
+	r := wire.NewReader(body, wire.DefaultMaxFrame)
 	typ, payload, err := r.ReadFrame()
 	if err != nil {
 		return nil, nil, f.countCorrupt(readErr(ctx, fmt.Errorf("pull: read first frame: %w", err)))
@@ -282,13 +277,15 @@ func (f *Follower) firstFrame(ctx context.Context, resp *http.Response, want wir
 // follow streams the log from up until an error.
 func (f *Follower) follow(ctx context.Context, up string) error {
 	from := f.target.Applied() + 1
-	resp, alive, stop, err := f.open(ctx, "http://"+up+LogPath+"?from="+strconv.FormatUint(uint64(from), 10))
+	stm, err := f.open(ctx, func(ctx context.Context) (io.ReadCloser, error) {
+		return f.cfg.Transport.OpenLog(ctx, up, from, f.child())
+	})
 	if err != nil {
 		return err
 	}
-	defer stop(nil)
-	rctx := resp.Request.Context()
-	r, payload, err := f.firstFrame(rctx, resp, wire.FrameHello)
+	defer stm.stop()
+	rctx := stm.ctx
+	r, payload, err := f.firstFrame(rctx, stm.body, wire.FrameHello)
 	if err != nil {
 		return err
 	}
@@ -332,7 +329,7 @@ func (f *Follower) follow(ctx context.Context, up string) error {
 			}
 			return f.countCorrupt(readErr(rctx, fmt.Errorf("pull: read frame: %w", err)))
 		}
-		alive()
+		stm.alive()
 		f.cfg.Metrics.BytesReceived.Add(float64(len(payload) + wire.HeaderSize))
 		switch typ {
 		case wire.FrameEntry:
@@ -418,18 +415,20 @@ var errCannotResume = errors.New("pull: snapshot cannot resume the cut load")
 // transfer runs one snapshot transfer: from the start, or after
 // prog.LastKey when resume is set.
 func (f *Follower) transfer(ctx context.Context, s *kv.Store, up string, prog kv.RestoreProgress, resume bool) error {
-	url := "http://" + up + SnapshotPath
-	if resume && len(prog.LastKey) > 0 {
-		url += "?after=" + hex.EncodeToString(prog.LastKey)
+	var after []byte
+	if resume {
+		after = prog.LastKey
 	}
 	f.cfg.Logger.Info("loading snapshot", "upstream", up, "applied", s.Applied(), "resume", resume, "after", len(prog.LastKey))
-	resp, alive, stop, err := f.open(ctx, url)
+	stm, err := f.open(ctx, func(ctx context.Context) (io.ReadCloser, error) {
+		return f.cfg.Transport.OpenSnapshot(ctx, up, after, f.child())
+	})
 	if err != nil {
 		return err
 	}
-	defer stop(nil)
-	rctx := resp.Request.Context()
-	r, payload, err := f.firstFrame(rctx, resp, wire.FrameSnapBegin)
+	defer stm.stop()
+	rctx := stm.ctx
+	r, payload, err := f.firstFrame(rctx, stm.body, wire.FrameSnapBegin)
 	if err != nil {
 		return err
 	}
@@ -457,7 +456,7 @@ func (f *Follower) transfer(ctx context.Context, s *kv.Store, up string, prog kv
 		if err != nil {
 			return f.countCorrupt(readErr(rctx, fmt.Errorf("pull: read snapshot: %w", err)))
 		}
-		alive()
+		stm.alive()
 		f.cfg.Metrics.BytesReceived.Add(float64(len(payload) + wire.HeaderSize))
 		switch typ {
 		case wire.FrameSnapChunk:

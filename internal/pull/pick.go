@@ -2,14 +2,11 @@ package pull
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
 )
 
 // probeTimeout bounds one upstream health probe.
@@ -23,7 +20,7 @@ type candidate struct {
 	err     error
 }
 
-// pick probes every upstream's /v1/status at once and returns the healthiest
+// pick probes every upstream's status (/v1/status over HTTP) at once and returns the healthiest
 // one to follow: reachable, of our dataset, not ourselves, with the highest
 // applied index (ties go to the earlier one in the list). The upstream that
 // just failed (avoid) is chosen only when no other is healthy. It returns ""
@@ -68,30 +65,18 @@ func (f *Follower) pick(ctx context.Context, avoid string) string {
 func (f *Follower) probe(ctx context.Context, up string) (argent.Index, error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+up+"/v1/status", nil)
+	st, err := f.cfg.Transport.Probe(ctx, up)
 	if err != nil {
 		return 0, err
-	}
-	resp, err := f.cfg.Client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("status %d", resp.StatusCode)
-	}
-	var st client.StatusResponse
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return 0, fmt.Errorf("decode status: %w", err)
 	}
 	if st.NodeID == f.cfg.NodeID {
 		return 0, fmt.Errorf("%w: %s is this node", errRefused, up)
 	}
-	if ours := f.target.Dataset(); !ours.IsZero() && st.DatasetID != ours.String() {
-		return 0, fmt.Errorf("%w: %s serves dataset %q, this node holds %s", errRefused, up, st.DatasetID, ours)
+	if ours := f.target.Dataset(); !ours.IsZero() && st.Dataset != ours.String() {
+		return 0, fmt.Errorf("%w: %s serves dataset %q, this node holds %s", errRefused, up, st.Dataset, ours)
 	}
-	if st.DatasetID == "" {
+	if st.Dataset == "" {
 		return 0, fmt.Errorf("%s has no data yet", up)
 	}
-	return st.AppliedIndex, nil
+	return st.Applied, nil
 }

@@ -1,11 +1,22 @@
-// Package pull is the node-to-node log protocol: a parent serves its log and
-// snapshots over HTTP; a child pulls them, checks them and applies them.
+// Package pull is the node-to-node log protocol: a parent (Server) serves its
+// log and snapshots; a child (Follower) pulls them, checks them and applies
+// them.
 //
 // Children pull; parents never push into a child that did not ask. A log
 // stream is GET /internal/v1/log?from=N with the child's dataset and node ID
 // in headers; the answer is a stream of wire frames: a Hello, then entries and
 // heartbeats, or TooOld when N is older than the parent's log. A snapshot is
 // GET /internal/v1/snapshot: SnapBegin, chunks, SnapEnd.
+//
+// The requests travel over a Transport: HTTPTransport between nodes (the
+// Server's handlers, Register, answer it), InmemTransport inside one process
+// for tests, with faults to inject. Both go through the same Server and
+// Follower code; a transport only carries the bytes.
+//
+//	tr := pull.NewInmemTransport()
+//	tr.Register("parent", srv) // srv := pull.NewServer(...)
+//	f := pull.NewFollower(pull.FollowerConfig{Store: s, Upstreams: []string{"parent"}, Transport: tr})
+//	go f.Run(ctx)
 package pull
 
 import (
@@ -25,20 +36,6 @@ import (
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/wire"
-)
-
-// HTTP paths and headers of the protocol.
-const (
-	LogPath      = "/internal/v1/log"
-	SnapshotPath = "/internal/v1/snapshot"
-
-	HeaderDataset  = "Argent-Dataset"  // the child's dataset ID, empty if it has none yet
-	HeaderNode     = "Argent-Node"     // the child's node ID
-	HeaderAddr     = "Argent-Addr"     // the child's own listen address, for status
-	HeaderRole     = "Argent-Role"     // the child's role (replica, proxy), for status and discovery
-	HeaderDC       = "Argent-DC"       // the child's data center (--dc), for discovery
-	HeaderProtocol = "Argent-Protocol" // protocol version, ProtocolVersion
-	ContentType    = "application/x-argent-frames"
 )
 
 // ProtocolVersion is the version of the stream protocol. A parent refuses a
@@ -88,7 +85,7 @@ type Server struct {
 
 	mu struct {
 		sync.Mutex
-		children map[*child]struct{}
+		children map[*childStream]struct{}
 	}
 }
 
@@ -97,8 +94,8 @@ func (s *Server) Close() {
 	s.closeOnce.Do(func() { close(s.done) })
 }
 
-// child is one connected log stream, for status.
-type child struct {
+// childStream is one connected log stream, for status.
+type childStream struct {
 	nodeID   string
 	addr     string
 	role, dc string
@@ -146,7 +143,7 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.SnapshotRate > 0 {
 		s.snapRate = rate.NewLimiter(rate.Limit(cfg.SnapshotRate), cfg.SnapshotChunk)
 	}
-	s.mu.children = make(map[*child]struct{})
+	s.mu.children = make(map[*childStream]struct{})
 	return s
 }
 
@@ -162,77 +159,67 @@ func (s *Server) Children() []ChildInfo {
 	return out
 }
 
-// Register adds the protocol's routes to mux.
-func (s *Server) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET "+LogPath, s.serveLog)
-	mux.HandleFunc("GET "+SnapshotPath, s.serveSnapshot)
-}
-
-// refuse writes a plain error for a child; children log it and move on.
-func refuse(w http.ResponseWriter, status int, format string, args ...any) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(status)
-	fmt.Fprintf(w, format+"\n", args...)
+// refuse answers a refusal; children log it and move on.
+func refuse(resp responder, status int, format string, args ...any) {
+	resp.refuse(status, fmt.Sprintf(format, args...))
 }
 
 // admit checks a child's request: protocol, dataset, not ourselves.
-func (s *Server) admit(w http.ResponseWriter, r *http.Request) (argent.DatasetID, bool) {
-	if v := r.Header.Get(HeaderProtocol); v != ProtocolVersion {
-		refuse(w, http.StatusBadRequest, "protocol version %q, this node speaks %q", v, ProtocolVersion)
+func (s *Server) admit(p params, resp responder) (argent.DatasetID, bool) {
+	if p.protocol != ProtocolVersion {
+		refuse(resp, http.StatusBadRequest, "protocol version %q, this node speaks %q", p.protocol, ProtocolVersion)
 		return argent.DatasetID{}, false
 	}
-	if r.Header.Get(HeaderNode) == s.cfg.NodeID {
-		refuse(w, http.StatusConflict, "refusing to feed node %s its own log", s.cfg.NodeID)
+	if p.node == s.cfg.NodeID {
+		refuse(resp, http.StatusConflict, "refusing to feed node %s its own log", s.cfg.NodeID)
 		return argent.DatasetID{}, false
 	}
 	ours := s.cfg.Store.Dataset()
 	if ours.IsZero() || s.cfg.Store.Restoring() {
-		refuse(w, http.StatusServiceUnavailable, "node has no data yet")
+		refuse(resp, http.StatusServiceUnavailable, "node has no data yet")
 		return ours, false
 	}
-	if v := r.Header.Get(HeaderDataset); v != "" {
-		theirs, err := argent.ParseDatasetID(v)
+	if p.dataset != "" {
+		theirs, err := argent.ParseDatasetID(p.dataset)
 		if err != nil {
-			refuse(w, http.StatusBadRequest, "%v", err)
+			refuse(resp, http.StatusBadRequest, "%v", err)
 			return ours, false
 		}
 		if theirs != ours {
-			refuse(w, http.StatusConflict, "%v: child has %s, this node %s", argent.ErrDatasetMismatch, theirs, ours)
+			refuse(resp, http.StatusConflict, "%v: child has %s, this node %s", argent.ErrDatasetMismatch, theirs, ours)
 			return ours, false
 		}
 	}
 	return ours, true
 }
 
-// startFrames answers 200 and returns a frame writer on w and a flush that
-// sends what is buffered, dropping a child that takes no bytes for
-// WriteTimeout.
-func (s *Server) startFrames(w http.ResponseWriter) (*wire.Writer, func() error) {
-	w.Header().Set("Content-Type", ContentType)
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	fw := wire.NewWriter(w)
+// startFrames answers OK and returns a frame writer and a flush that sends
+// what is buffered, dropping a child that takes no bytes for WriteTimeout.
+func (s *Server) startFrames(resp responder) (*wire.Writer, func() error) {
+	sink := resp.frames()
+	fw := wire.NewWriter(sink)
 	return fw, func() error {
-		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		_ = sink.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 		if err := fw.Flush(); err != nil {
 			return err
 		}
-		return rc.Flush()
+		return sink.Flush()
 	}
 }
 
-func (s *Server) serveLog(w http.ResponseWriter, r *http.Request) {
-	ds, ok := s.admit(w, r)
+// serveLog answers a request for the log (over any transport) until the
+// child goes away (ctx ends), falls behind the log, or the Server closes.
+func (s *Server) serveLog(ctx context.Context, p params, resp responder) {
+	ds, ok := s.admit(p, resp)
 	if !ok {
 		return
 	}
-	from, err := strconv.ParseUint(r.URL.Query().Get("from"), 10, 64)
+	from, err := strconv.ParseUint(p.from, 10, 64)
 	if err != nil || from == 0 {
-		refuse(w, http.StatusBadRequest, "from must be an index >= 1")
+		refuse(resp, http.StatusBadRequest, "from must be an index >= 1")
 		return
 	}
-	c := &child{nodeID: r.Header.Get(HeaderNode), addr: r.Header.Get(HeaderAddr),
-		role: r.Header.Get(HeaderRole), dc: r.Header.Get(HeaderDC), remote: r.RemoteAddr, since: time.Now()}
+	c := &childStream{nodeID: p.node, addr: p.addr, role: p.role, dc: p.dc, remote: p.remote, since: time.Now()}
 	c.sent.Store(from - 1)
 	s.mu.Lock()
 	s.mu.children[c] = struct{}{}
@@ -245,7 +232,7 @@ func (s *Server) serveLog(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Metrics.Children.Dec()
 	}()
 
-	fw, flush := s.startFrames(w)
+	fw, flush := s.startFrames(resp)
 	rootIdx, rootTime := s.cfg.Root.Root()
 	hello := wire.Hello{Dataset: ds, NodeID: s.cfg.NodeID, Applied: s.cfg.Store.Applied(), RootIndex: rootIdx, RootTime: rootTime, RootSent: s.cfg.Root.RootSent()}
 	if err := fw.WriteFrame(wire.FrameHello, hello.Append(nil)); err != nil {
@@ -254,15 +241,15 @@ func (s *Server) serveLog(w http.ResponseWriter, r *http.Request) {
 	if err := flush(); err != nil {
 		return
 	}
-	err = s.stream(r.Context(), fw, flush, c, argent.Index(from))
-	if err != nil && r.Context().Err() == nil {
+	err = s.stream(ctx, fw, flush, c, argent.Index(from))
+	if err != nil && ctx.Err() == nil {
 		s.cfg.Logger.Debug("log stream ended", "child", c.nodeID, "remote", c.remote, "err", err)
 	}
 }
 
 // stream sends entries from index next on, heartbeats while idle, until the
 // child goes away or falls behind the log.
-func (s *Server) stream(ctx context.Context, fw *wire.Writer, flush func() error, c *child, next argent.Index) error {
+func (s *Server) stream(ctx context.Context, fw *wire.Writer, flush func() error, c *childStream, next argent.Index) error {
 	st := s.cfg.Store
 	hb := time.NewTicker(s.cfg.Heartbeat)
 	defer hb.Stop()
@@ -329,8 +316,10 @@ func (s *Server) stream(ctx context.Context, fw *wire.Writer, flush func() error
 	}
 }
 
-func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
-	ds, ok := s.admit(w, r)
+// serveSnapshot answers a request for a snapshot (over any transport): the
+// live keys at one index, after p.after if set, in rate-limited chunks.
+func (s *Server) serveSnapshot(ctx context.Context, p params, resp responder) {
+	ds, ok := s.admit(p, resp)
 	if !ok {
 		return
 	}
@@ -338,23 +327,23 @@ func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 	case s.snapSlots <- struct{}{}:
 		defer func() { <-s.snapSlots }()
 	default:
-		refuse(w, http.StatusServiceUnavailable, "%d snapshot transfers under way: try again later", cap(s.snapSlots))
+		refuse(resp, http.StatusServiceUnavailable, "%d snapshot transfers under way: try again later", cap(s.snapSlots))
 		return
 	}
 	snap, err := s.cfg.Store.NewSnapshot()
 	if err != nil {
-		refuse(w, http.StatusServiceUnavailable, "%v", err)
+		refuse(resp, http.StatusServiceUnavailable, "%v", err)
 		return
 	}
 	defer snap.Close()
 	var after []byte
-	if v := r.URL.Query().Get("after"); v != "" {
+	if v := p.after; v != "" {
 		if after, err = hex.DecodeString(v); err != nil {
-			refuse(w, http.StatusBadRequest, "after must be hex: %v", err)
+			refuse(resp, http.StatusBadRequest, "after must be hex: %v", err)
 			return
 		}
 	}
-	fw, flush := s.startFrames(w)
+	fw, flush := s.startFrames(resp)
 	h := wire.SnapshotHeader{Dataset: ds, Index: snap.State.Index, Time: snap.State.Time, Chain: snap.State.Chain}
 	if err := fw.WriteFrame(wire.FrameSnapBegin, h.Append(nil)); err != nil {
 		return
@@ -371,7 +360,7 @@ func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 		if s.snapRate != nil {
 			// A chunk may pass the burst by one large record: wait in steps.
 			for n := len(chunk); n > 0; n -= s.snapRate.Burst() {
-				if err := s.snapRate.WaitN(r.Context(), min(n, s.snapRate.Burst())); err != nil {
+				if err := s.snapRate.WaitN(ctx, min(n, s.snapRate.Burst())); err != nil {
 					return err
 				}
 			}
@@ -394,13 +383,13 @@ func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 			return argent.ErrClosed
 		default:
 		}
-		return r.Context().Err()
+		return ctx.Err()
 	})
 	if err == nil {
 		err = send()
 	}
 	if err != nil {
-		s.cfg.Logger.Debug("snapshot transfer ended", "remote", r.RemoteAddr, "err", err)
+		s.cfg.Logger.Debug("snapshot transfer ended", "remote", p.remote, "err", err)
 		return
 	}
 	t := wire.SnapshotTrailer{Records: records}

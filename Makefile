@@ -7,20 +7,26 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 build:
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/argent ./cmd/argent
 
-# Every test, with the race detector.
+# Every test, with the race detector: the product module, then the
+# benchmarks' module in bench/ (its own go.mod; unit tests of a few seconds).
 test:
 	go test -race -count=1 -timeout 15m ./...
+	cd bench && go test -race -count=1 -timeout 5m ./...
 
 # Unit tests only (no multi-process tests): quick feedback while editing.
 test-short:
 	go test -short ./...
+	cd bench && go test -short ./...
 
 fmt-check:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# vet and staticcheck each module: the product's and bench/.
 lint: fmt-check
 	go vet ./...
+	cd bench && go vet ./...
 	go run $(STATICCHECK) ./...
+	cd bench && go run $(STATICCHECK) ./...
 
 # argent side by side with etcd and Redis: installs them from Debian when
 # missing, about 12 minutes; results in docs/benchmarks.md and bench/results/.

@@ -12,9 +12,11 @@
 # hold ports during the runs (the benchmark never uses them: it starts
 # every server itself on free 127.0.0.1 ports with its own temporary
 # directories, and stops them by PID). Then it builds and runs
-# go run ./bench/compare with the arguments given here, which prints the
-# ratio tables, rewrites the generated section of docs/benchmarks.md and
-# writes bench/results/compare-*.json.
+# go run ./compare in bench/ (the benchmarks' own module) with the
+# arguments given here, which prints the ratio tables, rewrites the
+# generated section of docs/benchmarks.md and writes
+# bench/results/compare-*.json. Relative paths among the arguments are
+# taken from bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,7 +51,8 @@ if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/nu
 	stop_service etcd /run/etcd.pid
 fi
 
-go build -o /dev/null ./bench/compare
+cd bench
+go build -o /dev/null ./compare
 start=$(date +%s)
-go run ./bench/compare "$@"
+go run ./compare "$@"
 echo "bench/run.sh: done in $(( $(date +%s) - start )) s"

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/argent-kv/argent/bench/internal/benchnode"
 )
 
 // config is the parsed command line.
@@ -79,8 +81,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.bins.etcd, "etcd", "etcd", "etcd server binary")
 	fs.StringVar(&c.bins.redisServer, "redis-server", "redis-server", "redis-server binary")
 	fs.StringVar(&c.bins.redisBenchmark, "redis-benchmark", "redis-benchmark", "redis-benchmark binary")
-	fs.StringVar(&c.docs, "docs", "docs/benchmarks.md", "markdown file whose section between "+markBegin+" and "+markEnd+" is replaced by the results (empty: none)")
-	fs.StringVar(&c.results, "results", "bench/results", "directory for compare-DATE.json and compare-latest.json (empty: none)")
+	fs.StringVar(&c.docs, "docs", benchnode.RepoPath("docs/benchmarks.md"), "markdown file whose section between "+markBegin+" and "+markEnd+" is replaced by the results (empty: none)")
+	fs.StringVar(&c.results, "results", benchnode.RepoPath("bench/results"), "directory for compare-DATE.json and compare-latest.json (empty: none)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -202,10 +204,11 @@ func (c *config) validate() error {
 	return nil
 }
 
-// commandLine is the command as a shell would take it back: go run
-// ./bench/compare and args, each quoted when it needs to be.
+// commandLine is the command as a shell at the repository root would take
+// it back: cd bench && go run ./compare and args, each quoted when it needs
+// to be.
 func commandLine(args []string) string {
-	parts := []string{"go", "run", "./bench/compare"}
+	parts := []string{"cd", "bench", "&&", "go", "run", "./compare"}
 	for _, a := range args {
 		if a == "" || strings.ContainsAny(a, " \t'\"$`\\*?;&|<>()") {
 			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"

@@ -1,9 +1,10 @@
 // Command compare runs argent, etcd and Redis side by side on this machine
 // and prints how argent's figures compare, as ratios.
 //
-//	go run ./bench/compare               # the whole suite, about 12 minutes (make bench)
-//	go run ./bench/compare -quick        # a smoke run of about two minutes
-//	go run ./bench/compare -workloads reads,writes -duration 10s
+//	cd bench                       # the benchmarks' own module
+//	go run ./compare               # the whole suite, about 12 minutes (make bench)
+//	go run ./compare -quick        # a smoke run of about two minutes
+//	go run ./compare -workloads reads,writes -duration 10s
 //
 // It starts every server itself on 127.0.0.1 with free ports and its own
 // temporary directories: an argent root and replica (built from this tree

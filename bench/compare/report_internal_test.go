@@ -76,7 +76,7 @@ func TestReplaceSection(t *testing.T) {
 func fakeResults() *results {
 	res := &results{
 		Started:   time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC),
-		Command:   "go run ./bench/compare",
+		Command:   "cd bench && go run ./compare",
 		Settings:  settings{Duration: "5s", PropDuration: "15s", Conns: 50, ZipfTheta: 0.99, OpenShare: 0.5, MGetKeys: 100, Writers: []int{1, 50}, PropRates: []float64{100}},
 		Datasets:  []datasetInfo{{Slug: "100k-256B", Name: "100k × 256 B", Keys: 100_000, Value: 256}},
 		OpenRates: map[string]float64{"100k-256B/uniform": 5000},
@@ -183,7 +183,7 @@ func TestParseFlags(t *testing.T) {
 	if c.duration != time.Second || c.keys != 1000 || c.bigKeys != 50_000 || len(c.writers) != 2 || c.writers[1] != 50 || !c.workloads[wlPropagate] {
 		t.Errorf("quick config %+v", c)
 	}
-	if c.command != "go run ./bench/compare -quick -keys 1000 -docs ''" {
+	if c.command != "cd bench && go run ./compare -quick -keys 1000 -docs ''" {
 		t.Errorf("command %q", c.command)
 	}
 	for _, args := range [][]string{

@@ -1,8 +1,9 @@
 // Command load drives one argent node's HTTP API with a fixed number of
 // persistent connections and prints throughput and latency percentiles.
 //
-//	go run ./bench/load -target 127.0.0.1:7401 -root 127.0.0.1:7400 -prefill -mode get -conns 50 -duration 10s
-//	go run ./bench/load -target 127.0.0.1:7400 -mode put -conns 50 -duration 10s -json
+//	cd bench    # the benchmarks' own module
+//	go run ./load -target 127.0.0.1:7401 -root 127.0.0.1:7400 -prefill -mode get -conns 50 -duration 10s
+//	go run ./load -target 127.0.0.1:7400 -mode put -conns 50 -duration 10s -json
 //
 // Every connection is one goroutine with its own keep-alive TCP connection.
 // With -rate 0 each goroutine sends its next request as soon as the last

@@ -3,8 +3,9 @@
 // root -> r1 -> r2 -> r3 (-depth), writes at a fixed rate at the root, and
 // holds a watch stream (GET /v1/watch) on some of the replicas (-watch).
 //
-//	go run ./bench/propagate -rate 1000 -duration 60s
-//	go run ./bench/propagate -argent /tmp/argent -rate 100 -duration 20s -watch 1,2,3
+//	cd bench    # the benchmarks' own module
+//	go run ./propagate -rate 1000 -duration 60s
+//	go run ./propagate -argent /tmp/argent -rate 100 -duration 20s -watch 1,2,3
 //
 // Writes are an open loop: -writers goroutines, sharing one client.Client
 // whose pool keeps a keep-alive connection for each, send PUT /v1/kv/{key}

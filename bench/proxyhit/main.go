@@ -4,9 +4,10 @@
 // for hits, misses and negative lookups, and its bytes on disk next to a
 // replica's.
 //
-//	go run ./bench/proxyhit            # the whole benchmark, about 2-3 minutes
-//	go run ./bench/proxyhit -quick     # a smoke run of well under a minute
-//	go run ./bench/proxyhit -live=false -reads 5000000
+//	cd bench                     # the benchmarks' own module
+//	go run ./proxyhit            # the whole benchmark, about 2-3 minutes
+//	go run ./proxyhit -quick     # a smoke run of well under a minute
+//	go run ./proxyhit -live=false -reads 5000000
 //
 // Hit rate. It draws a trace of -reads reads over -keys keys (Zipf -theta,
 // ranks scattered over the keys by a random permutation), and a second
@@ -124,8 +125,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.filterWait, "filter-wait", 60*time.Second, "how long to wait for the proxy's filter")
 	fs.StringVar(&c.bin, "bin", "", "argent binary to run (default: go build ./cmd/argent)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the nodes' data directories")
-	fs.StringVar(&c.docs, "docs", "docs/benchmarks.md", "markdown file whose proxyhit section is replaced (empty: none)")
-	fs.StringVar(&c.results, "results", "bench/results/proxyhit-latest.json", "JSON results file (empty: none)")
+	fs.StringVar(&c.docs, "docs", benchnode.RepoPath("docs/benchmarks.md"), "markdown file whose proxyhit section is replaced (empty: none)")
+	fs.StringVar(&c.results, "results", benchnode.RepoPath("bench/results/proxyhit-latest.json"), "JSON results file (empty: none)")
 	fs.StringVar(&c.simDir, "sim-dir", "", "where the replays open their caches (default: /dev/shm when writable, else the temporary directory; the hit rate does not depend on the disk, the replay time does)")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write this program's CPU profile to this file")
 	fs.BoolVar(&c.quick, "quick", false, "a smoke run: 20,000 keys, 300,000 reads per trace, 2,000 reads per class (flags given explicitly win)")
@@ -178,7 +179,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	case c.value < 1 || c.liveValue < 1:
 		return c, errors.New("-value and -live-value must be positive")
 	}
-	c.command = strings.TrimSpace("go run ./bench/proxyhit " + strings.Join(args, " "))
+	c.command = strings.TrimSpace("cd bench && go run ./proxyhit " + strings.Join(args, " "))
 	return c, nil
 }
 

@@ -5,8 +5,9 @@
 // and must take a snapshot), then starts a replica and times it from the
 // start of its process until its applied index equals the root's.
 //
-//	go run ./bench/snapshot                     # 1,000,000 keys x 256 B
-//	go run ./bench/snapshot -argent /tmp/argent -keys 100000
+//	cd bench                              # the benchmarks' own module
+//	go run ./snapshot                     # 1,000,000 keys x 256 B
+//	go run ./snapshot -argent /tmp/argent -keys 100000
 //
 // The root runs with --log-bytes 1MiB --trim-interval 1s (so the log is
 // trimmed within a second or two) and --snapshot-rate 1GiB (so the per-parent

@@ -52,12 +52,19 @@ type Cluster struct {
 	procs []*Proc
 }
 
-// BuildArgent builds ./cmd/argent into dir and returns the binary's path.
-// It is run from the module root (bench/run-issue4.sh and "go run ./bench/..."
-// both are).
+// BuildArgent builds ./cmd/argent of the repository (see [RepoRoot]) into
+// dir and returns the binary's path.
 func BuildArgent(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "argent")
+	root, err := RepoRoot()
+	if err != nil {
+		return "", fmt.Errorf("go build ./cmd/argent: %w", err)
+	}
+	bin, err := filepath.Abs(filepath.Join(dir, "argent"))
+	if err != nil {
+		return "", fmt.Errorf("go build ./cmd/argent: %w", err)
+	}
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/argent")
+	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/argent: %w", err)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# End-to-end numbers for issue 3: a root and a replica on 127.0.0.1,
-# 100,000 keys x 256 B, 50 connections, 10 s per run:
+# End-to-end numbers of the HTTP API: GETs at a replica and PUTs at the
+# root, with a root and a replica on 127.0.0.1, 100,000 keys x 256 B,
+# 50 connections, 10 s per run:
 #
 #   1. GETs at the replica and PUTs at the root with the replica attached,
 #      every process free to run on both cores (the load generator competes
@@ -12,13 +13,13 @@
 #
 # Step 3 needs taskset (util-linux); it is skipped with a message without it.
 #
-#   bench/run-issue3.sh            # from the repository root
-#   LOAD_ARGS="-json" bench/run-issue3.sh
+#   bench/run-http.sh            # from the repository root
+#   LOAD_ARGS="-json" bench/run-http.sh
 # shellcheck disable=SC2086 # $COMMON is a list of flags
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/argent-issue3.XXXXXX")
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/argent-http.XXXXXX")
 PIDS=()
 cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -54,7 +55,7 @@ wait_up() {
 }
 
 go build -o "$TMP/argent" ./cmd/argent
-go build -o "$TMP/load" ./bench/load
+(cd bench && go build -o "$TMP/load" ./load)
 
 # applied prints a node's applied index.
 applied() {

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Issue 4 numbers: propagation delay through a chain root -> r1 -> r2 -> r3
-# (watches at depth 1 and 3) at 1,000 and 100 batches/s, and at 1,000/s with
-# the data directories on tmpfs to take the disk out, and the snapshot
-# bootstrap of a replica from a root holding 1,000,000 keys x 256 B. Every
-# node is a real argent process on 127.0.0.1 with its own temporary data
-# directory; each benchmark stops its nodes by PID when it ends.
+# Propagation delay through a chain root -> r1 -> r2 -> r3 (watches at
+# depth 1 and 3) at 1,000 and 100 batches/s, and at 1,000/s with the data
+# directories on tmpfs to take the disk out, and the snapshot bootstrap of
+# a replica from a root holding 1,000,000 keys x 256 B. Every node is a
+# real argent process on 127.0.0.1 with its own temporary data directory;
+# each benchmark stops its nodes by PID when it ends.
 #
-#   bench/run-issue4.sh                       # from the repository root, about 2.5 minutes
-#   DURATION=20s KEYS=100000 bench/run-issue4.sh
-#   PPROF_DIR=/tmp/prof bench/run-issue4.sh   # also CPU profiles of the nodes in the 1,000/s run
+#   bench/run-propagation.sh                       # from the repository root, about 2.5 minutes
+#   DURATION=20s KEYS=100000 bench/run-propagation.sh
+#   PPROF_DIR=/tmp/prof bench/run-propagation.sh   # also CPU profiles of the nodes in the 1,000/s run
 # shellcheck disable=SC2086 # $PROP_ARGS and $SNAP_ARGS are lists of flags
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,13 +16,12 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-60s}
 KEYS=${KEYS:-1000000}
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/argent-issue4.XXXXXX")
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/argent-propagation.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM
 
 go build -o "$TMP/argent" ./cmd/argent
-go build -o "$TMP/propagate" ./bench/propagate
-go build -o "$TMP/snapshot" ./bench/snapshot
+(cd bench && go build -o "$TMP/propagate" ./propagate && go build -o "$TMP/snapshot" ./snapshot)
 
 echo "### $(date -u '+%Y-%m-%d %H:%M:%S') UTC, $(nproc) CPUs, loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
 DIRTY=""

@@ -26,17 +26,32 @@ func mustWatch(t *testing.T, c *client.Client, prefix string, from argent.Index)
 	return w
 }
 
-// nextBatch returns the next event that is not a progress marker.
+// batchWait bounds how long nextBatch waits for a batch.
+const batchWait = 5 * time.Second
+
+// nextBatch returns the next event that is not a progress marker, and
+// fails the test if none comes within batchWait: progress markers keep
+// coming while a batch is missing, so skipping them alone would never
+// end, and a silent stream is closed to end a blocked Next.
 func nextBatch(t *testing.T, w *client.Watcher) client.Event {
 	t.Helper()
+	deadline := time.Now().Add(batchWait)
+	timer := time.AfterFunc(batchWait, func() { _ = w.Close() })
+	defer timer.Stop()
+	markers := 0
 	for {
 		ev, err := w.Next()
-		if err != nil {
-			t.Fatalf("Next: %v", err)
-		}
-		if !ev.Progress {
+		switch {
+		case err == nil && !ev.Progress:
 			return ev
+		case err != nil && time.Now().After(deadline):
+			t.Fatalf("watch: no batch within %v (%d progress markers): %v", batchWait, markers, err)
+		case err != nil:
+			t.Fatalf("Next: %v", err)
+		case time.Now().After(deadline):
+			t.Fatalf("watch: no batch within %v, only progress markers (%d, the last at %d)", batchWait, markers+1, ev.Index)
 		}
+		markers++
 	}
 }
 

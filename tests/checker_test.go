@@ -2,6 +2,7 @@ package tests
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +91,7 @@ func TestChecker(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
+		log   []logEntry // default checkerLog
 		reads []*readRec
 		want  []string // substrings of the errors, in order
 	}{
@@ -134,9 +136,22 @@ func TestChecker(t *testing.T) {
 			read("get", 2, 3, 1, []string{"a"}, item("a", "1", 1)),
 			read("get", 1, 4, 1, []string{"a"}, item("a", "1", 1)), // concurrent: fine
 		}, want: []string{"S went back from 2 to 1"}},
+		// A merged entry is one state: a read sees all of its client
+		// batches or none.
+		{name: "MergedEntry", log: mergedLog, reads: []*readRec{
+			read("mget", 0, 1, 2, []string{"a", "b", "c"}, item("a", "2", 2), item("b", "2", 2), item("c", "1", 2)),
+			read("mget", 0, 3, 1, []string{"a", "b", "c"}, item("a", "1", 1), item("b", "1", 1), absent("c")),
+		}},
+		{name: "HalfMergedEntry", log: mergedLog, reads: []*readRec{
+			read("mget", 0, 1, 2, []string{"a", "b"}, item("a", "2", 2), item("b", "1", 1)),
+		}, want: []string{`key 1 of 2: got "b"="1"@1, want "b"="2"@2`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			tr := tr
+			if tt.log != nil {
+				tr = newTruth(tt.log)
+			}
 			w := newWorkload(1, nil, nil, workloadConfig{})
 			w.t0 = t0
 			w.mu.reads["replica"] = tt.reads
@@ -162,6 +177,7 @@ func TestChecker_Writes(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
+		log    []logEntry // default checkerLog
 		writes []*writeRec
 		want   []string
 	}{
@@ -176,9 +192,57 @@ func TestChecker_Writes(t *testing.T) {
 			{worker: "w", kind: "cas", index: 5, outcome: acked, batch: argent.Batch{
 				Conditions: []argent.Condition{{Key: []byte("b/3"), ModIndex: 2}}, Ops: []argent.Op{put("c", "5")}}},
 		}, want: []string{`condition mod_index("b/3")=2, but its mod index at 4 was 3`}},
+		{name: "AckedTwiceOnce", writes: append(good[:4:4], ack(5, b(put("c", "5"))), &writeRec{worker: "w2", kind: "put", batch: b(put("c", "5")), index: 5, outcome: acked}),
+			want: []string{`w2: acknowledged put at index 5 with ops [put("c"="5")], but the log holds [put("c"="5")] there`}},
+
+		// Merged entries (DESIGN.md section 1, "Merged batch"): mergedLog's
+		// entry 2 is batchA then batchB, entry 3 is batchC then batchD.
+		{name: "MergedInLogOrder", log: mergedLog, writes: mergedWrites(nil)},
+		{name: "MergedRecordedInOtherOrder", log: mergedLog, writes: reversed(mergedWrites(nil))},
+		{name: "MergedOtherOrderInLog", log: swapEntry(mergedLog, 2, batchB, batchA), writes: mergedWrites(nil)},
+		{name: "MergedWithUnknown", log: mergedLog, writes: mergedWrites(func(wr *writeRec) {
+			if wr.worker == "b" {
+				wr.index, wr.outcome = 0, unknown
+			}
+		})},
+		// batchD's condition holds only after batchC (MergedInLogOrder).
+		{name: "MergedConditionBeforeItsCause", log: swapEntry(mergedLog, 3, batchD, batchC), writes: mergedWrites(nil),
+			want: []string{`d: txn at index 3 acknowledged with condition mod_index("d")=3, but its mod index at 2 was 0`}},
+		{name: "MergedConditionIgnoresEarlierBatch", log: mergedLog, writes: mergedWrites(func(wr *writeRec) {
+			if wr.worker == "d" {
+				wr.batch.Conditions[0].ModIndex = 0 // "d" must be absent, but batchC put it
+			}
+		}), want: []string{`d: txn at index 3 acknowledged with condition mod_index("d")=0, but its mod index at 2 and the 1 client batches before it in entry 3 ([put("d"="1")]) was 3`}},
+		{name: "MergedPhantom", log: withEntry(mergedLog, 2, slices.Concat(batchA, []argent.Op{put("x", "9")}, batchB)), writes: mergedWrites(nil),
+			want: []string{`index 2 holds [put("x"="9")] (ops 2..2 of its 5), which no client sent`}},
+		{name: "MergedRefused", log: mergedLog, writes: mergedWrites(func(wr *writeRec) {
+			if wr.worker == "b" {
+				wr.index, wr.outcome = 0, rejected
+			}
+		}), want: []string{`index 2 holds [delete("b") put("b"="2")] (ops 2..3 of its 4), which b sent and was refused`}},
+		{name: "MergedMissingBatch", log: withEntry(mergedLog, 2, batchA), writes: mergedWrites(nil), want: []string{
+			`b: acknowledged txn at index 2 with ops [delete("b") put("b"="2")], but the log holds [put("a"="2") put("c"="1")] there`,
+		}},
+		{name: "MergedSplit", log: splitLog, writes: mergedWrites(nil), want: []string{
+			`a: acknowledged txn at index 2 with ops [put("a"="2") put("c"="1")], but the log holds [put("a"="2") delete("b") put("b"="2")] there`,
+			`index 2 holds [put("a"="2")] (ops 0..0 of its 3), which is only part of the batch a sent`,
+			`index 3 holds [put("c"="1")] (ops 0..0 of its 3), which is only part of the batch a sent`,
+		}},
+		{name: "MergedAtWrongIndex", log: mergedLog, writes: mergedWrites(func(wr *writeRec) {
+			if wr.worker == "c" {
+				wr.index = 2
+			}
+		}), want: []string{
+			`c: acknowledged txn at index 2 with ops [put("d"="1")], but the log holds`,
+			`index 3 holds [put("d"="1")] (ops 0..0 of its 2), which c sent and was acknowledged at index 2`,
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			tr := tr
+			if tt.log != nil {
+				tr = newTruth(tt.log)
+			}
 			w := newWorkload(1, nil, nil, workloadConfig{})
 			w.mu.writes = tt.writes
 			rec := &recordTB{TB: t}
@@ -186,6 +250,72 @@ func TestChecker_Writes(t *testing.T) {
 			checkFound(t, rec.errs, tt.want)
 		})
 	}
+}
+
+// The client batches of mergedLog.
+var (
+	batchA = []argent.Op{put("a", "2"), put("c", "1")}
+	batchB = []argent.Op{del("b"), put("b", "2")}
+	batchC = []argent.Op{put("d", "1")}
+	batchD = []argent.Op{put("e", "1")} // if mod_index("d")=3: needs batchC before it
+)
+
+// mergedLog is a log whose entries 2 and 3 each merge two client batches.
+var mergedLog = []logEntry{
+	{1, []argent.Op{put("a", "1"), put("b", "1")}},
+	{2, slices.Concat(batchA, batchB)},
+	{3, slices.Concat(batchC, batchD)},
+	{4, []argent.Op{del("e")}},
+}
+
+// splitLog holds mergedLog's batchA split over entries 2 and 3.
+var splitLog = []logEntry{
+	mergedLog[0],
+	{2, slices.Concat(batchA[:1], batchB)},
+	{3, slices.Concat(batchA[1:], batchC, batchD)},
+	mergedLog[3],
+}
+
+// mergedWrites returns the writes of mergedLog, each acknowledged with
+// its index, after edit (when not nil) changed each.
+func mergedWrites(edit func(*writeRec)) []*writeRec {
+	ack := func(worker string, i argent.Index, ops []argent.Op, conds ...argent.Condition) *writeRec {
+		return &writeRec{worker: worker, kind: "txn", index: i, outcome: acked,
+			batch: argent.Batch{Conditions: conds, Ops: slices.Clone(ops)}}
+	}
+	ws := []*writeRec{
+		ack("w", 1, mergedLog[0].Ops),
+		ack("a", 2, batchA),
+		ack("b", 2, batchB),
+		ack("c", 3, batchC),
+		ack("d", 3, batchD, argent.Condition{Key: []byte("d"), ModIndex: 3}),
+		ack("w", 4, mergedLog[3].Ops),
+	}
+	if edit != nil {
+		for _, wr := range ws {
+			edit(wr)
+		}
+	}
+	return ws
+}
+
+func reversed(ws []*writeRec) []*writeRec {
+	out := slices.Clone(ws)
+	slices.Reverse(out)
+	return out
+}
+
+// withEntry returns log with entry i's ops replaced by ops.
+func withEntry(log []logEntry, i argent.Index, ops []argent.Op) []logEntry {
+	out := slices.Clone(log)
+	out[i-1] = logEntry{Index: i, Ops: ops}
+	return out
+}
+
+// swapEntry returns log with entry i holding the batches first and second
+// in that order.
+func swapEntry(log []logEntry, i argent.Index, first, second []argent.Op) []logEntry {
+	return withEntry(log, i, slices.Concat(first, second))
 }
 
 // asBatch returns the entry's ops as a batch.

@@ -31,10 +31,28 @@ type linOutput struct {
 	unknown bool         // a write whose outcome the client did not learn
 	failed  bool         // cas: 409, the condition did not hold
 	index   argent.Index // a committed write's index
+	pos     int          // a committed write's first op in its entry (see placeWrites)
 	present bool         // get
 	val     string       // get
 	mod     argent.Index // get: Argent-Mod-Index
 	s       argent.Index // get: Argent-Index
+}
+
+func (o linOutput) at() logPos { return logPos{o.index, o.pos} }
+
+// logPos is where a write took effect: its entry's index and the position
+// of its first op among the entry's ops. The root may merge the batches of
+// several clients into one entry (DESIGN.md section 1, "Merged batch"),
+// each acknowledged with the entry's index; they take effect in the order
+// of their ops in the entry.
+type logPos struct {
+	index argent.Index
+	op    int
+}
+
+// after reports whether p comes after q in the log.
+func (p logPos) after(q logPos) bool {
+	return p.index > q.index || p.index == q.index && p.op > q.op
 }
 
 // linState is the state of one key. After a write with an unknown outcome
@@ -44,12 +62,14 @@ type linState struct {
 	val      string
 	mod      argent.Index // when modKnown; 0 when absent
 	modKnown bool
-	last     argent.Index // a lower bound of the index of the key's last write
+	last     logPos // a lower bound of the position of the key's last write
 }
 
 // kvModel is a key-value register per key with put, delete, get and a
-// compare-and-set on the mod index, whose writes are numbered by the log
-// index: a key's writes get increasing indexes in linearization order.
+// compare-and-set on the mod index, whose writes are numbered by their
+// position in the log: a key's writes come at increasing positions in
+// linearization order. Writes merged into one entry share its index and
+// are ordered by their ops' order in it.
 var kvModel = porcupine.NondeterministicModel{
 	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
 		byKey := map[string][]porcupine.Operation{}
@@ -82,10 +102,16 @@ var kvModel = porcupine.NondeterministicModel{
 				}
 				return []any{s}
 			}
-			if out.mod <= s.last {
+			// The write that set the mod index (one whose outcome is
+			// unknown) came after the key's last known write, maybe
+			// later in the same entry.
+			if out.mod < s.last.index {
 				return nil
 			}
-			s.mod, s.modKnown, s.last = out.mod, true, out.mod
+			if out.mod > s.last.index {
+				s.last = logPos{index: out.mod}
+			}
+			s.mod, s.modKnown = out.mod, true
 			return []any{s}
 		case "put", "delete":
 			next := linState{present: in.op == "put", modKnown: true}
@@ -97,10 +123,10 @@ var kvModel = porcupine.NondeterministicModel{
 				next.modKnown = !next.present
 				return []any{s, next}
 			}
-			if out.index <= s.last {
+			if !out.at().after(s.last) {
 				return nil
 			}
-			next.last = out.index
+			next.last = out.at()
 			if next.present {
 				next.mod = out.index
 			}
@@ -126,10 +152,10 @@ var kvModel = porcupine.NondeterministicModel{
 				}
 				return nil
 			default:
-				if !mayHold || out.index <= s.last {
+				if !mayHold || !out.at().after(s.last) {
 					return nil
 				}
-				next.mod, next.last = out.index, out.index
+				next.mod, next.last = out.index, out.at()
 				return []any{next}
 			}
 		}
@@ -148,7 +174,7 @@ var kvModel = porcupine.NondeterministicModel{
 		case out.failed:
 			res = "condition failed"
 		default:
-			res = fmt.Sprintf("index %d", out.index)
+			res = fmt.Sprintf("index %d (op %d)", out.index, out.pos)
 		}
 		switch in.op {
 		case "put":
@@ -257,6 +283,11 @@ func TestRoot_Linearizable(t *testing.T) {
 	}
 
 	checkReadIndexes(t, seed, history)
+	entries, err := fetchLog(c, argent.Index(readStatus(t, c).AppliedIndex), 30*time.Second)
+	if err != nil {
+		t.Fatalf("seed %d: root's log: %v", seed, err)
+	}
+	placeWrites(t, history, entries)
 
 	model := kvModel.ToModel()
 	res, info := porcupine.CheckOperationsVerbose(model, history, 60*time.Second)
@@ -310,9 +341,48 @@ func linDo(c *client.Client, in linInput) (out linOutput, ok bool, err error) {
 	return out, true, nil
 }
 
+// placeWrites sets the position in its entry (linOutput.pos) of every
+// acknowledged write of history from the root's log, and fails t for a
+// write its entry does not hold. Deletes of one key merged into one entry
+// are told apart by order only; they have the same effect, and are
+// concurrent (both were sent before the entry committed and acknowledged
+// after), so any order of them is as good.
+func placeWrites(t *testing.T, history []porcupine.Operation, entries []logEntry) {
+	t.Helper()
+	taken := map[logPos]bool{}
+	for i, op := range history {
+		in, out := op.Input.(linInput), op.Output.(linOutput)
+		if in.op == "get" || out.unknown || out.failed {
+			continue
+		}
+		if out.index == 0 || int(out.index) > len(entries) {
+			t.Errorf("%s: the root's log ends at %d", kvModel.DescribeOperation(in, out), len(entries))
+			continue
+		}
+		want := argent.Op{Type: argent.OpPut, Key: []byte(in.key), Value: []byte(in.val)}
+		if in.op == "delete" {
+			want = argent.Op{Type: argent.OpDelete, Key: []byte(in.key)}
+		}
+		e := entries[out.index-1]
+		out.pos = -1
+		for j, o := range e.Ops {
+			if p := (logPos{out.index, j}); !taken[p] && opsEqual([]argent.Op{o}, []argent.Op{want}) {
+				taken[p], out.pos = true, j
+				break
+			}
+		}
+		if out.pos < 0 {
+			t.Errorf("%s, but entry %d holds %s", kvModel.DescribeOperation(in, out), out.index, fmtOps(e.Ops))
+			continue
+		}
+		history[i].Output = out
+	}
+}
+
 // checkReadIndexes checks, across keys, that a read's S is at least the
 // index of every write acknowledged before the read was sent, and at least
-// the mod index it reports.
+// the mod index it reports. Writes merged into one entry share its index,
+// which changes neither.
 func checkReadIndexes(t *testing.T, seed uint64, history []porcupine.Operation) {
 	t.Helper()
 	type ev struct {

@@ -66,6 +66,39 @@ func TestKVModel(t *testing.T) {
 			op(0, 0, 1<<62, put("a"), linOutput{unknown: true}),
 			op(1, 2, 3, get, linOutput{s: 0}),
 		}},
+
+		// Merged batches (DESIGN.md section 1): writes acknowledged with one
+		// index take effect in the order of their ops in the entry.
+		{name: "MergedPuts", want: true, history: []porcupine.Operation{
+			op(0, 0, 10, put("a"), linOutput{index: 2, pos: 1}),
+			op(1, 0, 10, put("b"), linOutput{index: 2, pos: 0}),
+			op(2, 11, 12, get, linOutput{present: true, val: "a", mod: 2, s: 2}),
+		}},
+		{name: "MergedPutsReadOutOfOrder", want: false, history: []porcupine.Operation{
+			op(0, 0, 10, put("a"), linOutput{index: 2, pos: 1}),
+			op(1, 0, 10, put("b"), linOutput{index: 2, pos: 0}),
+			op(2, 11, 12, get, linOutput{present: true, val: "b", mod: 2, s: 2}),
+		}},
+		{name: "MergedSamePosition", want: false, history: []porcupine.Operation{
+			op(0, 0, 10, put("a"), linOutput{index: 2, pos: 0}),
+			op(1, 0, 10, put("b"), linOutput{index: 2, pos: 0}),
+		}},
+		{name: "MergedCASOnEarlierBatch", want: true, history: []porcupine.Operation{
+			op(0, 0, 1, put("a"), linOutput{index: 1}),
+			op(0, 2, 10, put("b"), linOutput{index: 2, pos: 0}),
+			op(1, 2, 10, cas(2, "c"), linOutput{index: 2, pos: 3}),
+			op(2, 11, 12, get, linOutput{present: true, val: "c", mod: 2, s: 2}),
+		}},
+		{name: "MergedCASBeforeItsCause", want: false, history: []porcupine.Operation{
+			op(0, 0, 1, put("a"), linOutput{index: 1}),
+			op(0, 2, 10, put("b"), linOutput{index: 2, pos: 3}),
+			op(1, 2, 10, cas(2, "c"), linOutput{index: 2, pos: 0}),
+		}},
+		{name: "UnknownPutInSameEntry", want: true, history: []porcupine.Operation{
+			op(0, 0, 1<<62, put("a"), linOutput{unknown: true}),
+			op(1, 0, 10, put("b"), linOutput{index: 2, pos: 0}),
+			op(2, 11, 12, get, linOutput{present: true, val: "a", mod: 2, s: 2}),
+		}},
 	}
 	model := kvModel.ToModel()
 	for _, tt := range tests {

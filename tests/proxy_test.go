@@ -108,7 +108,7 @@ func TestProxy_KillRestart(t *testing.T) {
 		duration: 9 * time.Second, maxOps: 8000,
 	})
 	w.start()
-	defer w.stop.Store(true)
+	defer w.halt() // if a Fatal ends the test early
 
 	sleepUntil(w.t0.Add(2 * time.Second))
 	pxKilled := time.Now()

@@ -77,7 +77,7 @@ func TestReplica_KillRestart(t *testing.T) {
 	})
 	watch1 := startWatch(t, pc, "", 1)
 	w.start()
-	defer w.stop.Store(true) // if a Fatal ends the test early
+	defer w.halt() // if a Fatal ends the test early
 
 	sleepUntil(w.t0.Add(2 * time.Second))
 	replicaKilled := time.Now()

@@ -449,6 +449,14 @@ func (l *pacedLoad) stopNow() {
 	l.stopOnce.Do(func() { close(l.stop) })
 }
 
+// halt stops the load and waits for its writers to end: defer it where a
+// Fatal may end the test early, so that no put is sent while the test's
+// cleanups stop the nodes.
+func (l *pacedLoad) halt() {
+	l.stopNow()
+	l.wg.Wait()
+}
+
 func (l *pacedLoad) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -589,16 +597,24 @@ func probeSummary(probes []probe) string {
 }
 
 // checkProbes checks a prober's answers against the truth: a 200 or 404 is
-// the key's state at its S, S never goes back, a 503 says "unavailable",
-// and nothing else is answered. Transport errors are counted, not failed.
+// the key's state at its S, S never goes back, a 503 says "unavailable"
+// (or "not_ready" at S=0 before the node has answered from any state:
+// DESIGN.md 4.2, a fresh node), and nothing else is answered. Transport
+// errors are counted, not failed.
 func checkProbes(t *testing.T, desc string, tr *truth, probes []probe) {
 	t.Helper()
 	rep := &reporter{t: t, what: desc}
 	defer rep.done()
 	var top argent.Index
+	served := false // a 200 or 404 came: the node has a state
 	for _, p := range probes {
 		switch {
 		case p.status == 0:
+			continue
+		case p.status == http.StatusServiceUnavailable && p.code == client.CodeNotReady:
+			if served || p.s != 0 {
+				rep.errorf("503 %q after the node answered from a state (or at S=%d), want %q: %v", p.code, p.s, client.CodeUnavailable, p)
+			}
 			continue
 		case p.status == http.StatusServiceUnavailable:
 			if p.code != client.CodeUnavailable {
@@ -609,6 +625,7 @@ func checkProbes(t *testing.T, desc string, tr *truth, probes []probe) {
 			rep.errorf("unexpected answer: %v", p)
 			continue
 		}
+		served = true
 		if p.s < top {
 			rep.errorf("S went back from %d to %d: %v", top, p.s, p)
 		}

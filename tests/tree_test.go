@@ -168,7 +168,7 @@ func TestTree_KillIntermediateFailover(t *testing.T) {
 		duration: 7 * time.Second, maxOps: 20000,
 	})
 	w.start()
-	defer w.stop.Store(true) // if a Fatal ends the test early
+	defer w.halt() // if a Fatal ends the test early
 
 	// Kill r1 mid-load.
 	sleepUntil(w.t0.Add(1500 * time.Millisecond))
@@ -653,7 +653,7 @@ func TestTree_StalledChildDoesNotSlowSiblings(t *testing.T) {
 	c1.Pause()
 	paused := time.Now()
 	load := startPacedLoad(rc, rate, 4, valueSize, duration)
-	defer load.stopNow()
+	defer load.halt()
 
 	// Sample c2 and c3: the lag their status reports, and how stale they
 	// really are (the oldest write acknowledged by the root before the
@@ -792,7 +792,7 @@ func TestTree_LagVisibleBehindSlowLink(t *testing.T) {
 	})
 	p.SetDelay(delay)
 	load := startPacedLoad(rc, 100, 4, 64, 4*time.Second)
-	defer load.stopNow()
+	defer load.halt()
 	var reported, metricLag, stale []float64
 	sampleErrs := 0
 	time.Sleep(time.Second) // past the first delayed bytes
@@ -1006,7 +1006,7 @@ func TestTree_StalledIntermediateFailover(t *testing.T) {
 	})
 	watch := startWatch(t, c2, "", 1)
 	load := startPacedLoad(rc, 100, 2, 64, 5*time.Second)
-	defer load.stopNow()
+	defer load.halt()
 
 	time.Sleep(time.Second)
 	r1.Pause()

@@ -147,6 +147,14 @@ func (w *workload) start() {
 // wait waits for every worker to end.
 func (w *workload) wait() { w.wg.Wait() }
 
+// halt stops the workers and waits for them to end: defer it where a
+// Fatal may end the test early, so that no worker writes while the
+// test's cleanups stop the nodes.
+func (w *workload) halt() {
+	w.stop.Store(true)
+	w.wg.Wait()
+}
+
 func (w *workload) running(n int, deadline time.Time) bool {
 	return n < w.cfg.maxOps && time.Now().Before(deadline) && !w.stop.Load()
 }
@@ -545,10 +553,15 @@ func (w *workload) checkProblems(t *testing.T) {
 	}
 }
 
-// checkWrites checks the writes against the root's log: every acked write is
-// at its index with exactly its ops (and its conditions held just before);
-// no rejected write committed; every unacked write committed at most once;
-// and every batch of the log is one a client sent.
+// checkWrites checks the writes against the root's log. An entry may hold
+// several client batches (a merged batch, DESIGN.md section 1): every
+// entry's ops must be exactly a concatenation of whole client batches, in
+// the order the log shows, made of every batch acknowledged with its index
+// and of batches whose outcome the client did not learn, each of which
+// commits at most once; each batch's conditions held against the state the
+// batches before it left (see entrymatch_test.go). So every acknowledged
+// write is whole at its index, no rejected write committed, and the log
+// holds nothing no client sent.
 func (w *workload) checkWrites(t testing.TB, tr *truth) {
 	t.Helper()
 	rep := &reporter{t: t, what: "writes vs the root's log", seed: w.seed}
@@ -556,71 +569,54 @@ func (w *workload) checkWrites(t testing.TB, tr *truth) {
 	w.mu.Lock()
 	writes := append([]*writeRec(nil), w.mu.writes...)
 	w.mu.Unlock()
-	matched := map[argent.Index]*writeRec{}
-	pending := map[string][]*writeRec{}
+	ackedAt := map[argent.Index][]*writeRec{}
+	var unknowns []*writeRec
 	for _, wr := range writes {
-		if wr.outcome != acked {
-			k := opsKey(wr.batch.Ops)
-			pending[k] = append(pending[k], wr)
-			continue
-		}
-		switch {
-		case wr.index == 0 || wr.index > tr.final():
-			rep.errorf("%s: acknowledged %s %s at index %d, but the root's log ends at %d: an acknowledged write was lost",
-				wr.worker, wr.kind, fmtOps(wr.batch.Ops), wr.index, tr.final())
-			continue
-		case matched[wr.index] != nil:
-			o := matched[wr.index]
-			rep.errorf("index %d acknowledged twice: to %s for %s and to %s for %s", wr.index, o.worker, fmtOps(o.batch.Ops), wr.worker, fmtOps(wr.batch.Ops))
-			continue
-		}
-		e := tr.entries[wr.index-1]
-		if !opsEqual(e.Ops, wr.batch.Ops) {
-			rep.errorf("%s: acknowledged %s at index %d with ops %s, but the log holds %s there",
-				wr.worker, wr.kind, wr.index, fmtOps(wr.batch.Ops), fmtOps(e.Ops))
-			continue
-		}
-		matched[wr.index] = wr
-		for _, c := range wr.batch.Conditions {
-			_, mod, _ := tr.at(string(c.Key), wr.index-1)
-			if mod != c.ModIndex {
-				rep.errorf("%s: txn at index %d acknowledged with condition mod_index(%q)=%d, but its mod index at %d was %d\n  %s",
-					wr.worker, wr.index, c.Key, c.ModIndex, wr.index-1, mod, tr.describe(string(c.Key), wr.index-1, nil))
+		switch wr.outcome {
+		case acked:
+			if wr.index == 0 || wr.index > tr.final() {
+				rep.errorf("%s: acknowledged %s %s at index %d, but the root's log ends at %d: an acknowledged write was lost",
+					wr.worker, wr.kind, fmtOps(wr.batch.Ops), wr.index, tr.final())
+				continue
 			}
+			ackedAt[wr.index] = append(ackedAt[wr.index], wr)
+		case unknown:
+			unknowns = append(unknowns, wr)
 		}
 	}
-	committedUnknown := 0
+	pool := newWritePool(unknowns)
+	diag := &entryDiagnosis{rep: rep, writes: writes, pool: pool}
+	committedUnknown, merged := 0, 0
 	for _, e := range tr.entries {
-		if matched[e.Index] != nil {
-			continue
-		}
-		k := opsKey(e.Ops)
-		var rej *writeRec
-		found := false
-		for i, wr := range pending[k] {
-			if wr.outcome == unknown {
-				pending[k] = append(pending[k][:i:i], pending[k][i+1:]...)
-				found = true
-				committedUnknown++
-				break
+		must := ackedAt[e.Index]
+		order, ok, decided := matchEntry(tr, e, must, pool, true)
+		if !ok && decided {
+			// The ops split, but not with every condition holding.
+			if order, ok, decided = matchEntry(tr, e, must, pool, false); ok {
+				reportConditions(rep, tr, e, order)
 			}
-			rej = wr
 		}
 		switch {
-		case found:
-		case rej != nil:
-			rep.errorf("index %d holds %s, which %s sent and was refused with %v", e.Index, fmtOps(e.Ops), rej.worker, rej.err)
-		default:
-			rep.errorf("index %d holds %s, which no client sent (or which committed more than once)", e.Index, fmtOps(e.Ops))
+		case !decided:
+			rep.errorf("index %d holds %d ops; could not tell in %d steps how they split into client batches: %s",
+				e.Index, len(e.Ops), maxMatchSteps, fmtOps(e.Ops))
+			continue
+		case !ok:
+			diag.entry(e, must)
+			continue
+		}
+		for _, wr := range order {
+			if wr.outcome == unknown {
+				pool.take(wr)
+				committedUnknown++
+			}
+		}
+		if len(order) > 1 {
+			merged++
 		}
 	}
-	nUnknown := 0
-	for _, wr := range writes {
-		if wr.outcome == unknown {
-			nUnknown++
-		}
-	}
-	t.Logf("unacknowledged writes with unknown outcome: %d, of which %d committed", nUnknown, committedUnknown)
+	t.Logf("unacknowledged writes with unknown outcome: %d, of which %d committed; entries merging several client batches: %d",
+		len(unknowns), committedUnknown, merged)
 }
 
 // checkReads checks every read recorded at node against the truth at its

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -107,6 +108,16 @@ func (f *fakeBackend) Limits() argent.Limits { return f.limits }
 // now), and returns its index.
 func (f *fakeBackend) commitAt(tb testing.TB, t time.Time, ops ...argent.Op) argent.Index {
 	tb.Helper()
+	i, err := f.tryCommitAt(t, ops...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return i
+}
+
+// tryCommitAt is commitAt returning its error, for goroutines other than
+// the test's.
+func (f *fakeBackend) tryCommitAt(t time.Time, ops ...argent.Op) (argent.Index, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if t.IsZero() {
@@ -116,17 +127,42 @@ func (f *fakeBackend) commitAt(tb testing.TB, t time.Time, ops ...argent.Op) arg
 	e, err := w.Append(ops, t)
 	if err != nil {
 		w.Discard()
-		tb.Fatalf("append: %v", err)
+		return 0, fmt.Errorf("append: %w", err)
 	}
 	if err := w.Commit(); err != nil {
-		tb.Fatalf("commit: %v", err)
+		return 0, fmt.Errorf("commit: %w", err)
 	}
-	return e.Index
+	return e.Index, nil
 }
 
 func (f *fakeBackend) commit(tb testing.TB, ops ...argent.Op) argent.Index {
 	tb.Helper()
 	return f.commitAt(tb, time.Time{}, ops...)
+}
+
+// commitLater commits each batch in turn on another goroutine, pause
+// before each, and returns a func that waits for it to end. The test must
+// call it (with defer, so that a failure waits too) before it returns: a
+// commit after the store closed panics ("pebble: closed"), and the writer
+// must not outlive the test.
+func commitLater(t *testing.T, f *fakeBackend, pause time.Duration, batches ...[]argent.Op) (wait func()) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		for _, ops := range batches {
+			time.Sleep(pause)
+			if _, err := f.tryCommitAt(time.Time{}, ops...); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	return sync.OnceFunc(func() {
+		if err := <-errc; err != nil {
+			t.Errorf("commit in the background: %v", err)
+		}
+	})
 }
 
 func put(k, v string) argent.Op {

@@ -89,16 +89,10 @@ func TestServer_GetMinIndex(t *testing.T) {
 
 	t.Run("WaitSucceeds", func(t *testing.T) {
 		want := ts.b.store.Applied() + 2
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			time.Sleep(20 * time.Millisecond)
-			ts.b.commit(t, put("x", "1"))
-			time.Sleep(20 * time.Millisecond)
-			ts.b.commit(t, put("k", "v2"))
-		}()
+		wait := commitLater(t, ts.b, 20*time.Millisecond, []argent.Op{put("x", "1")}, []argent.Op{put("k", "v2")})
+		defer wait()
 		resp, body := ts.doString(t, "GET", fmt.Sprintf("/v1/kv/k?min_index=%d&wait=150ms", want), "")
-		<-done
+		wait()
 		if resp.StatusCode != 200 {
 			t.Fatalf("status = %d: %s", resp.StatusCode, body)
 		}
@@ -180,10 +174,7 @@ func TestServer_MGet(t *testing.T) {
 		}
 	})
 	t.Run("MinIndexWait", func(t *testing.T) {
-		go func() {
-			time.Sleep(20 * time.Millisecond)
-			ts.b.commit(t, put("c", "late"))
-		}()
+		defer commitLater(t, ts.b, 20*time.Millisecond, []argent.Op{put("c", "late")})()
 		resp, body := ts.doString(t, "POST", fmt.Sprintf("/v1/mget?min_index=%d&wait=5s", i2+1), `{"keys":["c"]}`)
 		if resp.StatusCode != 200 {
 			t.Fatalf("status %d: %s", resp.StatusCode, body)

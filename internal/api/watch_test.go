@@ -236,6 +236,7 @@ func TestServer_WatchEnds(t *testing.T) {
 	wc2 := ts.watch(t, "prefix=a")
 	wc2.next()
 	ts.api.Close()
+	deadline := time.Now().Add(5 * time.Second)
 	for {
 		_, err := wc2.nextErr()
 		if errors.Is(err, io.EOF) {
@@ -243,6 +244,9 @@ func TestServer_WatchEnds(t *testing.T) {
 		}
 		if err != nil {
 			t.Fatalf("after Close: %v, want EOF", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stream still sends lines 5s after Close, want EOF")
 		}
 	}
 	waitFor(t, "no open stream after Close", func() bool { return streams() == 0 })

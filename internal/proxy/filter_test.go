@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -130,6 +131,75 @@ func TestProxy_FilterRebuiltAfterBurst(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// TestProxy_FilterKeepsPutsPastTheWindow checks that the negative filter
+// has no false negatives (DESIGN.md promise 5) for keys whose puts the
+// sliding window no longer holds, so that only the filter can vouch for
+// them: keys put after the replica built the filter and before the proxy
+// installed it (added from the window at install), and keys put after the
+// install (added by the log applier). Once a window of two batches has
+// slid past those puts, each must still be "maybe present" and read as
+// present, never answered absent by the filter.
+func TestProxy_FilterKeepsPutsPastTheWindow(t *testing.T) {
+	root, h := openRoot(t)
+	root.commit(t, puts("old/%d", 0, 10))    // 1: the replica builds its filter here
+	root.commit(t, puts("between/%d", 0, 3)) // 2: put before the install
+	root.commit(t, puts("between/%d", 3, 3)) // 3
+	root.commit(t, puts("fresh/%d", 0, 3))   // 4: put after the install
+	for i := range 3 {
+		root.commit(t, puts("slide/%d", i, 1)) // 5..7: the window slides past 2..4
+	}
+	r := newReplica(t, h, 1)
+	p := newProxyWith(t, 1<<20, proxy.Config{Replicas: []string{r.addr}, Window: window.Options{MaxBatches: 2},
+		MissWait: 2 * time.Second, FilterInterval: time.Hour})
+	rng := rand.New(rand.NewPCG(17, 18))
+	apply(t, p, h, 3, rng)
+
+	// The replica's filter, built at 1, installed at 3 with the puts of
+	// (1, 3] from the window. Then no more filters: a new one from the
+	// replica, built once it has every key, would hide a missing key.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.RunFilter(ctx); close(done) }()
+	waitFor(t, 10*time.Second, "filter installed", func() bool { _, ok := p.FilterMayContain([]byte("x")); return ok })
+	cancel()
+	<-done
+
+	apply(t, p, h, len(h.entries), rng)
+	r.feed(t, h, len(h.entries))
+	at := p.Applied()
+	var keys []string
+	for i := range 6 {
+		keys = append(keys, fmt.Sprintf("between/%d", i))
+	}
+	for i := range 3 {
+		keys = append(keys, fmt.Sprintf("fresh/%d", i))
+	}
+	for _, k := range keys {
+		if may, _ := p.FilterMayContain([]byte(k)); !may {
+			t.Errorf("false negative at %d: the filter says %q, put and no longer in the window, is absent", at, k)
+		}
+		v, tier, err := p.GetTier([]byte(k), at)
+		switch {
+		case err != nil:
+			t.Errorf("read %q at %d: %v (tier %q), want \"v\"", k, at, err, tier)
+		case tier == proxy.TierWindow:
+			t.Fatalf("read %q at %d answered by the window: the test needs a window that slid past its put", k, at)
+		case string(v.Value) != "v":
+			t.Errorf("read %q at %d = %q, want \"v\"", k, at, v.Value)
+		}
+	}
+	// The filter is in use: it answers absent keys.
+	filtered := 0
+	for i := range 50 {
+		if _, tier, err := p.GetTier([]byte(fmt.Sprintf("never/%d", i)), at); errors.Is(err, argent.ErrNotFound) && tier == proxy.TierFilter {
+			filtered++
+		}
+	}
+	if filtered == 0 {
+		t.Errorf("no absent key of 50 answered by the filter: the test checks nothing")
+	}
 }
 
 // testRoot is a root's store whose commits are recorded in a history.

@@ -280,10 +280,19 @@ func TestReadIndex(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "TIMEOUT") {
 		t.Fatalf("GET ahead: %v, want TIMEOUT", err)
 	}
-	// ...and waits for a write that arrives in time.
+	// ...and waits for a write that arrives in time. The writer is waited
+	// for before the test ends, even when the GET fails: a write after the
+	// store closed panics ("pebble: closed") and hides the failure.
+	wrote := make(chan error, 1)
 	go func() {
 		time.Sleep(20 * time.Millisecond)
-		b.put(t, "a", "2")
+		_, err := b.Write(context.Background(), argent.Batch{Ops: []argent.Op{{Type: argent.OpPut, Key: []byte("a"), Value: []byte("2")}}})
+		wrote <- err
+	}()
+	defer func() {
+		if err := <-wrote; err != nil {
+			t.Errorf("put a=2: %v", err)
+		}
 	}()
 	if got, err := c.Get(ctx, "a").Result(); err != nil || got != "2" {
 		t.Fatalf("GET after wait = %q, %v", got, err)

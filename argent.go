@@ -87,6 +87,15 @@ type Entry struct {
 	Ops   []Op
 }
 
+// State is a node's position in the log: the index of the last entry it
+// applied, that entry's commit time at the root (Unix ns; 0 for index 0) and
+// the chain hash after it. Two nodes with equal States hold the same history.
+type State struct {
+	Index Index
+	Time  int64
+	Chain Hash
+}
+
 // CommitTime returns Time as a time.Time.
 func (e *Entry) CommitTime() time.Time { return time.Unix(0, e.Time) }
 

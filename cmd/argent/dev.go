@@ -92,7 +92,13 @@ Try:
 `, host, px.Addr())
 	}
 	fmt.Print("\nPress Ctrl-C to stop.\n")
-	<-ctx.Done()
-	fmt.Println("\nstopping")
-	return nil
+	select {
+	case <-ctx.Done():
+		fmt.Println("\nstopping")
+		return nil
+	case <-rootN.Failed():
+		return fmt.Errorf("root storage failed, stopping: %w", rootN.FailedErr())
+	case <-replica.Failed():
+		return fmt.Errorf("replica storage failed, stopping: %w", replica.FailedErr())
+	}
 }

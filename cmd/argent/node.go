@@ -134,9 +134,17 @@ func serve(ctx context.Context, cfg node.Config) error {
 		return err
 	}
 	cfg.Logger.Info("serving", "role", cfg.Role, "addr", n.Addr(), "node", n.NodeID())
-	<-ctx.Done()
-	cfg.Logger.Info("stopping")
-	return n.Close()
+	select {
+	case <-ctx.Done():
+		cfg.Logger.Info("stopping")
+		return n.Close()
+	case <-n.Failed():
+		// Acknowledged writes are safe on disk; what failed was never
+		// acknowledged. A restart finds the store at its last durable state.
+		cfg.Logger.Error("stopping: storage failed", "err", n.FailedErr())
+		_ = n.Close()
+		return fmt.Errorf("storage failed, restart the node: %w", n.FailedErr())
+	}
 }
 
 func splitList(s string) []string {

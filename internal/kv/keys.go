@@ -4,24 +4,31 @@ import (
 	"encoding/binary"
 
 	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/logstore"
 )
 
 // On-disk layout. Every node's Pebble database holds these key spaces, each
 // marked by its first byte:
 //
-//	m<name>                          meta: applied index, dataset ID, horizons
-//	k<key>                           latest version: flags, mod index, value
-//	h<len16><key><mod64>             an older version of key, written when superseded
-//	g<superseded64><mod64><key>      GC queue: what to drop when the horizon passes
-//	l<index64>                       log entry: cumulative log bytes, wire entry
+//	m<name>                      meta: format, applied state, dataset ID, horizon
+//	k<key>                       latest version: flags, mod index, prev, value
+//	h<superseded64><key>         a superseded version the log cannot give back
+//	t<index64><key>              tombstone queue: key deleted by entry index
+//	l<index64>                   log record (package logstore)
 //
+// A version's prev is the mod index of the version before it (0: none).
+// Older versions are not copied when they are superseded: a read as of an
+// older index follows prev to the log record of the entry that wrote the
+// older version, which holds its value and, in the record's trailer, its own
+// prev. Only versions the log will not keep long enough (see Writer.supersede)
+// and tombstones are copied to h, keyed by the index that superseded them.
 // All integers are big endian so byte order is numeric order.
 const (
-	spaceMeta    = 'm'
-	spaceLatest  = 'k'
-	spaceHistory = 'h'
-	spaceGC      = 'g'
-	spaceLog     = 'l'
+	spaceMeta      = 'm'
+	spaceLatest    = 'k'
+	spaceHistory   = 'h'
+	spaceTombstone = 't'
+	spaceLog       = logstore.Space
 )
 
 // Meta keys.
@@ -31,14 +38,14 @@ var (
 	metaDataset   = []byte("mdataset")   // [16]byte
 	metaNodeID    = []byte("mnode")      // [16]byte
 	metaHorizon   = []byte("mhorizon")   // index64: oldest index MVCC reads can answer
-	metaHistBytes = []byte("mhistbytes") // uint64: bytes held in h
 	metaLogFirst  = []byte("mlogfirst")  // index64: oldest log entry kept
 	metaRestoring = []byte("mrestoring") // present while a snapshot is being loaded
 )
 
 // StoreFormatVersion is the version of the on-disk layout above. Open refuses
-// a store with another version.
-const StoreFormatVersion uint64 = 1
+// a store with another version. Version 1 copied every superseded version
+// (with a GC queue entry) and had no prev in its latest versions.
+const StoreFormatVersion uint64 = 2
 
 // Version flags, the first byte of a k or h value.
 const (
@@ -51,97 +58,58 @@ func latestKey(key []byte) []byte {
 	return append(b, key...)
 }
 
-func historyKey(key []byte, mod argent.Index) []byte {
-	b := make([]byte, 0, 1+2+len(key)+8)
-	b = append(b, spaceHistory)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(key)))
-	b = append(b, key...)
-	return binary.BigEndian.AppendUint64(b, uint64(mod))
-}
-
-func gcKey(superseded, mod argent.Index, key []byte) []byte {
-	b := make([]byte, 0, 1+16+len(key))
-	b = append(b, spaceGC)
-	b = binary.BigEndian.AppendUint64(b, uint64(superseded))
-	b = binary.BigEndian.AppendUint64(b, uint64(mod))
+// indexedKey returns space, then i (8 bytes), then key: the h and t spaces.
+func indexedKey(space byte, i argent.Index, key []byte) []byte {
+	b := make([]byte, 0, 9+len(key))
+	b = append(b, space)
+	b = binary.BigEndian.AppendUint64(b, uint64(i))
 	return append(b, key...)
 }
 
-func parseGCKey(k []byte) (superseded, mod argent.Index, key []byte, ok bool) {
-	if len(k) < 17 || k[0] != spaceGC {
-		return 0, 0, nil, false
+// indexedBound returns the first key of index i in space: everything of
+// indexes below i sorts before it.
+func indexedBound(space byte, i argent.Index) []byte { return indexedKey(space, i, nil) }
+
+func parseIndexedKey(space byte, k []byte) (argent.Index, []byte, bool) {
+	if len(k) < 9 || k[0] != space {
+		return 0, nil, false
 	}
-	return argent.Index(binary.BigEndian.Uint64(k[1:9])), argent.Index(binary.BigEndian.Uint64(k[9:17])), k[17:], true
+	return argent.Index(binary.BigEndian.Uint64(k[1:9])), k[9:], true
 }
 
-// GC queue value: time of the superseding batch, bytes it frees, kind.
-const (
-	gcKindHistory   byte = 0 // drop h<key><mod>
-	gcKindTombstone byte = 1 // drop k<key> if it is still a tombstone at mod
-)
-
-func gcValue(t int64, size uint64, kind byte) []byte {
-	b := make([]byte, 0, 17)
-	b = binary.BigEndian.AppendUint64(b, uint64(t))
-	b = binary.BigEndian.AppendUint64(b, size)
-	return append(b, kind)
-}
-
-func parseGCValue(v []byte) (t int64, size uint64, kind byte, ok bool) {
-	if len(v) != 17 {
-		return 0, 0, 0, false
-	}
-	return int64(binary.BigEndian.Uint64(v[0:8])), binary.BigEndian.Uint64(v[8:16]), v[16], true
-}
-
-func logKey(i argent.Index) []byte {
-	b := make([]byte, 0, 9)
-	b = append(b, spaceLog)
-	return binary.BigEndian.AppendUint64(b, uint64(i))
-}
-
-func parseLogKey(k []byte) (argent.Index, bool) {
-	if len(k) != 9 || k[0] != spaceLog {
-		return 0, false
-	}
-	return argent.Index(binary.BigEndian.Uint64(k[1:])), true
-}
+func logKey(i argent.Index) []byte { return logstore.Key(i) }
 
 // version is a decoded k or h value.
 type version struct {
 	tombstone bool
 	mod       argent.Index
+	prev      argent.Index // mod index of the version before this one; 0: none
 	value     []byte
 }
 
-// encodeLatest encodes a k value: flags, mod index, value.
-func encodeLatest(tombstone bool, mod argent.Index, value []byte) []byte {
-	b := make([]byte, 0, 9+len(value))
+// encodeVersion encodes a k or h value: flags, mod index, prev, value.
+func encodeVersion(v version) []byte {
+	b := make([]byte, 0, 17+len(v.value))
 	var f byte
-	if tombstone {
+	if v.tombstone {
 		f |= flagTombstone
 	}
 	b = append(b, f)
-	b = binary.BigEndian.AppendUint64(b, uint64(mod))
-	return append(b, value...)
+	b = binary.BigEndian.AppendUint64(b, uint64(v.mod))
+	b = binary.BigEndian.AppendUint64(b, uint64(v.prev))
+	return append(b, v.value...)
 }
 
-func decodeLatest(v []byte) (version, bool) {
-	if len(v) < 9 {
+func decodeVersion(v []byte) (version, bool) {
+	if len(v) < 17 {
 		return version{}, false
 	}
-	return version{tombstone: v[0]&flagTombstone != 0, mod: argent.Index(binary.BigEndian.Uint64(v[1:9])), value: v[9:]}, true
-}
-
-// encodeHistory encodes an h value: flags, value (the mod index is in the key).
-func encodeHistory(tombstone bool, value []byte) []byte {
-	b := make([]byte, 0, 1+len(value))
-	var f byte
-	if tombstone {
-		f |= flagTombstone
-	}
-	b = append(b, f)
-	return append(b, value...)
+	return version{
+		tombstone: v[0]&flagTombstone != 0,
+		mod:       argent.Index(binary.BigEndian.Uint64(v[1:9])),
+		prev:      argent.Index(binary.BigEndian.Uint64(v[9:17])),
+		value:     v[17:],
+	}, true
 }
 
 // prefixEnd returns the smallest key greater than every key with prefix p, or

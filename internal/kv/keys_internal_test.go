@@ -34,14 +34,12 @@ func TestPrefixEnd(t *testing.T) {
 	}
 }
 
-// TestKeyOrder checks that the encodings sort the way the reads need: the
-// history of one key by mod index, apart from every other key's; the GC
-// queue by superseding index; the log by index.
+// TestKeyOrder checks that the encodings sort the way trims need: the h
+// and t spaces by index first, then key; the log by index.
 func TestKeyOrder(t *testing.T) {
 	ordered := [][][]byte{
-		{historyKey([]byte("a"), 1), historyKey([]byte("a"), 2), historyKey([]byte("a"), 256), historyKey([]byte("a"), 1<<40)},
-		{historyKey([]byte("b"), 1<<40), historyKey([]byte("aa"), 0)}, // shorter keys first: no prefix overlap
-		{gcKey(1, 5, []byte("z")), gcKey(2, 0, []byte("a")), gcKey(256, 1, []byte("a")), gcKey(256, 2, []byte("a"))},
+		{indexedKey(spaceHistory, 1, []byte("z")), indexedKey(spaceHistory, 2, []byte("a")), indexedKey(spaceHistory, 256, nil), indexedKey(spaceHistory, 256, []byte("a")), indexedBound(spaceHistory, 257)},
+		{indexedKey(spaceTombstone, 1, []byte("z")), indexedBound(spaceTombstone, 1<<40), indexedKey(spaceTombstone, 1<<40, []byte("a"))},
 		{logKey(1), logKey(2), logKey(255), logKey(256), logKey(1 << 40)},
 	}
 	for _, keys := range ordered {
@@ -51,43 +49,30 @@ func TestKeyOrder(t *testing.T) {
 			}
 		}
 	}
-	// The history range of "a" holds no version of "a\x00..." or "ab".
-	lo, hi := historyKey([]byte("a"), 0), historyKey([]byte("a"), 1<<63)
-	for _, k := range [][]byte{historyKey([]byte("ab"), 1), historyKey([]byte("a\x00"), 0), historyKey([]byte("b"), 0)} {
-		if bytes.Compare(k, lo) >= 0 && bytes.Compare(k, hi) < 0 {
-			t.Fatalf("%q falls in the history range of a", k)
-		}
-	}
 }
 
 func TestKeyParse(t *testing.T) {
-	sup, mod, key, ok := parseGCKey(gcKey(7, 3, []byte("key")))
-	if !ok || sup != 7 || mod != 3 || string(key) != "key" {
-		t.Fatalf("parseGCKey = %d %d %q %v", sup, mod, key, ok)
+	i, key, ok := parseIndexedKey(spaceTombstone, indexedKey(spaceTombstone, 7, []byte("key")))
+	if !ok || i != 7 || string(key) != "key" {
+		t.Fatalf("parseIndexedKey = %d %q %v", i, key, ok)
 	}
-	if _, _, _, ok := parseGCKey([]byte("g\x00")); ok {
-		t.Fatal("parseGCKey accepted a short key")
+	if _, _, ok := parseIndexedKey(spaceTombstone, []byte("t\x00")); ok {
+		t.Fatal("parseIndexedKey accepted a short key")
 	}
-	tm, size, kind, ok := parseGCValue(gcValue(-5, 99, gcKindTombstone))
-	if !ok || tm != -5 || size != 99 || kind != gcKindTombstone {
-		t.Fatalf("parseGCValue = %d %d %d %v", tm, size, kind, ok)
+	if _, _, ok := parseIndexedKey(spaceTombstone, indexedKey(spaceHistory, 7, nil)); ok {
+		t.Fatal("parseIndexedKey accepted a key of another space")
 	}
-	if i, ok := parseLogKey(logKey(1 << 33)); !ok || i != 1<<33 {
-		t.Fatalf("parseLogKey = %d %v", i, ok)
+	for _, want := range []version{
+		{tombstone: true, mod: 42, prev: 7, value: []byte{}},
+		{mod: 1, value: []byte("val")},
+	} {
+		v, ok := decodeVersion(encodeVersion(want))
+		if !ok || v.tombstone != want.tombstone || v.mod != want.mod || v.prev != want.prev || !bytes.Equal(v.value, want.value) {
+			t.Fatalf("decodeVersion(encodeVersion(%+v)) = %+v %v", want, v, ok)
+		}
 	}
-	if _, ok := parseLogKey([]byte("l\x00")); ok {
-		t.Fatal("parseLogKey accepted a short key")
-	}
-	v, ok := decodeLatest(encodeLatest(true, 42, nil))
-	if !ok || !v.tombstone || v.mod != 42 || len(v.value) != 0 {
-		t.Fatalf("decodeLatest = %+v %v", v, ok)
-	}
-	v, ok = decodeLatest(encodeLatest(false, 1, []byte("val")))
-	if !ok || v.tombstone || v.mod != 1 || string(v.value) != "val" {
-		t.Fatalf("decodeLatest = %+v %v", v, ok)
-	}
-	if _, ok := decodeLatest([]byte{0, 1}); ok {
-		t.Fatal("decodeLatest accepted 2 bytes")
+	if _, ok := decodeVersion(make([]byte, 16)); ok {
+		t.Fatal("decodeVersion accepted 16 bytes")
 	}
 	st := State{Index: 9, Time: -1, Chain: argent.Hash{1, 2, 3}}
 	if got, err := decodeState(encodeState(&st)); err != nil || *got != st {

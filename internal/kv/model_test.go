@@ -155,7 +155,8 @@ func (sm *storeMachine) advance(t *rapid.T) {
 	sm.clock.Advance(time.Duration(rapid.IntRange(0, 60).Draw(t, "advanceS")) * time.Second)
 }
 
-// trim runs Trim until it drops nothing and checks where the windows ended.
+// trim runs Trim until it changes nothing and checks where the windows
+// ended.
 func (sm *storeMachine) trim(t *rapid.T) {
 	s, m := sm.s, sm.m
 	oldHorizon, oldFirst := s.Horizon(), s.LogFirst()
@@ -167,33 +168,31 @@ func (sm *storeMachine) trim(t *rapid.T) {
 		if err != nil {
 			t.Fatalf("Trim: %v", err)
 		}
-		if r.Versions == 0 && r.LogEntries == 0 {
+		if !r.Progress() {
 			break
 		}
 		if i > 10 {
 			t.Fatalf("Trim keeps dropping: %+v", r)
 		}
 	}
-	h := s.Horizon()
+	h, first := s.Horizon(), s.LogFirst()
 	if h < oldHorizon || h > s.Applied() {
 		t.Fatalf("Horizon moved from %d to %d with applied %d", oldHorizon, h, s.Applied())
 	}
-	// With no byte budget to speak of, only the time window moves the
-	// horizon: it stops at the last index older than the window.
-	if sm.opts.HistoryBytes >= 1<<40 && h > oldHorizon && m.times[h] >= histCutoff {
-		t.Fatalf("Horizon moved to %d, committed at %d, inside the history window (cutoff %d)", h, m.times[h], histCutoff)
-	}
-	// Every entry older than the window that superseded something is gone.
+	// The horizon is at least the last index older than the history
+	// window, and the history after it fits the byte budget.
 	for i := m.applied(); i > h; i-- {
-		if m.times[i] < histCutoff && m.supersedes(i) {
-			t.Fatalf("Horizon = %d after Trim, but entry %d, older than the window, superseded versions", h, i)
+		if m.times[i] < histCutoff {
+			t.Fatalf("Horizon = %d after Trim, but entry %d is older than the history window", h, i)
 		}
 	}
 	if b := s.HistoryBytes(); b > uint64(sm.opts.HistoryBytes) {
 		t.Fatalf("HistoryBytes = %d after Trim, over the budget of %d", b, sm.opts.HistoryBytes)
 	}
-	// The log keeps exactly the entries from the first one that is inside
-	// the window and whose suffix fits the byte budget.
+	// The log window starts at the first entry inside the window whose
+	// suffix fits the byte budget. The log never drops an entry of its
+	// window, and keeps at most twice its budgets: it may wait for the
+	// horizon before it drops what reads at the horizon still need.
 	want := m.applied() + 1
 	for i := oldFirst; i <= m.applied(); i++ {
 		if m.times[i] >= logCutoff && m.logHeld(i) <= uint64(sm.opts.LogBytes) {
@@ -201,8 +200,39 @@ func (sm *storeMachine) trim(t *rapid.T) {
 			break
 		}
 	}
-	if got := s.LogFirst(); got != want {
-		t.Fatalf("LogFirst after Trim = %d, want %d (was %d, applied %d)", got, want, oldFirst, m.applied())
+	if first < oldFirst || first > want {
+		t.Fatalf("LogFirst after Trim = %d, want %d..%d (applied %d)", first, oldFirst, want, m.applied())
+	}
+	if first <= m.applied() {
+		if held := m.logHeld(first); held > 2*uint64(sm.opts.LogBytes) {
+			t.Fatalf("the log holds %d bytes from %d after Trim, over twice its budget of %d", held, first, sm.opts.LogBytes)
+		}
+		if m.times[first] < now.Add(-2*sm.opts.LogDuration).UnixNano() {
+			t.Fatalf("the log holds entry %d, older than twice its window", first)
+		}
+	}
+	if h+1 < first {
+		t.Fatalf("Horizon %d below the log's first entry %d", h, first)
+	}
+	// With the log inside its budgets, only the history window moves the
+	// horizon.
+	if first == oldFirst && want == oldFirst {
+		limit := max(oldHorizon, first-1)
+		for i := m.applied(); i >= 1; i-- {
+			if m.times[i] < histCutoff {
+				limit = max(limit, i)
+				break
+			}
+		}
+		for i := argent.Index(0); i <= m.applied(); i++ {
+			if m.logHeld(i+1) <= uint64(sm.opts.HistoryBytes) {
+				limit = max(limit, i)
+				break
+			}
+		}
+		if h > limit {
+			t.Fatalf("Horizon moved to %d, beyond the history window's %d", h, limit)
+		}
 	}
 	checkStore(t, s, m, sm.page)
 }

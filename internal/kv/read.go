@@ -9,6 +9,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/logstore"
 	"github.com/argent-kv/argent/internal/wire"
 )
 
@@ -62,10 +63,10 @@ func (s *Store) Get(key []byte, at argent.Index) (Value, error) {
 		return Value{}, err
 	}
 	v, err := s.get(key, at)
-	if err == nil || errors.Is(err, argent.ErrNotFound) {
-		if rerr := s.recheck(at); rerr != nil {
-			return Value{}, rerr
-		}
+	// Any answer, an error too, may come from history a trim dropped
+	// meanwhile: then the reader learns that it read below the horizon.
+	if rerr := s.recheck(at); rerr != nil {
+		return Value{}, rerr
 	}
 	return v, err
 }
@@ -74,10 +75,7 @@ func (s *Store) get(key []byte, at argent.Index) (Value, error) {
 	var gen uint64
 	if s.cache != nil {
 		if v, ok := s.cache.get(key); ok {
-			if out, err, ok := versionAt(v, at); ok {
-				return out, err
-			}
-			return s.getHistory(key, at)
+			return s.versionAt(key, v, at)
 		}
 		gen = s.cache.gen.Load()
 	}
@@ -91,10 +89,7 @@ func (s *Store) get(key []byte, at argent.Index) (Value, error) {
 	if s.cache != nil {
 		s.cache.fill(key, v, gen)
 	}
-	if out, err, ok := versionAt(v, at); ok {
-		return out, err
-	}
-	return s.getHistory(key, at)
+	return s.versionAt(key, v, at)
 }
 
 // readLatest reads key's latest version (the k key space) from r, the store
@@ -108,7 +103,7 @@ func readLatest(r pebble.Reader, key []byte) (version, bool, error) {
 		return version{}, false, fmt.Errorf("kv: read %q: %w", key, err)
 	}
 	defer closer.Close()
-	v, ok := decodeLatest(raw)
+	v, ok := decodeVersion(raw)
 	if !ok {
 		return version{}, false, fmt.Errorf("kv: latest version of %q has %d bytes: %w", key, len(raw), argent.ErrCorruption)
 	}
@@ -116,27 +111,102 @@ func readLatest(r pebble.Reader, key []byte) (version, bool, error) {
 	return v, true, nil
 }
 
-// getHistory finds the newest version of key with a mod index at or below at.
-func (s *Store) getHistory(key []byte, at argent.Index) (Value, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: historyKey(key, 0), UpperBound: historyKey(key, at+1)})
-	if err != nil {
-		return Value{}, fmt.Errorf("kv: history of %q: %w", key, err)
-	}
-	defer it.Close()
-	if !it.Last() {
-		if err := it.Error(); err != nil {
-			return Value{}, fmt.Errorf("kv: history of %q: %w", key, err)
+// versionAt walks from v, a version of key, back along the prev links to
+// the version visible at index at.
+func (s *Store) versionAt(key []byte, v version, at argent.Index) (Value, error) {
+	for v.mod > at {
+		if v.prev == 0 {
+			return Value{}, argent.ErrNotFound
 		}
+		older, err := s.olderVersion(key, v.mod, v.prev)
+		if err != nil {
+			return Value{}, err
+		}
+		v = older
+	}
+	if v.tombstone {
 		return Value{}, argent.ErrNotFound
 	}
-	k, raw := it.Key(), it.Value()
-	if len(raw) < 1 || len(k) < 8 {
-		return Value{}, fmt.Errorf("kv: history version of %q is malformed: %w", key, argent.ErrCorruption)
+	return Value{Value: v.value, ModIndex: v.mod}, nil
+}
+
+// olderVersion returns the version of key with mod index mod, which the
+// entry at index sup superseded: its copy in h if the Writer made one, else
+// the last op on key in the log record of entry mod, with the prev that
+// record's trailer holds for it.
+func (s *Store) olderVersion(key []byte, sup, mod argent.Index) (version, error) {
+	raw, closer, err := s.db.Get(indexedKey(spaceHistory, sup, key))
+	switch {
+	case err == nil:
+		v, ok := decodeVersion(raw)
+		if ok {
+			v.value = append([]byte(nil), v.value...)
+		}
+		_ = closer.Close()
+		if !ok || v.mod != mod {
+			return version{}, fmt.Errorf("kv: copy of %q superseded at %d is damaged: %w", key, sup, argent.ErrCorruption)
+		}
+		return v, nil
+	case !errors.Is(err, pebble.ErrNotFound):
+		return version{}, fmt.Errorf("kv: history of %q: %w", key, err)
 	}
-	if raw[0]&flagTombstone != 0 {
-		return Value{}, argent.ErrNotFound
+	rec, done, err := logstore.Get(s.db, mod)
+	if errors.Is(err, logstore.ErrMissing) {
+		// A trim dropped it: only possible below the horizon, which the
+		// reader's recheck reports.
+		return version{}, fmt.Errorf("%w: the entry that wrote %q at %d is no longer kept", argent.ErrCompacted, key, mod)
 	}
-	return Value{Value: append([]byte(nil), raw[1:]...), ModIndex: argent.Index(binary.BigEndian.Uint64(k[len(k)-8:]))}, nil
+	if err != nil {
+		return version{}, fmt.Errorf("kv: history of %q: %w", key, err)
+	}
+	defer done()
+	return versionInRecord(rec, key, mod)
+}
+
+// versionInRecord returns the version of key that the entry of rec (at
+// index mod) left: the value of its last op on key, which must be a put (a
+// deleted key's version is always copied when superseded).
+func versionInRecord(rec logstore.Record, key []byte, mod argent.Index) (version, error) {
+	last := -1
+	var put argent.Op
+	err := wire.EachOp(rec.Entry, func(i int, op argent.Op) bool {
+		switch op.Type {
+		case argent.OpDeletePrefix:
+			if bytes.HasPrefix(key, op.Key) {
+				last, put = i, op
+			}
+		default:
+			if bytes.Equal(op.Key, key) {
+				last, put = i, op
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return version{}, fmt.Errorf("kv: entry %d: %w", mod, err)
+	}
+	if last < 0 || put.Type != argent.OpPut {
+		return version{}, fmt.Errorf("kv: entry %d does not leave a value of %q: %w", mod, key, argent.ErrCorruption)
+	}
+	prev, err := nthUvarint(rec.Prevs, last)
+	if err != nil {
+		return version{}, fmt.Errorf("kv: entry %d: %w", mod, err)
+	}
+	return version{mod: mod, prev: argent.Index(prev), value: append([]byte(nil), put.Value...)}, nil
+}
+
+// nthUvarint returns the n-th (from 0) uvarint of b.
+func nthUvarint(b []byte, n int) (uint64, error) {
+	for i := 0; ; i++ {
+		v, w := binary.Uvarint(b)
+		if w <= 0 {
+			return 0, fmt.Errorf("%w: record trailer has no prev for op %d", argent.ErrCorruption, n)
+		}
+		if i == n {
+			return v, nil
+		}
+		b = b[w:]
+	}
 }
 
 // Scan returns up to limit live keys with the given prefix that sort after
@@ -163,7 +233,7 @@ func (s *Store) Scan(prefix, after []byte, limit int, at argent.Index) (items []
 		ok = it.First()
 	}
 	for ; ok; ok = it.Next() {
-		v, good := decodeLatest(it.Value())
+		v, good := decodeVersion(it.Value())
 		if !good {
 			return nil, false, fmt.Errorf("kv: latest version of %q is malformed: %w", it.Key()[1:], argent.ErrCorruption)
 		}
@@ -175,11 +245,14 @@ func (s *Store) Scan(prefix, after []byte, limit int, at argent.Index) (items []
 			}
 			item = Item{Key: append([]byte(nil), key...), Value: Value{Value: append([]byte(nil), v.value...), ModIndex: v.mod}}
 		} else {
-			hv, err := s.getHistory(key, at)
+			hv, err := s.versionAt(key, v, at)
 			if errors.Is(err, argent.ErrNotFound) {
 				continue
 			}
 			if err != nil {
+				if rerr := s.recheck(at); rerr != nil {
+					err = rerr // a trim dropped what the read needed
+				}
 				return nil, false, err
 			}
 			item = Item{Key: append([]byte(nil), key...), Value: hv}
@@ -201,64 +274,20 @@ func (s *Store) Scan(prefix, after []byte, limit int, at argent.Index) (items []
 
 // LogEntry is one log entry read back from the store: the decoded entry and
 // its wire encoding, which can be sent as a frame payload as it is.
-type LogEntry struct {
-	argent.Entry
-	Raw []byte
-}
+type LogEntry = logstore.Entry
 
 // ReadLog calls fn for each log entry from index from up to the published
-// applied index, in order, stopping after an entry for which fn returns false, or once maxBytes
-// of entries were read (at least one entry is always read). It returns the
-// index after the last entry passed to fn. An index below LogFirst gives
-// ErrCompacted. Entries are valid only during fn.
+// applied index, in order, stopping after an entry for which fn returns
+// false, or once maxBytes of entries were read (at least one entry is always
+// read). It returns the index after the last entry passed to fn. An index
+// below LogFirst gives ErrCompacted. Entries are valid only during fn.
 func (s *Store) ReadLog(from argent.Index, maxBytes int, fn func(e *LogEntry) bool) (argent.Index, error) {
-	if from < s.LogFirst() {
-		return from, fmt.Errorf("%w: log starts at %d, asked for %d", argent.ErrCompacted, s.LogFirst(), from)
+	if first := s.LogFirst(); from < first {
+		return from, fmt.Errorf("%w: log starts at %d, asked for %d", argent.ErrCompacted, first, from)
 	}
-	last := s.Applied()
-	if from > last {
-		return from, nil
-	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: logKey(from), UpperBound: logKey(last + 1)})
+	next, err := logstore.Read(s.db, from, s.Applied(), maxBytes, fn)
 	if err != nil {
-		return from, fmt.Errorf("kv: read log from %d: %w", from, err)
-	}
-	defer it.Close()
-	next := from
-	read := 0
-	for ok := it.First(); ok; ok = it.Next() {
-		i, good := parseLogKey(it.Key())
-		raw := it.Value()
-		if !good || len(raw) < 8 {
-			return next, fmt.Errorf("kv: log key %x is malformed: %w", it.Key(), argent.ErrCorruption)
-		}
-		if i != next {
-			// A trim raced with this read and removed the entries asked for.
-			if next == from && i > from {
-				return from, fmt.Errorf("%w: log starts at %d, asked for %d", argent.ErrCompacted, i, from)
-			}
-			return next, fmt.Errorf("kv: log has entry %d where %d was expected: %w", i, next, argent.ErrCorruption)
-		}
-		e, err := wire.DecodeEntry(raw[8:])
-		if err != nil {
-			return next, fmt.Errorf("kv: log entry %d: %w", i, err)
-		}
-		le := LogEntry{Entry: e, Raw: raw[8:]}
-		if !fn(&le) {
-			return next + 1, nil
-		}
-		next++
-		read += len(raw)
-		if maxBytes > 0 && read >= maxBytes {
-			break
-		}
-	}
-	if err := it.Error(); err != nil {
-		return next, fmt.Errorf("kv: read log from %d: %w", from, err)
-	}
-	if next == from && from < s.LogFirst() {
-		// Trimmed between the first check and the iterator.
-		return from, fmt.Errorf("%w: log starts at %d, asked for %d", argent.ErrCompacted, s.LogFirst(), from)
+		return next, fmt.Errorf("kv: %w", err)
 	}
 	return next, nil
 }

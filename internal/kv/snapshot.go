@@ -73,7 +73,7 @@ func (sn *Snapshot) Records(after []byte, fn func(key []byte, mod argent.Index, 
 		ok = it.First()
 	}
 	for ; ok; ok = it.Next() {
-		v, good := decodeLatest(it.Value())
+		v, good := decodeVersion(it.Value())
 		if !good {
 			return fmt.Errorf("kv: latest version of %q is malformed: %w", it.Key()[1:], argent.ErrCorruption)
 		}
@@ -181,7 +181,7 @@ func (s *Store) BeginRestore(ds argent.DatasetID, st State) (*Restore, error) {
 	b := s.db.NewBatch()
 	_ = b.Set(metaRestoring, prog.encode(), nil)
 	_ = b.Set(metaLogFirst, putUint64(empty), nil)
-	for _, sp := range []byte{spaceLatest, spaceHistory, spaceGC, spaceLog} {
+	for _, sp := range []byte{spaceLatest, spaceHistory, spaceTombstone, spaceLog} {
 		_ = b.DeleteRange([]byte{sp}, []byte{sp + 1}, nil)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
@@ -194,8 +194,10 @@ func (s *Store) BeginRestore(ds argent.DatasetID, st State) (*Restore, error) {
 		s.cache.clear()
 	}
 	s.logFirst.Store(empty)
+	s.copyBelow.Store(empty)
 	s.mu.Lock()
 	s.mu.logCum = 0
+	s.mu.logPlan = nil
 	s.mu.restoreTarget = 0
 	s.mu.Unlock()
 	return &Restore{s: s, st: st, prog: prog, b: s.db.NewBatch()}, nil
@@ -230,7 +232,7 @@ func (r *Restore) Add(key []byte, mod argent.Index, value []byte) error {
 	if len(r.prog.LastKey) > 0 && bytes.Compare(key, r.prog.LastKey) <= 0 {
 		return fmt.Errorf("%w: record %q does not follow %q", argent.ErrCorruption, key, r.prog.LastKey)
 	}
-	if err := r.b.Set(latestKey(key), encodeLatest(false, mod, value), nil); err != nil {
+	if err := r.b.Set(latestKey(key), encodeVersion(version{mod: mod, value: value}), nil); err != nil {
 		return fmt.Errorf("kv: restore %q: %w", key, err)
 	}
 	r.records++
@@ -242,7 +244,8 @@ func (r *Restore) Add(key []byte, mod argent.Index, value []byte) error {
 }
 
 // flush writes the records held, with the progress they make.
-func (r *Restore) flush() error {
+func (r *Restore) flush() (err error) {
+	defer r.s.catchFatal(&err)
 	_ = r.b.Set(metaRestoring, r.prog.encode(), nil)
 	if err := r.b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("kv: restore: %w", err)
@@ -263,11 +266,12 @@ func (r *Restore) LastKey() []byte { return r.prog.LastKey }
 // If the load resumed from a newer state, the store is left at the base
 // state, still not serving, and reports the target in RestoreProgress: the
 // caller replays the log up to it, and the store serves again from there.
-func (r *Restore) Finish(want uint64) error {
+func (r *Restore) Finish(want uint64) (err error) {
 	if r.done {
 		return fmt.Errorf("kv: restore already finished")
 	}
 	defer r.finish()
+	defer r.s.catchFatal(&err)
 	if want != r.records {
 		return fmt.Errorf("%w: snapshot trailer says %d records, got %d", argent.ErrCorruption, want, r.records)
 	}
@@ -277,7 +281,6 @@ func (r *Restore) Finish(want uint64) error {
 	_ = r.b.Set(metaApplied, encodeState(&base), nil)
 	_ = r.b.Set(metaHorizon, putUint64(uint64(r.st.Index)), nil)
 	_ = r.b.Set(metaLogFirst, putUint64(uint64(base.Index)+1), nil)
-	_ = r.b.Set(metaHistBytes, putUint64(0), nil)
 	if resumed {
 		r.prog.Target, r.prog.TargetChain = r.st.Index, r.st.Chain
 		_ = r.b.Set(metaRestoring, r.prog.encode(), nil)
@@ -288,8 +291,8 @@ func (r *Restore) Finish(want uint64) error {
 		return fmt.Errorf("kv: finish restore at %d: %w", r.st.Index, err)
 	}
 	s.mu.Lock()
-	s.mu.histBytes = 0
 	s.mu.logCum = 0
+	s.mu.logPlan = nil
 	s.mu.committed = base
 	if resumed {
 		s.mu.restoreTarget = r.st.Index
@@ -301,6 +304,9 @@ func (r *Restore) Finish(want uint64) error {
 	}
 	s.horizon.Store(uint64(r.st.Index))
 	s.logFirst.Store(uint64(base.Index) + 1)
+	// Versions loaded from the snapshot have no log entry: a Writer that
+	// supersedes one copies it.
+	s.copyBelow.Store(uint64(base.Index) + 1)
 	s.publish(&base)
 	if !resumed {
 		s.restoring.Store(false)

@@ -22,6 +22,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/logstore"
 )
 
 // Options configures a Store. A nil *Options means all defaults.
@@ -56,8 +58,13 @@ type Options struct {
 	LatestCache int64
 	// Now returns the current time. Default: time.Now.
 	Now func() time.Time
-	// Logger receives Pebble's log lines. Default: discard them.
-	Logger pebble.Logger
+	// Logger receives Pebble's warnings and errors. Default: discard them.
+	Logger *slog.Logger
+	// OnFatal is called, once, when a write to Pebble fails (an I/O error
+	// on the log or an fsync): the store then refuses every later write,
+	// since Pebble cannot say what of the failed batch is on disk, and the
+	// node should stop. Default: nothing.
+	OnFatal func(error)
 }
 
 func (o *Options) withDefaults() Options {
@@ -93,17 +100,16 @@ func (o *Options) withDefaults() Options {
 		out.Now = time.Now
 	}
 	if out.Logger == nil {
-		out.Logger = quietLogger{}
+		out.Logger = slog.New(slog.DiscardHandler)
+	}
+	if out.OnFatal == nil {
+		out.OnFatal = func(error) {}
 	}
 	return out
 }
 
 // State is a store's applied position.
-type State struct {
-	Index argent.Index
-	Time  int64 // commit time of Index at the root, Unix ns; 0 for index 0
-	Chain argent.Hash
-}
+type State = argent.State
 
 // Store is a versioned key-value store. Reads are safe from any goroutine;
 // Writers, Restores and Trim calls take turns.
@@ -120,8 +126,10 @@ type Store struct {
 	state     atomic.Pointer[State]
 	horizon   atomic.Uint64 // reads below it answer ErrCompacted
 	logFirst  atomic.Uint64 // oldest log entry kept
+	copyBelow atomic.Uint64 // Writers copy superseded versions older than this (see Trim)
 	restoring atomic.Bool   // a snapshot load is under way or was cut: no reads
 	closed    atomic.Bool   // Close was called: reads answer ErrClosed
+	failed    atomic.Pointer[error] // the write that failed (see Options.OnFatal)
 
 	// writeMu is held by an open Writer or Restore and by Trim, so that only
 	// one of them changes the store at a time. Lock order: writeMu, then mu.
@@ -137,7 +145,7 @@ type Store struct {
 		// replay the log up to restoreTarget (0: none) and reach this chain.
 		restoreTarget argent.Index
 		restoreChain  argent.Hash
-		histBytes     uint64
+		logPlan       *logPlan // a log trim waiting for the horizon
 		closed        bool
 	}
 }
@@ -150,7 +158,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	popts := &pebble.Options{
 		FS:                 o.FS,
 		Cache:              cache,
-		Logger:             o.Logger,
+		Logger:             pebbleLogger{o.Logger},
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       uint64(o.MemTableSize),
 	}
@@ -193,8 +201,11 @@ func (s *Store) load() error {
 		}
 		f = putUint64(StoreFormatVersion)
 	}
-	if v, ok := getUint64(f); !ok || v != StoreFormatVersion {
-		return fmt.Errorf("kv: store format version %x, this build reads %d: %w", f, StoreFormatVersion, argent.ErrCorruption)
+	if v, ok := getUint64(f); !ok {
+		return fmt.Errorf("kv: store format version %x is damaged: %w", f, argent.ErrCorruption)
+	} else if v != StoreFormatVersion {
+		return fmt.Errorf("kv: %s holds a store of format version %d; this build reads version %d only: move the directory aside and let the node bootstrap from its upstream (a root: load its data again): %w",
+			s.dir, v, StoreFormatVersion, argent.ErrCorruption)
 	}
 	st := &State{}
 	if v, ok, err := s.getMeta(metaApplied); err != nil {
@@ -234,9 +245,6 @@ func (s *Store) load() error {
 	if err := u64(metaLogFirst, s.logFirst.Store); err != nil {
 		return err
 	}
-	if err := u64(metaHistBytes, func(v uint64) { s.mu.histBytes = v }); err != nil {
-		return err
-	}
 	if _, ok, err := s.getMeta(metaRestoring); err != nil {
 		return err
 	} else if ok {
@@ -245,16 +253,18 @@ func (s *Store) load() error {
 			s.mu.restoreTarget, s.mu.restoreChain = p.Target, p.TargetChain
 		}
 	}
+	s.copyBelow.Store(s.logFirst.Load())
 	// The cumulative byte count lives in the newest log entry.
 	if st.Index >= argent.Index(s.logFirst.Load()) {
-		v, ok, err := s.getMeta(logKey(st.Index))
-		if err != nil {
-			return err
-		}
-		if !ok || len(v) < 8 {
+		rec, done, err := logstore.Get(s.db, st.Index)
+		if errors.Is(err, logstore.ErrMissing) {
 			return fmt.Errorf("kv: log entry %d missing at the applied index: %w", st.Index, argent.ErrCorruption)
 		}
-		s.mu.logCum = binary.BigEndian.Uint64(v[:8])
+		if err != nil {
+			return fmt.Errorf("kv: %w", err)
+		}
+		s.mu.logCum = rec.Cum
+		done()
 	}
 	return nil
 }
@@ -392,9 +402,13 @@ func (s *Store) publish(st *State) {
 // Pebble's WAL) and then publishes st, the state a CommitNoSync returned.
 // States must be published in order; an older one than the published state
 // is ignored.
-func (s *Store) SyncAndPublish(st State) error {
+func (s *Store) SyncAndPublish(st State) (err error) {
+	if err := s.Failed(); err != nil {
+		return err
+	}
+	defer s.catchFatal(&err)
 	if err := s.db.LogData(nil, pebble.Sync); err != nil {
-		return fmt.Errorf("kv: sync up to %d: %w", st.Index, err)
+		return s.fail(fmt.Errorf("kv: sync up to %d: %w", st.Index, err))
 	}
 	s.publish(&st)
 	return nil
@@ -447,33 +461,93 @@ func (s *Store) DiskUsage() uint64 {
 	return n
 }
 
-// HistoryBytes returns the bytes held by superseded versions.
+// HistoryBytes returns the bytes of history reads as of an older index can
+// use: the wire size of the log entries after the horizon (the values of
+// superseded versions are read back from them).
 func (s *Store) HistoryBytes() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.mu.histBytes
+	return s.logBytesFrom(max(s.Horizon()+1, s.LogFirst()))
 }
 
-// LogBytes returns the bytes held by log entries.
-func (s *Store) LogBytes() uint64 {
-	s.mu.Lock()
-	cum := s.mu.logCum
-	s.mu.Unlock()
-	first := s.LogFirst()
-	if first > s.Applied() {
+// LogBytes returns the wire size of the log entries kept.
+func (s *Store) LogBytes() uint64 { return s.logBytesFrom(s.LogFirst()) }
+
+// logBytesFrom returns the wire size of the published log entries from
+// index from on.
+func (s *Store) logBytesFrom(from argent.Index) uint64 {
+	last := s.Applied()
+	if from > last {
 		return 0
 	}
-	v, ok, err := s.getMeta(logKey(first))
-	if err != nil || !ok || len(v) < 8 {
+	rec, done, err := logstore.Get(s.db, from)
+	if err != nil {
 		return 0
 	}
-	return cum - binary.BigEndian.Uint64(v[:8]) + uint64(len(v)-8)
+	before := rec.Cum - uint64(len(rec.Entry))
+	done()
+	rec, done, err = logstore.Get(s.db, last)
+	if err != nil {
+		return 0
+	}
+	defer done()
+	return rec.Cum - before
 }
 
-type quietLogger struct{}
+// ErrStorageFailed is returned by writes once a write to Pebble has failed
+// (see Options.OnFatal). It wraps argent.ErrUnavailable.
+var ErrStorageFailed = fmt.Errorf("kv: storage failed, the node must restart: %w", argent.ErrUnavailable)
 
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf("pebble: "+format, args...))
+// Failed returns the error that stopped the store's writes, or nil.
+func (s *Store) Failed() error {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// fail records err as the write failure that stops the store, tells
+// OnFatal once, and returns it wrapping ErrStorageFailed.
+func (s *Store) fail(err error) error {
+	err = fmt.Errorf("%w: %w", ErrStorageFailed, err)
+	if s.failed.CompareAndSwap(nil, &err) {
+		s.opts.Logger.Error("storage write failed: refusing writes; the node must restart", "err", err)
+		s.opts.OnFatal(err)
+	}
+	return err
+}
+
+// fatalError is what pebbleLogger.Fatalf panics with: Pebble calls Fatalf
+// when its write pipeline breaks (a failed WAL write or fsync) and carries
+// on as if the write succeeded, so Fatalf must not return.
+type fatalError struct{ msg string }
+
+func (e fatalError) Error() string { return e.msg }
+
+// catchFatal turns a fatalError panic in a write to Pebble into *err (and
+// fails the store); any other panic goes on.
+func (s *Store) catchFatal(err *error) {
+	if r := recover(); r != nil {
+		fe, ok := r.(fatalError)
+		if !ok {
+			panic(r)
+		}
+		*err = s.fail(fe)
+	}
+}
+
+// pebbleLogger sends Pebble's log lines to the node's log: its routine
+// information at debug level, its errors as errors.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := "pebble: " + fmt.Sprintf(format, args...)
+	p.l.Error(msg)
+	panic(fatalError{msg: msg})
 }

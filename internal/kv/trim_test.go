@@ -3,6 +3,7 @@ package kv_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,10 +23,11 @@ func trimAll(t *testing.T, s *kv.Store) kv.TrimResult {
 		if err != nil {
 			t.Fatalf("Trim: %v", err)
 		}
-		if r.Versions == 0 && r.LogEntries == 0 {
+		if !r.Progress() {
 			return total
 		}
-		total.Versions += r.Versions
+		total.Horizon += r.Horizon
+		total.Tombstones += r.Tombstones
 		total.LogEntries += r.LogEntries
 	}
 	t.Fatal("Trim keeps dropping")
@@ -51,14 +53,14 @@ func TestStore_TrimHistoryByTime(t *testing.T) {
 
 	// Inside the window nothing goes.
 	clock.Advance(30 * time.Second)
-	if r := trimAll(t, s); r.Versions != 0 || s.Horizon() != 0 {
-		t.Fatalf("Trim inside the window dropped %+v, horizon %d", r, s.Horizon())
+	if r := trimAll(t, s); r.Progress() || s.Horizon() != 0 {
+		t.Fatalf("Trim inside the window did %+v, horizon %d", r, s.Horizon())
 	}
 	// At t0+120s the cutoff is t0+60s: the version superseded at t0+1s
 	// goes, the one superseded at t0+100s stays.
 	clock.Advance(90 * time.Second)
-	if r := trimAll(t, s); r.Versions != 1 {
-		t.Fatalf("Trim dropped %d versions, want 1", r.Versions)
+	if r := trimAll(t, s); r.Horizon != 2 {
+		t.Fatalf("Trim moved the horizon by %d, want 2", r.Horizon)
 	}
 	if h := s.Horizon(); h != 2 {
 		t.Fatalf("Horizon = %d, want 2", h)
@@ -67,20 +69,18 @@ func TestStore_TrimHistoryByTime(t *testing.T) {
 		t.Fatalf("Get(k) at 1: error = %v, want ErrCompacted", err)
 	}
 	checkStore(t, s, m, 1)
-	// Much later everything superseded goes; the horizon stops at the last
-	// index that superseded something.
+	// Much later every entry is older than the window: reads as of the
+	// applied index only.
 	clock.Advance(time.Hour)
 	trimAll(t, s)
-	if h, b := s.Horizon(), s.HistoryBytes(); h != 3 || b != 0 {
-		t.Fatalf("Horizon, HistoryBytes = %d, %d; want 3, 0", h, b)
+	if h, b := s.Horizon(), s.HistoryBytes(); h != 4 || b != 0 {
+		t.Fatalf("Horizon, HistoryBytes = %d, %d; want 4, 0", h, b)
 	}
 	checkStore(t, s, m, 1)
 }
 
-// TestStore_TrimTombstoneAccounting is a regression test: the GC entries of
-// tombstones are not part of HistoryBytes, and counting them as freed made
-// the remaining byte count wrap below zero, so Trim dropped history that
-// was still inside the time window.
+// TestStore_TrimTombstoneAccounting checks that tombstones left by a
+// delete_prefix do not move the horizon past what the time window keeps.
 func TestStore_TrimTombstoneAccounting(t *testing.T) {
 	clock := newFakeClock()
 	t0 := clock.Now()
@@ -115,11 +115,11 @@ func TestStore_TrimHistoryByBytes(t *testing.T) {
 	}
 	commitAll(t, s, m, batches, 3, clock.Now)
 	before := s.HistoryBytes()
-	if before < 9*100 {
-		t.Fatalf("HistoryBytes = %d with 9 superseded values of 100 bytes", before)
+	if before < 10*100 {
+		t.Fatalf("HistoryBytes = %d with 10 entries of 100-byte values", before)
 	}
 	trimAll(t, s)
-	// Each superseded version costs a bit over 100 bytes: two fit.
+	// Each entry costs a bit over 100 bytes: two fit.
 	if h := s.Horizon(); h != 8 {
 		t.Fatalf("Horizon = %d, want 8", h)
 	}
@@ -162,19 +162,34 @@ func TestStore_TrimLog(t *testing.T) {
 	if got, want := s.LogBytes(), m.logHeld(1); got != want {
 		t.Fatalf("LogBytes = %d, want %d", got, want)
 	}
-	// At t0+100s the cutoff is t0+40s: entries 1-4 (t0..t0+30s) go.
+	// At t0+100s the cutoff is t0+40s: entries 1-4 (t0..t0+30s) are out
+	// of the window. The history cannot reach below the log's window, but
+	// the log keeps them until no read at the horizon needs them: k@4 was
+	// superseded at 5, after the horizon, and its value is in entry 4.
 	clock.Advance(100 * time.Second)
-	if r := trimAll(t, s); r.LogEntries != 4 {
-		t.Fatalf("Trim dropped %d log entries, want 4", r.LogEntries)
+	trimAll(t, s)
+	if first, h := s.LogFirst(), s.Horizon(); first != 1 || h != 4 {
+		t.Fatalf("LogFirst, Horizon = %d, %d; want 1, 4", first, h)
 	}
-	if first := s.LogFirst(); first != 5 {
-		t.Fatalf("LogFirst = %d, want 5", first)
+	if got, err := s.Get([]byte("k"), 4); err != nil || string(got.Value) != "3" {
+		t.Fatalf("Get(k) at 4 = %q, %v; want 3", got.Value, err)
 	}
-	if got, want := s.LogBytes(), m.logHeld(5); got != want {
+	checkStore(t, s, m, 1)
+	// At t0+131s entry 1 is older than twice the window: the log stops
+	// waiting, gives up the history before its last index and keeps its
+	// window, entries 9 and 10 (from t0+80s).
+	clock.Advance(31 * time.Second)
+	if r := trimAll(t, s); r.LogEntries != 8 {
+		t.Fatalf("Trim dropped %d log entries, want 8", r.LogEntries)
+	}
+	if first, h := s.LogFirst(), s.Horizon(); first != 9 || h != 10 {
+		t.Fatalf("LogFirst, Horizon = %d, %d; want 9, 10", first, h)
+	}
+	if got, want := s.LogBytes(), m.logHeld(9); got != want {
 		t.Fatalf("LogBytes = %d, want %d", got, want)
 	}
-	if _, err := s.ReadLog(4, 0, func(*kv.LogEntry) bool { return true }); !errors.Is(err, argent.ErrCompacted) {
-		t.Fatalf("ReadLog(4): error = %v, want ErrCompacted", err)
+	if _, err := s.ReadLog(8, 0, func(*kv.LogEntry) bool { return true }); !errors.Is(err, argent.ErrCompacted) {
+		t.Fatalf("ReadLog(8): error = %v, want ErrCompacted", err)
 	}
 	checkStore(t, s, m, 1)
 	// The log can empty out entirely; the store still knows its state.
@@ -187,7 +202,8 @@ func TestStore_TrimLog(t *testing.T) {
 	s = reopen(t, s, "db", opts)
 	defer func() { _ = s.Close() }()
 	checkStore(t, s, m, 1)
-	// New entries after an empty log count from zero again.
+	// New entries after an empty log count from zero again, and the
+	// versions they supersede, whose entries are gone, are copied.
 	commitAt(t, s, m, clock.Now(), 0, []argent.Op{put("k", "new")}, []argent.Op{del("k")})
 	if got, want := s.LogBytes(), m.logHeld(11); got != want {
 		t.Fatalf("LogBytes after refilling = %d, want %d", got, want)
@@ -218,9 +234,8 @@ func TestStore_TrimLogByBytes(t *testing.T) {
 	checkStore(t, s, m, 3)
 }
 
-// TestStore_TrimBounded checks that one Trim call does a bounded amount of
-// work, in whole groups of one superseding index, and that calling it again
-// finishes the job.
+// TestStore_TrimBounded checks that one Trim call drops a bounded number
+// of tombstones and that calling it again finishes the job.
 func TestStore_TrimBounded(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("writes 36,000 keys: slow with -short or -race")
@@ -253,21 +268,14 @@ func TestStore_TrimBounded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Versions == 0 {
+		if !r.Progress() {
 			break
 		}
-		calls = append(calls, r.Versions)
+		calls = append(calls, r.Tombstones)
 	}
-	// Each delete leaves a history version and a tombstone: 24,000 GC
-	// entries per group. Trim stops at the first group boundary past its
-	// limit, so each call takes exactly one group here.
-	if len(calls) != groups {
-		t.Fatalf("Trim calls dropped %v, want %d calls", calls, groups)
-	}
-	for i, n := range calls {
-		if n != 2*perGroup {
-			t.Fatalf("Trim call %d dropped %d, want %d", i, n, 2*perGroup)
-		}
+	want := []int{20000, groups*perGroup - 20000}
+	if !slices.Equal(calls, want) {
+		t.Fatalf("Trim calls handled %v tombstones, want %v", calls, want)
 	}
 	if h := s.Horizon(); h != 2*groups {
 		t.Fatalf("Horizon = %d, want %d", h, 2*groups)

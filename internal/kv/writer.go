@@ -9,21 +9,30 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/logstore"
 	"github.com/argent-kv/argent/internal/wire"
 )
 
 // Writer applies consecutive entries in one Pebble batch. Reads through the
 // Writer (ModIndex) see the entries appended so far; nothing is visible to
 // Store readers until Commit. Discard or Commit must be called.
+//
+// An entry is either appended whole (Append, AppendEntry) or built op list
+// by op list: Begin, Apply as often as needed, End. The root builds a merged
+// batch that way, checking each client batch's conditions against the state
+// the lists before it left. After an error from Apply the Writer holds part
+// of an entry and must be discarded.
 type Writer struct {
 	s       *Store
 	b       *pebble.Batch
 	state   State // after the last appended entry
 	logCum  uint64
-	histAdd uint64
 	entries int
 	done    bool
-	scratch []byte
+	// copyBelow: a superseded version with a lower mod index is copied to
+	// the h space, since the log may drop its entry while reads still need
+	// it (see Store.trimLog).
+	copyBelow argent.Index
 	// target is set while a resumed snapshot load replays the log: reaching
 	// it (with targetChain) ends the load and lets the store serve again.
 	target      argent.Index
@@ -31,6 +40,12 @@ type Writer struct {
 	// pending holds the latest version of every key this Writer wrote, for
 	// its own reads and, after Commit, for the read cache.
 	pending map[string]pendingVersion
+
+	// The open entry, between Begin and End.
+	open    bool
+	next    argent.Entry // Index and Time set by Begin; Ops grow with Apply
+	prevs   []byte       // record trailer: one uvarint per op of next
+	encoded []byte       // scratch for the wire encoding
 }
 
 // pendingVersion is a key's latest version in a Writer's batch; present is
@@ -48,7 +63,8 @@ func (s *Store) NewWriter() *Writer {
 	cum, st := s.mu.logCum, s.mu.committed
 	target, targetChain := s.mu.restoreTarget, s.mu.restoreChain
 	s.mu.Unlock()
-	return &Writer{s: s, b: s.db.NewIndexedBatch(), state: st, logCum: cum, target: target, targetChain: targetChain}
+	return &Writer{s: s, b: s.db.NewIndexedBatch(), state: st, logCum: cum, target: target, targetChain: targetChain,
+		copyBelow: argent.Index(s.copyBelow.Load())}
 }
 
 // Next returns the index the next appended entry gets.
@@ -57,8 +73,12 @@ func (w *Writer) Next() argent.Index { return w.state.Index + 1 }
 // Len returns the number of entries appended.
 func (w *Writer) Len() int { return w.entries }
 
+// Bytes returns the size of the Pebble batch built so far.
+func (w *Writer) Bytes() int { return w.b.Len() }
+
 // ModIndex returns the mod index of key in the Writer's view (the store plus
-// the entries appended so far); 0 if the key is absent.
+// the entries appended so far and the open entry's ops); 0 if the key is
+// absent.
 func (w *Writer) ModIndex(key []byte) (argent.Index, error) {
 	v, ok, err := w.latest(key)
 	if err != nil || !ok || v.tombstone {
@@ -86,34 +106,87 @@ func (w *Writer) latest(key []byte) (version, bool, error) {
 // earlier than the previous entry's time), and returns the entry with its
 // index and chain hash.
 func (w *Writer) Append(ops []argent.Op, now time.Time) (argent.Entry, error) {
-	t := now.UnixNano()
-	if t < w.state.Time {
-		t = w.state.Time
+	w.Begin(now)
+	if err := w.Apply(ops); err != nil {
+		return argent.Entry{}, err
 	}
-	e := argent.Entry{Index: w.state.Index + 1, Time: t, Ops: ops}
-	e.Chain = wire.NextChain(w.state.Chain, &e)
-	return e, w.apply(&e)
+	return w.End()
+}
+
+// Begin opens the next entry, committed at time now (kept no earlier than
+// the previous entry's time).
+func (w *Writer) Begin(now time.Time) {
+	w.open = true
+	w.next = argent.Entry{Index: w.state.Index + 1, Time: max(now.UnixNano(), w.state.Time), Ops: w.next.Ops[:0]}
+	w.prevs = w.prevs[:0]
+}
+
+// Apply applies ops as part of the open entry, after the ops applied
+// before. An op of unknown type (which argent.Limits.CheckBatch refuses
+// long before) is refused with ErrCorruption before anything is applied.
+func (w *Writer) Apply(ops []argent.Op) error {
+	if !w.open {
+		return fmt.Errorf("kv: Apply without Begin")
+	}
+	for _, op := range ops {
+		switch op.Type {
+		case argent.OpPut, argent.OpDelete, argent.OpDeletePrefix:
+		default:
+			return fmt.Errorf("%w: entry %d has op type %d", argent.ErrCorruption, w.next.Index, op.Type)
+		}
+	}
+	for _, op := range ops {
+		var (
+			prev argent.Index
+			err  error
+		)
+		switch op.Type {
+		case argent.OpPut:
+			prev, err = w.put(op.Key, op.Value)
+		case argent.OpDelete:
+			prev, err = w.del(op.Key)
+		case argent.OpDeletePrefix:
+			err = w.delPrefix(op.Key)
+		}
+		if err != nil {
+			return err
+		}
+		w.prevs = binary.AppendUvarint(w.prevs, uint64(prev))
+		w.next.Ops = append(w.next.Ops, op)
+	}
+	return nil
+}
+
+// End closes the open entry: it gets its chain hash and its log record.
+// An entry without ops gets no index: End returns the zero Entry and the
+// Writer is as before Begin.
+func (w *Writer) End() (argent.Entry, error) {
+	if !w.open {
+		return argent.Entry{}, fmt.Errorf("kv: End without Begin")
+	}
+	w.open = false
+	if len(w.next.Ops) == 0 {
+		return argent.Entry{}, nil
+	}
+	e := logstore.Next(w.state, w.next.Ops, w.next.Time)
+	if err := w.record(&e); err != nil {
+		return argent.Entry{}, err
+	}
+	// The ops belong to the caller now; the next entry starts a new list.
+	w.next.Ops = nil
+	return e, nil
 }
 
 // AppendEntry applies an entry received from a parent. Its index must be the
 // next one and its chain hash must follow from the Writer's chain; otherwise
 // nothing is applied and the error wraps ErrCorruption or ErrChainMismatch.
 func (w *Writer) AppendEntry(e *argent.Entry) error {
-	if e.Index != w.state.Index+1 {
-		return fmt.Errorf("%w: got entry %d, want %d", argent.ErrCorruption, e.Index, w.state.Index+1)
-	}
-	if want := wire.NextChain(w.state.Chain, e); want != e.Chain {
-		return fmt.Errorf("%w: entry %d has chain %x, want %x", argent.ErrChainMismatch, e.Index, e.Chain[:8], want[:8])
+	if err := logstore.Check(w.state, e); err != nil {
+		return err
 	}
 	if w.target != 0 && e.Index == w.target && e.Chain != w.targetChain {
 		return fmt.Errorf("%w: entry %d ends a resumed snapshot load with chain %x, the snapshot had %x", argent.ErrChainMismatch, e.Index, e.Chain[:8], w.targetChain[:8])
 	}
-	return w.apply(e)
-}
-
-func (w *Writer) apply(e *argent.Entry) error {
-	// Check every op before writing any, so that a refused entry leaves
-	// nothing in the batch for a later Commit to write.
 	for _, op := range e.Ops {
 		switch op.Type {
 		case argent.OpPut, argent.OpDelete, argent.OpDeletePrefix:
@@ -121,31 +194,25 @@ func (w *Writer) apply(e *argent.Entry) error {
 			return fmt.Errorf("%w: entry %d has op type %d", argent.ErrCorruption, e.Index, op.Type)
 		}
 	}
-	for _, op := range e.Ops {
-		var err error
-		switch op.Type {
-		case argent.OpPut:
-			err = w.put(op.Key, op.Value, e)
-		case argent.OpDelete:
-			err = w.del(op.Key, e)
-		case argent.OpDeletePrefix:
-			err = w.delPrefix(op.Key, e)
-		default:
-			err = fmt.Errorf("%w: entry %d has op type %d", argent.ErrCorruption, e.Index, op.Type)
-		}
-		if err != nil {
-			return err
-		}
+	w.open = true
+	w.next = argent.Entry{Index: e.Index, Time: e.Time, Ops: w.next.Ops[:0]}
+	w.prevs = w.prevs[:0]
+	if err := w.Apply(e.Ops); err != nil {
+		return err
 	}
-	w.scratch = wire.AppendEntry(w.scratch[:0], e)
-	w.logCum += uint64(len(w.scratch))
-	rec := make([]byte, 0, 8+len(w.scratch))
-	rec = binary.BigEndian.AppendUint64(rec, w.logCum)
-	rec = append(rec, w.scratch...)
-	if err := w.b.Set(logKey(e.Index), rec, nil); err != nil {
-		return fmt.Errorf("kv: write log entry %d: %w", e.Index, err)
+	w.open = false
+	w.next.Ops = w.next.Ops[:0]
+	return w.record(e)
+}
+
+// record writes e's log record and makes e the Writer's last entry.
+func (w *Writer) record(e *argent.Entry) error {
+	w.encoded = wire.AppendEntry(w.encoded[:0], e)
+	w.logCum += uint64(len(w.encoded))
+	if err := logstore.Put(w.b, e.Index, w.logCum, w.encoded, w.prevs); err != nil {
+		return fmt.Errorf("kv: %w", err)
 	}
-	w.state = State{Index: e.Index, Time: e.Time, Chain: e.Chain}
+	w.state = logstore.StateOf(e)
 	w.entries++
 	return nil
 }
@@ -158,104 +225,100 @@ func (w *Writer) wrote(key []byte, v version, present bool) {
 	w.pending[string(key)] = pendingVersion{v: v, present: present}
 }
 
-// supersede moves the current version of key (mod index cur.mod) into
-// history, superseded by entry e. A version written by e itself (two ops on
-// one key in one batch) was never visible and is simply overwritten.
-func (w *Writer) supersede(key []byte, cur version, e *argent.Entry) error {
-	if cur.mod == e.Index {
+// replayed reports whether cur is newer than the open entry. That happens
+// only while a snapshot load resumed from a newer state replays the log up
+// to it: the key's record came from that state and already holds the
+// entry's effect. Applying the entry again would put a newer version behind
+// an older one.
+func (w *Writer) replayed(cur version) bool { return cur.mod > w.next.Index }
+
+// prevOf returns the prev of a version the open entry writes over cur: the
+// mod index key had before the entry.
+func (w *Writer) prevOf(cur version, present bool) argent.Index {
+	switch {
+	case !present:
+		return 0
+	case cur.mod == w.next.Index:
+		return cur.prev // written earlier in this entry
+	}
+	return cur.mod
+}
+
+// supersede is called before the open entry replaces cur, key's latest
+// version. A reader as of an older index finds cur again through the log
+// record of the entry that wrote it, so usually nothing is written here.
+// cur is copied to h when the log cannot give it back: a tombstone (no
+// record holds a deleted key's prev), or a version whose entry the log may
+// drop while reads still need cur (its mod index is below copyBelow). A
+// version written by the open entry itself was never visible and is simply
+// overwritten.
+func (w *Writer) supersede(key []byte, cur version) error {
+	if cur.mod == w.next.Index || (!cur.tombstone && cur.mod >= w.copyBelow) {
 		return nil
 	}
-	size := uint64(len(key) + len(cur.value) + 32)
-	if err := w.b.Set(historyKey(key, cur.mod), encodeHistory(cur.tombstone, cur.value), nil); err != nil {
-		return fmt.Errorf("kv: write history of %q: %w", key, err)
+	if err := w.b.Set(indexedKey(spaceHistory, w.next.Index, key), encodeVersion(cur), nil); err != nil {
+		return fmt.Errorf("kv: copy the version of %q at %d: %w", key, cur.mod, err)
 	}
-	if err := w.b.Set(gcKey(e.Index, cur.mod, key), gcValue(e.Time, size, gcKindHistory), nil); err != nil {
-		return fmt.Errorf("kv: write gc entry of %q: %w", key, err)
-	}
-	w.histAdd += size
 	return nil
 }
 
-// replayed reports whether cur is newer than entry e. That happens only
-// while a snapshot load resumed from a newer state replays the log up to
-// it: the key's record came from that state and already holds e's effect.
-// Applying e again would move the newer version into history as superseded
-// by e, and trimming e later would delete it while reads still need it.
-func replayed(cur version, e *argent.Entry) bool { return cur.mod > e.Index }
-
-func (w *Writer) put(key, value []byte, e *argent.Entry) error {
+func (w *Writer) put(key, value []byte) (argent.Index, error) {
 	cur, ok, err := w.latest(key)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	if ok && w.replayed(cur) {
+		return 0, nil
+	}
+	prev := w.prevOf(cur, ok)
 	if ok {
-		if replayed(cur, e) {
-			return nil
-		}
-		if err := w.supersede(key, cur, e); err != nil {
-			return err
+		if err := w.supersede(key, cur); err != nil {
+			return 0, err
 		}
 	}
-	if err := w.b.Set(latestKey(key), encodeLatest(false, e.Index, value), nil); err != nil {
-		return fmt.Errorf("kv: write %q: %w", key, err)
+	v := version{mod: w.next.Index, prev: prev, value: value}
+	if err := w.b.Set(latestKey(key), encodeVersion(v), nil); err != nil {
+		return 0, fmt.Errorf("kv: write %q: %w", key, err)
 	}
 	// A copy: the entry's values may alias a buffer its caller reuses (a
 	// stream's frame buffer) before this Writer commits.
-	w.wrote(key, version{mod: e.Index, value: bytes.Clone(value)}, true)
-	return nil
+	v.value = bytes.Clone(value)
+	w.wrote(key, v, true)
+	return prev, nil
 }
 
-func (w *Writer) del(key []byte, e *argent.Entry) error {
+func (w *Writer) del(key []byte) (argent.Index, error) {
 	cur, ok, err := w.latest(key)
-	if err != nil || !ok || cur.tombstone || replayed(cur, e) {
-		return err
+	if err != nil || !ok || w.replayed(cur) {
+		return 0, err
 	}
-	if err := w.supersede(key, cur, e); err != nil {
-		return err
+	prev := w.prevOf(cur, ok)
+	if cur.tombstone {
+		return prev, nil
 	}
-	if cur.mod == e.Index {
+	if err := w.supersede(key, cur); err != nil {
+		return 0, err
+	}
+	if prev == 0 {
 		// Put and delete of a key absent before this entry: as if never put.
-		prev, err := w.versionBefore(key, e.Index)
-		if err != nil {
-			return err
+		if err := w.b.Delete(latestKey(key), nil); err != nil {
+			return 0, fmt.Errorf("kv: delete %q: %w", key, err)
 		}
-		if prev == nil {
-			if err := w.b.Delete(latestKey(key), nil); err != nil {
-				return fmt.Errorf("kv: delete %q: %w", key, err)
-			}
-			w.wrote(key, version{}, false)
-			return nil
-		}
+		w.wrote(key, version{}, false)
+		return 0, nil
 	}
-	if err := w.b.Set(latestKey(key), encodeLatest(true, e.Index, nil), nil); err != nil {
-		return fmt.Errorf("kv: delete %q: %w", key, err)
+	v := version{tombstone: true, mod: w.next.Index, prev: prev}
+	if err := w.b.Set(latestKey(key), encodeVersion(v), nil); err != nil {
+		return 0, fmt.Errorf("kv: delete %q: %w", key, err)
 	}
-	w.wrote(key, version{tombstone: true, mod: e.Index}, true)
-	if err := w.b.Set(gcKey(e.Index, e.Index, key), gcValue(e.Time, uint64(len(key)+16), gcKindTombstone), nil); err != nil {
-		return fmt.Errorf("kv: write gc entry of %q: %w", key, err)
+	w.wrote(key, v, true)
+	if err := w.b.Set(indexedKey(spaceTombstone, w.next.Index, key), nil, nil); err != nil {
+		return 0, fmt.Errorf("kv: queue the tombstone of %q: %w", key, err)
 	}
-	return nil
+	return prev, nil
 }
 
-// versionBefore returns the newest history version of key older than i, or
-// nil when there is none.
-func (w *Writer) versionBefore(key []byte, i argent.Index) (*version, error) {
-	it, err := w.b.NewIter(&pebble.IterOptions{LowerBound: historyKey(key, 0), UpperBound: historyKey(key, i)})
-	if err != nil {
-		return nil, fmt.Errorf("kv: history of %q: %w", key, err)
-	}
-	defer it.Close()
-	if !it.Last() {
-		return nil, it.Error()
-	}
-	v := it.Value()
-	if len(v) < 1 {
-		return nil, fmt.Errorf("kv: history version of %q is empty: %w", key, argent.ErrCorruption)
-	}
-	return &version{tombstone: v[0]&flagTombstone != 0}, nil
-}
-
-func (w *Writer) delPrefix(prefix []byte, e *argent.Entry) error {
+func (w *Writer) delPrefix(prefix []byte) error {
 	lower := latestKey(prefix)
 	upper := prefixEnd(lower)
 	it, err := w.b.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
@@ -264,7 +327,7 @@ func (w *Writer) delPrefix(prefix []byte, e *argent.Entry) error {
 	}
 	var keys [][]byte
 	for ok := it.First(); ok; ok = it.Next() {
-		v, good := decodeLatest(it.Value())
+		v, good := decodeVersion(it.Value())
 		if !good {
 			it.Close()
 			return fmt.Errorf("kv: latest version of %q is malformed: %w", it.Key()[1:], argent.ErrCorruption)
@@ -277,7 +340,7 @@ func (w *Writer) delPrefix(prefix []byte, e *argent.Entry) error {
 		return fmt.Errorf("kv: delete prefix %q: %w", prefix, err)
 	}
 	for _, k := range keys {
-		if err := w.del(k, e); err != nil {
+		if _, err := w.del(k); err != nil {
 			return err
 		}
 	}
@@ -307,30 +370,31 @@ func (w *Writer) CommitNoSync() (State, error) {
 	return w.commit(pebble.NoSync)
 }
 
-func (w *Writer) commit(opt *pebble.WriteOptions) (State, error) {
+func (w *Writer) commit(opt *pebble.WriteOptions) (_ State, err error) {
 	if w.done {
 		return State{}, fmt.Errorf("kv: writer already finished")
 	}
 	defer w.finish()
+	if err := w.s.Failed(); err != nil {
+		return State{}, err
+	}
+	defer w.s.catchFatal(&err)
+	if w.open {
+		return State{}, fmt.Errorf("kv: commit with an entry open")
+	}
 	if w.entries == 0 {
 		return State{}, nil
 	}
-	w.s.mu.Lock()
-	hist := w.s.mu.histBytes + w.histAdd
-	w.s.mu.Unlock()
 	st := w.state
 	if err := w.b.Set(metaApplied, encodeState(&st), nil); err != nil {
 		return State{}, fmt.Errorf("kv: write applied index: %w", err)
-	}
-	if err := w.b.Set(metaHistBytes, putUint64(hist), nil); err != nil {
-		return State{}, fmt.Errorf("kv: write history size: %w", err)
 	}
 	loaded := w.target != 0 && st.Index >= w.target
 	if loaded {
 		_ = w.b.Delete(metaRestoring, nil)
 	}
 	if err := w.b.Commit(opt); err != nil {
-		return State{}, fmt.Errorf("kv: commit entries up to %d: %w", st.Index, err)
+		return State{}, w.s.fail(fmt.Errorf("kv: commit entries up to %d: %w", st.Index, err))
 	}
 	if w.s.cache != nil {
 		// Before the new state is published: no reader at it may find a
@@ -347,7 +411,6 @@ func (w *Writer) commit(opt *pebble.WriteOptions) (State, error) {
 		w.s.restoring.Store(false)
 	}
 	w.s.mu.Lock()
-	w.s.mu.histBytes += w.histAdd
 	w.s.mu.logCum = w.logCum
 	w.s.mu.committed = st
 	w.s.mu.Unlock()

@@ -166,6 +166,7 @@ type Node struct {
 	log      *slog.Logger
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+	fatal    *fatalSignal
 
 	// rootClock: newest root index and commit time heard (replicas).
 	rootIdx   atomic.Uint64
@@ -199,7 +200,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Role == RoleProxy {
 		return startProxy(ctx, cfg)
 	}
+	fatal := &fatalSignal{ch: make(chan struct{})}
 	store, err := kv.Open(cfg.DataDir, &kv.Options{
+		Logger:          cfg.Logger.With("role", cfg.Role, "listen", cfg.Listen),
+		OnFatal:         fatal.set,
 		FS:              cfg.FS,
 		HistoryDuration: cfg.HistoryDuration,
 		HistoryBytes:    cfg.HistoryBytes,
@@ -226,6 +230,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.store = store
 	// A root's state is the dataset's, whatever its index: it is ready.
 	n.ready.Store(cfg.Role == RoleRoot)
+	n.fatal = fatal
 
 	pm := pull.NewMetrics(n.reg)
 	n.pullS = pull.NewServer(pull.ServerConfig{Store: store, NodeID: n.nodeID, Root: n, Heartbeat: cfg.Heartbeat,
@@ -370,6 +375,44 @@ func (n *Node) Close() error {
 		return n.pcache.Close()
 	}
 	return n.store.Close()
+}
+
+// fatalSignal is raised once when the node's storage fails (see
+// kv.Options.OnFatal).
+type fatalSignal struct {
+	once sync.Once
+	ch   chan struct{}
+	err  error
+}
+
+func (f *fatalSignal) set(err error) {
+	f.once.Do(func() {
+		f.err = err
+		close(f.ch)
+	})
+}
+
+// Failed returns a channel that is closed when the node's storage failed:
+// it refuses writes from then on and must be stopped (Close) and restarted.
+// Its error is FailedErr.
+func (n *Node) Failed() <-chan struct{} {
+	if n.fatal == nil {
+		return nil // a proxy: its cache is not the source of any acknowledgement
+	}
+	return n.fatal.ch
+}
+
+// FailedErr returns why Failed was closed, or nil.
+func (n *Node) FailedErr() error {
+	if n.fatal == nil {
+		return nil
+	}
+	select {
+	case <-n.fatal.ch:
+		return n.fatal.err
+	default:
+		return nil
+	}
 }
 
 // Store returns the node's store.
@@ -625,7 +668,7 @@ func (n *Node) trimLoop(ctx context.Context) {
 				n.log.Error("trim", "err", err)
 				break
 			}
-			if r.Versions == 0 && r.LogEntries == 0 {
+			if !r.Progress() {
 				break
 			}
 		}

@@ -1,11 +1,15 @@
 // Package root is argent's write path: it takes batches from many concurrent
-// writers, checks their conditions, gives each committed batch the next log
-// index, and acknowledges a batch only after the Pebble batch holding it has
-// been fsynced.
+// writers, checks their conditions, merges the batches that arrive together
+// into one committed batch with the next log index, and acknowledges a batch
+// only after the Pebble batch holding it has been fsynced.
 //
-// Writers that arrive while a commit is in flight are grouped: they share one
-// Pebble batch and one fsync (group commit). MaxDelay can hold a group open a
-// little longer to make groups bigger under light load.
+// The client batches that queue while a commit is in flight are merged (as
+// Quicksilver does): one index, one log entry, one chain hash, one fsync.
+// Each client batch stays whole and in arrival order; its conditions are
+// checked against the state the batches merged before it left, and a batch
+// whose conditions fail is left out alone. Every batch of a merge is
+// acknowledged with the merged index. MaxDelay can hold a merge open a
+// little longer to make it bigger under light load.
 //
 //	r := root.New(store, root.Config{})
 //	go r.Run(ctx)
@@ -24,13 +28,14 @@ import (
 // Config tunes the write path. The zero value is usable.
 type Config struct {
 	// MaxDelay is how long the committer waits for more writers after the
-	// first of a group arrives. Default 0: a group is whatever queued while
+	// first of a merge arrives. Default 0: a merge is whatever queued while
 	// the previous commit was in flight.
 	MaxDelay time.Duration
-	// MaxGroupBytes bounds the key and value bytes of one group.
-	// Default 64 MiB.
+	// MaxGroupBytes bounds the key and value bytes of one merged batch; a
+	// client batch larger than it commits alone. Default DefaultMergeBytes.
 	MaxGroupBytes int
-	// MaxGroupBatches bounds the number of batches in one group. Default 4096.
+	// MaxGroupBatches bounds the client batches of one merged batch.
+	// Default DefaultMergeBatches.
 	MaxGroupBatches int
 	// Now returns the commit time. Default time.Now.
 	Now func() time.Time
@@ -49,6 +54,12 @@ type Root struct {
 	// to the syncer, in index order.
 	toSync chan *group
 }
+
+// The default merge limits.
+const (
+	DefaultMergeBytes   = 4 << 20
+	DefaultMergeBatches = 4096
+)
 
 // syncDepth bounds the groups committed but not yet synced: the committer
 // applies the next group while the syncer fsyncs the previous ones.
@@ -80,10 +91,10 @@ var ErrStopped = fmt.Errorf("root: write path stopped: %w", argent.ErrUnavailabl
 // New returns a write path over store. Call Run to start committing.
 func New(store *kv.Store, cfg Config) *Root {
 	if cfg.MaxGroupBytes == 0 {
-		cfg.MaxGroupBytes = 64 << 20
+		cfg.MaxGroupBytes = DefaultMergeBytes
 	}
 	if cfg.MaxGroupBatches == 0 {
-		cfg.MaxGroupBatches = 4096
+		cfg.MaxGroupBatches = DefaultMergeBatches
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -213,28 +224,40 @@ func (r *Root) drain() {
 	}
 }
 
-// commit applies a group in one Writer and commits it without waiting for
-// fsync: each batch's conditions are checked against the state including
-// the batches before it in the group and in earlier groups. The syncer makes
-// it durable and answers the writers.
+// commit merges a group of client batches into one entry and commits it
+// without waiting for fsync: each batch's conditions are checked against
+// the state including the batches before it in the group and in earlier
+// groups, and a batch whose conditions fail is left out. The syncer makes
+// the entry durable and answers the writers, the refused ones too: their
+// answer rests on state that must be durable first.
 func (r *Root) commit(reqs []*request) {
 	start := time.Now()
 	w := r.store.NewWriter()
 	defer w.Discard()
 	results := make([]result, len(reqs))
-	now := r.cfg.Now()
+	applied := make([]bool, len(reqs))
+	w.Begin(r.cfg.Now())
 	for i, req := range reqs {
 		if err := checkConditions(w, req.batch.Conditions); err != nil {
 			results[i].err = err
 			continue
 		}
-		e, err := w.Append(req.batch.Ops, now)
-		if err != nil {
+		if err := w.Apply(req.batch.Ops); err != nil {
 			// The Writer may hold part of this batch: fail the whole group.
 			r.fail(reqs, fmt.Errorf("root: apply batch: %w", err))
 			return
 		}
-		results[i].index = e.Index
+		applied[i] = true
+	}
+	e, err := w.End()
+	if err != nil {
+		r.fail(reqs, fmt.Errorf("root: apply merged batch: %w", err))
+		return
+	}
+	for i := range results {
+		if applied[i] {
+			results[i].index = e.Index
+		}
 	}
 	st, err := w.CommitNoSync()
 	if err != nil {

@@ -44,9 +44,11 @@ func put(k, v string) argent.Op {
 	return argent.Op{Type: argent.OpPut, Key: []byte(k), Value: []byte(v)}
 }
 
-// Concurrent writers get distinct, gap-free indexes, each batch is in the
-// log at its index, and groups share commits.
-func TestRoot_Write_ConcurrentGapFree(t *testing.T) {
+// Concurrent writers' batches are merged: the log's indexes are gap-free,
+// every acknowledged batch is in the entry of the index it was given, whole
+// and once, each entry is made of exactly the batches acknowledged with its
+// index, and a writer's later batch never gets an earlier index.
+func TestRoot_Write_ConcurrentMerged(t *testing.T) {
 	var commits, batches atomic.Int64
 	r, s := newRoot(t, root.Config{OnCommit: func(n int, _ time.Duration) {
 		commits.Add(1)
@@ -54,53 +56,66 @@ func TestRoot_Write_ConcurrentGapFree(t *testing.T) {
 	}})
 	const writers, each = 50, 40
 	var mu sync.Mutex
-	got := make(map[argent.Index]string)
+	got := make(map[string]argent.Index) // key written -> index acknowledged
 	var wg sync.WaitGroup
 	for w := 0; w < writers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var last argent.Index
 			for i := 0; i < each; i++ {
 				k := fmt.Sprintf("w%02d/%03d", w, i)
-				idx, err := r.Write(context.Background(), argent.Batch{Ops: []argent.Op{put(k, "v")}})
+				// Two ops per batch: a batch must stay whole in its entry.
+				idx, err := r.Write(context.Background(), argent.Batch{Ops: []argent.Op{put(k, "v"), put(k+"/b", "v")}})
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				mu.Lock()
-				if prev, dup := got[idx]; dup {
-					t.Errorf("index %d given to %s and %s", idx, prev, k)
+				if idx <= last {
+					t.Errorf("%s acknowledged at %d, after the writer's previous batch at %d", k, idx, last)
 				}
-				got[idx] = k
+				last = idx
+				mu.Lock()
+				got[k] = idx
 				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	if want := argent.Index(writers * each); s.Applied() != want {
-		t.Fatalf("applied %d, want %d", s.Applied(), want)
-	}
-	for i := argent.Index(1); i <= writers*each; i++ {
-		if _, ok := got[i]; !ok {
-			t.Fatalf("index %d never acknowledged", i)
-		}
-	}
+	seen := make(map[string]bool)
 	n, err := s.ReadLog(1, 0, func(e *kv.LogEntry) bool {
-		if string(e.Ops[0].Key) != got[e.Index] {
-			t.Errorf("log entry %d holds %q, acknowledged %q", e.Index, e.Ops[0].Key, got[e.Index])
+		if len(e.Ops)%2 != 0 {
+			t.Errorf("entry %d has %d ops: a batch was split", e.Index, len(e.Ops))
+		}
+		for i := 0; i+1 < len(e.Ops); i += 2 {
+			k := string(e.Ops[i].Key)
+			if string(e.Ops[i+1].Key) != k+"/b" {
+				t.Errorf("entry %d: op %d is %q, op %d %q: a batch was split", e.Index, i, k, i+1, e.Ops[i+1].Key)
+			}
+			if seen[k] {
+				t.Errorf("%s appears twice in the log", k)
+			}
+			seen[k] = true
+			if got[k] != e.Index {
+				t.Errorf("entry %d holds %q, acknowledged at %d", e.Index, k, got[k])
+			}
 		}
 		return true
 	})
-	if err != nil || n != writers*each+1 {
-		t.Fatalf("ReadLog = %d, %v", n, err)
+	if err != nil || n != s.Applied()+1 {
+		t.Fatalf("ReadLog = %d, %v; applied %d", n, err, s.Applied())
 	}
-	if commits.Load() >= batches.Load() {
-		t.Errorf("%d commits for %d batches: no group commit", commits.Load(), batches.Load())
+	if len(seen) != writers*each {
+		t.Fatalf("the log holds %d batches, %d were acknowledged", len(seen), writers*each)
 	}
+	if s.Applied() >= writers*each || commits.Load() >= batches.Load() {
+		t.Errorf("%d entries, %d commits for %d batches: nothing merged", s.Applied(), commits.Load(), batches.Load())
+	}
+	t.Logf("%d batches in %d entries", writers*each, s.Applied())
 }
 
-// Conditions are checked against the state including earlier batches of the
-// same group, and a failed condition takes no index.
+// Conditions are checked against the state including earlier batches, and a
+// failed condition takes no index.
 func TestRoot_Write_Conditions(t *testing.T) {
 	r, s := newRoot(t, root.Config{MaxDelay: 20 * time.Millisecond})
 	ctx := context.Background()

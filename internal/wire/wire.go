@@ -88,6 +88,44 @@ func DecodeEntry(b []byte) (argent.Entry, error) {
 	return e, nil
 }
 
+// EntryHeader returns the index and commit time of an encoded entry
+// without decoding its ops.
+func EntryHeader(b []byte) (argent.Index, int64, error) {
+	d := decoder{b: b}
+	if v := d.byte(); d.err == nil && v != FormatVersion {
+		return 0, 0, corrupt("entry format version %d, want %d", v, FormatVersion)
+	}
+	i, t := argent.Index(d.uvarint()), d.varint()
+	if d.err != nil {
+		return 0, 0, fmt.Errorf("decode entry header: %w", d.err)
+	}
+	return i, t, nil
+}
+
+// EachOp calls fn with the position and value of each op of an encoded
+// entry, in order, without building the op list; keys and values alias b.
+// It stops early when fn returns false.
+func EachOp(b []byte, fn func(i int, op argent.Op) bool) error {
+	d := decoder{b: b}
+	if v := d.byte(); d.err == nil && v != FormatVersion {
+		return corrupt("entry format version %d, want %d", v, FormatVersion)
+	}
+	d.uvarint()
+	d.varint()
+	d.bytes(len(argent.Hash{}))
+	n := d.count(2)
+	for i := 0; i < n && d.err == nil; i++ {
+		op := d.op()
+		if d.err == nil && !fn(i, op) {
+			return nil
+		}
+	}
+	if d.err != nil {
+		return fmt.Errorf("decode entry: %w", d.err)
+	}
+	return nil
+}
+
 // AppendBatch appends the encoding of a batch (conditions and ops) to dst.
 func AppendBatch(dst []byte, b *argent.Batch) []byte {
 	dst = append(dst, FormatVersion)
@@ -242,19 +280,21 @@ func (d *decoder) ops() []argent.Op {
 	}
 	ops := make([]argent.Op, 0, n)
 	for i := 0; i < n && d.err == nil; i++ {
-		t := argent.OpType(d.byte())
-		var op argent.Op
-		switch t {
-		case argent.OpPut:
-			op = argent.Op{Type: t, Key: d.lenBytes(), Value: d.lenBytes()}
-		case argent.OpDelete, argent.OpDeletePrefix:
-			op = argent.Op{Type: t, Key: d.lenBytes()}
-		default:
-			if d.err == nil {
-				d.err = corrupt("unknown op type %d", t)
-			}
-		}
-		ops = append(ops, op)
+		ops = append(ops, d.op())
 	}
 	return ops
+}
+
+func (d *decoder) op() argent.Op {
+	t := argent.OpType(d.byte())
+	switch t {
+	case argent.OpPut:
+		return argent.Op{Type: t, Key: d.lenBytes(), Value: d.lenBytes()}
+	case argent.OpDelete, argent.OpDeletePrefix:
+		return argent.Op{Type: t, Key: d.lenBytes()}
+	}
+	if d.err == nil {
+		d.err = corrupt("unknown op type %d", t)
+	}
+	return argent.Op{}
 }

@@ -124,11 +124,11 @@ type Store struct {
 	// state is the published applied state. Readers load it; only
 	// Writer.Commit and Restore.Finish store it.
 	state     atomic.Pointer[State]
-	horizon   atomic.Uint64 // reads below it answer ErrCompacted
-	logFirst  atomic.Uint64 // oldest log entry kept
-	copyBelow atomic.Uint64 // Writers copy superseded versions older than this (see Trim)
-	restoring atomic.Bool   // a snapshot load is under way or was cut: no reads
-	closed    atomic.Bool   // Close was called: reads answer ErrClosed
+	horizon   atomic.Uint64         // reads below it answer ErrCompacted
+	logFirst  atomic.Uint64         // oldest log entry kept
+	copyBelow atomic.Uint64         // Writers copy superseded versions older than this (see Trim)
+	restoring atomic.Bool           // a snapshot load is under way or was cut: no reads
+	closed    atomic.Bool           // Close was called: reads answer ErrClosed
 	failed    atomic.Pointer[error] // the write that failed (see Options.OnFatal)
 
 	// writeMu is held by an open Writer or Restore and by Trim, so that only

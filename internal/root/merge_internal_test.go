@@ -10,7 +10,9 @@ import (
 	"github.com/argent-kv/argent/internal/kv"
 )
 
-func put(k, v string) argent.Op { return argent.Op{Type: argent.OpPut, Key: []byte(k), Value: []byte(v)} }
+func put(k, v string) argent.Op {
+	return argent.Op{Type: argent.OpPut, Key: []byte(k), Value: []byte(v)}
+}
 
 func del(k string) argent.Op { return argent.Op{Type: argent.OpDelete, Key: []byte(k)} }
 

@@ -92,3 +92,14 @@ type Readiness interface {
 	// ErrNotReady. It is called on every read, so it must be cheap.
 	Ready() error
 }
+
+// AsyncWriter is implemented by a Backend that can take a write without
+// waiting for its commit, so that one client can have many writes in flight:
+// the RESP port submits a pipeline's SETs together and then waits for them
+// in order, and the root merges them into one batch.
+type AsyncWriter interface {
+	// WriteAsync queues b, which must pass Limits().CheckBatch, and returns
+	// a function that waits for its index as Write would return it. The
+	// writes one caller queues commit in the order it queued them.
+	WriteAsync(ctx context.Context, b argent.Batch) (wait func(context.Context) (argent.Index, error), err error)
+}

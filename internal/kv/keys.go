@@ -60,7 +60,10 @@ func latestKey(key []byte) []byte {
 
 // indexedKey returns space, then i (8 bytes), then key: the h and t spaces.
 func indexedKey(space byte, i argent.Index, key []byte) []byte {
-	b := make([]byte, 0, 9+len(key))
+	return appendIndexedKey(make([]byte, 0, 9+len(key)), space, i, key)
+}
+
+func appendIndexedKey(b []byte, space byte, i argent.Index, key []byte) []byte {
 	b = append(b, space)
 	b = binary.BigEndian.AppendUint64(b, uint64(i))
 	return append(b, key...)
@@ -88,8 +91,9 @@ type version struct {
 }
 
 // encodeVersion encodes a k or h value: flags, mod index, prev, value.
-func encodeVersion(v version) []byte {
-	b := make([]byte, 0, 17+len(v.value))
+func encodeVersion(v version) []byte { return appendVersion(make([]byte, 0, 17+len(v.value)), v) }
+
+func appendVersion(b []byte, v version) []byte {
 	var f byte
 	if v.tombstone {
 		f |= flagTombstone

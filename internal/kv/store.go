@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,6 +135,7 @@ type Store struct {
 	// writeMu is held by an open Writer or Restore and by Trim, so that only
 	// one of them changes the store at a time. Lock order: writeMu, then mu.
 	writeMu sync.Mutex
+	wbufs   writerBuffers // the open Writer's scratch space; under writeMu
 
 	mu struct {
 		sync.Mutex
@@ -538,16 +540,20 @@ func (s *Store) catchFatal(err *error) {
 // information at debug level, its errors as errors.
 type pebbleLogger struct{ l *slog.Logger }
 
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Debug("pebble: " + fmt.Sprintf(format, args...))
-}
+func (p pebbleLogger) Infof(format string, args ...any) { p.l.Debug(pebbleMsg(format, args)) }
 
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error("pebble: " + fmt.Sprintf(format, args...))
-}
+func (p pebbleLogger) Errorf(format string, args ...any) { p.l.Error(pebbleMsg(format, args)) }
 
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := "pebble: " + fmt.Sprintf(format, args...)
+	msg := pebbleMsg(format, args)
 	p.l.Error(msg)
 	panic(fatalError{msg: msg})
+}
+
+func pebbleMsg(format string, args []any) string {
+	msg := fmt.Sprintf(format, args...)
+	if !strings.HasPrefix(msg, "pebble: ") {
+		msg = "pebble: " + msg
+	}
+	return msg
 }

@@ -37,15 +37,42 @@ type Writer struct {
 	// it (with targetChain) ends the load and lets the store serve again.
 	target      argent.Index
 	targetChain argent.Hash
-	// pending holds the latest version of every key this Writer wrote, for
-	// its own reads and, after Commit, for the read cache.
-	pending map[string]pendingVersion
+	// writerBuffers.pending holds the latest version of every key this
+	// Writer wrote, for its own reads and, after Commit, for the read cache.
 
 	// The open entry, between Begin and End.
-	open    bool
-	next    argent.Entry // Index and Time set by Begin; Ops grow with Apply
-	prevs   []byte       // record trailer: one uvarint per op of next
-	encoded []byte       // scratch for the wire encoding
+	open bool
+	next argent.Entry // Index and Time set by Begin; Ops grow with Apply
+	*writerBuffers
+}
+
+// writerBuffers are a Writer's scratch space, kept by the Store from one
+// Writer to the next (they take turns) so that a busy write path does not
+// grow them anew for every group.
+type writerBuffers struct {
+	prevs   []byte // record trailer: one uvarint per op of the open entry
+	encoded []byte // the open entry's wire encoding
+	key     []byte // a k or h key being written
+	value   []byte // a k or h value being written
+	pending map[string]pendingVersion
+}
+
+// maxKeptBuffer bounds the scratch buffers a Store keeps between Writers.
+const maxKeptBuffer = 8 << 20
+
+// reset empties the buffers for the next Writer, dropping any that grew
+// past maxKeptBuffer.
+func (wb *writerBuffers) reset() {
+	for _, b := range []*[]byte{&wb.prevs, &wb.encoded, &wb.key, &wb.value} {
+		if cap(*b) > maxKeptBuffer {
+			*b = nil
+		}
+		*b = (*b)[:0]
+	}
+	if len(wb.pending) > 1<<16 {
+		wb.pending = nil
+	}
+	clear(wb.pending)
 }
 
 // pendingVersion is a key's latest version in a Writer's batch; present is
@@ -64,7 +91,7 @@ func (s *Store) NewWriter() *Writer {
 	target, targetChain := s.mu.restoreTarget, s.mu.restoreChain
 	s.mu.Unlock()
 	return &Writer{s: s, b: s.db.NewIndexedBatch(), state: st, logCum: cum, target: target, targetChain: targetChain,
-		copyBelow: argent.Index(s.copyBelow.Load())}
+		copyBelow: argent.Index(s.copyBelow.Load()), writerBuffers: &s.wbufs}
 }
 
 // Next returns the index the next appended entry gets.
@@ -256,7 +283,7 @@ func (w *Writer) supersede(key []byte, cur version) error {
 	if cur.mod == w.next.Index || (!cur.tombstone && cur.mod >= w.copyBelow) {
 		return nil
 	}
-	if err := w.b.Set(indexedKey(spaceHistory, w.next.Index, key), encodeVersion(cur), nil); err != nil {
+	if err := w.setVersion(spaceHistory, w.next.Index, key, cur); err != nil {
 		return fmt.Errorf("kv: copy the version of %q at %d: %w", key, cur.mod, err)
 	}
 	return nil
@@ -277,7 +304,7 @@ func (w *Writer) put(key, value []byte) (argent.Index, error) {
 		}
 	}
 	v := version{mod: w.next.Index, prev: prev, value: value}
-	if err := w.b.Set(latestKey(key), encodeVersion(v), nil); err != nil {
+	if err := w.setVersion(spaceLatest, 0, key, v); err != nil {
 		return 0, fmt.Errorf("kv: write %q: %w", key, err)
 	}
 	// A copy: the entry's values may alias a buffer its caller reuses (a
@@ -308,7 +335,7 @@ func (w *Writer) del(key []byte) (argent.Index, error) {
 		return 0, nil
 	}
 	v := version{tombstone: true, mod: w.next.Index, prev: prev}
-	if err := w.b.Set(latestKey(key), encodeVersion(v), nil); err != nil {
+	if err := w.setVersion(spaceLatest, 0, key, v); err != nil {
 		return 0, fmt.Errorf("kv: delete %q: %w", key, err)
 	}
 	w.wrote(key, v, true)
@@ -427,5 +454,18 @@ func (w *Writer) Discard() {
 func (w *Writer) finish() {
 	w.done = true
 	_ = w.b.Close()
+	w.reset()
+	w.writerBuffers = nil
 	w.s.writeMu.Unlock()
+}
+
+// setVersion writes v as key's version in space (k, or h after index i).
+func (w *Writer) setVersion(space byte, i argent.Index, key []byte, v version) error {
+	if space == spaceLatest {
+		w.key = append(append(w.key[:0], spaceLatest), key...)
+	} else {
+		w.key = appendIndexedKey(w.key[:0], space, i, key)
+	}
+	w.value = appendVersion(w.value[:0], v)
+	return w.b.Set(w.key, w.value, nil)
 }

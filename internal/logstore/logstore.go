@@ -93,13 +93,29 @@ func (r Record) Time() (int64, error) {
 	return t, err
 }
 
-// Put writes the record of the entry at index i into b.
+// Put writes the record of the entry at index i into b, encoding it in
+// place in the batch.
 func Put(b *pebble.Batch, i argent.Index, cum uint64, entry, prevs []byte) error {
-	rec := AppendRecord(make([]byte, 0, 8+binary.MaxVarintLen64+len(entry)+len(prevs)), cum, entry, prevs)
-	if err := b.Set(Key(i), rec, nil); err != nil {
+	var key [9]byte
+	key[0] = Space
+	binary.BigEndian.PutUint64(key[1:], uint64(i))
+	n := 8 + uvarintLen(uint64(len(entry))) + len(entry) + len(prevs)
+	op := b.SetDeferred(len(key), n)
+	copy(op.Key, key[:])
+	AppendRecord(op.Value[:0], cum, entry, prevs)
+	if err := op.Finish(); err != nil {
 		return fmt.Errorf("logstore: write entry %d: %w", i, err)
 	}
 	return nil
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
 }
 
 // Get reads the record at index i from r. The record is valid until closer

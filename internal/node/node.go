@@ -517,6 +517,24 @@ func forwardError(ctx context.Context, up string, err error) error {
 	return &api.UpstreamError{Addr: up, Err: err}
 }
 
+// WriteAsync implements api.AsyncWriter: the root queues b for its next
+// merge; a replica forwards it when waited on.
+func (n *Node) WriteAsync(ctx context.Context, b argent.Batch) (func(context.Context) (argent.Index, error), error) {
+	if n.root == nil {
+		return func(ctx context.Context) (argent.Index, error) { return n.Write(ctx, b) }, nil
+	}
+	if err := n.cfg.Limits.CheckBatch(&b); err != nil {
+		return nil, err
+	}
+	p, err := n.root.Submit(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	return p.Wait, nil
+}
+
+var _ api.AsyncWriter = (*Node)(nil)
+
 func (n *Node) forwarder(up string) (*client.Client, error) {
 	n.clientsMu.Lock()
 	defer n.clientsMu.Unlock()

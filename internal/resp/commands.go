@@ -546,20 +546,89 @@ func (c *conn) write(b argent.Batch) bool {
 }
 
 func (c *conn) set(args [][]byte) {
-	if len(args) > 3 {
-		c.w.error("ERR SET options are not supported")
+	b, reply := c.setBatch(args)
+	if reply != "" {
+		c.w.error(reply)
 		return
 	}
-	if !c.arity(args, 3, 3) {
-		return
+	if c.write(b) {
+		c.w.simple("OK")
+	}
+}
+
+// setBatch returns the batch of a SET command, or the error reply that
+// refuses it.
+func (c *conn) setBatch(args [][]byte) (argent.Batch, string) {
+	switch {
+	case len(args) > 3:
+		return argent.Batch{}, "ERR SET options are not supported"
+	case len(args) < 3:
+		return argent.Batch{}, fmt.Sprintf("ERR wrong number of arguments for '%s' command", strings.ToLower(quoteName(args[0])))
 	}
 	op := argent.Op{Type: argent.OpPut, Key: bytes.Clone(args[1]), Value: bytes.Clone(args[2])}
 	if op.Value == nil {
 		op.Value = []byte{}
 	}
-	if c.write(argent.Batch{Ops: []argent.Op{op}}) {
-		c.w.simple("OK")
+	b := argent.Batch{Ops: []argent.Op{op}}
+	if err := c.s.b.Limits().CheckBatch(&b); err != nil {
+		return argent.Batch{}, "ERR " + err.Error()
 	}
+	return b, ""
+}
+
+// pendingWrite is a SET queued by queueSet: its wait, or the error reply
+// that refused it.
+type pendingWrite struct {
+	wait  func(context.Context) (argent.Index, error)
+	reply string
+}
+
+// maxPendingWrites bounds the SETs one connection has in flight; past it,
+// queueSet waits for those before.
+const maxPendingWrites = 1024
+
+// queueSet submits a SET without waiting for its commit, so that a
+// pipeline's SETs commit together (the root merges them); awaitWrites
+// writes their replies in order before any other command's.
+func (c *conn) queueSet(args [][]byte) {
+	c.s.m.command("SET")
+	if len(c.pending) >= maxPendingWrites {
+		c.awaitWrites()
+	}
+	b, reply := c.setBatch(args)
+	if reply == "" {
+		wait, err := c.s.async.WriteAsync(c.s.ctx, b)
+		if err != nil {
+			reply = "ERR " + err.Error()
+		}
+		c.pending = append(c.pending, pendingWrite{wait: wait, reply: reply})
+		return
+	}
+	c.pending = append(c.pending, pendingWrite{reply: reply})
+}
+
+// awaitWrites waits for the queued SETs, in order, and writes their
+// replies.
+func (c *conn) awaitWrites() {
+	if len(c.pending) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.s.ctx, writeTimeout)
+	defer cancel()
+	for i, p := range c.pending {
+		if p.reply == "" {
+			if _, err := p.wait(ctx); err != nil {
+				p.reply = "ERR " + err.Error()
+			}
+		}
+		if p.reply != "" {
+			c.w.error(p.reply)
+		} else {
+			c.w.simple("OK")
+		}
+		c.pending[i] = pendingWrite{}
+	}
+	c.pending = c.pending[:0]
 }
 
 // del deletes keys in one batch. Its reply, the number of keys that

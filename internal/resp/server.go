@@ -60,7 +60,8 @@ const (
 // Server answers RESP connections from one Backend.
 type Server struct {
 	b       api.Backend
-	ready   api.Readiness // b, if it can be not ready; nil otherwise
+	ready   api.Readiness   // b, if it can be not ready; nil otherwise
+	async   api.AsyncWriter // b, if it takes writes without waiting; nil otherwise
 	log     *slog.Logger
 	m       *metrics
 	maxBulk int
@@ -93,6 +94,7 @@ func New(b api.Backend, logger *slog.Logger, reg prometheus.Registerer) *Server 
 	maxBulk := max(l.MaxBatch, l.MaxValue) + l.MaxKey + bulkOverhead
 	s := &Server{b: b, log: logger, m: newMetrics(reg), maxBulk: maxBulk, readIndexWait: readIndexMax}
 	s.ready, _ = b.(api.Readiness)
+	s.async, _ = b.(api.AsyncWriter)
 	s.maxPending.Store(int64(2*maxBulk + keepBuffer))
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.mu.lns = make(map[net.Listener]struct{})
@@ -316,6 +318,9 @@ type conn struct {
 	// busy is set while a goroutine runs this connection's commands; only
 	// the loop reads and changes it.
 	busy bool
+	// pending holds the SETs a command goroutine submitted and has not
+	// answered yet (see queueSet).
+	pending []pendingWrite
 
 	mu struct {
 		sync.Mutex
@@ -476,6 +481,7 @@ func (c *conn) run(buf []byte) {
 			args, n, err := parse(c.args[:0], buf, c.s.maxBulk)
 			c.args = args
 			if err != nil {
+				c.awaitWrites()
 				c.protocolError(err)
 				c.flushThen(func(gc gnet.Conn) { _ = gc.Close() })
 				return
@@ -485,7 +491,14 @@ func (c *conn) run(buf []byte) {
 			}
 			if len(args) > 0 {
 				var nb [16]byte
-				c.dispatch(cmdName(&nb, args[0]), args)
+				name := cmdName(&nb, args[0])
+				if name == "SET" && c.s.async != nil {
+					c.queueSet(args)
+				} else {
+					// Every other command sees the writes before it.
+					c.awaitWrites()
+					c.dispatch(name, args)
+				}
 			}
 			buf = buf[n:]
 			if len(c.w.buf) >= replyChunk && !c.flushAndWait() {
@@ -501,6 +514,12 @@ func (c *conn) run(buf []byte) {
 		}
 		if more := c.takeBacklog(); len(more) > 0 {
 			buf = append(append([]byte(nil), buf...), more...)
+			continue
+		}
+		if len(c.pending) > 0 {
+			// The input so far is run: answer its SETs, then look for
+			// input that came meanwhile.
+			c.awaitWrites()
 			continue
 		}
 		// Hand back on the loop, after the last replies are written:

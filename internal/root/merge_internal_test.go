@@ -89,12 +89,11 @@ func TestCommit_MergedConditions(t *testing.T) {
 				}
 				first = 2
 			}
-			reqs := make([]*request, len(tc.batches))
-			for i, b := range tc.batches {
-				reqs[i] = &request{batch: b, resp: make(chan result, 1)}
+			m := r.openMerge()
+			for _, b := range tc.batches {
+				m.add(&request{batch: b, resp: make(chan result, 1)})
 			}
-			r.commit(reqs)
-			g := <-r.toSync
+			g := r.commit(m)
 			for i, res := range g.results {
 				want := tc.want[i]
 				if want != 0 {
@@ -107,6 +106,9 @@ func TestCommit_MergedConditions(t *testing.T) {
 				case want != 0 && (res.err != nil || res.index != want):
 					t.Errorf("batch %d: %d, %v; want index %d", i, res.index, res.err, want)
 				}
+			}
+			if g == nil {
+				t.Fatal("commit failed")
 			}
 			if err := s.SyncAndPublish(g.state); err != nil {
 				t.Fatal(err)

@@ -19,6 +19,7 @@ package root
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/argent-kv/argent"
@@ -51,8 +52,9 @@ type Root struct {
 	reqs  chan *request
 	done  chan struct{}
 	// toSync carries committed, not yet durable groups from the committer
-	// to the syncer, in index order.
+	// to the syncer, in index order; synced counts those it finished.
 	toSync chan *group
+	synced atomic.Int64
 }
 
 // The default merge limits.
@@ -108,26 +110,49 @@ func New(store *kv.Store, cfg Config) *Root {
 // *argent.ConditionError and commits nothing. If ctx ends before the batch
 // is committed, Write returns ctx's error; the batch may still commit.
 func (r *Root) Write(ctx context.Context, b argent.Batch) (argent.Index, error) {
+	p, err := r.Submit(ctx, b)
+	if err != nil {
+		return 0, err
+	}
+	return p.Wait(ctx)
+}
+
+// Pending is a batch queued by Submit.
+type Pending struct {
+	r   *Root
+	req *request
+}
+
+// Submit queues b for the next merge and returns without waiting for its
+// commit, so that one caller can have many batches in flight (a pipelined
+// client's writes). The batches one caller submits commit in the order it
+// submitted them. It waits only while the queue is full.
+func (r *Root) Submit(ctx context.Context, b argent.Batch) (*Pending, error) {
 	req := &request{batch: b, size: batchSize(&b), resp: make(chan result, 1)}
 	select {
 	case <-r.done:
-		return 0, ErrStopped
+		return nil, ErrStopped
 	default:
 	}
 	select {
 	case r.reqs <- req:
+		return &Pending{r: r, req: req}, nil
 	case <-r.done:
-		return 0, ErrStopped
+		return nil, ErrStopped
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return nil, ctx.Err()
 	}
+}
+
+// Wait returns the batch's index once it is durable, as Write does.
+func (p *Pending) Wait(ctx context.Context) (argent.Index, error) {
 	select {
-	case res := <-req.resp:
+	case res := <-p.req.resp:
 		return res.index, res.err
-	case <-r.done:
+	case <-p.r.done:
 		// Run stopped; it answers every request it took before stopping.
 		select {
-		case res := <-req.resp:
+		case res := <-p.req.resp:
 			return res.index, res.err
 		default:
 			return 0, ErrStopped
@@ -145,70 +170,102 @@ func batchSize(b *argent.Batch) int {
 	return n
 }
 
-// Run commits groups of batches until ctx ends. Batches still queued then
+// Run commits merged batches until ctx ends. Batches still queued then
 // get ErrStopped.
+//
+// The committer keeps one merge open while the syncer fsyncs the previous
+// one: every batch that arrives meanwhile joins it (its conditions checked,
+// its ops applied to the open entry), and the merge commits as soon as the
+// syncer is free, so that each fsync carries everything that arrived during
+// the one before. A merge that reaches the merge limits commits at once.
 func (r *Root) Run(ctx context.Context) error {
 	defer close(r.done)
+	idle := make(chan struct{}, 1)
 	synced := make(chan struct{})
 	go func() {
 		defer close(synced)
-		r.syncLoop()
+		r.syncLoop(idle)
 	}()
 	defer func() {
 		close(r.toSync)
 		<-synced
 	}()
-	var pending *request
+	var (
+		m    *merge
+		next *request // arrived while m was full: opens the next merge
+		sent int64    // groups handed to the syncer
+		hold *time.Timer
+	)
+	busy := func() bool { return sent > r.synced.Load() }
 	for {
-		group := make([]*request, 0, 64)
-		if pending != nil {
-			group = append(group, pending)
-			pending = nil
-		} else {
+		if m == nil {
+			req := next
+			next = nil
+			if req == nil {
+				select {
+				case req = <-r.reqs:
+				case <-idle:
+					continue
+				case <-ctx.Done():
+					r.drain()
+					return nil
+				}
+			}
+			m = r.openMerge()
+			m.add(req)
+			if r.cfg.MaxDelay > 0 {
+				hold = time.NewTimer(r.cfg.MaxDelay)
+			}
+		}
+		// Take what is queued, as far as the merge limits allow.
+	take:
+		for next == nil {
 			select {
 			case req := <-r.reqs:
-				group = append(group, req)
-			case <-ctx.Done():
-				r.drain()
-				return nil
+				if !r.fits(m, req) {
+					next = req
+					break take
+				}
+				m.add(req)
+			default:
+				break take
 			}
 		}
-		size := group[0].size
-		var (
-			deadline <-chan time.Time
-			timer    *time.Timer
-		)
-		if r.cfg.MaxDelay > 0 {
-			timer = time.NewTimer(r.cfg.MaxDelay)
-			deadline = timer.C
+		if next != nil || (!busy() && hold == nil) {
+			if hold != nil {
+				hold.Stop()
+				hold = nil
+			}
+			if g := r.commit(m); g != nil {
+				r.toSync <- g
+				sent++
+			}
+			m = nil
+			continue
 		}
-	collect:
-		for len(group) < r.cfg.MaxGroupBatches {
-			var req *request
-			if deadline == nil {
-				select {
-				case req = <-r.reqs:
-				default:
-					break collect
-				}
+		var held <-chan time.Time
+		if hold != nil {
+			held = hold.C
+		}
+		select {
+		case req := <-r.reqs:
+			if r.fits(m, req) {
+				m.add(req)
 			} else {
-				select {
-				case req = <-r.reqs:
-				case <-deadline:
-					break collect
-				}
+				next = req
 			}
-			if size+req.size > r.cfg.MaxGroupBytes {
-				pending = req
-				break
+		case <-idle:
+		case <-held:
+			hold = nil
+		case <-ctx.Done():
+			m.w.Discard()
+			r.fail(m.reqs, ErrStopped)
+			if next != nil {
+				r.fail([]*request{next}, ErrStopped)
 			}
-			size += req.size
-			group = append(group, req)
+			r.drain()
+			return nil
 		}
-		if timer != nil {
-			timer.Stop()
-		}
-		r.commit(group)
 	}
 }
 
@@ -224,52 +281,84 @@ func (r *Root) drain() {
 	}
 }
 
-// commit merges a group of client batches into one entry and commits it
-// without waiting for fsync: each batch's conditions are checked against
-// the state including the batches before it in the group and in earlier
-// groups, and a batch whose conditions fail is left out. The syncer makes
-// the entry durable and answers the writers, the refused ones too: their
-// answer rests on state that must be durable first.
-func (r *Root) commit(reqs []*request) {
-	start := time.Now()
-	w := r.store.NewWriter()
-	defer w.Discard()
-	results := make([]result, len(reqs))
-	applied := make([]bool, len(reqs))
-	w.Begin(r.cfg.Now())
-	for i, req := range reqs {
-		if err := checkConditions(w, req.batch.Conditions); err != nil {
-			results[i].err = err
-			continue
+// merge is the open merged batch: the client batches taken so far, applied
+// to one open entry of a Writer.
+type merge struct {
+	w       *kv.Writer
+	reqs    []*request
+	results []result // refusals (failed conditions); indexes are set at commit
+	applied []bool
+	size    int
+	start   time.Time
+	err     error // an Apply failed: the Writer may hold part of a batch
+}
+
+func (r *Root) openMerge() *merge {
+	m := &merge{w: r.store.NewWriter(), start: time.Now()}
+	m.w.Begin(r.cfg.Now())
+	return m
+}
+
+// fits reports whether req may join m within the merge limits.
+func (r *Root) fits(m *merge, req *request) bool {
+	return len(m.reqs) < r.cfg.MaxGroupBatches && m.size+req.size <= r.cfg.MaxGroupBytes
+}
+
+// add checks req's conditions against the state the batches before it
+// left and, if they hold, applies its ops to the open entry; else req is
+// left out alone. The first batch of a merge is always added, so a batch
+// larger than the merge limits commits alone.
+func (m *merge) add(req *request) {
+	m.reqs = append(m.reqs, req)
+	m.size += req.size
+	var res result
+	ok := false
+	if m.err == nil {
+		if err := checkConditions(m.w, req.batch.Conditions); err != nil {
+			res.err = err
+		} else if err := m.w.Apply(req.batch.Ops); err != nil {
+			m.err = fmt.Errorf("root: apply batch: %w", err)
+		} else {
+			ok = true
 		}
-		if err := w.Apply(req.batch.Ops); err != nil {
-			// The Writer may hold part of this batch: fail the whole group.
-			r.fail(reqs, fmt.Errorf("root: apply batch: %w", err))
-			return
-		}
-		applied[i] = true
 	}
-	e, err := w.End()
+	m.results = append(m.results, res)
+	m.applied = append(m.applied, ok)
+}
+
+// commit closes m's entry and commits it without waiting for fsync, and
+// returns the group for the syncer, which makes it durable and answers the
+// writers, the refused ones too: their answer rests on state that must be
+// durable first. A merge whose batches all failed their conditions takes no
+// index. On an error every writer of m gets it and commit returns nil.
+func (r *Root) commit(m *merge) *group {
+	defer m.w.Discard()
+	if m.err != nil {
+		r.fail(m.reqs, m.err)
+		return nil
+	}
+	e, err := m.w.End()
 	if err != nil {
-		r.fail(reqs, fmt.Errorf("root: apply merged batch: %w", err))
-		return
+		r.fail(m.reqs, fmt.Errorf("root: close merged batch: %w", err))
+		return nil
 	}
-	for i := range results {
-		if applied[i] {
-			results[i].index = e.Index
+	for i := range m.results {
+		if m.applied[i] {
+			m.results[i].index = e.Index
 		}
 	}
-	st, err := w.CommitNoSync()
+	st, err := m.w.CommitNoSync()
 	if err != nil {
-		r.fail(reqs, fmt.Errorf("root: commit: %w", err))
-		return
+		r.fail(m.reqs, fmt.Errorf("root: commit: %w", err))
+		return nil
 	}
-	r.toSync <- &group{reqs: reqs, results: results, state: st, start: start}
+	return &group{reqs: m.reqs, results: m.results, state: st, start: m.start}
 }
 
 // syncLoop makes committed groups durable, several per fsync, publishes the
-// newest state and answers the writers. It runs until toSync is closed.
-func (r *Root) syncLoop() {
+// newest state and answers the writers. After each round it counts the
+// groups done in synced and signals idle. It runs until toSync is closed.
+func (r *Root) syncLoop(idle chan<- struct{}) {
 	for g := range r.toSync {
 		groups := []*group{g}
 	more:
@@ -305,6 +394,11 @@ func (r *Root) syncLoop() {
 			for i, req := range g.reqs {
 				req.resp <- g.results[i]
 			}
+		}
+		r.synced.Add(int64(len(groups)))
+		select {
+		case idle <- struct{}{}:
+		default:
 		}
 	}
 }

@@ -120,8 +120,8 @@ func (t *txnRequest) batch() (argent.Batch, error) {
 // serveTxn answers POST /v1/txn: one atomic batch with conditions.
 func (s *Server) serveTxn(w http.ResponseWriter, r *http.Request) int {
 	limits := s.b.Limits().WithDefaults()
-	var req txnRequest
-	if err := DecodeJSON(http.MaxBytesReader(w, r.Body, jsonBodyLimit(limits)), &req); err != nil {
+	req, err := readTxnRequest(w, r, jsonBodyLimit(limits))
+	if err != nil {
 		return s.writeError(w, r, err)
 	}
 	b, err := req.batch()
@@ -129,6 +129,23 @@ func (s *Server) serveTxn(w http.ResponseWriter, r *http.Request) int {
 		return s.writeError(w, r, err)
 	}
 	return s.write(w, r, limits, b)
+}
+
+// readTxnRequest reads the body of a txn, parsing the plain form itself and
+// anything else with DecodeJSON.
+func readTxnRequest(w http.ResponseWriter, r *http.Request, limit int64) (txnRequest, error) {
+	var req txnRequest
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		if isMaxBytes(err) {
+			return req, DecodeJSON(errReader{err}, &req)
+		}
+		return req, invalidf("read body: %v", err)
+	}
+	if req, ok := parseTxnJSON(body); ok {
+		return req, nil
+	}
+	return req, DecodeJSON(bytes.NewReader(body), &req)
 }
 
 // write checks b against the limits, commits it and answers {"index":N}.

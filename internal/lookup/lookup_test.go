@@ -99,7 +99,7 @@ func compactedFixture(t *testing.T) (*fixture, argent.Index) {
 		if err != nil {
 			t.Fatalf("trim: %v", err)
 		}
-		if r.Versions == 0 && r.LogEntries == 0 {
+		if !r.Progress() {
 			break
 		}
 	}

@@ -30,6 +30,7 @@ func proxyTree(t *testing.T, cacheSize string) (root, a, b, px *cluster.Node) {
 		"--window-bytes", "8KiB", "--miss-wait", "5s", "--stall-timeout", "5s")
 	px.Start()
 	px.WaitReady(cluster.DefaultReadyTimeout)
+	px.WaitFirstState(cluster.DefaultReadyTimeout)
 	return root, a, b, px
 }
 

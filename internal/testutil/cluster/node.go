@@ -295,6 +295,26 @@ func (n *Node) WaitReady(timeout time.Duration) Status {
 	}
 }
 
+// WaitFirstState waits until the node has reached its first state: a read
+// answers something other than 503 not_ready (a fresh replica or proxy
+// answers that until it has synced with an upstream). It fails the test
+// after timeout.
+func (n *Node) WaitFirstState(timeout time.Duration) {
+	n.t.Helper()
+	WaitFor(n.t, timeout, func() error {
+		resp, err := n.client.Get(n.URL() + "/v1/kv/argent-test-first-state")
+		if err != nil {
+			return fmt.Errorf("%s: %w", n.Name, err)
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			return fmt.Errorf("%s: not at its first state yet: %s", n.Name, body)
+		}
+		return nil
+	})
+}
+
 // Status is the answer of GET /v1/status (DESIGN.md 4.2).
 type Status struct {
 	Role         string  `json:"role"`

@@ -47,11 +47,12 @@ const (
 	wlMGet      = "mget"      // multi-key reads
 	wlYCSB      = "ycsb"      // mixes B and D
 	wlWrites    = "writes"    // durable writes at the root
+	wlDurable   = "durable"   // redis-benchmark SET against a root alone and Redis with appendfsync always
 	wlBig       = "big"       // point reads on the large data set
 	wlPropagate = "propagate" // write-to-replica propagation
 )
 
-var allWorkloads = []string{wlReads, wlRESP, wlMGet, wlYCSB, wlWrites, wlBig, wlPropagate}
+var allWorkloads = []string{wlReads, wlRESP, wlMGet, wlYCSB, wlWrites, wlDurable, wlBig, wlPropagate}
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config

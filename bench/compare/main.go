@@ -11,7 +11,9 @@
 // with go build ./cmd/argent), one etcd member (etcd, from Debian's
 // etcd-server) and a Redis primary with a replica (redis-server, with RDB
 // and AOF off), plus, for the write runs, a Redis with appendfsync always
-// and a second argent root with no replica. The propagation runs use a
+// and a second argent root with no replica. The durable SETs run on an
+// argent root of their own with no children and --resp-listen, and a
+// Redis of their own with appendfsync always. The propagation runs use a
 // root with one replica (one hop) and a chain root -> r1 -> r2 -> r3
 // (three hops). Each data set
 // gets fresh servers; every server is stopped by PID when its phase ends,
@@ -23,6 +25,10 @@
 // against Redis and argent's RESP port, multi-key reads, YCSB-style mixes B
 // and D, durable writes with 1 and -conns writers, and write-to-replica
 // propagation at each of -prop-rates; point reads also on -big-keys keys.
+// The durable workload runs redis-benchmark -t set -d 256 -r 100000 with
+// -conns clients against a root alone and Redis with appendfsync always;
+// its aims table ("Durable writes: aims") also draws on the writes, the
+// loads of the data sets and the propagation runs, when they ran.
 // The results go to stdout as markdown ratio tables, to the section of
 // -docs between the compare markers, and as JSON to -results.
 package main
@@ -68,7 +74,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	var md strings.Builder
-	writeMarkdown(&md, res, res.Tables, res.Targets)
+	writeMarkdown(&md, res)
 	fmt.Fprint(stdout, md.String())
 	if cfg.results != "" {
 		path, err := res.writeJSON(cfg.results)
@@ -102,7 +108,7 @@ func updateDocs(path, section string) error {
 
 // compare runs every configured workload and returns the results.
 func compare(ctx context.Context, cfg config, log io.Writer) (*results, error) {
-	if err := findBins(&cfg.bins, cfg.workloads[wlRESP]); err != nil {
+	if err := findBins(&cfg.bins, cfg.workloads[wlRESP] || cfg.workloads[wlDurable]); err != nil {
 		return nil, err
 	}
 	tmp, err := os.MkdirTemp(cfg.tmpdir, "argent-compare.")
@@ -152,6 +158,11 @@ func compare(ctx context.Context, cfg config, log io.Writer) (*results, error) {
 			return nil, fmt.Errorf("data set %s: %w", ds.name, err)
 		}
 	}
+	if w[wlDurable] {
+		if err := runDurable(ctx, cfg, res, tmp, log); err != nil {
+			return nil, fmt.Errorf("durable SETs: %w", err)
+		}
+	}
 	if w[wlBig] {
 		ds := newDataset(cfg.bigKeys, cfg.values[0], cfg.theta, cfg.seed)
 		res.Datasets = append(res.Datasets, datasetInfo{Slug: ds.slug, Name: ds.name, Keys: ds.keys, Value: ds.value})
@@ -170,6 +181,7 @@ func compare(ctx context.Context, cfg config, log io.Writer) (*results, error) {
 	res.Problems = res.problems()
 	res.Tables = buildTables(res)
 	res.Targets = buildTargets(res)
+	res.DurableTargets = buildDurableTargets(res)
 	return res, nil
 }
 

@@ -16,9 +16,13 @@ import (
 
 // rbResult is one redis-benchmark run, parsed from its --csv output.
 type rbResult struct {
-	ID       string   `json:"id"`
-	Target   string   `json:"target"` // "redis" (the Redis replica) or "argent" (the argent replica's RESP port)
-	Test     string   `json:"test"`   // "GET", or the custom command as redis-benchmark names it
+	ID string `json:"id"`
+	// Target is "redis" (the Redis replica) or "argent" (the argent
+	// replica's RESP port); for the durable SETs, "redis-aof" (Redis with
+	// appendfsync always) or "argent-root" (a root alone's RESP port).
+	Target string `json:"target"`
+	// Test is "GET", "SET", or the custom command as redis-benchmark names it.
+	Test     string   `json:"test"`
 	Pipeline int      `json:"pipeline"`
 	Clients  int      `json:"clients"`
 	Requests int      `json:"requests"`
@@ -79,11 +83,13 @@ func parseRedisBenchmarkCSV(out []byte, r *rbResult) error {
 	return nil
 }
 
-// rbCommand is what one redis-benchmark run sends: "-t get", or a custom
-// command of keys read MGET key:__rand_int__ ... with keys arguments.
+// rbCommand is what one redis-benchmark run sends: "-t get", "-t set"
+// with values of value bytes (-d), or a custom command of keys read
+// MGET key:__rand_int__ ... with keys arguments.
 type rbCommand struct {
-	name string // "get" or "mget"
-	keys int    // keys per command
+	name  string // "get", "set" or "mget"
+	keys  int    // keys per command
+	value int    // bytes per SET value (-d); set only
 }
 
 // args returns redis-benchmark's arguments for cmd against port with the
@@ -91,8 +97,11 @@ type rbCommand struct {
 func (cmd rbCommand) args(port string, clients, pipeline, requests, keyspace int) []string {
 	a := []string{"-h", "127.0.0.1", "-p", port, "-c", strconv.Itoa(clients), "-n", strconv.Itoa(requests),
 		"-r", strconv.Itoa(keyspace), "-P", strconv.Itoa(pipeline), "--csv"}
-	if cmd.name == "get" {
+	switch cmd.name {
+	case "get":
 		return append(a, "-t", "get")
+	case "set":
+		return append(a, "-d", strconv.Itoa(cmd.value), "-t", "set")
 	}
 	a = append(a, "MGET")
 	for range cmd.keys {
@@ -141,17 +150,28 @@ func tail(s string, n int) string {
 	return s
 }
 
+// probe is the request count of the run that measures cmd's rate before
+// the measured one: about a fraction of a second at the rates seen so far
+// (durable SETs wait for an fsync, so they get fewer than GETs).
+func (cmd rbCommand) probe(pipeline int) int {
+	n := 20_000
+	switch {
+	case cmd.keys > 1:
+		n = 2_000
+	case cmd.name == "set":
+		n = 5_000
+	}
+	if pipeline > 1 {
+		n *= 5
+	}
+	return n
+}
+
 // calibrated runs cmd once with probe requests to measure its rate, then
 // again with as many requests as take about d at that rate (the run the
 // result is of). redis-benchmark has no duration flag, only a count.
 func calibrated(ctx context.Context, bin string, cmd rbCommand, port string, clients, pipeline, keyspace int, d time.Duration, pids []int) (*rbResult, error) {
-	probe := 20_000
-	if cmd.keys > 1 {
-		probe = 2_000
-	}
-	if pipeline > 1 {
-		probe *= 5
-	}
+	probe := cmd.probe(pipeline)
 	first, err := redisBenchmark(ctx, bin, cmd.args(port, clients, pipeline, probe, keyspace), pids, 2*time.Minute)
 	if err != nil {
 		return nil, err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"slices"
-	"strings"
 	"testing"
 )
 
@@ -21,6 +20,9 @@ func TestParseRedisBenchmarkCSV(t *testing.T) {
 		{"Custom", `"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
 "MGET key:__rand_int__ key:__rand_int__","26666.67","1.279","0.128","0.511","5.303","7.271","7.671"
 `, "MGET key:__rand_int__ key:__rand_int__", 26666.67, 7.271, false},
+		{"Set", `"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+"SET","31847.13","1.522","0.304","1.463","2.103","2.551","6.335"
+`, "SET", 31847.13, 2.551, false},
 		{"HeaderOnly", `"test","rps"` + "\n", "", 0, 0, true},
 		{"MissingColumn", "\"test\",\"rps\"\n\"GET\",\"1\"\n", "", 0, 0, true},
 		{"NotANumber", `"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
@@ -42,14 +44,45 @@ func TestParseRedisBenchmarkCSV(t *testing.T) {
 }
 
 func TestRBCommand_Args(t *testing.T) {
-	get := rbCommand{name: "get", keys: 1}.args("6379", 50, 16, 1000, 100_000)
-	want := []string{"-h", "127.0.0.1", "-p", "6379", "-c", "50", "-n", "1000", "-r", "100000", "-P", "16", "--csv", "-t", "get"}
-	if !slices.Equal(get, want) {
-		t.Errorf("get args %q, want %q", get, want)
+	base := []string{"-h", "127.0.0.1", "-p", "6379", "-c", "50", "-n", "1000", "-r", "100000", "-P", "16", "--csv"}
+	tests := []struct {
+		name string
+		cmd  rbCommand
+		tail []string // after base
+	}{
+		{"Get", rbCommand{name: "get", keys: 1}, []string{"-t", "get"}},
+		{"Set", rbCommand{name: "set", keys: 1, value: 256}, []string{"-d", "256", "-t", "set"}},
+		{"MGet", rbCommand{name: "mget", keys: 3}, []string{"MGET", "key:__rand_int__", "key:__rand_int__", "key:__rand_int__"}},
 	}
-	mget := rbCommand{name: "mget", keys: 3}.args("7000", 50, 1, 10, 5)
-	if got := strings.Join(mget[len(mget)-4:], " "); got != "MGET key:__rand_int__ key:__rand_int__ key:__rand_int__" {
-		t.Errorf("mget command %q", got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.cmd.args("6379", 50, 16, 1000, 100_000)
+			if want := append(slices.Clone(base), tt.tail...); !slices.Equal(got, want) {
+				t.Errorf("args %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func TestRBCommand_Probe(t *testing.T) {
+	tests := []struct {
+		name     string
+		cmd      rbCommand
+		pipeline int
+		want     int
+	}{
+		{"Get", rbCommand{name: "get", keys: 1}, 1, 20_000},
+		{"GetPipelined", rbCommand{name: "get", keys: 1}, 16, 100_000},
+		{"MGet", rbCommand{name: "mget", keys: 100}, 1, 2_000},
+		{"Set", rbCommand{name: "set", keys: 1, value: 256}, 1, 5_000},
+		{"SetPipelined", rbCommand{name: "set", keys: 1, value: 256}, 16, 25_000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.cmd.probe(tt.pipeline); got != tt.want {
+				t.Errorf("probe(%d) = %d, want %d", tt.pipeline, got, tt.want)
+			}
+		})
 	}
 }
 

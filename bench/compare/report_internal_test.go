@@ -77,7 +77,7 @@ func fakeResults() *results {
 	res := &results{
 		Started:   time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC),
 		Command:   "cd bench && go run ./compare",
-		Settings:  settings{Duration: "5s", PropDuration: "15s", Conns: 50, ZipfTheta: 0.99, OpenShare: 0.5, MGetKeys: 100, Writers: []int{1, 50}, PropRates: []float64{100}},
+		Settings:  settings{Duration: "5s", PropDuration: "15s", Conns: 50, Keys: 100_000, Values: []int{256}, ZipfTheta: 0.99, OpenShare: 0.5, MGetKeys: 100, Writers: []int{1, 50}, PropRates: []float64{100}},
 		Datasets:  []datasetInfo{{Slug: "100k-256B", Name: "100k × 256 B", Keys: 100_000, Value: 256}},
 		OpenRates: map[string]float64{"100k-256B/uniform": 5000},
 	}
@@ -100,6 +100,16 @@ func fakeResults() *results {
 	res.RedisBenchmark = []*rbResult{
 		{ID: rbID("get", 1, "argent"), RPS: 45_000, P50: 0.6, P99: 1.2},
 		{ID: rbID("get", 1, "redis"), RPS: 50_000, P50: 0.5, P99: 1.0},
+		{ID: rbID("set", 1, rbArgentRoot), RPS: 30_000, P50: 1.5, P99: 3, Requests: 30_000, Wall: 1, ServerCores: 0.9},
+		{ID: rbID("set", 1, rbRedisAOF), RPS: 40_000, P50: 1.2, P99: 2, Requests: 40_000, Wall: 1, ServerCores: 0.8},
+		{ID: rbID("set", 16, rbArgentRoot), RPS: 200_000, P50: 3, P99: 6, Requests: 200_000, Wall: 1, ServerCores: 1},
+		{ID: rbID("set", 16, rbRedisAOF), RPS: 150_000, P50: 4, P99: 8, Requests: 150_000, Wall: 1, ServerCores: 0.9},
+	}
+	res.Loads = []loadResult{
+		{Dataset: "100k-256B", System: "argent", What: "100k × 256 B", Keys: 100_000, Seconds: 1},
+		{Dataset: "100k-256B", System: "argent-solo", What: "100k × 256 B", Keys: 100_000, Seconds: 0.5},
+		{Dataset: "100k-256B", System: "etcd", What: "100k × 256 B", Keys: 100_000, Seconds: 2},
+		{Dataset: "100k-256B", System: "argent-solo", What: "redis-benchmark keys", Keys: 100_000, Seconds: 10},
 	}
 	res.Propagation = []*propResult{
 		{ID: "propagate/100/argent-r1", Delay: lat(2), Seen: 10, Written: 10},
@@ -108,6 +118,7 @@ func fakeResults() *results {
 	}
 	res.Tables = buildTables(res)
 	res.Targets = buildTargets(res)
+	res.DurableTargets = buildDurableTargets(res)
 	return res
 }
 
@@ -163,9 +174,11 @@ func TestBuildTargets(t *testing.T) {
 func TestWriteMarkdown(t *testing.T) {
 	res := fakeResults()
 	var b strings.Builder
-	writeMarkdown(&b, res, res.Tables, res.Targets)
+	writeMarkdown(&b, res)
 	md := b.String()
-	for _, want := range []string{markBegin, markEnd, "| workload | metric | argent | etcd serializable |", "| 100k × 256 B, uniform | reads/s, closed loop | 40,000 |", "argent RESP ÷ Redis", "0.10 / 0.10 (of 0)"} {
+	for _, want := range []string{markBegin, markEnd, "| workload | metric | argent | etcd serializable |", "| 100k × 256 B, uniform | reads/s, closed loop | 40,000 |", "argent RESP ÷ Redis", "0.10 / 0.10 (of 0)",
+		"#### Durable writes: aims", "| RESP SET at a root alone ≥ 1× Redis appendfsync always, redis-benchmark -P 16 | 1.33× (200,000 vs 150,000 requests/s) | yes |",
+		"argent root RESP ÷ Redis (appendfsync always)"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
@@ -180,7 +193,7 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.duration != time.Second || c.keys != 1000 || c.bigKeys != 50_000 || len(c.writers) != 2 || c.writers[1] != 50 || !c.workloads[wlPropagate] {
+	if c.duration != time.Second || c.keys != 1000 || c.bigKeys != 50_000 || len(c.writers) != 2 || c.writers[1] != 50 || !c.workloads[wlPropagate] || !c.workloads[wlDurable] {
 		t.Errorf("quick config %+v", c)
 	}
 	if c.command != "cd bench && go run ./compare -quick -keys 1000 -docs ''" {

@@ -30,9 +30,12 @@ type results struct {
 	Propagation    []*propResult      `json:"propagation"`
 	// Problems lists runs with errors or unmet open-loop rates.
 	Problems []string `json:"problems,omitempty"`
-	// Targets and Tables are what the markdown section shows.
-	Targets []target `json:"targets"`
-	Tables  []table  `json:"tables"`
+	// Targets, DurableTargets and Tables are what the markdown section
+	// shows: the aims of issue 5, the aims of the durable write path (nil
+	// when nothing they need ran), and the ratio tables.
+	Targets        []target `json:"targets"`
+	DurableTargets []target `json:"durable_targets,omitempty"`
+	Tables         []table  `json:"tables"`
 }
 
 // settings is the part of the configuration a reader of the results needs.
@@ -157,6 +160,17 @@ func (res *results) findRB(id string) *rbResult {
 		}
 	}
 	return nil
+}
+
+// loadRate is the keys per second at which ds was loaded into system, 0
+// if it was not.
+func (res *results) loadRate(ds datasetInfo, system string) float64 {
+	for _, l := range res.Loads {
+		if l.Dataset == ds.Slug && l.System == system && l.What == ds.Name && l.Seconds > 0 {
+			return float64(l.Keys) / l.Seconds
+		}
+	}
+	return 0
 }
 
 // findProp returns the propagation result with id, or nil.

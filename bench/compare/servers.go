@@ -14,6 +14,7 @@ import (
 type envSpec struct {
 	depth    int  // argent replicas in a chain below the root
 	resp     bool // the first replica also serves the Redis protocol
+	rootRESP bool // the root also serves the Redis protocol
 	etcd     bool
 	redis    bool // a Redis primary and a replica of it
 	redisAOF bool // a standalone Redis with appendfsync always
@@ -30,6 +31,7 @@ type env struct {
 	replicas []*benchnode.Proc // replicas[0] is one hop below the root
 	solo     *benchnode.Proc   // a root without children (envSpec.soloRoot)
 	respAddr string            // replicas[0]'s Redis-protocol address
+	rootRESP string            // the root's Redis-protocol address (envSpec.rootRESP)
 	etcd     *benchnode.Proc
 	etcdSpec benchnode.Spec  // to start it again on the same data and ports
 	redisP   *benchnode.Proc // Redis primary
@@ -60,7 +62,14 @@ func startEnv(ctx context.Context, b bins, dir string, spec envSpec) (e *env, er
 			e.c.Close(false)
 		}
 	}()
-	if e.root, err = e.c.Start(ctx, "argent-root", "root", argentNodeArgs...); err != nil {
+	rootArgs := argentNodeArgs
+	if spec.rootRESP {
+		if e.rootRESP, err = benchnode.FreeAddr(); err != nil {
+			return nil, err
+		}
+		rootArgs = append([]string{"--resp-listen", e.rootRESP}, argentNodeArgs...)
+	}
+	if e.root, err = e.c.Start(ctx, "argent-root", "root", rootArgs...); err != nil {
 		return nil, err
 	}
 	up := e.root

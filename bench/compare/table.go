@@ -119,7 +119,7 @@ func buildTables(res *results) []table {
 		prefix string // of the IDs of the runs the table shows
 	}{
 		{readsTable(res), "reads/"}, {respTable(res), ""}, {mgetTable(res), "mget/"},
-		{ycsbTable(res), "ycsb-"}, {writesTable(res), "writes/"}, {propTable(res), ""},
+		{ycsbTable(res), "ycsb-"}, {writesTable(res), "writes/"}, {durableSetTable(res), ""}, {propTable(res), ""},
 	} {
 		if len(t.t.Rows) == 0 {
 			continue
@@ -175,36 +175,76 @@ func respTable(res *results) table {
 			if cmd == "mget" {
 				w = fmt.Sprintf("MGET of %d keys, -P %d", res.Settings.MGetKeys, pl)
 			}
-			get := func(x *rbResult, f func(*rbResult) float64) float64 {
-				if x == nil {
-					return 0
-				}
-				return f(x)
-			}
-			rps := func(x *rbResult) float64 { return x.RPS }
-			t.Rows = append(t.Rows, row{Workload: w, Metric: "requests/s",
-				Values: []string{fmtCount(get(a, rps)), fmtCount(get(r, rps))},
-				Ratios: []string{fmtRatio(get(a, rps), get(r, rps))}})
-			if cmd == "mget" {
-				kps := func(x *rbResult) float64 { return x.KeysPerSec }
-				t.Rows = append(t.Rows, row{Workload: w, Metric: "keys/s",
-					Values: []string{fmtCount(get(a, kps)), fmtCount(get(r, kps))},
-					Ratios: []string{fmtRatio(get(a, kps), get(r, kps))}})
-			}
-			pair := func(x *rbResult) string {
-				if x == nil {
-					return "–"
-				}
-				return fmtMs(x.P50) + " / " + fmtMs(x.P99)
-			}
-			p50 := func(x *rbResult) float64 { return x.P50 }
-			p99 := func(x *rbResult) float64 { return x.P99 }
-			t.Rows = append(t.Rows, row{Workload: w, Metric: "p50 / p99 ms",
-				Values: []string{pair(a), pair(r)},
-				Ratios: []string{fmtRatio(get(a, p50), get(r, p50)) + " / " + fmtRatio(get(a, p99), get(r, p99))}})
+			t.Rows = append(t.Rows, rbRows(w, a, r, cmd == "mget")...)
 		}
 	}
 	return t
+}
+
+// durableSetTable is the redis-benchmark SETs of the durable workload.
+func durableSetTable(res *results) table {
+	t := table{
+		Title:   "Durable SET: redis-benchmark against an argent root alone and Redis with appendfsync always",
+		Systems: []string{"argent root RESP", "Redis (appendfsync always)"},
+		Note: fmt.Sprintf("The same redis-benchmark flags against the --resp-listen port of an argent root with no children and a standalone Redis with appendonly yes and appendfsync always: "+
+			"-c %d -d %d -r %d -t set, -P 1 or 16; the request count is calibrated to about -duration. Both answer a SET once it is fsynced; both start empty. "+
+			"redis-benchmark is one thread. Server CPU is that of the argent root or the Redis server.", res.Settings.Conns, durableSetValue, durableSetKeys),
+	}
+	for _, pl := range rbPipelines {
+		a, r := res.findRB(rbID(durableSetCmd.name, pl, rbArgentRoot)), res.findRB(rbID(durableSetCmd.name, pl, rbRedisAOF))
+		if a == nil && r == nil {
+			continue
+		}
+		w := fmt.Sprintf("SET of %s, -P %d", sizeName(durableSetValue), pl)
+		t.Rows = append(t.Rows, rbRows(w, a, r, false)...)
+		t.Rows = append(t.Rows, rbRow(w, "server CPU-µs per SET", a, r, rbCPUPerRequest, func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }))
+	}
+	return t
+}
+
+// rbRows are the rows of one redis-benchmark command run against argent
+// (a) and its peer (p), either of them nil when it did not run:
+// requests/s, keys/s when perKey, and p50 / p99.
+func rbRows(workload string, a, p *rbResult, perKey bool) []row {
+	out := []row{rbRow(workload, "requests/s", a, p, func(x *rbResult) float64 { return x.RPS }, fmtCount)}
+	if perKey {
+		out = append(out, rbRow(workload, "keys/s", a, p, func(x *rbResult) float64 { return x.KeysPerSec }, fmtCount))
+	}
+	pair := func(x *rbResult) string {
+		if x == nil {
+			return "–"
+		}
+		return fmtMs(x.P50) + " / " + fmtMs(x.P99)
+	}
+	p50 := func(x *rbResult) float64 { return x.P50 }
+	p99 := func(x *rbResult) float64 { return x.P99 }
+	return append(out, row{Workload: workload, Metric: "p50 / p99 ms",
+		Values: []string{pair(a), pair(p)},
+		Ratios: []string{fmtRatio(rbFig(a, p50), rbFig(p, p50)) + " / " + fmtRatio(rbFig(a, p99), rbFig(p, p99))}})
+}
+
+// rbRow is one figure f of a and p, written by format, and a over p.
+func rbRow(workload, metric string, a, p *rbResult, f func(*rbResult) float64, format func(float64) string) row {
+	return row{Workload: workload, Metric: metric,
+		Values: []string{format(rbFig(a, f)), format(rbFig(p, f))},
+		Ratios: []string{fmtRatio(rbFig(a, f), rbFig(p, f))}}
+}
+
+// rbFig is f of x, 0 when x is nil.
+func rbFig(x *rbResult, f func(*rbResult) float64) float64 {
+	if x == nil {
+		return 0
+	}
+	return f(x)
+}
+
+// rbCPUPerRequest is the server CPU-µs per request of a redis-benchmark
+// run, 0 when it was not measured.
+func rbCPUPerRequest(x *rbResult) float64 {
+	if x.Requests == 0 {
+		return 0
+	}
+	return x.ServerCores * x.Wall * 1e6 / float64(x.Requests)
 }
 
 func mgetTable(res *results) table {

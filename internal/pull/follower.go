@@ -116,9 +116,12 @@ func (e errTooOld) Error() string {
 	return fmt.Sprintf("pull: upstream log starts at %d: need a snapshot", e.first)
 }
 
-// errRefused is an upstream we must not follow: wrong dataset, ourselves,
-// another history.
-var errRefused = errors.New("pull: upstream refused")
+// ErrRefused marks an upstream that must not be followed: of another
+// dataset, this node itself, or of another history. A Follower moves on to
+// another upstream and counts the reconnect as "refused". A Target's
+// Bootstrap (or a SnapshotLoader) wraps it to refuse an upstream's
+// snapshot.
+var ErrRefused = errors.New("pull: upstream refused")
 
 // Run follows upstreams until ctx ends. It starts with the healthiest
 // upstream (see pick), moves to another at once when a stream fails or
@@ -196,7 +199,7 @@ func reason(err error) string {
 		return "eof"
 	case errors.Is(err, argent.ErrCorruption):
 		return "corruption"
-	case errors.Is(err, argent.ErrChainMismatch), errors.Is(err, argent.ErrDatasetMismatch), errors.Is(err, errRefused):
+	case errors.Is(err, argent.ErrChainMismatch), errors.Is(err, argent.ErrDatasetMismatch), errors.Is(err, ErrRefused):
 		return "refused"
 	case errors.Is(err, errStalled):
 		return "stall"
@@ -294,10 +297,10 @@ func (f *Follower) follow(ctx context.Context, up string) error {
 		return f.countCorrupt(err)
 	}
 	if hello.NodeID == f.cfg.NodeID {
-		return fmt.Errorf("%w: %s is this node", errRefused, up)
+		return fmt.Errorf("%w: %s is this node", ErrRefused, up)
 	}
 	if err := f.target.AdoptDataset(hello.Dataset); err != nil {
-		return fmt.Errorf("%w: %w", errRefused, err)
+		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	f.cfg.OnHeartbeat(wire.Heartbeat{RootIndex: hello.RootIndex, RootTime: hello.RootTime, Applied: hello.Applied, RootSent: hello.RootSent})
 	f.connected.Store(true)
@@ -347,7 +350,7 @@ func (f *Follower) follow(ctx context.Context, up string) error {
 				w.Discard()
 				w = nil
 				if errors.Is(err, argent.ErrChainMismatch) {
-					return fmt.Errorf("%w: %w", errRefused, err)
+					return fmt.Errorf("%w: %w", ErrRefused, err)
 				}
 				return f.countCorrupt(err)
 			}
@@ -390,96 +393,4 @@ func (f *Follower) countCorrupt(err error) error {
 		f.cfg.Metrics.Corruptions.Inc()
 	}
 	return err
-}
-
-// loadSnapshot loads a snapshot from up into s, replacing its contents.
-//
-// A load that was cut (lost link, crash) resumes after the last key it
-// stored, possibly from a newer state of this or another upstream; the
-// store then replays the log from the load's base before it serves (see
-// kv.RestoreProgress). A load that cannot resume starts over.
-func (f *Follower) loadSnapshot(ctx context.Context, s *kv.Store, up string) error {
-	prog, resume := s.RestoreProgress()
-	resume = resume && prog.Target == 0
-	err := f.transfer(ctx, s, up, prog, resume)
-	if errors.Is(err, errCannotResume) {
-		f.cfg.Logger.Info("snapshot load cannot resume: starting over", "upstream", up, "err", err)
-		err = f.transfer(ctx, s, up, prog, false)
-	}
-	return err
-}
-
-// errCannotResume: the upstream's snapshot is older than the cut load's base.
-var errCannotResume = errors.New("pull: snapshot cannot resume the cut load")
-
-// transfer runs one snapshot transfer: from the start, or after
-// prog.LastKey when resume is set.
-func (f *Follower) transfer(ctx context.Context, s *kv.Store, up string, prog kv.RestoreProgress, resume bool) error {
-	var after []byte
-	if resume {
-		after = prog.LastKey
-	}
-	f.cfg.Logger.Info("loading snapshot", "upstream", up, "applied", s.Applied(), "resume", resume, "after", len(prog.LastKey))
-	stm, err := f.open(ctx, func(ctx context.Context) (io.ReadCloser, error) {
-		return f.cfg.Transport.OpenSnapshot(ctx, up, after, f.child())
-	})
-	if err != nil {
-		return err
-	}
-	defer stm.stop()
-	rctx := stm.ctx
-	r, payload, err := f.firstFrame(rctx, stm.body, wire.FrameSnapBegin)
-	if err != nil {
-		return err
-	}
-	h, err := wire.DecodeSnapshotHeader(payload)
-	if err != nil {
-		return f.countCorrupt(err)
-	}
-	st := kv.State{Index: h.Index, Time: h.Time, Chain: h.Chain}
-	var res *kv.Restore
-	if resume {
-		if h.Index < prog.Base.Index {
-			return fmt.Errorf("%w: upstream at %d, load based at %d", errCannotResume, h.Index, prog.Base.Index)
-		}
-		res, err = s.ResumeRestore(h.Dataset, st)
-		f.cfg.Metrics.SnapshotResumes.Inc()
-	} else {
-		res, err = s.BeginRestore(h.Dataset, st)
-	}
-	if err != nil {
-		return fmt.Errorf("%w: %w", errRefused, err)
-	}
-	defer res.Abort()
-	for {
-		typ, payload, err := r.ReadFrame()
-		if err != nil {
-			return f.countCorrupt(readErr(rctx, fmt.Errorf("pull: read snapshot: %w", err)))
-		}
-		stm.alive()
-		f.cfg.Metrics.BytesReceived.Add(float64(len(payload) + wire.HeaderSize))
-		switch typ {
-		case wire.FrameSnapChunk:
-			n := res.Records()
-			if err := wire.DecodeSnapshotChunk(payload, func(rec wire.SnapshotRecord) error {
-				return res.Add(rec.Key, rec.ModIndex, rec.Value)
-			}); err != nil {
-				return f.countCorrupt(err)
-			}
-			f.cfg.Metrics.SnapshotRecords.Add(float64(res.Records() - n))
-		case wire.FrameSnapEnd:
-			t, err := wire.DecodeSnapshotTrailer(payload)
-			if err != nil {
-				return f.countCorrupt(err)
-			}
-			if err := res.Finish(t.Records); err != nil {
-				return f.countCorrupt(err)
-			}
-			f.cfg.Metrics.SnapshotsLoaded.Inc()
-			f.cfg.Logger.Info("snapshot loaded", "upstream", up, "index", h.Index, "records", t.Records)
-			return nil
-		default:
-			return f.countCorrupt(fmt.Errorf("%w: unexpected frame type %d in snapshot", argent.ErrCorruption, typ))
-		}
-	}
 }

@@ -70,10 +70,10 @@ func (f *Follower) probe(ctx context.Context, up string) (argent.Index, error) {
 		return 0, err
 	}
 	if st.NodeID == f.cfg.NodeID {
-		return 0, fmt.Errorf("%w: %s is this node", errRefused, up)
+		return 0, fmt.Errorf("%w: %s is this node", ErrRefused, up)
 	}
 	if ours := f.target.Dataset(); !ours.IsZero() && st.Dataset != ours.String() {
-		return 0, fmt.Errorf("%w: %s serves dataset %q, this node holds %s", errRefused, up, st.Dataset, ours)
+		return 0, fmt.Errorf("%w: %s serves dataset %q, this node holds %s", ErrRefused, up, st.Dataset, ours)
 	}
 	if st.Dataset == "" {
 		return 0, fmt.Errorf("%s has no data yet", up)

@@ -27,7 +27,7 @@ type Transport interface {
 	// parent's frames: Hello, then entries and heartbeats, or TooOld. A
 	// parent's refusal is returned as the error that refusal makes of it,
 	// the same over every transport: one that must not be followed
-	// (another dataset, this node itself) wraps errRefused.
+	// (another dataset, this node itself) wraps ErrRefused.
 	OpenLog(ctx context.Context, up string, from argent.Index, c Child) (io.ReadCloser, error)
 	// OpenSnapshot asks up for a snapshot of its live keys: all of them
 	// when after is empty, else those after that key (a cut load
@@ -97,12 +97,12 @@ func snapshotParams(after []byte, c Child) params {
 }
 
 // refusal is the error a child sees when a parent answers status (not 200)
-// with msg. A 409 (another dataset, the child itself) wraps errRefused: that
+// with msg. A 409 (another dataset, the child itself) wraps ErrRefused: that
 // parent must not be followed at all.
 func refusal(status int, msg string) error {
 	err := fmt.Errorf("pull: upstream answered %d: %s", status, strings.TrimSpace(msg))
 	if status == http.StatusConflict {
-		err = fmt.Errorf("%w: %w", errRefused, err)
+		err = fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	return err
 }

@@ -38,7 +38,6 @@ import (
 	"github.com/argent-kv/argent/internal/pull"
 	"github.com/argent-kv/argent/internal/resp"
 	"github.com/argent-kv/argent/internal/root"
-	"github.com/argent-kv/argent/internal/wire"
 )
 
 // The roles a node can run.
@@ -168,18 +167,12 @@ type Node struct {
 	wg       sync.WaitGroup
 	fatal    *fatalSignal
 
-	// rootClock: newest root index and commit time heard (replicas).
-	rootIdx   atomic.Uint64
-	rootTime  atomic.Int64
-	lastHeard atomic.Int64 // Unix ns of the last heartbeat
-	rootSent  atomic.Int64 // the root's clock in the newest heartbeat heard
-	pathDelay atomic.Int64 // ns between the root sending it and this node hearing it
-	started   time.Time
+	// heard is what a replica or proxy heard of the root from its
+	// upstream's heartbeats; nil on a root.
+	heard *pull.HeartbeatClock
 
-	// ready latches once the node has reached its first state (see Ready);
-	// emptyUpstream records an upstream that said the dataset is empty.
-	ready         atomic.Bool
-	emptyUpstream atomic.Bool
+	// ready latches once the node has reached its first state (see Ready).
+	ready atomic.Bool
 
 	clientsMu sync.Mutex
 	clients   map[string]*client.Client // write forwarding, by upstream
@@ -243,9 +236,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.root = root.New(store, root.Config{MaxDelay: cfg.MaxBatchDelay, OnCommit: n.commitObserver()})
 		n.goRun(func() { _ = n.root.Run(ctx) })
 	case RoleReplica:
+		n.heard = pull.NewHeartbeatClock(cfg.Heartbeat, n.served)
 		n.follow = pull.NewFollower(pull.FollowerConfig{
 			Store: store, NodeID: n.nodeID, Addr: n.Addr(), Role: cfg.Role, DC: cfg.DC, Upstreams: cfg.Upstreams,
-			StallTimeout: cfg.StallTimeout, OnHeartbeat: n.heard, Metrics: pm, Logger: n.log,
+			StallTimeout: cfg.StallTimeout, OnHeartbeat: n.heard.Heard, Metrics: pm, Logger: n.log,
 		})
 		n.goRun(func() { _ = n.follow.Run(ctx) })
 	}
@@ -274,7 +268,6 @@ func newNode(cfg Config, id [16]byte) (*Node, error) {
 		nodeID:  fmt.Sprintf("%x", id[:8]),
 		reg:     prometheus.NewRegistry(),
 		clients: make(map[string]*client.Client),
-		started: time.Now(),
 	}
 	n.log = cfg.Logger.With("role", cfg.Role, "node", n.nodeID, "listen", cfg.Listen)
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -462,7 +455,7 @@ func (n *Node) Ready() error {
 	if n.ready.Load() {
 		return nil
 	}
-	if n.dataset().IsZero() || n.applied() == 0 && !n.emptyUpstream.Load() {
+	if n.dataset().IsZero() || n.applied() == 0 && !n.heard.EmptyUpstream() {
 		return api.ErrNotReady
 	}
 	n.ready.Store(true)
@@ -549,87 +542,32 @@ func (n *Node) forwarder(up string) (*client.Client, error) {
 	return c, nil
 }
 
-// Root implements pull.RootClock.
+// Root implements pull.RootClock: the root's own state, or what a replica
+// or proxy heard of it.
 func (n *Node) Root() (argent.Index, int64) {
-	si, st := n.served()
-	if n.cfg.Role == RoleRoot {
-		return si, st
+	if n.heard == nil {
+		return n.served()
 	}
-	ri, rt := argent.Index(n.rootIdx.Load()), n.rootTime.Load()
-	if si > ri {
-		return si, st
-	}
-	return ri, rt
+	return n.heard.Root()
 }
 
 // RootSent implements pull.RootClock: the root vouches for its index now;
 // a replica passes on the root's clock from the latest heartbeat.
 func (n *Node) RootSent() int64 {
-	if n.cfg.Role == RoleRoot {
+	if n.heard == nil {
 		return time.Now().UnixNano()
 	}
-	return n.rootSent.Load()
+	return n.heard.RootSent()
 }
 
-// heard records a heartbeat from the upstream.
-func (n *Node) heard(h wire.Heartbeat) {
-	now := time.Now().UnixNano()
-	n.lastHeard.Store(now)
-	if h.RootIndex == 0 && h.Applied == 0 {
-		// The dataset is empty: index 0 is the root's state, and this
-		// node (which adopted the dataset before hearing this) is at it.
-		n.emptyUpstream.Store(true)
-	}
-	if h.RootSent > 0 && h.RootSent >= n.rootSent.Load() {
-		n.rootSent.Store(h.RootSent)
-		// How old the root's word is when it reaches this node: the delay
-		// of the path from the root (plus clock skew between machines).
-		n.pathDelay.Store(max(0, now-h.RootSent))
-	}
-	for {
-		cur := n.rootIdx.Load()
-		if uint64(h.RootIndex) < cur {
-			return
-		}
-		if n.rootIdx.CompareAndSwap(cur, uint64(h.RootIndex)) {
-			n.rootTime.Store(h.RootTime)
-			return
-		}
-	}
-}
-
-// Lag returns how far the node's served state is behind the root: in
-// indexes, and in seconds: the delay of the path from the root at the last
-// heartbeat (a slow path delays entries and heartbeats alike), plus the root
-// commit time of the newest root index known minus that of the applied
-// index, plus, when the upstream has been silent for more than three
-// heartbeats, the silence, since the node cannot know what the root did
-// meanwhile.
+// Lag returns how far the node's served state is behind the root, in
+// indexes and in seconds (see pull.HeartbeatClock.Lag); a root is never
+// behind.
 func (n *Node) Lag() (indexes uint64, seconds float64) {
-	if n.cfg.Role == RoleRoot {
+	if n.heard == nil {
 		return 0, 0
 	}
-	si, stime := n.served()
-	ri, rt := n.Root()
-	var lag time.Duration
-	if ri > si {
-		indexes = uint64(ri - si)
-		lag = time.Duration(rt - stime)
-		if si == 0 || lag < 0 {
-			lag = 0
-		}
-	}
-	hb := n.cfg.Heartbeat
-	if hb == 0 {
-		hb = time.Second
-	}
-	lag += time.Duration(n.pathDelay.Load())
-	if last := n.lastHeard.Load(); last == 0 {
-		lag += time.Since(n.started)
-	} else if silent := time.Since(time.Unix(0, last)); silent > 3*hb {
-		lag += silent
-	}
-	return indexes, lag.Seconds()
+	return n.heard.Lag()
 }
 
 // Status implements api.Backend.

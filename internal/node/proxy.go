@@ -38,9 +38,10 @@ func startProxy(ctx context.Context, cfg Config) (*Node, error) {
 	n.registerProxyGauges()
 
 	ctx, n.cancel = context.WithCancel(ctx)
+	n.heard = pull.NewHeartbeatClock(cfg.Heartbeat, n.served)
 	n.follow = pull.NewFollower(pull.FollowerConfig{
 		Target: p.Target(), NodeID: n.nodeID, Addr: n.Addr(), Role: cfg.Role, DC: cfg.DC, Upstreams: cfg.Upstreams, MoreUpstreams: p.Replicas,
-		StallTimeout: cfg.StallTimeout, OnHeartbeat: n.heard, Metrics: pm, Logger: n.log,
+		StallTimeout: cfg.StallTimeout, OnHeartbeat: n.heard.Heard, Metrics: pm, Logger: n.log,
 	})
 	n.goRun(func() { _ = n.follow.Run(ctx) })
 	n.goRun(func() { p.Run(ctx) })

@@ -6,6 +6,7 @@ import (
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/pull"
+	"github.com/argent-kv/argent/internal/testutil/pulltest"
 )
 
 // A replica follows the root's log, catching up on what was written before
@@ -13,24 +14,24 @@ import (
 // replica of that replica does the same (a tree of depth two), on both
 // transports.
 func TestFollower_CatchUp(t *testing.T) {
-	for _, kind := range transports {
+	for _, kind := range pulltest.Transports {
 		t.Run(kind, func(t *testing.T) {
-			n := newNetwork(t, kind)
-			r := newRoot(t, kv.Options{}, argent.DatasetID{})
-			r.write(t, "before", 40)
-			rootAddr := n.serve("root", r.Store, pull.ServerConfig{})
+			n := pulltest.NewNetwork(t, kind)
+			r := pulltest.NewRoot(t, kv.Options{}, argent.DatasetID{})
+			r.Write(t, "before", 40)
+			rootAddr := n.Serve("root", r.Store, pull.ServerConfig{})
 
-			mid := newStore(t, kv.Options{})
-			midAddr := n.serve("mid", mid, pull.ServerConfig{})
-			fm := follow(t, n.tr, mid, pull.FollowerConfig{NodeID: "mid", Upstreams: []string{rootAddr}})
-			leaf := newStore(t, kv.Options{})
-			follow(t, n.tr, leaf, pull.FollowerConfig{NodeID: "leaf", Upstreams: []string{midAddr}})
+			mid := pulltest.NewStore(t, kv.Options{})
+			midAddr := n.Serve("mid", mid, pull.ServerConfig{})
+			fm := follow(t, n.Transport, mid, pull.FollowerConfig{NodeID: "mid", Upstreams: []string{rootAddr}})
+			leaf := pulltest.NewStore(t, kv.Options{})
+			follow(t, n.Transport, leaf, pull.FollowerConfig{NodeID: "leaf", Upstreams: []string{midAddr}})
 
-			last := r.write(t, "during", 40)
-			waitApplied(t, mid, last)
-			waitApplied(t, leaf, last)
-			checkSame(t, mid, r.Store)
-			checkSame(t, leaf, r.Store)
+			last := r.Write(t, "during", 40)
+			pulltest.WaitApplied(t, mid, last)
+			pulltest.WaitApplied(t, leaf, last)
+			pulltest.CheckSame(t, mid, r.Store)
+			pulltest.CheckSame(t, leaf, r.Store)
 			if got := fm.metric(t, "argent_log_entries_received_total"); got != float64(last) {
 				t.Errorf("mid received %v entries, want %d (each once)", got, last)
 			}
@@ -41,41 +42,23 @@ func TestFollower_CatchUp(t *testing.T) {
 	}
 }
 
-// trimAll drops every log entry the root holds, so that a new child must
-// start from a snapshot.
-func trimAll(t *testing.T, s *kv.Store) {
-	t.Helper()
-	for {
-		res, err := s.Trim()
-		if err != nil {
-			t.Fatalf("trim: %v", err)
-		}
-		if !res.Progress() {
-			break
-		}
-	}
-	if s.LogFirst() != s.Applied()+1 {
-		t.Fatalf("log starts at %d after trim, want %d", s.LogFirst(), s.Applied()+1)
-	}
-}
-
 // When the parent's log no longer holds the child's next index, the child
 // loads a snapshot, then follows the log from the snapshot's index.
 func TestFollower_TooOldBootstraps(t *testing.T) {
-	for _, kind := range transports {
+	for _, kind := range pulltest.Transports {
 		t.Run(kind, func(t *testing.T) {
-			n := newNetwork(t, kind)
-			r := newRoot(t, kv.Options{LogBytes: 1}, argent.DatasetID{})
-			r.write(t, "old", 60)
-			trimAll(t, r.Store)
-			addr := n.serve("root", r.Store, pull.ServerConfig{SnapshotChunk: 512})
+			n := pulltest.NewNetwork(t, kind)
+			r := pulltest.NewRoot(t, kv.Options{LogBytes: 1}, argent.DatasetID{})
+			r.Write(t, "old", 60)
+			pulltest.TrimAll(t, r.Store)
+			addr := n.Serve("root", r.Store, pull.ServerConfig{SnapshotChunk: 512})
 
-			s := newStore(t, kv.Options{})
-			f := follow(t, n.tr, s, pull.FollowerConfig{Upstreams: []string{addr}})
-			waitApplied(t, s, r.Applied())
-			last := r.write(t, "new", 10)
-			waitApplied(t, s, last)
-			checkSame(t, s, r.Store)
+			s := pulltest.NewStore(t, kv.Options{})
+			f := follow(t, n.Transport, s, pull.FollowerConfig{Upstreams: []string{addr}})
+			pulltest.WaitApplied(t, s, r.Applied())
+			last := r.Write(t, "new", 10)
+			pulltest.WaitApplied(t, s, last)
+			pulltest.CheckSame(t, s, r.Store)
 			for _, m := range []struct {
 				name string
 				want float64
@@ -111,18 +94,18 @@ func TestFollower_LogStreamFaults(t *testing.T) {
 		{name: "Stall", fault: pull.Fault{Kind: pull.FaultStall, After: 3}, wantReason: "stall"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			n := newNetwork(t, "inmem")
-			r := newRoot(t, kv.Options{}, argent.DatasetID{})
-			r.write(t, "a", 20)
-			addr := n.serve("root", r.Store, pull.ServerConfig{})
-			n.inmem.Inject(addr, tc.fault)
+			n := pulltest.NewNetwork(t, "inmem")
+			r := pulltest.NewRoot(t, kv.Options{}, argent.DatasetID{})
+			r.Write(t, "a", 20)
+			addr := n.Serve("root", r.Store, pull.ServerConfig{})
+			n.Inmem.Inject(addr, tc.fault)
 
-			s := newStore(t, kv.Options{})
-			f := follow(t, n.tr, s, pull.FollowerConfig{Upstreams: []string{addr}})
-			waitApplied(t, s, r.Applied())
-			last := r.write(t, "b", 5)
-			waitApplied(t, s, last)
-			checkSame(t, s, r.Store)
+			s := pulltest.NewStore(t, kv.Options{})
+			f := follow(t, n.Transport, s, pull.FollowerConfig{Upstreams: []string{addr}})
+			pulltest.WaitApplied(t, s, r.Applied())
+			last := r.Write(t, "b", 5)
+			pulltest.WaitApplied(t, s, last)
+			pulltest.CheckSame(t, s, r.Store)
 			if got := f.metric(t, "argent_log_entries_received_total"); got != float64(last) {
 				t.Errorf("received %v entries, want %d: an entry was fetched twice", got, last)
 			}
@@ -139,23 +122,23 @@ func TestFollower_LogStreamFaults(t *testing.T) {
 // A parent that stops sending (no entries, no heartbeats) is given up after
 // the stall timeout, and the child moves to another upstream.
 func TestFollower_StallMovesToAnotherUpstream(t *testing.T) {
-	n := newNetwork(t, "inmem")
-	r := newRoot(t, kv.Options{}, argent.DatasetID{})
-	r.write(t, "a", 20)
-	rootAddr := n.serve("root", r.Store, pull.ServerConfig{})
-	mid := newStore(t, kv.Options{})
-	midAddr := n.serve("mid", mid, pull.ServerConfig{})
-	follow(t, n.tr, mid, pull.FollowerConfig{NodeID: "mid", Upstreams: []string{rootAddr}})
+	n := pulltest.NewNetwork(t, "inmem")
+	r := pulltest.NewRoot(t, kv.Options{}, argent.DatasetID{})
+	r.Write(t, "a", 20)
+	rootAddr := n.Serve("root", r.Store, pull.ServerConfig{})
+	mid := pulltest.NewStore(t, kv.Options{})
+	midAddr := n.Serve("mid", mid, pull.ServerConfig{})
+	follow(t, n.Transport, mid, pull.FollowerConfig{NodeID: "mid", Upstreams: []string{rootAddr}})
 	// Both parents at the same index: the child picks the first, the root.
-	waitApplied(t, mid, r.Applied())
-	n.inmem.Inject(rootAddr, pull.Fault{Kind: pull.FaultStall, After: 1})
+	pulltest.WaitApplied(t, mid, r.Applied())
+	n.Inmem.Inject(rootAddr, pull.Fault{Kind: pull.FaultStall, After: 1})
 
-	s := newStore(t, kv.Options{})
-	f := follow(t, n.tr, s, pull.FollowerConfig{Upstreams: []string{rootAddr, midAddr}})
-	waitFor(t, "a move to mid", func() bool { return f.Upstream() == midAddr && f.Connected() })
-	last := r.write(t, "b", 5)
-	waitApplied(t, s, last)
-	checkSame(t, s, r.Store)
+	s := pulltest.NewStore(t, kv.Options{})
+	f := follow(t, n.Transport, s, pull.FollowerConfig{Upstreams: []string{rootAddr, midAddr}})
+	pulltest.WaitFor(t, "a move to mid", func() bool { return f.Upstream() == midAddr && f.Connected() })
+	last := r.Write(t, "b", 5)
+	pulltest.WaitApplied(t, s, last)
+	pulltest.CheckSame(t, s, r.Store)
 	if got := f.metric(t, "argent_upstream_reconnects_total", "stall"); got != 1 {
 		t.Errorf("stall reconnects = %v, want 1", got)
 	}
@@ -166,11 +149,11 @@ func TestFollower_StallMovesToAnotherUpstream(t *testing.T) {
 
 // followTo brings a new child store to r's current state, then stops its
 // follower.
-func followTo(t *testing.T, n *network, addr string, r *testRoot) *kv.Store {
+func followTo(t *testing.T, n *pulltest.Network, addr string, r *pulltest.Root) *kv.Store {
 	t.Helper()
-	s := newStore(t, kv.Options{})
-	f := follow(t, n.tr, s, pull.FollowerConfig{Upstreams: []string{addr}})
-	waitApplied(t, s, r.Applied())
+	s := pulltest.NewStore(t, kv.Options{})
+	f := follow(t, n.Transport, s, pull.FollowerConfig{Upstreams: []string{addr}})
+	pulltest.WaitApplied(t, s, r.Applied())
 	f.stop()
 	return s
 }
@@ -179,20 +162,20 @@ func followTo(t *testing.T, n *network, addr string, r *testRoot) *kv.Store {
 // (its chain hash does not follow the child's) is refused, and the child
 // moves on to one that holds its history, though the other is ahead.
 func TestFollower_ChainMismatch(t *testing.T) {
-	n := newNetwork(t, "inmem")
-	a := newRoot(t, kv.Options{}, argent.DatasetID{})
-	a.write(t, "a", 5)
-	aAddr := n.serve("a", a.Store, pull.ServerConfig{})
+	n := pulltest.NewNetwork(t, "inmem")
+	a := pulltest.NewRoot(t, kv.Options{}, argent.DatasetID{})
+	a.Write(t, "a", 5)
+	aAddr := n.Serve("a", a.Store, pull.ServerConfig{})
 	s := followTo(t, n, aAddr, a)
 
-	b := newRoot(t, kv.Options{}, a.Dataset())
-	b.write(t, "b", 12)
-	bAddr := n.serve("b", b.Store, pull.ServerConfig{})
-	a.write(t, "a2", 3)
+	b := pulltest.NewRoot(t, kv.Options{}, a.Dataset())
+	b.Write(t, "b", 12)
+	bAddr := n.Serve("b", b.Store, pull.ServerConfig{})
+	a.Write(t, "a2", 3)
 
-	f := follow(t, n.tr, s, pull.FollowerConfig{Upstreams: []string{bAddr, aAddr}})
-	waitApplied(t, s, a.Applied())
-	checkSame(t, s, a.Store)
+	f := follow(t, n.Transport, s, pull.FollowerConfig{Upstreams: []string{bAddr, aAddr}})
+	pulltest.WaitApplied(t, s, a.Applied())
+	pulltest.CheckSame(t, s, a.Store)
 	if got := f.metric(t, "argent_upstream_reconnects_total", "refused"); got < 1 {
 		t.Errorf("refused reconnects = %v, want >= 1", got)
 	}
@@ -214,30 +197,30 @@ func TestFollower_DatasetMismatch(t *testing.T) {
 		{name: "ProbeSkipsIt", alsoA: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			n := newNetwork(t, "inmem")
-			a := newRoot(t, kv.Options{}, argent.DatasetID{})
-			a.write(t, "a", 5)
-			aAddr := n.serve("a", a.Store, pull.ServerConfig{})
+			n := pulltest.NewNetwork(t, "inmem")
+			a := pulltest.NewRoot(t, kv.Options{}, argent.DatasetID{})
+			a.Write(t, "a", 5)
+			aAddr := n.Serve("a", a.Store, pull.ServerConfig{})
 			s := followTo(t, n, aAddr, a)
 
-			c := newRoot(t, kv.Options{}, argent.DatasetID{})
-			c.write(t, "c", 20)
-			ups := []string{n.serve("c", c.Store, pull.ServerConfig{})}
+			c := pulltest.NewRoot(t, kv.Options{}, argent.DatasetID{})
+			c.Write(t, "c", 20)
+			ups := []string{n.Serve("c", c.Store, pull.ServerConfig{})}
 			if tc.alsoA {
 				ups = append(ups, aAddr)
 			}
-			a.write(t, "a2", 3)
+			a.Write(t, "a2", 3)
 
-			f := follow(t, n.tr, s, pull.FollowerConfig{Upstreams: ups})
+			f := follow(t, n.Transport, s, pull.FollowerConfig{Upstreams: ups})
 			if tc.wantRefused {
-				waitFor(t, "two refusals", func() bool { return f.metric(t, "argent_upstream_reconnects_total", "refused") >= 2 })
+				pulltest.WaitFor(t, "two refusals", func() bool { return f.metric(t, "argent_upstream_reconnects_total", "refused") >= 2 })
 				if s.Applied() != 5 || s.Dataset() != a.Dataset() {
 					t.Fatalf("child at %d of %s, want 5 of %s", s.Applied(), s.Dataset(), a.Dataset())
 				}
 				return
 			}
-			waitApplied(t, s, a.Applied())
-			checkSame(t, s, a.Store)
+			pulltest.WaitApplied(t, s, a.Applied())
+			pulltest.CheckSame(t, s, a.Store)
 			if got := f.metric(t, "argent_upstream_reconnects_total", "refused"); got != 0 {
 				t.Errorf("refused reconnects = %v, want 0 (the probe rules C out)", got)
 			}
@@ -257,25 +240,25 @@ func TestFollower_SnapshotResumes(t *testing.T) {
 		{name: "NewerState", newer: 7},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			n := newNetwork(t, "inmem")
-			r := newRoot(t, kv.Options{LogBytes: 1}, argent.DatasetID{})
-			r.write(t, "k", 200)
-			trimAll(t, r.Store)
-			addr := n.serve("root", r.Store, pull.ServerConfig{SnapshotChunk: 256})
+			n := pulltest.NewNetwork(t, "inmem")
+			r := pulltest.NewRoot(t, kv.Options{LogBytes: 1}, argent.DatasetID{})
+			r.Write(t, "k", 200)
+			pulltest.TrimAll(t, r.Store)
+			addr := n.Serve("root", r.Store, pull.ServerConfig{SnapshotChunk: 256})
 			// SnapBegin and 3 chunks arrive, then the parent stops sending
 			// until the link is cut.
-			n.inmem.Inject(addr, pull.Fault{Request: pull.SnapshotRequest, Kind: pull.FaultStall, After: 4})
+			n.Inmem.Inject(addr, pull.Fault{Request: pull.SnapshotRequest, Kind: pull.FaultStall, After: 4})
 
-			s := newStore(t, kv.Options{})
-			f := follow(t, n.tr, s, pull.FollowerConfig{Upstreams: []string{addr}, StallTimeout: waitLimit})
-			waitFor(t, "part of the snapshot", func() bool { return f.metric(t, "argent_snapshot_records_received_total") > 0 })
+			s := pulltest.NewStore(t, kv.Options{})
+			f := follow(t, n.Transport, s, pull.FollowerConfig{Upstreams: []string{addr}, StallTimeout: pulltest.WaitLimit})
+			pulltest.WaitFor(t, "part of the snapshot", func() bool { return f.metric(t, "argent_snapshot_records_received_total") > 0 })
 			if tc.newer > 0 {
-				r.write(t, "newer", tc.newer)
+				r.Write(t, "newer", tc.newer)
 			}
-			n.inmem.Cut(addr)
+			n.Inmem.Cut(addr)
 
-			waitApplied(t, s, r.Applied())
-			checkSame(t, s, r.Store)
+			pulltest.WaitApplied(t, s, r.Applied())
+			pulltest.CheckSame(t, s, r.Store)
 			for _, m := range []struct {
 				name string
 				want float64
@@ -296,18 +279,18 @@ func TestFollower_SnapshotResumes(t *testing.T) {
 // A cut snapshot load resumes on its own: FaultCut ends the transfer and
 // the child asks again, after the last key it stored.
 func TestFollower_SnapshotCutResumes(t *testing.T) {
-	n := newNetwork(t, "inmem")
-	r := newRoot(t, kv.Options{LogBytes: 1}, argent.DatasetID{})
-	r.write(t, "k", 120)
-	trimAll(t, r.Store)
-	addr := n.serve("root", r.Store, pull.ServerConfig{SnapshotChunk: 256})
+	n := pulltest.NewNetwork(t, "inmem")
+	r := pulltest.NewRoot(t, kv.Options{LogBytes: 1}, argent.DatasetID{})
+	r.Write(t, "k", 120)
+	pulltest.TrimAll(t, r.Store)
+	addr := n.Serve("root", r.Store, pull.ServerConfig{SnapshotChunk: 256})
 	for i := range 2 {
-		n.inmem.Inject(addr, pull.Fault{Request: pull.SnapshotRequest, Kind: pull.FaultCut, After: 2 + i})
+		n.Inmem.Inject(addr, pull.Fault{Request: pull.SnapshotRequest, Kind: pull.FaultCut, After: 2 + i})
 	}
-	s := newStore(t, kv.Options{})
-	f := follow(t, n.tr, s, pull.FollowerConfig{Upstreams: []string{addr}})
-	waitApplied(t, s, r.Applied())
-	checkSame(t, s, r.Store)
+	s := pulltest.NewStore(t, kv.Options{})
+	f := follow(t, n.Transport, s, pull.FollowerConfig{Upstreams: []string{addr}})
+	pulltest.WaitApplied(t, s, r.Applied())
+	pulltest.CheckSame(t, s, r.Store)
 	if got := f.metric(t, "argent_snapshot_resumes_total"); got != 2 {
 		t.Errorf("resumes = %v, want 2", got)
 	}

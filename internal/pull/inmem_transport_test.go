@@ -13,6 +13,7 @@ import (
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/pull"
+	"github.com/argent-kv/argent/internal/testutil/pulltest"
 	"github.com/argent-kv/argent/internal/wire"
 )
 
@@ -61,15 +62,15 @@ func TestTransport_Refusals(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got [2]string
-			for i, kind := range transports {
-				n := newNetwork(t, kind)
-				s := newStore(t, kv.Options{})
+			for i, kind := range pulltest.Transports {
+				n := pulltest.NewNetwork(t, kind)
+				s := pulltest.NewStore(t, kv.Options{})
 				if !tc.empty {
-					r := newRoot(t, kv.Options{}, argent.DatasetID{})
-					r.write(t, "k", 3)
+					r := pulltest.NewRoot(t, kv.Options{}, argent.DatasetID{})
+					r.Write(t, "k", 3)
 					s = r.Store
 				}
-				err := tc.open(n.tr, n.serve("parent", s, pull.ServerConfig{}))
+				err := tc.open(n.Transport, n.Serve("parent", s, pull.ServerConfig{}))
 				if err != nil {
 					// Each parent has its own dataset ID.
 					got[i] = strings.ReplaceAll(err.Error(), s.Dataset().String(), "DATASET")
@@ -119,11 +120,11 @@ func TestInmemTransport_Faults(t *testing.T) {
 			want: []wire.FrameType{hello}, wantErrIs: context.DeadlineExceeded},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			n := newNetwork(t, "inmem")
-			r := newRoot(t, kv.Options{}, argent.DatasetID{})
-			r.write(t, "k", 5)
-			addr := n.serve("parent", r.Store, pull.ServerConfig{Heartbeat: time.Hour})
-			n.inmem.Inject(addr, tc.fault)
+			n := pulltest.NewNetwork(t, "inmem")
+			r := pulltest.NewRoot(t, kv.Options{}, argent.DatasetID{})
+			r.Write(t, "k", 5)
+			addr := n.Serve("parent", r.Store, pull.ServerConfig{Heartbeat: time.Hour})
+			n.Inmem.Inject(addr, tc.fault)
 
 			ctx := context.Background()
 			if tc.ctxLimit > 0 {
@@ -131,7 +132,7 @@ func TestInmemTransport_Faults(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, tc.ctxLimit)
 				defer cancel()
 			}
-			rc, err := n.tr.OpenLog(ctx, addr, 1, pull.Child{NodeID: "c"})
+			rc, err := n.Transport.OpenLog(ctx, addr, 1, pull.Child{NodeID: "c"})
 			if err != nil {
 				t.Fatalf("open: %v", err)
 			}
@@ -146,7 +147,7 @@ func TestInmemTransport_Faults(t *testing.T) {
 
 			// The fault was used up: the next stream is whole (Hello, 5
 			// entries, the heartbeat after the burst).
-			rc, err = n.tr.OpenLog(context.Background(), addr, 1, pull.Child{NodeID: "c"})
+			rc, err = n.Transport.OpenLog(context.Background(), addr, 1, pull.Child{NodeID: "c"})
 			if err != nil {
 				t.Fatalf("open again: %v", err)
 			}
@@ -162,37 +163,37 @@ func TestInmemTransport_Faults(t *testing.T) {
 // A refusal injected for one kind of request leaves the others alone, and
 // a probe can be refused or stalled too.
 func TestInmemTransport_FaultKinds(t *testing.T) {
-	n := newNetwork(t, "inmem")
-	r := newRoot(t, kv.Options{}, argent.DatasetID{})
-	r.write(t, "k", 2)
-	addr := n.serve("parent", r.Store, pull.ServerConfig{})
-	n.inmem.Inject(addr, pull.Fault{Request: pull.SnapshotRequest, Kind: pull.FaultRefuse, Status: 409, Message: "no"})
-	n.inmem.Inject(addr, pull.Fault{Request: pull.ProbeRequest, Kind: pull.FaultRefuse})
-	n.inmem.Inject(addr, pull.Fault{Request: pull.ProbeRequest, Kind: pull.FaultStall})
+	n := pulltest.NewNetwork(t, "inmem")
+	r := pulltest.NewRoot(t, kv.Options{}, argent.DatasetID{})
+	r.Write(t, "k", 2)
+	addr := n.Serve("parent", r.Store, pull.ServerConfig{})
+	n.Inmem.Inject(addr, pull.Fault{Request: pull.SnapshotRequest, Kind: pull.FaultRefuse, Status: 409, Message: "no"})
+	n.Inmem.Inject(addr, pull.Fault{Request: pull.ProbeRequest, Kind: pull.FaultRefuse})
+	n.Inmem.Inject(addr, pull.Fault{Request: pull.ProbeRequest, Kind: pull.FaultStall})
 
-	rc, err := n.tr.OpenLog(context.Background(), addr, 1, pull.Child{NodeID: "c"})
+	rc, err := n.Transport.OpenLog(context.Background(), addr, 1, pull.Child{NodeID: "c"})
 	if err != nil {
 		t.Fatalf("log stream refused: %v", err)
 	}
 	rc.Close()
-	if _, err := n.tr.OpenSnapshot(context.Background(), addr, nil, pull.Child{NodeID: "c"}); err == nil ||
+	if _, err := n.Transport.OpenSnapshot(context.Background(), addr, nil, pull.Child{NodeID: "c"}); err == nil ||
 		err.Error() != "pull: upstream refused: pull: upstream answered 409: no" {
 		t.Errorf("snapshot: got %v, want the injected 409", err)
 	}
-	if _, err := n.tr.Probe(context.Background(), addr); err == nil || err.Error() != "status 503" {
+	if _, err := n.Transport.Probe(context.Background(), addr); err == nil || err.Error() != "status 503" {
 		t.Errorf("first probe: got %v, want status 503", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if _, err := n.tr.Probe(ctx, addr); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := n.Transport.Probe(ctx, addr); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("second probe: got %v, want a stall until the deadline", err)
 	}
-	st, err := n.tr.Probe(context.Background(), addr)
+	st, err := n.Transport.Probe(context.Background(), addr)
 	if err != nil || st.NodeID != "parent" || st.Applied != r.Applied() || st.Dataset != r.Dataset().String() {
 		t.Errorf("third probe: got %+v, %v; want parent at %d", st, err, r.Applied())
 	}
-	n.inmem.Unregister(addr)
-	if _, err := n.tr.Probe(context.Background(), addr); err == nil {
+	n.Inmem.Unregister(addr)
+	if _, err := n.Transport.Probe(context.Background(), addr); err == nil {
 		t.Errorf("probe after Unregister: no error")
 	}
 }

@@ -1,5 +1,5 @@
 // Package node wires one argent node together: the store, the role's
-// engine (the root's write path or a replica's follower), the node-to-node
+// engine (the root's write path, a replica.Replica, a proxy), the node-to-node
 // protocol, the client API and the metrics, all on one listen address.
 //
 //	n, err := node.Start(ctx, node.Config{Role: node.RoleRoot, DataDir: dir, Listen: "127.0.0.1:7400"})
@@ -36,6 +36,7 @@ import (
 	"github.com/argent-kv/argent/internal/proxy"
 	"github.com/argent-kv/argent/internal/proxycache"
 	"github.com/argent-kv/argent/internal/pull"
+	"github.com/argent-kv/argent/internal/replica"
 	"github.com/argent-kv/argent/internal/resp"
 	"github.com/argent-kv/argent/internal/root"
 )
@@ -160,16 +161,14 @@ type Node struct {
 	api      *api.Server
 	resp     *resp.Server // nil without RESPListen
 	respAddr string
-	root     *root.Root     // root only
-	follow   *pull.Follower // replica only
+	root     *root.Root // root only
+	// follower is a replica's or proxy's side that faces its upstream;
+	// nil on a root.
+	follower follower
 	log      *slog.Logger
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	fatal    *fatalSignal
-
-	// heard is what a replica or proxy heard of the root from its
-	// upstream's heartbeats; nil on a root.
-	heard *pull.HeartbeatClock
 
 	// ready latches once the node has reached its first state (see Ready).
 	ready atomic.Bool
@@ -236,12 +235,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.root = root.New(store, root.Config{MaxDelay: cfg.MaxBatchDelay, OnCommit: n.commitObserver()})
 		n.goRun(func() { _ = n.root.Run(ctx) })
 	case RoleReplica:
-		n.heard = pull.NewHeartbeatClock(cfg.Heartbeat, n.served)
-		n.follow = pull.NewFollower(pull.FollowerConfig{
-			Store: store, NodeID: n.nodeID, Addr: n.Addr(), Role: cfg.Role, DC: cfg.DC, Upstreams: cfg.Upstreams,
-			StallTimeout: cfg.StallTimeout, OnHeartbeat: n.heard.Heard, Metrics: pm, Logger: n.log,
+		r := replica.New(store, replica.Config{
+			NodeID: n.nodeID, Addr: n.Addr(), DC: cfg.DC, Upstreams: cfg.Upstreams,
+			StallTimeout: cfg.StallTimeout, Heartbeat: cfg.Heartbeat, Metrics: pm, Logger: n.log,
 		})
-		n.goRun(func() { _ = n.follow.Run(ctx) })
+		n.follower = r
+		n.goRun(func() { _ = r.Run(ctx) })
 	}
 	n.goRun(func() { n.trimLoop(ctx) })
 
@@ -455,7 +454,7 @@ func (n *Node) Ready() error {
 	if n.ready.Load() {
 		return nil
 	}
-	if n.dataset().IsZero() || n.applied() == 0 && !n.heard.EmptyUpstream() {
+	if n.dataset().IsZero() || n.applied() == 0 && !n.follower.EmptyUpstream() {
 		return api.ErrNotReady
 	}
 	n.ready.Store(true)
@@ -477,7 +476,7 @@ func (n *Node) Write(ctx context.Context, b argent.Batch) (argent.Index, error) 
 	if n.root != nil {
 		return n.root.Write(ctx, b)
 	}
-	up := n.follow.Upstream()
+	up := n.follower.Upstream()
 	if up == "" {
 		return 0, &api.UpstreamError{Addr: strings.Join(n.cfg.Upstreams, ","), Err: errNoUpstream}
 	}
@@ -542,32 +541,49 @@ func (n *Node) forwarder(up string) (*client.Client, error) {
 	return c, nil
 }
 
+// follower is what a node that follows an upstream knows of it: a
+// replica.Replica, or a proxy's pull.Follower with its HeartbeatClock
+// (proxyFollower).
+type follower interface {
+	// Upstream is the upstream followed now, "" before the first.
+	Upstream() string
+	// Root and RootSent are what was heard of the root (pull.RootClock).
+	Root() (argent.Index, int64)
+	RootSent() int64
+	// Lag is how far the served state is behind the root.
+	Lag() (indexes uint64, seconds float64)
+	// EmptyUpstream reports that an upstream said the dataset is empty.
+	EmptyUpstream() bool
+}
+
+var _ follower = (*replica.Replica)(nil)
+
 // Root implements pull.RootClock: the root's own state, or what a replica
 // or proxy heard of it.
 func (n *Node) Root() (argent.Index, int64) {
-	if n.heard == nil {
+	if n.follower == nil {
 		return n.served()
 	}
-	return n.heard.Root()
+	return n.follower.Root()
 }
 
 // RootSent implements pull.RootClock: the root vouches for its index now;
 // a replica passes on the root's clock from the latest heartbeat.
 func (n *Node) RootSent() int64 {
-	if n.heard == nil {
+	if n.follower == nil {
 		return time.Now().UnixNano()
 	}
-	return n.heard.RootSent()
+	return n.follower.RootSent()
 }
 
 // Lag returns how far the node's served state is behind the root, in
 // indexes and in seconds (see pull.HeartbeatClock.Lag); a root is never
 // behind.
 func (n *Node) Lag() (indexes uint64, seconds float64) {
-	if n.heard == nil {
+	if n.follower == nil {
 		return 0, 0
 	}
-	return n.heard.Lag()
+	return n.follower.Lag()
 }
 
 // Status implements api.Backend.
@@ -586,8 +602,8 @@ func (n *Node) Status() client.StatusResponse {
 	if ds := n.dataset(); !ds.IsZero() {
 		s.DatasetID = ds.String()
 	}
-	if n.follow != nil {
-		s.Upstream = n.follow.Upstream()
+	if n.follower != nil {
+		s.Upstream = n.follower.Upstream()
 	}
 	if n.pullS == nil {
 		return s

@@ -38,15 +38,25 @@ func startProxy(ctx context.Context, cfg Config) (*Node, error) {
 	n.registerProxyGauges()
 
 	ctx, n.cancel = context.WithCancel(ctx)
-	n.heard = pull.NewHeartbeatClock(cfg.Heartbeat, n.served)
-	n.follow = pull.NewFollower(pull.FollowerConfig{
+	heard := pull.NewHeartbeatClock(cfg.Heartbeat, n.served)
+	f := pull.NewFollower(pull.FollowerConfig{
 		Target: p.Target(), NodeID: n.nodeID, Addr: n.Addr(), Role: cfg.Role, DC: cfg.DC, Upstreams: cfg.Upstreams, MoreUpstreams: p.Replicas,
-		StallTimeout: cfg.StallTimeout, OnHeartbeat: n.heard.Heard, Metrics: pm, Logger: n.log,
+		StallTimeout: cfg.StallTimeout, OnHeartbeat: heard.Heard, Metrics: pm, Logger: n.log,
 	})
-	n.goRun(func() { _ = n.follow.Run(ctx) })
+	n.follower = proxyFollower{f, heard}
+	n.goRun(func() { _ = f.Run(ctx) })
 	n.goRun(func() { p.Run(ctx) })
 	return n.serve(http.NewServeMux())
 }
+
+// proxyFollower is a proxy's side facing its upstream: the Follower that
+// feeds its cache, and what the Follower heard of the root.
+type proxyFollower struct {
+	*pull.Follower
+	*pull.HeartbeatClock
+}
+
+var _ follower = proxyFollower{}
 
 // registerProxyGauges exports a proxy's position, lag, cache and reads by
 // tier.

@@ -12,16 +12,13 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/wire"
 )
 
 // FollowerConfig configures a Follower.
 type FollowerConfig struct {
-	// Store is a replica's store: the Follower applies the log to it and
-	// loads snapshots into it when the upstream's log no longer reaches it.
-	Store *kv.Store
-	// Target is what other roles follow the log into; set Store or Target.
+	// Target is what the log is applied to: a replica's store, a proxy's
+	// cache. Required.
 	Target Target
 	NodeID string
 	// Addr is this node's own listen address, reported to parents, with
@@ -51,7 +48,7 @@ type FollowerConfig struct {
 	Logger      *slog.Logger
 }
 
-// Follower pulls the log from an upstream and applies it to the store,
+// Follower pulls the log from an upstream and applies it to its Target,
 // moving to the next upstream on error or after a stall.
 type Follower struct {
 	cfg       FollowerConfig
@@ -81,9 +78,6 @@ func NewFollower(cfg FollowerConfig) *Follower {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	f := &Follower{cfg: cfg, target: cfg.Target}
-	if cfg.Store != nil {
-		f.target = storeTarget{s: cfg.Store, f: f}
-	}
 	empty := ""
 	f.upstream.Store(&empty)
 	return f
@@ -132,7 +126,7 @@ func (f *Follower) Run(ctx context.Context) error {
 		return fmt.Errorf("pull: no upstreams")
 	}
 	if f.target == nil {
-		return fmt.Errorf("pull: follower has no store or target")
+		return fmt.Errorf("pull: follower has no target")
 	}
 	backoff := 50 * time.Millisecond
 	avoid := ""

@@ -42,8 +42,9 @@ func TestFollower_CatchUp(t *testing.T) {
 	}
 }
 
-// When the parent's log no longer holds the child's next index, the child
-// loads a snapshot, then follows the log from the snapshot's index.
+// When the parent's log no longer holds the child's next index, the parent
+// says so and the child bootstraps (here: loads a snapshot through
+// FetchSnapshot), then follows the log from the snapshot's index.
 func TestFollower_TooOldBootstraps(t *testing.T) {
 	for _, kind := range pulltest.Transports {
 		t.Run(kind, func(t *testing.T) {
@@ -181,120 +182,5 @@ func TestFollower_ChainMismatch(t *testing.T) {
 	}
 	if f.Upstream() != aAddr {
 		t.Errorf("upstream %q, want %q", f.Upstream(), aAddr)
-	}
-}
-
-// A parent of another dataset is refused: by the parent itself when it is
-// the only upstream (the child is never fed), or already by the probe when
-// there is a choice.
-func TestFollower_DatasetMismatch(t *testing.T) {
-	for _, tc := range []struct {
-		name        string
-		alsoA       bool // A (the child's own dataset) is an upstream too, after C
-		wantRefused bool // the stream to C is opened and refused
-	}{
-		{name: "OnlyUpstream", wantRefused: true},
-		{name: "ProbeSkipsIt", alsoA: true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			n := pulltest.NewNetwork(t, "inmem")
-			a := pulltest.NewRoot(t, kv.Options{}, argent.DatasetID{})
-			a.Write(t, "a", 5)
-			aAddr := n.Serve("a", a.Store, pull.ServerConfig{})
-			s := followTo(t, n, aAddr, a)
-
-			c := pulltest.NewRoot(t, kv.Options{}, argent.DatasetID{})
-			c.Write(t, "c", 20)
-			ups := []string{n.Serve("c", c.Store, pull.ServerConfig{})}
-			if tc.alsoA {
-				ups = append(ups, aAddr)
-			}
-			a.Write(t, "a2", 3)
-
-			f := follow(t, n.Transport, s, pull.FollowerConfig{Upstreams: ups})
-			if tc.wantRefused {
-				pulltest.WaitFor(t, "two refusals", func() bool { return f.metric(t, "argent_upstream_reconnects_total", "refused") >= 2 })
-				if s.Applied() != 5 || s.Dataset() != a.Dataset() {
-					t.Fatalf("child at %d of %s, want 5 of %s", s.Applied(), s.Dataset(), a.Dataset())
-				}
-				return
-			}
-			pulltest.WaitApplied(t, s, a.Applied())
-			pulltest.CheckSame(t, s, a.Store)
-			if got := f.metric(t, "argent_upstream_reconnects_total", "refused"); got != 0 {
-				t.Errorf("refused reconnects = %v, want 0 (the probe rules C out)", got)
-			}
-		})
-	}
-}
-
-// A snapshot load cut part way resumes after the last key it stored (it
-// does not start over), from the same state or from a newer one, which the
-// child then reaches by replaying the log.
-func TestFollower_SnapshotResumes(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		newer int // entries the parent commits between the cut and the resume
-	}{
-		{name: "SameState"},
-		{name: "NewerState", newer: 7},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			n := pulltest.NewNetwork(t, "inmem")
-			r := pulltest.NewRoot(t, kv.Options{LogBytes: 1}, argent.DatasetID{})
-			r.Write(t, "k", 200)
-			pulltest.TrimAll(t, r.Store)
-			addr := n.Serve("root", r.Store, pull.ServerConfig{SnapshotChunk: 256})
-			// SnapBegin and 3 chunks arrive, then the parent stops sending
-			// until the link is cut.
-			n.Inmem.Inject(addr, pull.Fault{Request: pull.SnapshotRequest, Kind: pull.FaultStall, After: 4})
-
-			s := pulltest.NewStore(t, kv.Options{})
-			f := follow(t, n.Transport, s, pull.FollowerConfig{Upstreams: []string{addr}, StallTimeout: pulltest.WaitLimit})
-			pulltest.WaitFor(t, "part of the snapshot", func() bool { return f.metric(t, "argent_snapshot_records_received_total") > 0 })
-			if tc.newer > 0 {
-				r.Write(t, "newer", tc.newer)
-			}
-			n.Inmem.Cut(addr)
-
-			pulltest.WaitApplied(t, s, r.Applied())
-			pulltest.CheckSame(t, s, r.Store)
-			for _, m := range []struct {
-				name string
-				want float64
-			}{
-				{"argent_snapshots_loaded_total", 1},
-				{"argent_snapshot_resumes_total", 1},
-				{"argent_snapshot_records_received_total", 200 + float64(tc.newer)},
-				{"argent_log_entries_received_total", float64(tc.newer)},
-			} {
-				if got := f.metric(t, m.name); got != m.want {
-					t.Errorf("%s = %v, want %v", m.name, got, m.want)
-				}
-			}
-		})
-	}
-}
-
-// A cut snapshot load resumes on its own: FaultCut ends the transfer and
-// the child asks again, after the last key it stored.
-func TestFollower_SnapshotCutResumes(t *testing.T) {
-	n := pulltest.NewNetwork(t, "inmem")
-	r := pulltest.NewRoot(t, kv.Options{LogBytes: 1}, argent.DatasetID{})
-	r.Write(t, "k", 120)
-	pulltest.TrimAll(t, r.Store)
-	addr := n.Serve("root", r.Store, pull.ServerConfig{SnapshotChunk: 256})
-	for i := range 2 {
-		n.Inmem.Inject(addr, pull.Fault{Request: pull.SnapshotRequest, Kind: pull.FaultCut, After: 2 + i})
-	}
-	s := pulltest.NewStore(t, kv.Options{})
-	f := follow(t, n.Transport, s, pull.FollowerConfig{Upstreams: []string{addr}})
-	pulltest.WaitApplied(t, s, r.Applied())
-	pulltest.CheckSame(t, s, r.Store)
-	if got := f.metric(t, "argent_snapshot_resumes_total"); got != 2 {
-		t.Errorf("resumes = %v, want 2", got)
-	}
-	if got := f.metric(t, "argent_snapshot_records_received_total"); got != 120 {
-		t.Errorf("records received = %v, want 120 (none twice)", got)
 	}
 }

@@ -15,8 +15,12 @@
 //
 //	tr := pull.NewInmemTransport()
 //	tr.Register("parent", srv) // srv := pull.NewServer(...)
-//	f := pull.NewFollower(pull.FollowerConfig{Store: s, Upstreams: []string{"parent"}, Transport: tr})
+//	f := pull.NewFollower(pull.FollowerConfig{Target: t, Upstreams: []string{"parent"}, Transport: tr})
 //	go f.Run(ctx)
+//
+// What the log is applied to is a Target: a replica's store
+// (internal/replica, which also loads snapshots into it through
+// Follower.FetchSnapshot), or a proxy's cache (internal/proxy).
 package pull
 
 import (

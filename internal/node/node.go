@@ -517,20 +517,13 @@ func forwardError(ctx context.Context, up string, err error) error {
 	return &api.UpstreamError{Addr: up, Err: err}
 }
 
-// WriteAsync implements api.AsyncWriter: the root queues b for its next
-// merge; a replica forwards it when waited on.
-func (n *Node) WriteAsync(ctx context.Context, b argent.Batch) (func(context.Context) (argent.Index, error), error) {
-	if n.root == nil {
-		return func(ctx context.Context) (argent.Index, error) { return n.Write(ctx, b) }, nil
+// SubmitWrite implements api.AsyncWriter: the root queues b for its next
+// merge; other nodes forward writes, one at a time, through Write.
+func (n *Node) SubmitWrite(b argent.Batch, done func(argent.Index, error)) bool {
+	if n.root == nil || n.cfg.Limits.CheckBatch(&b) != nil {
+		return false
 	}
-	if err := n.cfg.Limits.CheckBatch(&b); err != nil {
-		return nil, err
-	}
-	p, err := n.root.Submit(ctx, b)
-	if err != nil {
-		return nil, err
-	}
-	return p.Wait, nil
+	return n.root.TrySubmit(b, done)
 }
 
 var _ api.AsyncWriter = (*Node)(nil)

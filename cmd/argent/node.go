@@ -14,10 +14,10 @@ import (
 
 // StoreFlags are the storage and limit flags every persisting role shares.
 type StoreFlags struct {
-	History         time.Duration `help:"How long superseded versions are kept for reads as of an older index." default:"2h"`
-	HistoryBytes    byteSize      `help:"Bytes of superseded versions kept." default:"1GiB"`
-	LogRetention    time.Duration `help:"How long log entries are kept for children and watchers." default:"168h"`
-	LogBytes        byteSize      `help:"Bytes of log entries kept." default:"4GiB"`
+	History         time.Duration `help:"How far back reads as of an older index can go (superseded versions are read back from the log; the history never reaches past the log's own window)." default:"2h"`
+	HistoryBytes    byteSize      `help:"Bytes of log entries the history for reads as of an older index may span." default:"1GiB"`
+	LogRetention    time.Duration `help:"How long log entries are kept for children and watchers (up to twice as long while older reads still need them)." default:"168h"`
+	LogBytes        byteSize      `help:"Bytes of log entries kept (up to twice as many while older reads still need them)." default:"4GiB"`
 	TrimInterval    time.Duration `help:"How often history and log are trimmed to their windows." default:"10s"`
 	MaxKey          byteSize      `help:"Largest key accepted." default:"1024"`
 	MaxValue        byteSize      `help:"Largest value accepted." default:"32MiB"`
@@ -68,7 +68,9 @@ type RootCmd struct {
 	Listen        string        `help:"Address for the client API, node-to-node streams and /metrics." default:"127.0.0.1:7400"`
 	ID            uint64        `name:"id" help:"This node's Raft ID (with --peers)."`
 	Peers         string        `help:"Raft peers: 1=ADDR,2=ADDR,3=ADDR."`
-	MaxBatchDelay time.Duration `help:"How long a write group waits for more writers before it commits." default:"0s"`
+	MaxBatchDelay time.Duration `help:"How long a merged batch waits for more client batches after its first, besides the fsync of the one before. Default: none." default:"0s"`
+	MergeBytes    byteSize      `help:"Key and value bytes of the client batches merged into one committed batch (one index, one fsync); a larger batch commits alone." default:"4MiB"`
+	MergeBatches  int           `help:"Client batches merged into one committed batch at most." default:"4096"`
 	StoreFlags
 }
 
@@ -77,7 +79,14 @@ func (c *RootCmd) Run(ctx context.Context) error {
 	if c.Peers != "" || c.ID != 0 {
 		return exitError{code: 2, msg: "--id/--peers: a Raft root group is not built yet; run a single root without them"}
 	}
-	cfg := node.Config{Role: node.RoleRoot, DataDir: c.Data, Listen: c.Listen, MaxBatchDelay: c.MaxBatchDelay}
+	if c.MergeBatches < 1 {
+		return exitError{code: 2, msg: "--merge-batches must be at least 1"}
+	}
+	if c.MergeBytes < 1 {
+		return exitError{code: 2, msg: "--merge-bytes must be at least 1 byte"}
+	}
+	cfg := node.Config{Role: node.RoleRoot, DataDir: c.Data, Listen: c.Listen, MaxBatchDelay: c.MaxBatchDelay,
+		MergeBytes: int(c.MergeBytes), MergeBatches: c.MergeBatches}
 	c.apply(&cfg)
 	return serve(ctx, cfg)
 }

@@ -94,12 +94,17 @@ type Readiness interface {
 }
 
 // AsyncWriter is implemented by a Backend that can take a write without
-// waiting for its commit, so that one client can have many writes in flight:
-// the RESP port submits a pipeline's SETs together and then waits for them
-// in order, and the root merges them into one batch.
+// waiting for its commit, so that one client can have many writes in flight
+// and an event loop can take them without a goroutine each: the RESP port
+// submits a pipeline's SETs together, and the root merges them into one
+// batch.
 type AsyncWriter interface {
-	// WriteAsync queues b, which must pass Limits().CheckBatch, and returns
-	// a function that waits for its index as Write would return it. The
-	// writes one caller queues commit in the order it queued them.
-	WriteAsync(ctx context.Context, b argent.Batch) (wait func(context.Context) (argent.Index, error), err error)
+	// SubmitWrite queues b, which must pass Limits().CheckBatch, and
+	// returns at once: done is called once, from another goroutine, with
+	// b's index or the error that failed it; it must not block. The writes
+	// one caller submits commit in the order it submitted them. It reports
+	// false, without calling done, when b cannot be queued now (the queue
+	// is full; a node that forwards its writes): the caller then uses
+	// Write.
+	SubmitWrite(b argent.Batch, done func(argent.Index, error)) bool
 }

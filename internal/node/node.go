@@ -74,6 +74,10 @@ type Config struct {
 	// Default 16 MiB.
 	WindowBytes int64
 
+	// MergeBytes and MergeBatches bound the client batches a root merges
+	// into one committed batch. Default root.DefaultMergeBytes and
+	// root.DefaultMergeBatches.
+	MergeBytes, MergeBatches int
 	// MaxBatchDelay holds a root's write group open for more writers.
 	// Default 0 (group whatever queued during the previous fsync).
 	MaxBatchDelay time.Duration
@@ -230,7 +234,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	ctx, n.cancel = context.WithCancel(ctx)
 	switch cfg.Role {
 	case RoleRoot:
-		n.root = root.New(store, root.Config{MaxDelay: cfg.MaxBatchDelay, OnCommit: n.commitObserver()})
+		n.root = root.New(store, root.Config{MaxDelay: cfg.MaxBatchDelay, MaxGroupBytes: cfg.MergeBytes,
+			MaxGroupBatches: cfg.MergeBatches, OnCommit: n.commitObserver()})
 		n.goRun(func() { _ = n.root.Run(ctx) })
 	case RoleReplica:
 		r := replica.New(store, replica.Config{

@@ -90,3 +90,14 @@ func (n *Node) forwarder(up string) (*client.Client, error) {
 	n.clients[up] = c
 	return c, nil
 }
+
+// SubmitWrite implements api.AsyncWriter: the root queues b for its next
+// merge; other nodes forward writes, one at a time, through Write.
+func (n *Node) SubmitWrite(b argent.Batch, done func(argent.Index, error)) bool {
+	if n.root == nil || n.cfg.Limits.CheckBatch(&b) != nil {
+		return false
+	}
+	return n.root.TrySubmit(b, done)
+}
+
+var _ api.AsyncWriter = (*Node)(nil)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/api"
@@ -576,20 +577,21 @@ func (c *conn) setBatch(args [][]byte) (argent.Batch, string) {
 	return b, ""
 }
 
-// pendingWrite is a SET queued by queueSet: its wait, or the error reply
+// pendingWrite is a SET queued by queueSet: its result, or the error reply
 // that refused it.
 type pendingWrite struct {
-	wait  func(context.Context) (argent.Index, error)
+	res   chan error
 	reply string
 }
 
 // maxPendingWrites bounds the SETs one connection has in flight; past it,
-// queueSet waits for those before.
+// a command goroutine waits for those before, and the loop takes no more
+// input from the connection.
 const maxPendingWrites = 1024
 
-// queueSet submits a SET without waiting for its commit, so that a
-// pipeline's SETs commit together (the root merges them); awaitWrites
-// writes their replies in order before any other command's.
+// queueSet submits a SET from a command goroutine without waiting for its
+// commit, so that a pipeline's SETs commit together (the root merges them);
+// awaitWrites writes their replies in order before any other command's.
 func (c *conn) queueSet(args [][]byte) {
 	c.s.m.command("SET")
 	if len(c.pending) >= maxPendingWrites {
@@ -597,11 +599,16 @@ func (c *conn) queueSet(args [][]byte) {
 	}
 	b, reply := c.setBatch(args)
 	if reply == "" {
-		wait, err := c.s.async.WriteAsync(c.s.ctx, b)
-		if err != nil {
-			reply = "ERR " + err.Error()
+		res := make(chan error, 1)
+		if c.s.async.SubmitWrite(b, func(_ argent.Index, err error) { res <- err }) {
+			c.pending = append(c.pending, pendingWrite{res: res})
+			return
 		}
-		c.pending = append(c.pending, pendingWrite{wait: wait, reply: reply})
+		// No room to queue it: write it as Write does, after the others.
+		c.awaitWrites()
+		if c.write(b) {
+			c.w.simple("OK")
+		}
 		return
 	}
 	c.pending = append(c.pending, pendingWrite{reply: reply})
@@ -613,12 +620,20 @@ func (c *conn) awaitWrites() {
 	if len(c.pending) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.s.ctx, writeTimeout)
-	defer cancel()
+	c.flush()
+	timeout := time.NewTimer(writeTimeout)
+	defer timeout.Stop()
 	for i, p := range c.pending {
 		if p.reply == "" {
-			if _, err := p.wait(ctx); err != nil {
-				p.reply = "ERR " + err.Error()
+			select {
+			case err := <-p.res:
+				if err != nil {
+					p.reply = "ERR " + err.Error()
+				}
+			case <-timeout.C:
+				p.reply = "ERR " + context.DeadlineExceeded.Error()
+			case <-c.s.ctx.Done():
+				p.reply = "ERR " + c.s.ctx.Err().Error()
 			}
 		}
 		if p.reply != "" {
@@ -629,6 +644,74 @@ func (c *conn) awaitWrites() {
 		c.pending[i] = pendingWrite{}
 	}
 	c.pending = c.pending[:0]
+}
+
+// loopSet submits a SET from the loop, if it can go without waiting: a
+// valid SET the backend queues at once. Its reply comes in setDone. It
+// reports false when the SET must wait: the caller keeps it for later (or
+// for a goroutine).
+func (c *conn) loopSet(args [][]byte) bool {
+	if c.waiting >= maxPendingWrites {
+		return false
+	}
+	b, reply := c.setBatch(args)
+	if reply != "" {
+		if c.waiting > 0 {
+			return false // the error reply must follow the replies pending
+		}
+		c.s.m.command("SET")
+		c.w.error(reply)
+		return true
+	}
+	c.mu.Lock()
+	c.mu.submitted++
+	c.mu.Unlock()
+	if !c.s.async.SubmitWrite(b, c.setDone) {
+		c.mu.Lock()
+		c.mu.submitted--
+		c.mu.Unlock()
+		return false
+	}
+	c.s.m.command("SET")
+	c.waiting++
+	return true
+}
+
+// setDone receives the result of a SET the loop submitted, on a committer
+// goroutine: it queues the reply and wakes the loop to write it (see
+// takeReplies). The results come in the order the SETs were submitted.
+func (c *conn) setDone(_ argent.Index, err error) {
+	c.mu.Lock()
+	w := writer{buf: c.mu.replies}
+	if err != nil {
+		w.error("ERR " + err.Error())
+	} else {
+		w.simple("OK")
+	}
+	c.mu.replies = w.buf
+	c.mu.completed++
+	if c.mu.drained != nil && c.mu.completed == c.mu.submitted {
+		close(c.mu.drained)
+		c.mu.drained = nil
+	}
+	wake := !c.mu.waking
+	c.mu.waking = true
+	c.mu.Unlock()
+	if wake {
+		_ = c.gc.Wake(nil) // fails only on a closed connection
+	}
+}
+
+// takeReplies moves the replies of the SETs that committed since the last
+// call to the connection's replies, on the loop, in order.
+func (c *conn) takeReplies() {
+	c.mu.Lock()
+	out, n := c.mu.replies, c.mu.completed
+	c.mu.replies, c.mu.completed, c.mu.waking = nil, 0, false
+	c.mu.submitted -= n
+	c.mu.Unlock()
+	c.w.buf = append(c.w.buf, out...)
+	c.waiting -= n
 }
 
 // del deletes keys in one batch. Its reply, the number of keys that

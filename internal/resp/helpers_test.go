@@ -3,6 +3,7 @@ package resp_test
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -136,11 +137,111 @@ func (f *fakeBackend) put(t testing.TB, kvs ...string) argent.Index {
 	return i
 }
 
+// asyncBackend is a fakeBackend that also takes writes without waiting
+// (api.AsyncWriter), as a root does: a committer goroutine commits them in
+// the order they came, a few at a time after a short random pause, and
+// answers each. Now and then it refuses one (a full queue), as a root may.
+type asyncBackend struct {
+	*fakeBackend
+	queue  chan asyncWrite
+	refuse atomic.Int64 // refuse every refuse-th write; 0: never
+	n      atomic.Int64
+	held   atomic.Pointer[chan struct{}] // while open, the committer commits nothing
+}
+
+type asyncWrite struct {
+	b    argent.Batch
+	done func(argent.Index, error)
+}
+
+var _ api.AsyncWriter = (*asyncBackend)(nil)
+
+func newAsyncBackend(t testing.TB, limits argent.Limits) *asyncBackend {
+	t.Helper()
+	a := &asyncBackend{fakeBackend: newFakeBackend(t, limits), queue: make(chan asyncWrite, 64)}
+	open := make(chan struct{})
+	close(open)
+	a.held.Store(&open)
+	a.refuse.Store(7)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			var w asyncWrite
+			select {
+			case w = <-a.queue:
+			case <-stop:
+				return
+			}
+			select {
+			case <-*a.held.Load():
+			case <-stop:
+				return
+			}
+			time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
+			ws := []asyncWrite{w}
+		more:
+			for {
+				select {
+				case w2 := <-a.queue:
+					ws = append(ws, w2)
+				default:
+					break more
+				}
+			}
+			for _, w := range ws {
+				i, err := a.Write(context.Background(), w.b)
+				w.done(i, err)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		close(stop)
+		<-done
+	})
+	return a
+}
+
+// hold makes the committer commit nothing until the test ends.
+func (a *asyncBackend) hold(t testing.TB) {
+	held := make(chan struct{})
+	a.held.Store(&held)
+	t.Cleanup(func() { close(held) })
+}
+
+func (a *asyncBackend) SubmitWrite(b argent.Batch, done func(argent.Index, error)) bool {
+	if r := a.refuse.Load(); r > 0 && a.n.Add(1)%r == 0 {
+		return false
+	}
+	select {
+	case a.queue <- asyncWrite{b: b, done: done}:
+		return true
+	default:
+		return false
+	}
+}
+
 // startServer serves a fake backend on a loopback port and returns it with
 // the address. The server is closed at the end of the test.
 func startServer(t *testing.T, limits argent.Limits) (*fakeBackend, *resp.Server, string) {
 	t.Helper()
 	b := newFakeBackend(t, limits)
+	s, addr := serveBackend(t, b)
+	return b, s, addr
+}
+
+// startAsyncServer is startServer with an asyncBackend.
+func startAsyncServer(t *testing.T, limits argent.Limits) (*asyncBackend, *resp.Server, string) {
+	t.Helper()
+	b := newAsyncBackend(t, limits)
+	s, addr := serveBackend(t, b)
+	return b, s, addr
+}
+
+// serveBackend serves b on a loopback port until the test ends.
+func serveBackend(t *testing.T, b api.Backend) (*resp.Server, string) {
+	t.Helper()
 	s := resp.New(b, nil, nil)
 	resp.SetReadIndexWait(s, 200*time.Millisecond)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -157,7 +258,7 @@ func startServer(t *testing.T, limits argent.Limits) (*fakeBackend, *resp.Server
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return b, s, ln.Addr().String()
+	return s, ln.Addr().String()
 }
 
 func newClient(t *testing.T, addr string) *redis.Client {

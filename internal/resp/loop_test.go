@@ -168,6 +168,36 @@ func TestInputWhileWaitingIsBounded(t *testing.T) {
 	}
 }
 
+// TestInputWhileWritesWaitIsBounded checks that input sent while the loop
+// has SETs in flight is queued only up to the limit.
+func TestInputWhileWritesWaitIsBounded(t *testing.T) {
+	b, s, addr := startAsyncServer(t, argent.Limits{})
+	b.refuse.Store(0)
+	b.hold(t)
+	resp.SetMaxPending(s, 1<<20)
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := io.WriteString(nc, "SET a 1\r\nGET a\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	chunk := strings.Repeat("PING\r\n", 10000)
+	nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	var werr error
+	for range 100 { // 6 MB, past the 1 MiB limit
+		if _, werr = io.WriteString(nc, chunk); werr != nil {
+			break
+		}
+	}
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, rerr := io.Copy(io.Discard, nc)
+	if ne, ok := rerr.(net.Error); werr == nil && ok && ne.Timeout() {
+		t.Fatalf("connection still open after 6 MB of input behind a SET in flight: read %v", rerr)
+	}
+}
+
 // TestSlowReaderGetsEveryReply pipelines more replies than the server
 // keeps unsent for a connection, to a client that reads them slowly: the
 // server waits for it, and every reply arrives whole and in order.

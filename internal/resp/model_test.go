@@ -22,8 +22,23 @@ import (
 // SCANs (always on a goroutine) interleave, so the replies check the hand-offs
 // between the loop and the goroutines: order, read-your-writes within the
 // pipeline, nothing lost or repeated.
+//
+// It runs against a backend that writes as Backend.Write does, and against
+// one that takes writes without waiting (api.AsyncWriter, as a root): then
+// the loop has SETs in flight and must hold every other command until their
+// replies are out.
 func TestPipelinesAgainstModel(t *testing.T) {
-	b, _, addr := startServer(t, argent.Limits{})
+	t.Run("Write", func(t *testing.T) {
+		b, _, addr := startServer(t, argent.Limits{})
+		pipelinesAgainstModel(t, b, addr)
+	})
+	t.Run("AsyncWriter", func(t *testing.T) {
+		b, _, addr := startAsyncServer(t, argent.Limits{})
+		pipelinesAgainstModel(t, b.fakeBackend, addr)
+	})
+}
+
+func pipelinesAgainstModel(t *testing.T, b *fakeBackend, addr string) {
 	b.local.Store(&localReader{Store: b.store})
 	var round atomic.Int64
 	rapid.Check(t, func(rt *rapid.T) {

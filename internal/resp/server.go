@@ -245,6 +245,12 @@ func (e *events) OnClose(gc gnet.Conn, err error) gnet.Action {
 		return gnet.None
 	}
 	e.s.m.connections.Dec()
+	if !c.busy && c.waiting > 0 && errors.Is(err, io.EOF) {
+		// The client shut down its side with SETs in flight: a goroutine
+		// answers them, and the commands sent after them, on a copy of
+		// the socket.
+		c.finishOnGoroutine(gc)
+	}
 	if c.busy && errors.Is(err, io.EOF) {
 		// The client shut down its side; the commands it sent before
 		// still run on a goroutine, which answers them on a copy of the
@@ -260,6 +266,44 @@ func (e *events) OnClose(gc gnet.Conn, err error) gnet.Action {
 		e.s.log.Debug("resp: connection ended", "remote", c.remote, "err", err)
 	}
 	return gnet.None
+}
+
+// finishOnGoroutine hands a connection whose client shut down its side
+// while the loop had SETs in flight to a goroutine: it waits for their
+// results and answers them and the commands after them (the carried input)
+// on a copy of the socket, as run does for a busy connection.
+func (c *conn) finishOnGoroutine(gc gnet.Conn) {
+	hc, err := dupConn(gc)
+	if err != nil {
+		return
+	}
+	if !c.s.startCommand() {
+		hc.Close()
+		return
+	}
+	c.mu.Lock()
+	c.mu.halfClosed = hc
+	if c.mu.completed < c.mu.submitted {
+		c.mu.drained = make(chan struct{})
+	}
+	drained := c.mu.drained
+	c.mu.Unlock()
+	c.busy = true // the loop is done with it: the goroutine owns its state
+	rest := append([]byte(nil), c.carry...)
+	c.carry = nil
+	go func() {
+		if drained != nil {
+			select {
+			case <-drained:
+			case <-c.s.ctx.Done():
+				hc.Close()
+				c.s.wg.Done()
+				return
+			}
+		}
+		c.takeReplies()
+		c.run(rest)
+	}()
 }
 
 // dupConn returns a net.Conn on a copy of gc's socket, which stays open
@@ -279,6 +323,9 @@ func (e *events) OnTraffic(gc gnet.Conn) gnet.Action {
 	in, err := gc.Next(-1)
 	if err != nil {
 		return gnet.Close
+	}
+	if c.waiting > 0 {
+		c.takeReplies()
 	}
 	if c.busy {
 		// A goroutine runs this connection's commands: queue the input
@@ -321,6 +368,10 @@ type conn struct {
 	// pending holds the SETs a command goroutine submitted and has not
 	// answered yet (see queueSet).
 	pending []pendingWrite
+	// waiting counts the SETs the loop submitted (loopSet) whose replies
+	// are not written yet; while it is not 0, the loop runs no command but
+	// another SET, so that replies keep their order.
+	waiting int
 
 	mu struct {
 		sync.Mutex
@@ -329,6 +380,13 @@ type conn struct {
 		// down its side while a goroutine ran commands: their replies go
 		// there. The goroutine closes it.
 		halfClosed net.Conn
+		// The replies of the loop's SETs that committed (setDone), not yet
+		// taken by the loop (takeReplies); waking is set while a wake-up
+		// of the loop for them is under way.
+		replies              []byte
+		submitted, completed int
+		waking               bool
+		drained              chan struct{} // closed when completed reaches submitted
 	}
 }
 
@@ -342,6 +400,12 @@ func (c *conn) serve(in []byte) gnet.Action {
 		c.carry = append(c.carry, in...)
 		buf = c.carry
 	}
+	if c.waiting > 0 && (c.gc.OutboundBuffered() > outboundHigh || len(buf) > keepBuffer) {
+		// SETs are in flight and the client takes no replies, or sends
+		// more than a pipeline: keep the input, up to the bound, until
+		// their replies are out.
+		return c.holdInput(buf)
+	}
 	if c.gc.OutboundBuffered() > outboundHigh {
 		// The client is not taking its replies: wait for it on a goroutine.
 		return c.handOff(buf)
@@ -350,10 +414,16 @@ func (c *conn) serve(in []byte) gnet.Action {
 	action := gnet.None
 	for used < len(buf) {
 		if len(c.w.buf) >= loopReplies {
+			if c.waiting > 0 {
+				break
+			}
 			return c.handOff(buf[used:])
 		}
 		args, n, err := parse(c.args[:0], buf[used:], c.s.maxBulk)
 		c.args = args
+		if err != nil && c.waiting > 0 {
+			break // answered once the SETs before it are
+		}
 		if err != nil {
 			c.protocolError(err)
 			action = gnet.Close
@@ -365,6 +435,15 @@ func (c *conn) serve(in []byte) gnet.Action {
 		if len(args) > 0 {
 			var nb [16]byte
 			name := cmdName(&nb, args[0])
+			if name == "SET" && c.s.async != nil && c.loopSet(args) {
+				used += n
+				continue
+			}
+			if c.waiting > 0 {
+				// Wait for the SETs in flight: setDone wakes the loop,
+				// which runs the rest then.
+				break
+			}
 			if !runsOnLoop(name) {
 				return c.handOff(buf[used:])
 			}
@@ -392,6 +471,22 @@ func (c *conn) serve(in []byte) gnet.Action {
 	}
 	c.send()
 	return action
+}
+
+// holdInput keeps buf, input not run yet, for when the loop's SETs in
+// flight are answered, and closes a connection that sends more than the
+// server queues behind a waiting command.
+func (c *conn) holdInput(buf []byte) gnet.Action {
+	c.send()
+	if int64(len(buf)) > c.s.maxPending.Load() {
+		c.s.log.Debug("resp: connection sent too much while its writes waited", "remote", c.remote)
+		c.s.m.cut.WithLabelValues(cutBacklog).Inc()
+		return gnet.Close
+	}
+	if len(c.carry) == 0 || &buf[0] != &c.carry[0] {
+		c.carry = append(c.carry[:0], buf...)
+	}
+	return gnet.None
 }
 
 // handOff sends the replies written so far and starts a goroutine that

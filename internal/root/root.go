@@ -19,6 +19,7 @@ package root
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -55,6 +56,10 @@ type Root struct {
 	// to the syncer, in index order; synced counts those it finished.
 	toSync chan *group
 	synced atomic.Int64
+	// closing is closed when Run stops taking requests; submitting counts
+	// the Submit and TrySubmit calls under way, which drain waits for.
+	closing    chan struct{}
+	submitting atomic.Int64
 }
 
 // The default merge limits.
@@ -78,7 +83,17 @@ type group struct {
 type request struct {
 	batch argent.Batch
 	size  int
-	resp  chan result
+	resp  chan result               // Submit's requests
+	done  func(argent.Index, error) // TrySubmit's requests
+}
+
+// answer gives the request its result, once.
+func (req *request) answer(res result) {
+	if req.done != nil {
+		req.done(res.index, res.err)
+		return
+	}
+	req.resp <- res
 }
 
 type result struct {
@@ -102,7 +117,7 @@ func New(store *kv.Store, cfg Config) *Root {
 		cfg.Now = time.Now
 	}
 	return &Root{store: store, cfg: cfg, reqs: make(chan *request, 1024), done: make(chan struct{}),
-		toSync: make(chan *group, syncDepth)}
+		toSync: make(chan *group, syncDepth), closing: make(chan struct{})}
 }
 
 // Write commits b and returns its index once it is durable. The batch must
@@ -129,18 +144,41 @@ type Pending struct {
 // submitted them. It waits only while the queue is full.
 func (r *Root) Submit(ctx context.Context, b argent.Batch) (*Pending, error) {
 	req := &request{batch: b, size: batchSize(&b), resp: make(chan result, 1)}
+	r.submitting.Add(1)
+	defer r.submitting.Add(-1)
 	select {
-	case <-r.done:
+	case <-r.closing:
 		return nil, ErrStopped
 	default:
 	}
 	select {
 	case r.reqs <- req:
 		return &Pending{r: r, req: req}, nil
-	case <-r.done:
+	case <-r.closing:
 		return nil, ErrStopped
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+}
+
+// TrySubmit queues b like Submit if the queue has room, and reports false
+// otherwise. done is called once with b's index, or with the error that
+// failed it, from the committer's goroutines: it must not block. This lets
+// an event loop have writes in flight without a goroutine for each.
+func (r *Root) TrySubmit(b argent.Batch, done func(argent.Index, error)) bool {
+	r.submitting.Add(1)
+	defer r.submitting.Add(-1)
+	select {
+	case <-r.closing:
+		return false
+	default:
+	}
+	req := &request{batch: b, size: batchSize(&b), done: done}
+	select {
+	case r.reqs <- req:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -269,12 +307,18 @@ func (r *Root) Run(ctx context.Context) error {
 	}
 }
 
-// drain fails every queued request after Run stops.
+// drain fails every queued request once Run stops: it closes closing, so
+// that no request is queued after it, waits for the submitters that got
+// past that check, and answers what they queued.
 func (r *Root) drain() {
+	close(r.closing)
+	for r.submitting.Load() > 0 {
+		runtime.Gosched()
+	}
 	for {
 		select {
 		case req := <-r.reqs:
-			req.resp <- result{err: ErrStopped}
+			req.answer(result{err: ErrStopped})
 		default:
 			return
 		}
@@ -392,7 +436,7 @@ func (r *Root) syncLoop(idle chan<- struct{}) {
 				r.cfg.OnCommit(len(g.reqs), time.Since(g.start))
 			}
 			for i, req := range g.reqs {
-				req.resp <- g.results[i]
+				req.answer(g.results[i])
 			}
 		}
 		r.synced.Add(int64(len(groups)))
@@ -405,7 +449,7 @@ func (r *Root) syncLoop(idle chan<- struct{}) {
 
 func (r *Root) fail(group []*request, err error) {
 	for _, req := range group {
-		req.resp <- result{err: err}
+		req.answer(result{err: err})
 	}
 }
 

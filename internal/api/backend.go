@@ -6,7 +6,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
-	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/logstore"
 )
 
 // Reader is where a node's reads come from: a *kv.Store on roots and
@@ -23,12 +23,12 @@ type Reader interface {
 	Changed() <-chan struct{}
 	// Get reads key at index at: argent.ErrNotFound when absent, an error
 	// wrapping argent.ErrCompacted when at is no longer readable.
-	Get(key []byte, at argent.Index) (kv.Value, error)
+	Get(key []byte, at argent.Index) (argent.Value, error)
 	// Scan reads up to limit keys with prefix after after, at index at.
-	Scan(prefix, after []byte, limit int, at argent.Index) ([]kv.Item, bool, error)
+	Scan(prefix, after []byte, limit int, at argent.Index) ([]argent.Item, bool, error)
 	// LogFirst and ReadLog serve watch streams from the node's log.
 	LogFirst() argent.Index
-	ReadLog(from argent.Index, maxBytes int, fn func(e *kv.LogEntry) bool) (argent.Index, error)
+	ReadLog(from argent.Index, maxBytes int, fn func(e *logstore.Entry) bool) (argent.Index, error)
 }
 
 // TierReader is a Reader whose reads come from several layers (a proxy's
@@ -36,7 +36,7 @@ type Reader interface {
 // answered, instead of Backend.Tier.
 type TierReader interface {
 	Reader
-	GetTier(key []byte, at argent.Index) (kv.Value, string, error)
+	GetTier(key []byte, at argent.Index) (argent.Value, string, error)
 }
 
 // ManyReader is a Reader that reads the keys of an mget better together
@@ -48,7 +48,7 @@ type ManyReader interface {
 	// GetMany reads every key at index at: vals[i] is keys[i]'s value and
 	// found[i] is false where keys[i] is absent. Any other failure fails the
 	// whole read, with the error one Get would return.
-	GetMany(keys [][]byte, at argent.Index) (vals []kv.Value, found []bool, err error)
+	GetMany(keys [][]byte, at argent.Index) (vals []argent.Value, found []bool, err error)
 }
 
 // LocalReader is a Reader that can say, without waiting, whether it
@@ -60,7 +60,7 @@ type LocalReader interface {
 	// GetLocal reads key at index at from the node's own state only. ok is
 	// false when only another node can answer; otherwise the value and
 	// error are those Get would give.
-	GetLocal(key []byte, at argent.Index) (v kv.Value, ok bool, err error)
+	GetLocal(key []byte, at argent.Index) (v argent.Value, ok bool, err error)
 }
 
 // Backend is what the HTTP API needs from a node.

@@ -11,7 +11,6 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
-	"github.com/argent-kv/argent/internal/kv"
 )
 
 // setIndex sets Argent-Index.
@@ -78,7 +77,7 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, key string) in
 
 // getTier reads key at index at, and names the tier that answered when
 // the Reader has several ("" otherwise: Backend.Tier answered).
-func getTier(r Reader, key []byte, at argent.Index) (kv.Value, string, error) {
+func getTier(r Reader, key []byte, at argent.Index) (argent.Value, string, error) {
 	if tr, ok := r.(TierReader); ok {
 		return tr.GetTier(key, at)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
-	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/logstore"
 )
 
 // watchChunkBytes bounds the log bytes one Store.ReadLog call reads. The
@@ -143,7 +143,7 @@ func (ws *watchStream) run(ctx context.Context) {
 
 // entry is the Store.ReadLog callback: it sends e's ops that touch the
 // prefix, if any.
-func (ws *watchStream) entry(e *kv.LogEntry) bool {
+func (ws *watchStream) entry(e *logstore.Entry) bool {
 	ws.ops = ws.ops[:0]
 	for _, op := range e.Ops {
 		if matchOp(ws.prefix, &op) {

@@ -88,12 +88,12 @@ func (lc *latestCache) clear() {
 // versionAt answers a read at index at from a latest version: the value, an
 // ErrNotFound, or ok=false when the version is newer than at and history
 // must answer.
-func versionAt(v version, at argent.Index) (Value, error, bool) {
+func versionAt(v version, at argent.Index) (argent.Value, error, bool) {
 	if v.mod > at {
-		return Value{}, nil, false
+		return argent.Value{}, nil, false
 	}
 	if v.tombstone {
-		return Value{}, argent.ErrNotFound, true
+		return argent.Value{}, argent.ErrNotFound, true
 	}
-	return Value{Value: v.value, ModIndex: v.mod}, nil, true
+	return argent.Value{Value: v.value, ModIndex: v.mod}, nil, true
 }

@@ -31,7 +31,7 @@ func TestStore_ReadCacheCoherent(t *testing.T) {
 	type read struct {
 		key int
 		at  argent.Index
-		v   kv.Value
+		v   argent.Value
 		err error
 	}
 	reads := make(chan read, 1<<16)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/logstore"
 )
 
 // TestStore_ConcurrentReads runs readers at the applied index (and at older
@@ -48,7 +49,7 @@ func TestStore_ConcurrentReads(t *testing.T) {
 		done.Store(true)
 	}
 
-	toSync := make(chan kv.State, 1000)
+	toSync := make(chan argent.State, 1000)
 	wg.Add(1)
 	go func() { // the syncer
 		defer wg.Done()
@@ -174,7 +175,7 @@ func TestStore_ConcurrentReads(t *testing.T) {
 					}
 					from := first + argent.Index(rng.IntN(int(last-first)+1))
 					next := from
-					_, err := s.ReadLog(from, 300, func(e *kv.LogEntry) bool {
+					_, err := s.ReadLog(from, 300, func(e *logstore.Entry) bool {
 						if w := &m.entries[next-1]; e.Index != next || e.Chain != w.Chain || !sameOps(e.Ops, w.Ops) {
 							fail("ReadLog from %d: entry %d, want %d", from, e.Index, next)
 						}
@@ -294,7 +295,7 @@ func TestStore_ReadsDuringRestore(t *testing.T) {
 			}
 		}()
 		time.Sleep(time.Duration(iter%5) * 100 * time.Microsecond)
-		rs, err := s.BeginRestore(argent.DatasetID{1}, kv.State{Index: 5})
+		rs, err := s.BeginRestore(argent.DatasetID{1}, argent.State{Index: 5})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/logstore"
 	"github.com/argent-kv/argent/internal/wire"
 )
 
@@ -190,11 +191,11 @@ func (m *model) add(e argent.Entry) {
 }
 
 // scan returns the model's live keys with prefix at index at, in order.
-func (m *model) scan(prefix string, at argent.Index) []kv.Item {
-	var items []kv.Item
+func (m *model) scan(prefix string, at argent.Index) []argent.Item {
+	var items []argent.Item
 	for k, v := range m.states[at] {
 		if strings.HasPrefix(k, prefix) {
-			items = append(items, kv.Item{Key: []byte(k), Value: kv.Value{Value: []byte(v.value), ModIndex: v.mod}})
+			items = append(items, argent.Item{Key: []byte(k), Value: argent.Value{Value: []byte(v.value), ModIndex: v.mod}})
 		}
 	}
 	sort.Slice(items, func(i, j int) bool { return bytes.Compare(items[i].Key, items[j].Key) < 0 })
@@ -280,13 +281,13 @@ func checkGet(t tb, s *kv.Store, m *model, at argent.Index) {
 	}
 }
 
-func sameItems(a, b []kv.Item) bool {
-	return slices.EqualFunc(a, b, func(x, y kv.Item) bool {
+func sameItems(a, b []argent.Item) bool {
+	return slices.EqualFunc(a, b, func(x, y argent.Item) bool {
 		return bytes.Equal(x.Key, y.Key) && bytes.Equal(x.Value.Value, y.Value.Value) && x.ModIndex == y.ModIndex
 	})
 }
 
-func fmtItems(items []kv.Item) string {
+func fmtItems(items []argent.Item) string {
 	var b strings.Builder
 	for _, it := range items {
 		fmt.Fprintf(&b, "%q=%q@%d ", it.Key, it.Value.Value, it.ModIndex)
@@ -315,7 +316,7 @@ func checkScanPages(t tb, s *kv.Store, m *model, at argent.Index, page int) {
 	t.Helper()
 	for _, p := range []string{"", "a", "a/", "b", "\xff"} {
 		want := m.scan(p, at)
-		var paged []kv.Item
+		var paged []argent.Item
 		var after []byte
 		for calls := 0; ; calls++ {
 			items, more, err := s.Scan([]byte(p), after, page, at)
@@ -340,7 +341,7 @@ func checkScanPages(t tb, s *kv.Store, m *model, at argent.Index, page int) {
 	}
 	// Starting after a key that is not stored, and after every key.
 	for _, after := range []string{"a/w", "a/x/0", "\xff\xff\xff", "0"} {
-		var want []kv.Item
+		var want []argent.Item
 		for _, it := range m.scan("", at) {
 			if string(it.Key) > after {
 				want = append(want, it)
@@ -373,7 +374,7 @@ func checkLog(t tb, s *kv.Store, m *model) {
 	if first < 1 || first > last+1 {
 		t.Fatalf("LogFirst = %d with applied %d", first, last)
 	}
-	check := func(e *kv.LogEntry, want argent.Index) {
+	check := func(e *logstore.Entry, want argent.Index) {
 		t.Helper()
 		if e.Index != want {
 			t.Fatalf("ReadLog gave entry %d, want %d", e.Index, want)
@@ -387,7 +388,7 @@ func checkLog(t tb, s *kv.Store, m *model) {
 		}
 	}
 	next := first
-	end, err := s.ReadLog(first, 0, func(e *kv.LogEntry) bool {
+	end, err := s.ReadLog(first, 0, func(e *logstore.Entry) bool {
 		check(e, next)
 		next++
 		return true
@@ -399,7 +400,7 @@ func checkLog(t tb, s *kv.Store, m *model) {
 	next = first
 	for from := first; from <= last; {
 		n := 0
-		end, err := s.ReadLog(from, 1, func(e *kv.LogEntry) bool {
+		end, err := s.ReadLog(from, 1, func(e *logstore.Entry) bool {
 			check(e, next)
 			next++
 			n++
@@ -413,15 +414,15 @@ func checkLog(t tb, s *kv.Store, m *model) {
 	// fn returning false stops after that entry.
 	if first <= last {
 		n := 0
-		end, err := s.ReadLog(first, 0, func(*kv.LogEntry) bool { n++; return false })
+		end, err := s.ReadLog(first, 0, func(*logstore.Entry) bool { n++; return false })
 		if err != nil || n != 1 || end != first+1 {
 			t.Fatalf("ReadLog stopped by fn = %d, %v, %d calls; want %d, nil, 1", end, err, n, first+1)
 		}
 	}
-	if end, err := s.ReadLog(last+1, 0, func(*kv.LogEntry) bool { t.Fatalf("ReadLog past the end called fn"); return true }); err != nil || end != last+1 {
+	if end, err := s.ReadLog(last+1, 0, func(*logstore.Entry) bool { t.Fatalf("ReadLog past the end called fn"); return true }); err != nil || end != last+1 {
 		t.Fatalf("ReadLog(%d) past the end = %d, %v", last+1, end, err)
 	}
-	if _, err := s.ReadLog(first-1, 0, func(*kv.LogEntry) bool { return true }); !errors.Is(err, argent.ErrCompacted) {
+	if _, err := s.ReadLog(first-1, 0, func(*logstore.Entry) bool { return true }); !errors.Is(err, argent.ErrCompacted) {
 		t.Fatalf("ReadLog(%d) below LogFirst %d: error = %v, want ErrCompacted", first-1, first, err)
 	}
 }

@@ -167,7 +167,7 @@ func TestRestore_ResumeRefuses(t *testing.T) {
 		t.Fatal("ResumeRestore on a serving store succeeded")
 	}
 	// Not from a state older than the load's base.
-	if _, err := dst.ResumeRestore(src.Dataset(), kv.State{}); err == nil {
+	if _, err := dst.ResumeRestore(src.Dataset(), argent.State{}); err == nil {
 		t.Fatal("ResumeRestore from index 0 succeeded")
 	}
 	// Not from another dataset.

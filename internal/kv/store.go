@@ -109,9 +109,6 @@ func (o *Options) withDefaults() Options {
 	return out
 }
 
-// State is a store's applied position.
-type State = argent.State
-
 // Store is a versioned key-value store. Reads are safe from any goroutine;
 // Writers, Restores and Trim calls take turns.
 type Store struct {
@@ -124,7 +121,7 @@ type Store struct {
 
 	// state is the published applied state. Readers load it; only
 	// Writer.Commit and Restore.Finish store it.
-	state     atomic.Pointer[State]
+	state     atomic.Pointer[argent.State]
 	horizon   atomic.Uint64         // reads below it answer ErrCompacted
 	logFirst  atomic.Uint64         // oldest log entry kept
 	copyBelow atomic.Uint64         // Writers copy superseded versions older than this (see Trim)
@@ -141,8 +138,8 @@ type Store struct {
 		sync.Mutex
 		changed   chan struct{} // closed and replaced when state advances
 		dataset   argent.DatasetID
-		logCum    uint64 // cumulative log bytes up to the last entry
-		committed State  // last state written to Pebble; >= the published one
+		logCum    uint64       // cumulative log bytes up to the last entry
+		committed argent.State // last state written to Pebble; >= the published one
 		// restoreTarget and restoreChain: a resumed snapshot load must
 		// replay the log up to restoreTarget (0: none) and reach this chain.
 		restoreTarget argent.Index
@@ -209,7 +206,7 @@ func (s *Store) load() error {
 		return fmt.Errorf("kv: %s holds a store of format version %d; this build reads version %d only: move the directory aside and let the node bootstrap from its upstream (a root: load its data again): %w",
 			s.dir, v, StoreFormatVersion, argent.ErrCorruption)
 	}
-	st := &State{}
+	st := &argent.State{}
 	if v, ok, err := s.getMeta(metaApplied); err != nil {
 		return err
 	} else if ok {
@@ -284,18 +281,18 @@ func (s *Store) getMeta(k []byte) ([]byte, bool, error) {
 	return out, true, nil
 }
 
-func encodeState(st *State) []byte {
+func encodeState(st *argent.State) []byte {
 	b := make([]byte, 0, 48)
 	b = binary.BigEndian.AppendUint64(b, uint64(st.Index))
 	b = binary.BigEndian.AppendUint64(b, uint64(st.Time))
 	return append(b, st.Chain[:]...)
 }
 
-func decodeState(v []byte) (*State, error) {
+func decodeState(v []byte) (*argent.State, error) {
 	if len(v) != 48 {
 		return nil, fmt.Errorf("kv: applied state has %d bytes: %w", len(v), argent.ErrCorruption)
 	}
-	st := &State{Index: argent.Index(binary.BigEndian.Uint64(v[0:8])), Time: int64(binary.BigEndian.Uint64(v[8:16]))}
+	st := &argent.State{Index: argent.Index(binary.BigEndian.Uint64(v[0:8])), Time: int64(binary.BigEndian.Uint64(v[8:16]))}
 	copy(st.Chain[:], v[16:])
 	return st, nil
 }
@@ -317,7 +314,7 @@ func (s *Store) Close() error {
 }
 
 // State returns the published applied state: the state reads are served from.
-func (s *Store) State() State { return *s.state.Load() }
+func (s *Store) State() argent.State { return *s.state.Load() }
 
 // Applied returns the published applied index.
 func (s *Store) Applied() argent.Index { return s.state.Load().Index }
@@ -388,7 +385,7 @@ func (s *Store) Changed() <-chan struct{} {
 // A state older than the published one is ignored, so the published index
 // never goes back, whatever order concurrent publishers run in. (A restore
 // never lowers it: BeginRestore refuses a snapshot older than Applied.)
-func (s *Store) publish(st *State) {
+func (s *Store) publish(st *argent.State) {
 	s.mu.Lock()
 	if st.Index < s.state.Load().Index {
 		s.mu.Unlock()
@@ -404,7 +401,7 @@ func (s *Store) publish(st *State) {
 // Pebble's WAL) and then publishes st, the state a CommitNoSync returned.
 // States must be published in order; an older one than the published state
 // is ignored.
-func (s *Store) SyncAndPublish(st State) (err error) {
+func (s *Store) SyncAndPublish(st argent.State) (err error) {
 	if err := s.Failed(); err != nil {
 		return err
 	}

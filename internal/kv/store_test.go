@@ -15,7 +15,7 @@ import (
 
 func TestStore_OpenNew(t *testing.T) {
 	s := mustOpen(t, "db", nil)
-	if st := s.State(); st != (kv.State{}) {
+	if st := s.State(); st != (argent.State{}) {
 		t.Fatalf("State of a new store = %+v", st)
 	}
 	if s.Applied() != 0 || s.Horizon() != 0 || s.LogFirst() != 1 || s.Restoring() {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/logstore"
 )
 
 // trimAll runs Trim until it drops nothing and returns the totals.
@@ -188,7 +189,7 @@ func TestStore_TrimLog(t *testing.T) {
 	if got, want := s.LogBytes(), m.logHeld(9); got != want {
 		t.Fatalf("LogBytes = %d, want %d", got, want)
 	}
-	if _, err := s.ReadLog(8, 0, func(*kv.LogEntry) bool { return true }); !errors.Is(err, argent.ErrCompacted) {
+	if _, err := s.ReadLog(8, 0, func(*logstore.Entry) bool { return true }); !errors.Is(err, argent.ErrCompacted) {
 		t.Fatalf("ReadLog(8): error = %v, want ErrCompacted", err)
 	}
 	checkStore(t, s, m, 1)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/logstore"
 	"github.com/argent-kv/argent/internal/wire"
 )
 
@@ -29,7 +30,7 @@ func sourceEntries(t *testing.T, batches ...[]argent.Op) ([]argent.Entry, *model
 	clock := newFakeClock()
 	commitAll(t, s, m, batches, 1, func() time.Time { return clock.Advance(time.Second) })
 	var out []argent.Entry
-	if _, err := s.ReadLog(1, 0, func(e *kv.LogEntry) bool {
+	if _, err := s.ReadLog(1, 0, func(e *logstore.Entry) bool {
 		// Entries alias the iterator: copy through the wire encoding.
 		d, err := wire.DecodeEntry(append([]byte(nil), e.Raw...))
 		if err != nil {
@@ -332,7 +333,7 @@ func TestWriter_CommitNoSync(t *testing.T) {
 	commitAll(t, s, m, [][]argent.Op{{put("a", "1"), put("b", "1")}, {put("a", "2")}}, 1, clock.Now)
 
 	// Two more groups, committed without sync.
-	var states []kv.State
+	var states []argent.State
 	for _, ops := range [][]argent.Op{{put("a", "3"), del("b"), put("c", "3")}, {delPrefix("")}} {
 		w := s.NewWriter()
 		if w.Next() != m.applied()+1 {

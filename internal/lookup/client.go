@@ -15,7 +15,6 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
-	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/negfilter"
 )
 
@@ -204,7 +203,7 @@ func (c *Client) GetMany(ctx context.Context, keys [][]byte, at argent.Index) ([
 // not to serve a filter it built earlier than minIndex when it has reached
 // minIndex itself; 0 takes any recent one. See Server.Filter for how a proxy
 // at index P may use a filter at X.
-func (c *Client) Filter(ctx context.Context, minIndex argent.Index) (*negfilter.Filter, kv.State, error) {
+func (c *Client) Filter(ctx context.Context, minIndex argent.Index) (*negfilter.Filter, argent.State, error) {
 	const op = "filter"
 	var q url.Values
 	if minIndex > 0 {
@@ -212,37 +211,37 @@ func (c *Client) Filter(ctx context.Context, minIndex argent.Index) (*negfilter.
 	}
 	resp, err := c.send(ctx, http.MethodGet, FilterPath, q, nil)
 	if err != nil {
-		return nil, kv.State{}, c.fail(op, 0, err)
+		return nil, argent.State{}, c.fail(op, 0, err)
 	}
 	defer drainClose(resp.Body)
 	x, err := headerIndex(resp.Header, client.HeaderIndex)
 	if err != nil {
-		return nil, kv.State{}, c.fail(op, 0, protocolErr("%v", err))
+		return nil, argent.State{}, c.fail(op, 0, protocolErr("%v", err))
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, kv.State{}, c.fail(op, x, answerError(resp))
+		return nil, argent.State{}, c.fail(op, x, answerError(resp))
 	}
 	if resp.Header.Get(client.HeaderIndex) == "" {
-		return nil, kv.State{}, c.fail(op, 0, protocolErr("filter without Argent-Index"))
+		return nil, argent.State{}, c.fail(op, 0, protocolErr("filter without Argent-Index"))
 	}
 	raw, err := readBody(resp, c.opts.MaxFilterBytes)
 	if err != nil {
-		return nil, kv.State{}, c.fail(op, x, err)
+		return nil, argent.State{}, c.fail(op, x, err)
 	}
 	f, err := negfilter.Decode(raw)
 	if err != nil {
-		return nil, kv.State{}, c.fail(op, x, protocolErr("%w", err))
+		return nil, argent.State{}, c.fail(op, x, protocolErr("%w", err))
 	}
 	if f.Index() != x {
-		return nil, kv.State{}, c.fail(op, x, protocolErr("filter stands for index %d, header says %d", f.Index(), x))
+		return nil, argent.State{}, c.fail(op, x, protocolErr("filter stands for index %d, header says %d", f.Index(), x))
 	}
-	st := kv.State{Index: x}
+	st := argent.State{Index: x}
 	if st.Time, err = strconv.ParseInt(resp.Header.Get(HeaderTime), 10, 64); err != nil {
-		return nil, kv.State{}, c.fail(op, x, protocolErr("filter with a bad %s header: %v", HeaderTime, err))
+		return nil, argent.State{}, c.fail(op, x, protocolErr("filter with a bad %s header: %v", HeaderTime, err))
 	}
 	chain, err := hex.DecodeString(resp.Header.Get(HeaderChain))
 	if err != nil || len(chain) != len(st.Chain) {
-		return nil, kv.State{}, c.fail(op, x, protocolErr("filter with a bad %s header", HeaderChain))
+		return nil, argent.State{}, c.fail(op, x, protocolErr("filter with a bad %s header", HeaderChain))
 	}
 	copy(st.Chain[:], chain)
 	return f, st, nil

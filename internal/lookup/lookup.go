@@ -9,7 +9,6 @@ import (
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/api"
-	"github.com/argent-kv/argent/internal/kv"
 )
 
 // behindRetries bounds how often a read as of the replica's own applied
@@ -65,7 +64,7 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	kb := []byte(key)
-	var v kv.Value
+	var v argent.Value
 	x, applied, err := s.readAs(at, func(x argent.Index) error {
 		var err error
 		v, err = s.st.Get(kb, x)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
-	"github.com/argent-kv/argent/internal/kv"
 )
 
 // scanPage is the answer of GET ScanPath: one page of a scan as of Index.
@@ -143,7 +142,7 @@ func (s *Server) serveScan(w http.ResponseWriter, r *http.Request) {
 // The errors are those of Error, and ErrBehind (with
 // argent.ErrUnavailable) from a replica that did not reach at in time, in
 // an *Error whose Index is the replica's applied index.
-func (c *Client) Scan(ctx context.Context, prefix, after []byte, limit int, at argent.Index) ([]kv.Item, bool, error) {
+func (c *Client) Scan(ctx context.Context, prefix, after []byte, limit int, at argent.Index) ([]argent.Item, bool, error) {
 	const op = "scan"
 	switch {
 	case limit < 1:
@@ -211,7 +210,7 @@ func (c *Client) Scan(ctx context.Context, prefix, after []byte, limit int, at a
 // each with prefix and after after, with a mod index in [1, at]; a page
 // that says more follow is not empty (the next one would start at the
 // same place).
-func pageItems(page *scanPage, prefix, after []byte, limit int, at argent.Index) ([]kv.Item, error) {
+func pageItems(page *scanPage, prefix, after []byte, limit int, at argent.Index) ([]argent.Item, error) {
 	switch {
 	case page.Index != at:
 		return nil, protocolErr("page as of %d for a scan as of %d", page.Index, at)
@@ -220,7 +219,7 @@ func pageItems(page *scanPage, prefix, after []byte, limit int, at argent.Index)
 	case page.More && len(page.Items) == 0:
 		return nil, protocolErr("an empty page says more keys follow")
 	}
-	items := make([]kv.Item, len(page.Items))
+	items := make([]argent.Item, len(page.Items))
 	prev := after
 	for i := range page.Items {
 		it := &page.Items[i]
@@ -233,7 +232,7 @@ func pageItems(page *scanPage, prefix, after []byte, limit int, at argent.Index)
 			return nil, protocolErr("item %d has mod index %d at index %d", i, it.ModIndex, at)
 		}
 		prev = it.Key
-		items[i] = kv.Item{Key: it.Key, Value: kv.Value{Value: it.Value, ModIndex: it.ModIndex}}
+		items[i] = argent.Item{Key: it.Key, Value: argent.Value{Value: it.Value, ModIndex: it.ModIndex}}
 	}
 	return items, nil
 }

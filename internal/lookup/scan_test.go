@@ -18,13 +18,12 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
-	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/lookup"
 )
 
 // modelScan is the page of a scan of the model's state want: at most limit
 // keys with prefix after after, and whether more follow.
-func modelScan(want state, prefix, after string, limit int) ([]kv.Item, bool) {
+func modelScan(want state, prefix, after string, limit int) ([]argent.Item, bool) {
 	var keys []string
 	for k := range want {
 		if strings.HasPrefix(k, prefix) && k > after {
@@ -34,15 +33,15 @@ func modelScan(want state, prefix, after string, limit int) ([]kv.Item, bool) {
 	sort.Strings(keys)
 	more := len(keys) > limit
 	keys = keys[:min(len(keys), limit)]
-	items := make([]kv.Item, len(keys))
+	items := make([]argent.Item, len(keys))
 	for i, k := range keys {
-		items[i] = kv.Item{Key: []byte(k), Value: want[k]}
+		items[i] = argent.Item{Key: []byte(k), Value: want[k]}
 	}
 	return items, more
 }
 
 // checkPage compares a page with want.
-func checkPage(t *testing.T, what string, got []kv.Item, gotMore bool, want []kv.Item, wantMore bool) {
+func checkPage(t *testing.T, what string, got []argent.Item, gotMore bool, want []argent.Item, wantMore bool) {
 	t.Helper()
 	if gotMore != wantMore || len(got) != len(want) {
 		t.Errorf("%s: %d items, more %v; want %d, more %v", what, len(got), gotMore, len(want), wantMore)
@@ -117,7 +116,7 @@ func TestServer_ScanAhead(t *testing.T) {
 			}
 		}
 		// A walk of one-key pages finds every key once.
-		var walked []kv.Item
+		var walked []argent.Item
 		after := []byte(nil)
 		for {
 			items, more, err := c.Scan(ctx, nil, after, 1, s)
@@ -152,7 +151,7 @@ func TestServer_ScanBehindCatchesUp(t *testing.T) {
 	applied := f.writeHistory()
 	c := f.client(nil)
 	type answer struct {
-		items []kv.Item
+		items []argent.Item
 		more  bool
 		err   error
 	}
@@ -340,7 +339,7 @@ func TestServer_ScanPageBounds(t *testing.T) {
 			}
 			at := f.write(ops...)
 			c := f.client(nil)
-			var walked []kv.Item
+			var walked []argent.Item
 			var after []byte
 			for pages := 0; ; pages++ {
 				if pages > 20 {

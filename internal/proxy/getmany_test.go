@@ -16,7 +16,6 @@ import (
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/api"
-	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/lookup"
 	"github.com/argent-kv/argent/internal/proxy"
 	"github.com/argent-kv/argent/internal/window"
@@ -241,7 +240,7 @@ func TestProxy_GetManySharesFlights(t *testing.T) {
 	at := p.Applied()
 
 	type answer struct {
-		vals  []kv.Value
+		vals  []argent.Value
 		found []bool
 		tier  string
 		err   error
@@ -249,7 +248,7 @@ func TestProxy_GetManySharesFlights(t *testing.T) {
 	single := make(chan answer, 1)
 	go func() {
 		v, tier, err := p.GetTier([]byte(keys[0]), at)
-		single <- answer{vals: []kv.Value{v}, found: []bool{err == nil}, tier: tier, err: err}
+		single <- answer{vals: []argent.Value{v}, found: []bool{err == nil}, tier: tier, err: err}
 	}()
 	select {
 	case <-cnt.got:

@@ -28,7 +28,7 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/logstore"
 	"github.com/argent-kv/argent/internal/negfilter"
 	"github.com/argent-kv/argent/internal/proxycache"
 	"github.com/argent-kv/argent/internal/window"
@@ -221,7 +221,7 @@ func (p *Proxy) WaitApplied(done <-chan struct{}, wait time.Duration, min argent
 
 // Get implements the api's reader: the value of key at index at, which
 // must not be above Applied.
-func (p *Proxy) Get(key []byte, at argent.Index) (kv.Value, error) {
+func (p *Proxy) Get(key []byte, at argent.Index) (argent.Value, error) {
 	v, _, err := p.GetTier(key, at)
 	return v, err
 }
@@ -229,9 +229,9 @@ func (p *Proxy) Get(key []byte, at argent.Index) (kv.Value, error) {
 // GetTier returns the value of key at index at (at most Applied) and the
 // tier that answered. It fails with an error wrapping argent.ErrUnavailable
 // when no replica could resolve a miss within MissWait.
-func (p *Proxy) GetTier(key []byte, at argent.Index) (kv.Value, string, error) {
+func (p *Proxy) GetTier(key []byte, at argent.Index) (argent.Value, string, error) {
 	if err := p.checkAt(at); err != nil {
-		return kv.Value{}, "", err
+		return argent.Value{}, "", err
 	}
 	if v, tier, err := p.getLocal(key, at); tier != "" {
 		return v, tier, err
@@ -241,13 +241,13 @@ func (p *Proxy) GetTier(key []byte, at argent.Index) (kv.Value, string, error) {
 	rs, err := p.resolve(ctx, [][]byte{key}, at)
 	if err != nil {
 		p.stats.Failed.Add(1)
-		return kv.Value{}, "", err
+		return argent.Value{}, "", err
 	}
 	p.stats.Replica.Add(1)
 	if rs[0].Absent {
-		return kv.Value{}, TierReplica, argent.ErrNotFound
+		return argent.Value{}, TierReplica, argent.ErrNotFound
 	}
-	return kv.Value{Value: rs[0].Value, ModIndex: rs[0].ModIndex}, TierReplica, nil
+	return argent.Value{Value: rs[0].Value, ModIndex: rs[0].ModIndex}, TierReplica, nil
 }
 
 // checkAt refuses a read at an index the proxy has not reached.
@@ -261,9 +261,9 @@ func (p *Proxy) checkAt(at argent.Index) error {
 // GetLocal reads key at index at from the proxy's own tiers only (window,
 // cache, filter); ok is false on a miss, which only a replica can resolve.
 // It implements api.LocalReader.
-func (p *Proxy) GetLocal(key []byte, at argent.Index) (kv.Value, bool, error) {
+func (p *Proxy) GetLocal(key []byte, at argent.Index) (argent.Value, bool, error) {
 	if err := p.checkAt(at); err != nil {
-		return kv.Value{}, true, err
+		return argent.Value{}, true, err
 	}
 	v, tier, err := p.getLocal(key, at)
 	return v, tier != "", err
@@ -275,11 +275,11 @@ func (p *Proxy) GetLocal(key []byte, at argent.Index) (kv.Value, bool, error) {
 // replica tried (see resolve), within one MissWait. It fails, as a whole,
 // when any miss cannot be resolved, with an error wrapping
 // argent.ErrUnavailable.
-func (p *Proxy) GetMany(keys [][]byte, at argent.Index) (vals []kv.Value, found []bool, err error) {
+func (p *Proxy) GetMany(keys [][]byte, at argent.Index) (vals []argent.Value, found []bool, err error) {
 	if err := p.checkAt(at); err != nil {
 		return nil, nil, err
 	}
-	vals, found = make([]kv.Value, len(keys)), make([]bool, len(keys))
+	vals, found = make([]argent.Value, len(keys)), make([]bool, len(keys))
 	var miss [][]byte                // the distinct keys missed
 	missAt := make([]int, len(keys)) // position in miss of each key; -1: answered here
 	pos := make(map[string]int)      // key -> position in miss
@@ -315,7 +315,7 @@ func (p *Proxy) GetMany(keys [][]byte, at argent.Index) (vals []kv.Value, found 
 	p.stats.Replica.Add(uint64(len(miss)))
 	for i, j := range missAt {
 		if j >= 0 && !rs[j].Absent {
-			vals[i], found[i] = kv.Value{Value: rs[j].Value, ModIndex: rs[j].ModIndex}, true
+			vals[i], found[i] = argent.Value{Value: rs[j].Value, ModIndex: rs[j].ModIndex}, true
 		}
 	}
 	return vals, found, nil
@@ -324,7 +324,7 @@ func (p *Proxy) GetMany(keys [][]byte, at argent.Index) (vals []kv.Value, found 
 // getLocal answers a read of key at index at from the proxy's own tiers:
 // the window, the cache, the filter, and names the one that answered. The
 // tier is "" on a miss, which only a replica can resolve.
-func (p *Proxy) getLocal(key []byte, at argent.Index) (kv.Value, string, error) {
+func (p *Proxy) getLocal(key []byte, at argent.Index) (argent.Value, string, error) {
 	if wr, found, ok := p.win.Latest(key, at); ok && found {
 		p.stats.Window.Add(1)
 		return writeValue(wr), TierWindow, writeErr(wr)
@@ -332,23 +332,23 @@ func (p *Proxy) getLocal(key []byte, at argent.Index) (kv.Value, string, error) 
 	if e, ok := p.cache.Get(key); ok && e.Since <= at {
 		p.stats.Cache.Add(1)
 		if !e.Present {
-			return kv.Value{}, TierCache, argent.ErrNotFound
+			return argent.Value{}, TierCache, argent.ErrNotFound
 		}
-		return kv.Value{Value: e.Value, ModIndex: e.ModIndex}, TierCache, nil
+		return argent.Value{Value: e.Value, ModIndex: e.ModIndex}, TierCache, nil
 	}
 	if f := p.filter.Load(); f != nil && at >= f.base && !f.f.MayContain(key) {
 		p.stats.Filter.Add(1)
-		return kv.Value{}, TierFilter, argent.ErrNotFound
+		return argent.Value{}, TierFilter, argent.ErrNotFound
 	}
-	return kv.Value{}, "", nil
+	return argent.Value{}, "", nil
 }
 
 // writeValue and writeErr turn a window write into a read's answer.
-func writeValue(wr window.Write) kv.Value {
+func writeValue(wr window.Write) argent.Value {
 	if wr.Deleted {
-		return kv.Value{}
+		return argent.Value{}
 	}
-	return kv.Value{Value: wr.Value, ModIndex: wr.Index}
+	return argent.Value{Value: wr.Value, ModIndex: wr.Index}
 }
 
 func writeErr(wr window.Write) error {
@@ -363,7 +363,7 @@ func writeErr(wr window.Write) error {
 func (p *Proxy) LogFirst() argent.Index { return p.ring.firstIndex(p.Applied()) }
 
 // ReadLog serves watch streams from the recent entries, up to Applied.
-func (p *Proxy) ReadLog(from argent.Index, maxBytes int, fn func(e *kv.LogEntry) bool) (argent.Index, error) {
+func (p *Proxy) ReadLog(from argent.Index, maxBytes int, fn func(e *logstore.Entry) bool) (argent.Index, error) {
 	return p.ring.read(from, p.Applied(), maxBytes, fn)
 }
 

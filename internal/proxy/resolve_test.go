@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/lookup"
 	"github.com/argent-kv/argent/internal/proxy"
 	"github.com/argent-kv/argent/internal/window"
@@ -85,7 +84,7 @@ func TestProxy_AdmitRefusesKeyChangedDuringMiss(t *testing.T) {
 	apply(t, p, h, 2, rng)
 
 	type answer struct {
-		v    kv.Value
+		v    argent.Value
 		tier string
 		err  error
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/lookup"
 )
 
@@ -27,7 +26,7 @@ import (
 // answered within MissWait (none at or past at, or none reachable), and
 // with argent.ErrTooLarge, before asking, when prefix or after is longer
 // than the key limit, which replicas refuse.
-func (p *Proxy) Scan(prefix, after []byte, limit int, at argent.Index) ([]kv.Item, bool, error) {
+func (p *Proxy) Scan(prefix, after []byte, limit int, at argent.Index) ([]argent.Item, bool, error) {
 	if err := p.checkAt(at); err != nil {
 		return nil, false, err
 	}
@@ -52,9 +51,9 @@ func (p *Proxy) Scan(prefix, after []byte, limit int, at argent.Index) ([]kv.Ite
 // scanAt asks the replicas, in turn, for the page as of at until one
 // answers, or ctx ends. After a round it waits a little for the replicas
 // to catch up.
-func (p *Proxy) scanAt(ctx context.Context, prefix, after []byte, limit int, at argent.Index) ([]kv.Item, bool, error) {
+func (p *Proxy) scanAt(ctx context.Context, prefix, after []byte, limit int, at argent.Index) ([]argent.Item, bool, error) {
 	var (
-		items []kv.Item
+		items []argent.Item
 		more  bool
 		last  error // the last replica's refusal, for the error
 	)

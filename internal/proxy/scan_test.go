@@ -130,7 +130,7 @@ func TestProxy_ScanBehindReplica(t *testing.T) {
 
 	// The replica catches up while the scan waits.
 	type answer struct {
-		items []kv.Item
+		items []argent.Item
 		more  bool
 		err   error
 	}

@@ -436,7 +436,7 @@ func (f *Follower) transfer(ctx context.Context, s *kv.Store, up string, prog kv
 	if err != nil {
 		return f.countCorrupt(err)
 	}
-	st := kv.State{Index: h.Index, Time: h.Time, Chain: h.Chain}
+	st := argent.State{Index: h.Index, Time: h.Time, Chain: h.Chain}
 	var res *kv.Restore
 	if resume {
 		if h.Index < prog.Base.Index {

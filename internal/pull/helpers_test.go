@@ -18,6 +18,7 @@ import (
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/logstore"
 	"github.com/argent-kv/argent/internal/pull"
 	"github.com/argent-kv/argent/internal/root"
 )
@@ -303,7 +304,7 @@ func readLog(t *testing.T, s *kv.Store, from argent.Index) [][]byte {
 	t.Helper()
 	var out [][]byte
 	for from <= s.Applied() {
-		next, err := s.ReadLog(from, 1<<20, func(e *kv.LogEntry) bool {
+		next, err := s.ReadLog(from, 1<<20, func(e *logstore.Entry) bool {
 			out = append(out, bytes.Clone(e.Raw))
 			return true
 		})

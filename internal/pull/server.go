@@ -35,6 +35,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/logstore"
 	"github.com/argent-kv/argent/internal/wire"
 )
 
@@ -275,7 +276,7 @@ func (s *Server) stream(ctx context.Context, fw *wire.Writer, flush func() error
 		}
 		if next <= st.Applied() {
 			var werr error
-			n, err := st.ReadLog(next, 4<<20, func(e *kv.LogEntry) bool {
+			n, err := st.ReadLog(next, 4<<20, func(e *logstore.Entry) bool {
 				if werr = fw.WriteFrame(wire.FrameEntry, e.Raw); werr != nil {
 					return false
 				}

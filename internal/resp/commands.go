@@ -201,7 +201,7 @@ func (c *conn) checkKeys(keys [][]byte) bool {
 // event loop it reads only what the node answers without waiting, and
 // otherwise sets wouldBlock.
 func (c *conn) lookup(key []byte, at argent.Index) (val []byte, ok bool, err error) {
-	var v kv.Value
+	var v argent.Value
 	switch r := c.s.b.Reader(); {
 	case !c.onLoop:
 		v, err = r.Get(key, at)
@@ -224,7 +224,7 @@ func (c *conn) lookup(key []byte, at argent.Index) (val []byte, ok bool, err err
 // getOnLoop reads key at index at if r can answer without waiting: a
 // kv.Store reads the node's own disk; an api.LocalReader says whether it
 // can. answered is false otherwise.
-func getOnLoop(r api.Reader, key []byte, at argent.Index) (v kv.Value, answered bool, err error) {
+func getOnLoop(r api.Reader, key []byte, at argent.Index) (v argent.Value, answered bool, err error) {
 	switch r := r.(type) {
 	case *kv.Store:
 		v, err = r.Get(key, at)
@@ -232,7 +232,7 @@ func getOnLoop(r api.Reader, key []byte, at argent.Index) (v kv.Value, answered 
 	case api.LocalReader:
 		return r.GetLocal(key, at)
 	}
-	return kv.Value{}, false, nil
+	return argent.Value{}, false, nil
 }
 
 // lookupMany reads every key at index at: found[i] is false where keys[i]

@@ -40,9 +40,9 @@ type manyReader struct {
 	calls atomic.Int64
 }
 
-func (m *manyReader) GetMany(keys [][]byte, at argent.Index) ([]kv.Value, []bool, error) {
+func (m *manyReader) GetMany(keys [][]byte, at argent.Index) ([]argent.Value, []bool, error) {
 	m.calls.Add(1)
-	vals, found := make([]kv.Value, len(keys)), make([]bool, len(keys))
+	vals, found := make([]argent.Value, len(keys)), make([]bool, len(keys))
 	for i, k := range keys {
 		v, err := m.Get(k, at)
 		switch {

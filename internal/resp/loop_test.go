@@ -207,15 +207,15 @@ type localReader struct {
 	gets atomic.Int64
 }
 
-func (l *localReader) GetLocal(key []byte, at argent.Index) (kv.Value, bool, error) {
+func (l *localReader) GetLocal(key []byte, at argent.Index) (argent.Value, bool, error) {
 	if bytes.HasPrefix(key, []byte("miss/")) {
-		return kv.Value{}, false, nil
+		return argent.Value{}, false, nil
 	}
 	v, err := l.Store.Get(key, at)
 	return v, true, err
 }
 
-func (l *localReader) Get(key []byte, at argent.Index) (kv.Value, error) {
+func (l *localReader) Get(key []byte, at argent.Index) (argent.Value, error) {
 	l.gets.Add(1)
 	return l.Store.Get(key, at)
 }

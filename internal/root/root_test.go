@@ -14,6 +14,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/logstore"
 	"github.com/argent-kv/argent/internal/root"
 )
 
@@ -83,7 +84,7 @@ func TestRoot_Write_ConcurrentMerged(t *testing.T) {
 	}
 	wg.Wait()
 	seen := make(map[string]bool)
-	n, err := s.ReadLog(1, 0, func(e *kv.LogEntry) bool {
+	n, err := s.ReadLog(1, 0, func(e *logstore.Entry) bool {
 		if len(e.Ops)%2 != 0 {
 			t.Errorf("entry %d has %d ops: a batch was split", e.Index, len(e.Ops))
 		}

@@ -77,18 +77,19 @@ func NewClient(addr string, opts *ClientOptions) (*Client, error) {
 // Addr returns the base URL the Client sends to.
 func (c *Client) Addr() string { return c.base }
 
-// Result is a key's value as of an index.
+// Result is a key's value as of an index: the Item a read at Index gives,
+// or that the key is absent there.
 type Result struct {
-	Key []byte
+	// Item is the key and, unless Absent, its value and mod index (the zero
+	// Value when Absent).
+	argent.Item
 	// Index is the state the answer is from: the index asked for when the
 	// replica had reached it, else the replica's applied index, which is
 	// lower. Only in the first case is the Result the value at the index
 	// asked for; in the second the caller must prove that nothing changed
 	// the key in (Index, asked] before using it as such.
-	Index    argent.Index
-	Value    []byte
-	ModIndex argent.Index // the index that wrote Value; 0 when Absent
-	Absent   bool         // the key does not exist at Index
+	Index  argent.Index
+	Absent bool // the key does not exist at Index
 }
 
 // Get asks for key as of index at. See Result for what the answer means and
@@ -108,7 +109,7 @@ func (c *Client) Get(ctx context.Context, key []byte, at argent.Index) (Result, 
 	if err != nil {
 		return Result{}, c.fail(op, 0, err)
 	}
-	r := Result{Key: key, Index: x}
+	r := Result{Item: argent.Item{Key: key}, Index: x}
 	switch resp.StatusCode {
 	case http.StatusOK:
 		mod, err := headerIndex(resp.Header, client.HeaderModIndex)
@@ -116,7 +117,7 @@ func (c *Client) Get(ctx context.Context, key []byte, at argent.Index) (Result, 
 			return Result{}, c.fail(op, x, protocolErr("mod index %q with Argent-Index %d", resp.Header.Get(client.HeaderModIndex), x))
 		}
 		r.ModIndex = mod
-		if r.Value, err = readBody(resp, int64(c.opts.Limits.MaxValue)); err != nil {
+		if r.Value.Value, err = readBody(resp, int64(c.opts.Limits.MaxValue)); err != nil {
 			return Result{}, c.fail(op, x, err)
 		}
 		return r, nil
@@ -193,7 +194,7 @@ func (c *Client) GetMany(ctx context.Context, keys [][]byte, at argent.Index) ([
 		case !it.Absent && (it.ModIndex == 0 || it.ModIndex > x):
 			return nil, c.fail(op, x, protocolErr("item %d has mod index %d at index %d", i, it.ModIndex, x))
 		}
-		res[i] = Result{Key: keys[i], Index: x, Value: it.Value, ModIndex: it.ModIndex, Absent: it.Absent}
+		res[i] = Result{Item: argent.Item{Key: keys[i], Value: argent.Value{Value: it.Value, ModIndex: it.ModIndex}}, Index: x, Absent: it.Absent}
 	}
 	return res, nil
 }

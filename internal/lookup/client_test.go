@@ -23,9 +23,9 @@ func checkResult(t *testing.T, r lookup.Result, key string, x argent.Index, want
 	}
 	v, ok := want[key]
 	switch {
-	case !ok && (!r.Absent || r.Value != nil || r.ModIndex != 0):
+	case !ok && (!r.Absent || r.Value.Value != nil || r.ModIndex != 0):
 		t.Errorf("key %q as of %d: %+v, want absent", key, x, r)
-	case ok && (r.Absent || !bytes.Equal(r.Value, v.Value) || r.ModIndex != v.ModIndex):
+	case ok && (r.Absent || !bytes.Equal(r.Value.Value, v.Value) || r.ModIndex != v.ModIndex):
 		t.Errorf("key %q as of %d: %+v, want %q at %d", key, x, r, v.Value, v.ModIndex)
 	}
 }

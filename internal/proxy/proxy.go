@@ -107,9 +107,9 @@ type Proxy struct {
 	// applyMu orders the log applier against filter installs; last is the
 	// state of the last entry applied to the cache, durable or not.
 	applyMu sync.Mutex
-	last    proxycache.State
+	last    argent.State
 
-	published atomic.Pointer[proxycache.State] // durable and served
+	published atomic.Pointer[argent.State] // durable and served
 	changedMu sync.Mutex
 	changed   chan struct{} // closed and replaced when published moves
 
@@ -177,7 +177,7 @@ func (p *Proxy) Stats() *Stats { return &p.stats }
 func (p *Proxy) Applied() argent.Index { return p.published.Load().Index }
 
 // State returns the published state.
-func (p *Proxy) State() proxycache.State { return *p.published.Load() }
+func (p *Proxy) State() argent.State { return *p.published.Load() }
 
 // Changed returns a channel closed when the published index next moves.
 func (p *Proxy) Changed() <-chan struct{} {
@@ -187,7 +187,7 @@ func (p *Proxy) Changed() <-chan struct{} {
 }
 
 // publish makes st the served state and wakes waiters.
-func (p *Proxy) publish(st proxycache.State) {
+func (p *Proxy) publish(st argent.State) {
 	if st.Index < p.Applied() {
 		return
 	}
@@ -247,7 +247,7 @@ func (p *Proxy) GetTier(key []byte, at argent.Index) (argent.Value, string, erro
 	if rs[0].Absent {
 		return argent.Value{}, TierReplica, argent.ErrNotFound
 	}
-	return argent.Value{Value: rs[0].Value, ModIndex: rs[0].ModIndex}, TierReplica, nil
+	return rs[0].Value, TierReplica, nil
 }
 
 // checkAt refuses a read at an index the proxy has not reached.
@@ -315,7 +315,7 @@ func (p *Proxy) GetMany(keys [][]byte, at argent.Index) (vals []argent.Value, fo
 	p.stats.Replica.Add(uint64(len(miss)))
 	for i, j := range missAt {
 		if j >= 0 && !rs[j].Absent {
-			vals[i], found[i] = argent.Value{Value: rs[j].Value, ModIndex: rs[j].ModIndex}, true
+			vals[i], found[i] = rs[j].Value, true
 		}
 	}
 	return vals, found, nil
@@ -334,7 +334,7 @@ func (p *Proxy) getLocal(key []byte, at argent.Index) (argent.Value, string, err
 		if !e.Present {
 			return argent.Value{}, TierCache, argent.ErrNotFound
 		}
-		return argent.Value{Value: e.Value, ModIndex: e.ModIndex}, TierCache, nil
+		return e.Value, TierCache, nil
 	}
 	if f := p.filter.Load(); f != nil && at >= f.base && !f.f.MayContain(key) {
 		p.stats.Filter.Add(1)

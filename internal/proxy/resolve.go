@@ -261,7 +261,7 @@ func (p *Proxy) admit(key []byte, r lookup.Result, at argent.Index) {
 	if changed, ok := p.win.Changed(key, at, s2); !ok || changed {
 		return
 	}
-	e := proxycache.Entry{Present: !r.Absent, Value: r.Value, ModIndex: r.ModIndex}
+	e := proxycache.Entry{Present: !r.Absent, Value: r.Value}
 	if r.Absent {
 		e.Since = at // absent at at, and nothing changed it up to s2
 	}

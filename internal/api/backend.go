@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/logstore"
 )
 
@@ -74,7 +74,7 @@ type Backend interface {
 	// argent.ErrTooLarge.
 	Write(ctx context.Context, b argent.Batch) (argent.Index, error)
 	// Status describes the node for GET /v1/status.
-	Status() client.StatusResponse
+	Status() apiwire.StatusResponse
 	// Tier names the layer that answers reads on this node, for the
 	// Argent-Tier header: "root", "replica", ...
 	Tier() string

@@ -10,12 +10,12 @@ import (
 	"strconv"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/apiwire"
 )
 
 // setIndex sets Argent-Index.
 func setIndex(h http.Header, at argent.Index) {
-	h[client.HeaderIndex] = []string{strconv.FormatUint(uint64(at), 10)}
+	h[apiwire.HeaderIndex] = []string{strconv.FormatUint(uint64(at), 10)}
 }
 
 // setValueHeaders sets the headers of a value answer, Argent-Index,
@@ -30,8 +30,8 @@ func setValueHeaders(h http.Header, at, mod argent.Index, n int) {
 	b = strconv.AppendInt(b, int64(n), 10)
 	str := string(b)
 	vals := []string{str[:i], str[i:j], str[j:]}
-	h[client.HeaderIndex] = vals[0:1:1]
-	h[client.HeaderModIndex] = vals[1:2:2]
+	h[apiwire.HeaderIndex] = vals[0:1:1]
+	h[apiwire.HeaderModIndex] = vals[1:2:2]
 	h["Content-Length"] = vals[2:3:3]
 }
 
@@ -39,7 +39,7 @@ func setValueHeaders(h http.Header, at, mod argent.Index, n int) {
 // applied index once min_index is reached.
 func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, key string) int {
 	h := w.Header()
-	h[client.HeaderTier] = s.tierValue()
+	h[apiwire.HeaderTier] = s.tierValue()
 	kb := []byte(key)
 	if err := s.b.Limits().CheckKey(kb); err != nil {
 		return s.writeError(w, r, err)
@@ -62,7 +62,7 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, key string) in
 		v, tier, err = getTier(st, kb, at)
 	}
 	if tier != "" {
-		h[client.HeaderTier] = []string{tier}
+		h[apiwire.HeaderTier] = []string{tier}
 	}
 	if err != nil {
 		setIndex(h, at)
@@ -108,7 +108,7 @@ func (s *Server) scanLimit(raw string) (int, error) {
 // at one index.
 func (s *Server) serveScan(w http.ResponseWriter, r *http.Request) int {
 	h := w.Header()
-	h[client.HeaderTier] = s.tierValue()
+	h[apiwire.HeaderTier] = s.tierValue()
 	raw := r.URL.RawQuery
 	prefix, _, err := queryParam(raw, "prefix")
 	if err != nil {
@@ -141,9 +141,9 @@ func (s *Server) serveScan(w http.ResponseWriter, r *http.Request) int {
 	if err != nil {
 		return s.writeError(w, r, err)
 	}
-	page := client.ScanPage{Index: at, Items: make([]client.Item, len(items))}
+	page := apiwire.ScanPage{Index: at, Items: make([]apiwire.Item, len(items))}
 	for i := range items {
-		page.Items[i] = client.Item{Key: string(items[i].Key), Value: items[i].Value.Value, ModIndex: items[i].ModIndex}
+		page.Items[i] = apiwire.Item{Key: string(items[i].Key), Value: items[i].Value.Value, ModIndex: items[i].ModIndex}
 	}
 	if more && len(items) > 0 {
 		page.Next = page.Items[len(items)-1].Key
@@ -189,7 +189,7 @@ func DecodeJSON(body io.Reader, v any) error {
 // serveMGet answers POST /v1/mget: every key read at one index.
 func (s *Server) serveMGet(w http.ResponseWriter, r *http.Request) int {
 	h := w.Header()
-	h[client.HeaderTier] = s.tierValue()
+	h[apiwire.HeaderTier] = s.tierValue()
 	q, err := s.parseReadQuery(r.URL.RawQuery)
 	if err != nil {
 		return s.writeError(w, r, err)
@@ -215,7 +215,7 @@ func (s *Server) serveMGet(w http.ResponseWriter, r *http.Request) int {
 		return s.writeError(w, r, err)
 	}
 	st := s.b.Reader()
-	out := client.MGetResponse{Items: make([]client.Item, len(keys))}
+	out := apiwire.MGetResponse{Items: make([]apiwire.Item, len(keys))}
 	err = ReadItems(st, keys, req.Keys, at, out.Items)
 	if errors.Is(err, argent.ErrCompacted) {
 		at = st.Applied()
@@ -230,8 +230,8 @@ func (s *Server) serveMGet(w http.ResponseWriter, r *http.Request) int {
 
 // readMGetRequest reads the body of an mget, parsing the plain form itself
 // and anything else with DecodeJSON.
-func readMGetRequest(w http.ResponseWriter, r *http.Request, limit int64) (client.MGetRequest, error) {
-	var req client.MGetRequest
+func readMGetRequest(w http.ResponseWriter, r *http.Request, limit int64) (apiwire.MGetRequest, error) {
+	var req apiwire.MGetRequest
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		if isMaxBytes(err) {
@@ -254,7 +254,7 @@ func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 // ReadItems reads every key at index at into items, as an mget answers:
 // items[i] names names[i] and holds keys[i]'s value, or says it is absent.
 // A Reader that is a ManyReader reads them together.
-func ReadItems(st Reader, keys [][]byte, names []string, at argent.Index, items []client.Item) error {
+func ReadItems(st Reader, keys [][]byte, names []string, at argent.Index, items []apiwire.Item) error {
 	if mr, ok := st.(ManyReader); ok {
 		vals, found, err := mr.GetMany(keys, at)
 		if err != nil {
@@ -262,9 +262,9 @@ func ReadItems(st Reader, keys [][]byte, names []string, at argent.Index, items 
 		}
 		for i, v := range vals {
 			if found[i] {
-				items[i] = client.Item{Key: names[i], Value: v.Value, ModIndex: v.ModIndex}
+				items[i] = apiwire.Item{Key: names[i], Value: v.Value, ModIndex: v.ModIndex}
 			} else {
-				items[i] = client.Item{Key: names[i], Absent: true}
+				items[i] = apiwire.Item{Key: names[i], Absent: true}
 			}
 		}
 		return nil
@@ -273,9 +273,9 @@ func ReadItems(st Reader, keys [][]byte, names []string, at argent.Index, items 
 		v, err := st.Get(k, at)
 		switch {
 		case err == nil:
-			items[i] = client.Item{Key: names[i], Value: v.Value, ModIndex: v.ModIndex}
+			items[i] = apiwire.Item{Key: names[i], Value: v.Value, ModIndex: v.ModIndex}
 		case errors.Is(err, argent.ErrNotFound):
-			items[i] = client.Item{Key: names[i], Absent: true}
+			items[i] = apiwire.Item{Key: names[i], Absent: true}
 		default:
 			return err
 		}

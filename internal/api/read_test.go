@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/apiwire"
 )
 
 func TestServer_Get(t *testing.T) {
@@ -51,21 +51,21 @@ func TestServer_Get(t *testing.T) {
 			if resp.StatusCode != tt.status {
 				t.Fatalf("status = %d, want %d (body %s)", resp.StatusCode, tt.status, body)
 			}
-			if got := resp.Header.Get(client.HeaderIndex); got != strconv.Itoa(int(applied)) {
+			if got := resp.Header.Get(apiwire.HeaderIndex); got != strconv.Itoa(int(applied)) {
 				t.Errorf("Argent-Index = %q, want %d", got, applied)
 			}
-			if got := resp.Header.Get(client.HeaderTier); got != "replica" {
+			if got := resp.Header.Get(apiwire.HeaderTier); got != "replica" {
 				t.Errorf("Argent-Tier = %q, want replica", got)
 			}
 			wantMod := ""
 			if tt.mod > 0 {
 				wantMod = strconv.Itoa(int(tt.mod))
 			}
-			if got := resp.Header.Get(client.HeaderModIndex); got != wantMod {
+			if got := resp.Header.Get(apiwire.HeaderModIndex); got != wantMod {
 				t.Errorf("Argent-Mod-Index = %q, want %q", got, wantMod)
 			}
 			if tt.status != 200 {
-				if d := decodeError(t, resp, body); d.Code != client.CodeNotFound {
+				if d := decodeError(t, resp, body); d.Code != apiwire.CodeNotFound {
 					t.Errorf("code = %q, want not_found", d.Code)
 				}
 				return
@@ -96,7 +96,7 @@ func TestServer_GetMinIndex(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("status = %d: %s", resp.StatusCode, body)
 		}
-		idx, _ := strconv.Atoi(resp.Header.Get(client.HeaderIndex))
+		idx, _ := strconv.Atoi(resp.Header.Get(apiwire.HeaderIndex))
 		if argent.Index(idx) < want {
 			t.Errorf("Argent-Index = %d, below min_index %d", idx, want)
 		}
@@ -122,10 +122,10 @@ func TestServer_GetMinIndex(t *testing.T) {
 			if resp.StatusCode != http.StatusGatewayTimeout {
 				t.Fatalf("status = %d, want 504: %s", resp.StatusCode, body)
 			}
-			if d := decodeError(t, resp, body); d.Code != client.CodeTimeout {
+			if d := decodeError(t, resp, body); d.Code != apiwire.CodeTimeout {
 				t.Errorf("code = %q, want timeout", d.Code)
 			}
-			if got := resp.Header.Get(client.HeaderIndex); got != strconv.Itoa(int(applied)) {
+			if got := resp.Header.Get(apiwire.HeaderIndex); got != strconv.Itoa(int(applied)) {
 				t.Errorf("Argent-Index = %q, want the index reached, %d", got, applied)
 			}
 			if took < tt.atLeast || took > tt.atMost {
@@ -146,8 +146,8 @@ func TestServer_MGet(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("status %d: %s", resp.StatusCode, body)
 		}
-		got := decodeJSON[client.MGetResponse](t, body)
-		want := client.MGetResponse{Index: i2, Items: []client.Item{
+		got := decodeJSON[apiwire.MGetResponse](t, body)
+		want := apiwire.MGetResponse{Index: i2, Items: []apiwire.Item{
 			{Key: "a", Value: []byte("3"), ModIndex: i2},
 			{Key: "b", Absent: true},
 			{Key: "c", Absent: true},
@@ -157,7 +157,7 @@ func TestServer_MGet(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("mget = %+v\nwant   %+v", got, want)
 		}
-		if h := resp.Header.Get(client.HeaderIndex); h != strconv.Itoa(int(i2)) {
+		if h := resp.Header.Get(apiwire.HeaderIndex); h != strconv.Itoa(int(i2)) {
 			t.Errorf("Argent-Index = %q, want %d", h, i2)
 		}
 	})
@@ -179,7 +179,7 @@ func TestServer_MGet(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("status %d: %s", resp.StatusCode, body)
 		}
-		got := decodeJSON[client.MGetResponse](t, body)
+		got := decodeJSON[apiwire.MGetResponse](t, body)
 		if got.Index < i2+1 || string(got.Items[0].Value) != "late" {
 			t.Errorf("mget = %+v, want c=late at >= %d", got, i2+1)
 		}
@@ -231,7 +231,7 @@ func TestServer_MGetOneIndex(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("status %d: %s", resp.StatusCode, b)
 		}
-		got := decodeJSON[client.MGetResponse](t, b)
+		got := decodeJSON[apiwire.MGetResponse](t, b)
 		seen[got.Index] = true
 		first := got.Items[0]
 		for _, it := range got.Items {
@@ -253,22 +253,22 @@ func TestServer_Scan(t *testing.T) {
 	ts.b.commit(t, put("p/1", "a"), put("p/2", "b"), put("p/3", "c"), put("p/4", "d"), put("q/1", "e"), put("p", "root"))
 	last := ts.b.commit(t, put("p/5", "f"), del("p/4"))
 
-	page := func(t *testing.T, query string) client.ScanPage {
+	page := func(t *testing.T, query string) apiwire.ScanPage {
 		t.Helper()
 		resp, body := ts.doString(t, "GET", "/v1/kv?"+query, "")
 		if resp.StatusCode != 200 {
 			t.Fatalf("scan %s: status %d: %s", query, resp.StatusCode, body)
 		}
-		if h := resp.Header.Get(client.HeaderIndex); h != strconv.Itoa(int(last)) {
+		if h := resp.Header.Get(apiwire.HeaderIndex); h != strconv.Itoa(int(last)) {
 			t.Errorf("Argent-Index = %q, want %d", h, last)
 		}
-		p := decodeJSON[client.ScanPage](t, body)
+		p := decodeJSON[apiwire.ScanPage](t, body)
 		if p.Index != last {
 			t.Errorf("page index = %d, want %d", p.Index, last)
 		}
 		return p
 	}
-	keysOf := func(p client.ScanPage) string {
+	keysOf := func(p apiwire.ScanPage) string {
 		var ks []string
 		for _, it := range p.Items {
 			ks = append(ks, it.Key+"="+string(it.Value))

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/logstore"
 )
 
@@ -49,7 +49,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request) int {
 	h["Content-Type"] = ndjsonType
 	h["Cache-Control"] = noCache
 	h["X-Content-Type-Options"] = noSniff
-	h[client.HeaderTier] = s.tierValue()
+	h[apiwire.HeaderTier] = s.tierValue()
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		return http.StatusOK
@@ -153,7 +153,7 @@ func (ws *watchStream) entry(e *logstore.Entry) bool {
 	if len(ws.ops) == 0 {
 		return true
 	}
-	if err := ws.enc.Encode(client.NewWatchLine(e.Index, ws.ops)); err != nil {
+	if err := ws.enc.Encode(apiwire.NewWatchLine(e.Index, ws.ops)); err != nil {
 		ws.err = err
 		return false
 	}
@@ -176,7 +176,7 @@ func (ws *watchStream) upTo() argent.Index {
 
 // progress sends and flushes a progress marker.
 func (ws *watchStream) progress() bool {
-	if err := ws.enc.Encode(client.NewProgressLine(ws.upTo())); err != nil {
+	if err := ws.enc.Encode(apiwire.NewProgressLine(ws.upTo())); err != nil {
 		ws.err = err
 		return false
 	}
@@ -194,12 +194,12 @@ func (ws *watchStream) flush() bool {
 // fail ends the stream with an error line, for a log that can no longer
 // serve it (trimmed under a slow watcher, say).
 func (ws *watchStream) fail(err error) {
-	_, body := client.NewErrorBody(err)
+	_, body := apiwire.NewErrorBody(err)
 	level := ws.s.opts.Logger.Warn
 	if !errors.Is(err, argent.ErrCompacted) {
 		level = ws.s.opts.Logger.Error
 	}
 	level("api: watch stream ended", "prefix", string(ws.prefix), "next", ws.next, "err", err)
-	_ = ws.enc.Encode(client.WatchLine{Index: ws.upTo(), Error: &body.Error})
+	_ = ws.enc.Encode(apiwire.WatchLine{Index: ws.upTo(), Error: &body.Error})
 	ws.flush()
 }

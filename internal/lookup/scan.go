@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/apiwire"
 )
 
 // scanPage is the answer of GET ScanPath: one page of a scan as of Index.
 // Keys travel base64, as values do, because they may be any bytes; the
-// public client.ScanPage carries them as JSON strings, which only valid
+// public apiwire.ScanPage carries them as JSON strings, which only valid
 // UTF-8 survives, and its next key is then no key of the store.
 type scanPage struct {
 	Index argent.Index `json:"index"`
@@ -169,23 +169,23 @@ func (c *Client) Scan(ctx context.Context, prefix, after []byte, limit int, at a
 		return nil, false, c.fail(op, 0, err)
 	}
 	defer drainClose(resp.Body)
-	x, err := headerIndex(resp.Header, client.HeaderIndex)
+	x, err := headerIndex(resp.Header, apiwire.HeaderIndex)
 	if err != nil {
 		return nil, false, c.fail(op, 0, protocolErr("%v", err))
 	}
-	hasIndex := resp.Header.Get(client.HeaderIndex) != ""
+	hasIndex := resp.Header.Get(apiwire.HeaderIndex) != ""
 	if resp.StatusCode != http.StatusOK {
 		e := readError(resp)
 		switch {
 		case resp.StatusCode == http.StatusNotFound:
 			return nil, false, c.fail(op, x, protocolErr("404: %v", e))
-		case e.Code == client.CodeTimeout && hasIndex && x < at:
+		case e.Code == apiwire.CodeTimeout && hasIndex && x < at:
 			return nil, false, c.fail(op, x, fmt.Errorf("%w: %w: replica at %d, scan as of %d: %s", argent.ErrUnavailable, ErrBehind, x, at, e.Message))
 		}
 		return nil, false, c.fail(op, x, e)
 	}
 	if !hasIndex || x != at {
-		return nil, false, c.fail(op, x, protocolErr("page with Argent-Index %q for a scan as of %d", resp.Header.Get(client.HeaderIndex), at))
+		return nil, false, c.fail(op, x, protocolErr("page with Argent-Index %q for a scan as of %d", resp.Header.Get(apiwire.HeaderIndex), at))
 	}
 	// A page holds at most MaxScanBytes (16 MiB by default) of keys and
 	// values, and one more item, base64 in JSON: bound it by the batch

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/api"
+	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/lookup"
 	"github.com/argent-kv/argent/internal/proxy"
 	"github.com/argent-kv/argent/internal/window"
@@ -151,7 +151,7 @@ func (c *lookupCounter) wrap(next http.Handler) http.Handler {
 					http.Error(w, err.Error(), http.StatusBadRequest)
 					return
 				}
-				var req client.MGetRequest
+				var req apiwire.MGetRequest
 				if err := json.Unmarshal(body, &req); err != nil {
 					http.Error(w, err.Error(), http.StatusBadRequest)
 					return

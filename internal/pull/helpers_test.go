@@ -16,7 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/logstore"
 	"github.com/argent-kv/argent/internal/pull"
@@ -163,7 +163,7 @@ func (n *network) serve(name string, s *kv.Store, cfg pull.ServerConfig) string 
 	mux := http.NewServeMux()
 	srv.Register(mux)
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
-		st := client.StatusResponse{NodeID: name, AppliedIndex: s.Applied()}
+		st := apiwire.StatusResponse{NodeID: name, AppliedIndex: s.Applied()}
 		if ds := s.Dataset(); !ds.IsZero() {
 			st.DatasetID = ds.String()
 		}

@@ -13,8 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/api"
+	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/resp"
 )
@@ -109,8 +109,8 @@ func (f *fakeBackend) Write(ctx context.Context, b argent.Batch) (argent.Index, 
 	return e.Index, nil
 }
 
-func (f *fakeBackend) Status() client.StatusResponse {
-	return client.StatusResponse{
+func (f *fakeBackend) Status() apiwire.StatusResponse {
+	return apiwire.StatusResponse{
 		Role:         "replica",
 		NodeID:       "n1",
 		DatasetID:    f.store.Dataset().String(),

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,12 +55,13 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, key string) in
 		return s.writeError(w, r, err)
 	}
 	st := s.b.Reader()
-	v, tier, err := getTier(st, kb, at)
+	ctx := r.Context()
+	v, tier, err := getTier(ctx, st, kb, at)
 	if errors.Is(err, argent.ErrCompacted) {
 		// A trim moved the horizon past at while the read ran; the newer
 		// applied index is still >= min_index.
 		at = st.Applied()
-		v, tier, err = getTier(st, kb, at)
+		v, tier, err = getTier(ctx, st, kb, at)
 	}
 	if tier != "" {
 		h[apiwire.HeaderTier] = []string{tier}
@@ -77,11 +79,11 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, key string) in
 
 // getTier reads key at index at, and names the tier that answered when
 // the Reader has several ("" otherwise: Backend.Tier answered).
-func getTier(r Reader, key []byte, at argent.Index) (argent.Value, string, error) {
+func getTier(ctx context.Context, r Reader, key []byte, at argent.Index) (argent.Value, string, error) {
 	if tr, ok := r.(TierReader); ok {
-		return tr.GetTier(key, at)
+		return tr.GetTier(ctx, key, at)
 	}
-	v, err := r.Get(key, at)
+	v, err := r.Get(ctx, key, at)
 	return v, "", err
 }
 
@@ -132,10 +134,10 @@ func (s *Server) serveScan(w http.ResponseWriter, r *http.Request) int {
 		return s.writeError(w, r, err)
 	}
 	st := s.b.Reader()
-	items, more, err := st.Scan([]byte(prefix), []byte(after), limit, at)
+	items, more, err := st.Scan(r.Context(), []byte(prefix), []byte(after), limit, at)
 	if errors.Is(err, argent.ErrCompacted) {
 		at = st.Applied()
-		items, more, err = st.Scan([]byte(prefix), []byte(after), limit, at)
+		items, more, err = st.Scan(r.Context(), []byte(prefix), []byte(after), limit, at)
 	}
 	setIndex(h, at)
 	if err != nil {
@@ -143,7 +145,7 @@ func (s *Server) serveScan(w http.ResponseWriter, r *http.Request) int {
 	}
 	page := apiwire.ScanPage{Index: at, Items: make([]apiwire.Item, len(items))}
 	for i := range items {
-		page.Items[i] = apiwire.Item{Key: string(items[i].Key), Value: items[i].Value.Value, ModIndex: items[i].ModIndex}
+		page.Items[i] = apiwire.NewItem(items[i])
 	}
 	if more && len(items) > 0 {
 		page.Next = page.Items[len(items)-1].Key
@@ -216,10 +218,10 @@ func (s *Server) serveMGet(w http.ResponseWriter, r *http.Request) int {
 	}
 	st := s.b.Reader()
 	out := apiwire.MGetResponse{Items: make([]apiwire.Item, len(keys))}
-	err = ReadItems(st, keys, req.Keys, at, out.Items)
+	err = ReadItems(r.Context(), st, keys, req.Keys, at, out.Items)
 	if errors.Is(err, argent.ErrCompacted) {
 		at = st.Applied()
-		err = ReadItems(st, keys, req.Keys, at, out.Items)
+		err = ReadItems(r.Context(), st, keys, req.Keys, at, out.Items)
 	}
 	setIndex(h, at)
 	if err != nil {
@@ -253,10 +255,11 @@ func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 // ReadItems reads every key at index at into items, as an mget answers:
 // items[i] names names[i] and holds keys[i]'s value, or says it is absent.
-// A Reader that is a ManyReader reads them together.
-func ReadItems(st Reader, keys [][]byte, names []string, at argent.Index, items []apiwire.Item) error {
+// A Reader that is a ManyReader reads them together. The reads stop when
+// ctx ends.
+func ReadItems(ctx context.Context, st Reader, keys [][]byte, names []string, at argent.Index, items []apiwire.Item) error {
 	if mr, ok := st.(ManyReader); ok {
-		vals, found, err := mr.GetMany(keys, at)
+		vals, found, err := mr.GetMany(ctx, keys, at)
 		if err != nil {
 			return err
 		}
@@ -270,7 +273,7 @@ func ReadItems(st Reader, keys [][]byte, names []string, at argent.Index, items 
 		return nil
 	}
 	for i, k := range keys {
-		v, err := st.Get(k, at)
+		v, err := st.Get(ctx, k, at)
 		switch {
 		case err == nil:
 			items[i] = apiwire.Item{Key: names[i], Value: v.Value, ModIndex: v.ModIndex}

@@ -1,6 +1,9 @@
 package api_test
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -11,7 +14,9 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/api"
 	"github.com/argent-kv/argent/internal/apiwire"
+	"github.com/argent-kv/argent/internal/kv"
 )
 
 func TestServer_Get(t *testing.T) {
@@ -312,4 +317,81 @@ func TestServer_Scan(t *testing.T) {
 			t.Fatalf("status %d: %s", resp.StatusCode, body)
 		}
 	})
+}
+
+// hangingReader is a store whose reads of keys under "miss/" wait until
+// their context ends, as a proxy's misses do at a replica that never
+// answers, and then send the context's error on ended.
+type hangingReader struct {
+	*kv.Store
+	ended chan error
+}
+
+func (h *hangingReader) hang(ctx context.Context) error {
+	<-ctx.Done()
+	h.ended <- ctx.Err()
+	return fmt.Errorf("%w: miss: %w", argent.ErrUnavailable, ctx.Err())
+}
+
+func (h *hangingReader) Get(ctx context.Context, key []byte, at argent.Index) (argent.Value, error) {
+	if bytes.HasPrefix(key, []byte("miss/")) {
+		return argent.Value{}, h.hang(ctx)
+	}
+	return h.Store.Get(ctx, key, at)
+}
+
+func (h *hangingReader) Scan(ctx context.Context, prefix, after []byte, limit int, at argent.Index) ([]argent.Item, bool, error) {
+	if bytes.HasPrefix(prefix, []byte("miss/")) {
+		return nil, false, h.hang(ctx)
+	}
+	return h.Store.Scan(ctx, prefix, after, limit, at)
+}
+
+// readerBackend is a Backend whose reads go to r.
+type readerBackend struct {
+	*fakeBackend
+	r api.Reader
+}
+
+func (b readerBackend) Reader() api.Reader { return b.r }
+
+// TestServer_ReadStopsWhenClientLeaves checks that the handlers give a
+// read the request's context, so that a read that waits (a proxy's miss)
+// stops when its client leaves.
+func TestServer_ReadStopsWhenClientLeaves(t *testing.T) {
+	for _, tt := range []struct {
+		name, method, path, body string
+	}{
+		{"Get", http.MethodGet, "/v1/kv/miss%2Fa", ""},
+		{"MGet", http.MethodPost, "/v1/mget", `{"keys":["miss/a"]}`},
+		{"Scan", http.MethodGet, "/v1/kv?prefix=miss%2F", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &hangingReader{ended: make(chan error, 1)}
+			ts := newTestServer(t, func(c *serverConfig) {
+				c.wrap = func(f *fakeBackend) api.Backend {
+					h.Store = f.store
+					return readerBackend{fakeBackend: f, r: h}
+				}
+			})
+			ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, tt.method, ts.URL+tt.path, strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp, err := ts.Client().Do(req); err == nil {
+				resp.Body.Close()
+				t.Fatalf("%s %s answered %s; want the client to give up first", tt.method, tt.path, resp.Status)
+			}
+			select {
+			case err := <-h.ended:
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("the read ended with %v, want context.Canceled", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the read's context did not end within 5 s of the client leaving")
+			}
+		})
+	}
 }

@@ -195,7 +195,7 @@ func (s *Server) parseReadQuery(raw string) (readQuery, error) {
 func (s *Server) readIndex(r *http.Request, q readQuery) (argent.Index, error) {
 	st := s.b.Reader()
 	if q.minIndex > 0 {
-		if at, err := st.WaitApplied(r.Context().Done(), q.wait, q.minIndex); err != nil {
+		if at, err := st.WaitApplied(r.Context(), q.wait, q.minIndex); err != nil {
 			return at, err
 		}
 	}

@@ -42,7 +42,7 @@ func TestServer_Put(t *testing.T) {
 			if got.Index != before+1 || ts.b.store.Applied() != got.Index {
 				t.Errorf("index = %d (applied %d), want %d", got.Index, ts.b.store.Applied(), before+1)
 			}
-			v, err := ts.b.store.Get([]byte(tt.key), got.Index)
+			v, err := ts.b.store.Get(context.Background(), []byte(tt.key), got.Index)
 			if err != nil || !bytes.Equal(v.Value, tt.value) || v.ModIndex != got.Index {
 				t.Errorf("stored %q = %q at %d, %v; want %q at %d", tt.key, v.Value, v.ModIndex, err, tt.value, got.Index)
 			}
@@ -53,7 +53,7 @@ func TestServer_Put(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("status %d: %s", resp.StatusCode, body)
 		}
-		if v, err := ts.b.store.Get([]byte("c"), ts.b.store.Applied()); err != nil || string(v.Value) != "streamed" {
+		if v, err := ts.b.store.Get(context.Background(), []byte("c"), ts.b.store.Applied()); err != nil || string(v.Value) != "streamed" {
 			t.Errorf("c = %q, %v", v.Value, err)
 		}
 	})
@@ -69,7 +69,7 @@ func TestServer_Delete(t *testing.T) {
 	if got := decodeJSON[apiwire.IndexResponse](t, body); got.Index != 2 {
 		t.Errorf("index = %d, want 2", got.Index)
 	}
-	if _, err := ts.b.store.Get([]byte("a"), 2); !errors.Is(err, argent.ErrNotFound) {
+	if _, err := ts.b.store.Get(context.Background(), []byte("a"), 2); !errors.Is(err, argent.ErrNotFound) {
 		t.Errorf("a after delete: %v", err)
 	}
 	// Deleting an absent key is a batch like any other.
@@ -94,7 +94,7 @@ func TestServer_Txn(t *testing.T) {
 		if idx != i1+1 {
 			t.Fatalf("index = %d, want %d", idx, i1+1)
 		}
-		items, _, err := ts.b.store.Scan(nil, nil, 100, idx)
+		items, _, err := ts.b.store.Scan(context.Background(), nil, nil, 100, idx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,7 +173,7 @@ func TestServer_WriteRedirect(t *testing.T) {
 	if idx, err := c.Txn(ctx, argent.Batch{Ops: []argent.Op{put("t", "x")}}); err != nil || idx != 2 {
 		t.Fatalf("txn through a redirect: %d, %v", idx, err)
 	}
-	if v, err := root.b.store.Get([]byte("k"), 2); err != nil || string(v.Value) != "followed" {
+	if v, err := root.b.store.Get(context.Background(), []byte("k"), 2); err != nil || string(v.Value) != "followed" {
 		t.Errorf("root has k = %q, %v", v.Value, err)
 	}
 	if replica.b.store.Applied() != 0 {

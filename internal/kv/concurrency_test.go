@@ -1,6 +1,7 @@
 package kv_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -153,7 +154,7 @@ func TestStore_ConcurrentReads(t *testing.T) {
 				switch rng.IntN(4) {
 				case 0, 1:
 					k := testKeys[rng.IntN(len(testKeys))]
-					got, err := s.Get([]byte(k), at)
+					got, err := s.Get(context.Background(), []byte(k), at)
 					want, ok := m.states[at][k]
 					switch {
 					case compacted(err):
@@ -164,7 +165,7 @@ func TestStore_ConcurrentReads(t *testing.T) {
 					}
 				case 2:
 					p := testPrefixes[rng.IntN(len(testPrefixes))]
-					got, _, err := s.Scan([]byte(p), nil, 100, at)
+					got, _, err := s.Scan(context.Background(), []byte(p), nil, 100, at)
 					if !compacted(err) && (err != nil || !sameItems(got, m.scan(p, at))) {
 						fail("Scan(%q) at %d = %s, %v; want %s", p, at, fmtItems(got), err, fmtItems(m.scan(p, at)))
 					}
@@ -215,7 +216,7 @@ func TestStore_WaitApplied(t *testing.T) {
 	}
 	res := make(chan result, 1)
 	go func() {
-		at, err := s.WaitApplied(nil, time.Minute, 2)
+		at, err := s.WaitApplied(t.Context(), time.Minute, 2)
 		res <- result{at, err}
 	}()
 	for i := range 2 {
@@ -230,16 +231,16 @@ func TestStore_WaitApplied(t *testing.T) {
 	if r := <-res; r.err != nil || r.at != 2 {
 		t.Fatalf("WaitApplied(2) = %d, %v", r.at, r.err)
 	}
-	if at, err := s.WaitApplied(nil, time.Minute, 1); err != nil || at != 2 {
+	if at, err := s.WaitApplied(t.Context(), time.Minute, 1); err != nil || at != 2 {
 		t.Fatalf("WaitApplied(1) when at 2 = %d, %v", at, err)
 	}
-	if at, err := s.WaitApplied(nil, 10*time.Millisecond, 3); !errors.Is(err, argent.ErrTimeout) || at != 2 {
+	if at, err := s.WaitApplied(t.Context(), 10*time.Millisecond, 3); !errors.Is(err, argent.ErrTimeout) || at != 2 {
 		t.Fatalf("WaitApplied(3) = %d, %v; want 2, ErrTimeout", at, err)
 	}
-	done := make(chan struct{})
-	close(done)
-	if at, err := s.WaitApplied(done, time.Minute, 3); !errors.Is(err, argent.ErrTimeout) || at != 2 {
-		t.Fatalf("WaitApplied(3) with done closed = %d, %v; want 2, ErrTimeout", at, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if at, err := s.WaitApplied(ctx, time.Minute, 3); !errors.Is(err, argent.ErrTimeout) || !errors.Is(err, context.Canceled) || at != 2 {
+		t.Fatalf("WaitApplied(3) with ctx cancelled = %d, %v; want 2, ErrTimeout and context.Canceled", at, err)
 	}
 }
 
@@ -264,11 +265,11 @@ func TestStore_ReadsDuringRestore(t *testing.T) {
 					reads.Add(1)
 					switch r {
 					case 0:
-						if v, err := s.Get([]byte("b"), 1); err == nil && string(v.Value) == "2" || errors.Is(err, argent.ErrUnavailable) {
+						if v, err := s.Get(context.Background(), []byte("b"), 1); err == nil && string(v.Value) == "2" || errors.Is(err, argent.ErrUnavailable) {
 							continue
 						}
 					default:
-						if items, _, err := s.Scan(nil, nil, 10, 1); err == nil && len(items) == 3 || errors.Is(err, argent.ErrUnavailable) {
+						if items, _, err := s.Scan(context.Background(), nil, nil, 10, 1); err == nil && len(items) == 3 || errors.Is(err, argent.ErrUnavailable) {
 							continue
 						}
 					}

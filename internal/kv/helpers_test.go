@@ -2,6 +2,7 @@ package kv_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -266,7 +267,7 @@ func randomOps(rng *rand.Rand, maxOps int) []argent.Op {
 func checkGet(t tb, s *kv.Store, m *model, at argent.Index) {
 	t.Helper()
 	for _, k := range testKeys {
-		got, err := s.Get([]byte(k), at)
+		got, err := s.Get(context.Background(), []byte(k), at)
 		want, ok := m.states[at][k]
 		switch {
 		case !ok:
@@ -300,7 +301,7 @@ func checkScan(t tb, s *kv.Store, m *model, at argent.Index) {
 	t.Helper()
 	for _, p := range testPrefixes {
 		want := m.scan(p, at)
-		got, more, err := s.Scan([]byte(p), nil, 1000, at)
+		got, more, err := s.Scan(context.Background(), []byte(p), nil, 1000, at)
 		if err != nil {
 			t.Fatalf("Scan(%q) at %d: %v", p, at, err)
 		}
@@ -319,7 +320,7 @@ func checkScanPages(t tb, s *kv.Store, m *model, at argent.Index, page int) {
 		var paged []argent.Item
 		var after []byte
 		for calls := 0; ; calls++ {
-			items, more, err := s.Scan([]byte(p), after, page, at)
+			items, more, err := s.Scan(context.Background(), []byte(p), after, page, at)
 			if err != nil {
 				t.Fatalf("Scan(%q, after %q, %d) at %d: %v", p, after, page, at, err)
 			}
@@ -347,13 +348,13 @@ func checkScanPages(t tb, s *kv.Store, m *model, at argent.Index, page int) {
 				want = append(want, it)
 			}
 		}
-		got, _, err := s.Scan(nil, []byte(after), 1000, at)
+		got, _, err := s.Scan(context.Background(), nil, []byte(after), 1000, at)
 		if err != nil || !sameItems(got, want) {
 			t.Fatalf("Scan(after %q) at %d = %s, %v; want %s", after, at, fmtItems(got), err, fmtItems(want))
 		}
 	}
 	// An after key that sorts before the prefix starts at the prefix.
-	if got, _, err := s.Scan([]byte("b"), []byte("a/x"), 1000, at); err != nil || !sameItems(got, m.scan("b", at)) {
+	if got, _, err := s.Scan(context.Background(), []byte("b"), []byte("a/x"), 1000, at); err != nil || !sameItems(got, m.scan("b", at)) {
 		t.Fatalf("Scan(b, after a/x) at %d = %s, %v; want %s", at, fmtItems(got), err, fmtItems(m.scan("b", at)))
 	}
 }
@@ -447,17 +448,17 @@ func checkStore(t tb, s *kv.Store, m *model, page int) {
 	checkScanPages(t, s, m, h, page)
 	checkScanPages(t, s, m, st.Index, page)
 	if h > 0 {
-		if _, err := s.Get([]byte("a"), h-1); !errors.Is(err, argent.ErrCompacted) {
+		if _, err := s.Get(context.Background(), []byte("a"), h-1); !errors.Is(err, argent.ErrCompacted) {
 			t.Fatalf("Get at %d below horizon %d: error = %v, want ErrCompacted", h-1, h, err)
 		}
-		if _, _, err := s.Scan(nil, nil, 10, h-1); !errors.Is(err, argent.ErrCompacted) {
+		if _, _, err := s.Scan(context.Background(), nil, nil, 10, h-1); !errors.Is(err, argent.ErrCompacted) {
 			t.Fatalf("Scan at %d below horizon %d: error = %v, want ErrCompacted", h-1, h, err)
 		}
 	}
-	if _, err := s.Get([]byte("a"), st.Index+1); !errors.Is(err, argent.ErrFuture) {
+	if _, err := s.Get(context.Background(), []byte("a"), st.Index+1); !errors.Is(err, argent.ErrFuture) {
 		t.Fatalf("Get at %d past applied: error = %v, want ErrFuture", st.Index+1, err)
 	}
-	if _, _, err := s.Scan(nil, nil, 10, st.Index+1); !errors.Is(err, argent.ErrFuture) {
+	if _, _, err := s.Scan(context.Background(), nil, nil, 10, st.Index+1); !errors.Is(err, argent.ErrFuture) {
 		t.Fatalf("Scan at %d past applied: error = %v, want ErrFuture", st.Index+1, err)
 	}
 	checkLog(t, s, m)

@@ -2,6 +2,7 @@ package kv
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +13,12 @@ import (
 	"github.com/argent-kv/argent/internal/logstore"
 	"github.com/argent-kv/argent/internal/wire"
 )
+
+// readerGone is the error of a read (op of key) not started because its
+// context ended with err.
+func readerGone(op string, key []byte, err error) error {
+	return fmt.Errorf("%w: kv: %s %q: the reader went away: %w", argent.ErrUnavailable, op, key, err)
+}
 
 // checkReadable returns an error unless reads at index at can be answered.
 func (s *Store) checkReadable(at argent.Index) error {
@@ -45,8 +52,14 @@ func (s *Store) recheck(at argent.Index) error {
 
 // Get returns key's value at index at, which must lie between Horizon() and
 // Applied(). An absent key gives ErrNotFound. The returned value must not be
-// modified: it may be shared with the store's cache.
-func (s *Store) Get(key []byte, at argent.Index) (argent.Value, error) {
+// modified: it may be shared with the store's cache. A read whose ctx has
+// ended is not started (a read of the local disk is too short to be worth
+// stopping half-way): it fails with an error wrapping argent.ErrUnavailable
+// and ctx's error, as a proxy's read that lost its reader does.
+func (s *Store) Get(ctx context.Context, key []byte, at argent.Index) (argent.Value, error) {
+	if err := ctx.Err(); err != nil {
+		return argent.Value{}, readerGone("get", key, err)
+	}
 	if err := s.checkReadable(at); err != nil {
 		return argent.Value{}, err
 	}
@@ -199,8 +212,12 @@ func nthUvarint(b []byte, n int) (uint64, error) {
 
 // Scan returns up to limit live keys with the given prefix that sort after
 // the key after (all keys if after is empty), with their values at index at.
-// more reports whether further keys follow.
-func (s *Store) Scan(prefix, after []byte, limit int, at argent.Index) (items []argent.Item, more bool, err error) {
+// more reports whether further keys follow. A scan whose ctx has ended is
+// not started, as a Get.
+func (s *Store) Scan(ctx context.Context, prefix, after []byte, limit int, at argent.Index) (items []argent.Item, more bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, readerGone("scan", prefix, err)
+	}
 	if err := s.checkReadable(at); err != nil {
 		return nil, false, err
 	}

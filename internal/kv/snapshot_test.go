@@ -2,6 +2,7 @@ package kv_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -101,7 +102,7 @@ func checkRestored(t *testing.T, s *kv.Store, m *model, at argent.Index) {
 	checkScan(t, s, m, at)
 	checkScanPages(t, s, m, at, 2)
 	if at > 0 {
-		if _, err := s.Get([]byte("a"), at-1); !errors.Is(err, argent.ErrCompacted) {
+		if _, err := s.Get(context.Background(), []byte("a"), at-1); !errors.Is(err, argent.ErrCompacted) {
 			t.Fatalf("Get below the snapshot: error = %v, want ErrCompacted", err)
 		}
 		if _, err := s.ReadLog(at, 0, func(*logstore.Entry) bool { return true }); !errors.Is(err, argent.ErrCompacted) {
@@ -344,10 +345,10 @@ func TestRestore_Cut(t *testing.T) {
 				if !s.Restoring() {
 					t.Fatal("Restoring = false after a cut restore")
 				}
-				if _, err := s.Get([]byte("a"), s.Applied()); !errors.Is(err, argent.ErrUnavailable) {
+				if _, err := s.Get(context.Background(), []byte("a"), s.Applied()); !errors.Is(err, argent.ErrUnavailable) {
 					t.Fatalf("Get during a cut restore: error = %v, want ErrUnavailable", err)
 				}
-				if _, _, err := s.Scan(nil, nil, 10, s.Applied()); !errors.Is(err, argent.ErrUnavailable) {
+				if _, _, err := s.Scan(context.Background(), nil, nil, 10, s.Applied()); !errors.Is(err, argent.ErrUnavailable) {
 					t.Fatalf("Scan during a cut restore: error = %v, want ErrUnavailable", err)
 				}
 				if _, err := s.NewSnapshot(); !errors.Is(err, argent.ErrUnavailable) {

@@ -18,6 +18,7 @@
 package kv
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -413,9 +414,10 @@ func (s *Store) SyncAndPublish(st argent.State) (err error) {
 	return nil
 }
 
-// WaitApplied blocks until the published index is at least i, the done
-// channel closes, or the timer fires; it returns the index reached.
-func (s *Store) WaitApplied(done <-chan struct{}, timeout time.Duration, i argent.Index) (argent.Index, error) {
+// WaitApplied blocks until the published index is at least i, ctx ends, or
+// timeout passes; it returns the index reached, and an error wrapping
+// argent.ErrTimeout (and, when ctx ended, ctx's error) if i was not reached.
+func (s *Store) WaitApplied(ctx context.Context, timeout time.Duration, i argent.Index) (argent.Index, error) {
 	if cur := s.Applied(); cur >= i {
 		return cur, nil
 	}
@@ -430,8 +432,8 @@ func (s *Store) WaitApplied(done <-chan struct{}, timeout time.Duration, i argen
 		case <-ch:
 		case <-t.C:
 			return s.Applied(), fmt.Errorf("%w: at index %d after %s, want %d", argent.ErrTimeout, s.Applied(), timeout, i)
-		case <-done:
-			return s.Applied(), fmt.Errorf("%w: at index %d, want %d: request ended", argent.ErrTimeout, s.Applied(), i)
+		case <-ctx.Done():
+			return s.Applied(), fmt.Errorf("%w: at index %d, want %d: request ended: %w", argent.ErrTimeout, s.Applied(), i, ctx.Err())
 		}
 	}
 }

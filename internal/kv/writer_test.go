@@ -1,6 +1,7 @@
 package kv_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -161,7 +162,7 @@ func TestWriter_AppendRefusesUnknownOp(t *testing.T) {
 	if err := w.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Get([]byte("k"), 1); !errors.Is(err, argent.ErrNotFound) {
+	if _, err := s.Get(context.Background(), []byte("k"), 1); !errors.Is(err, argent.ErrNotFound) {
 		t.Fatalf("Get(k) = %v, want ErrNotFound: the refused Append leaked into the commit", err)
 	}
 }
@@ -259,7 +260,7 @@ func TestWriter_CommitAndDiscard(t *testing.T) {
 	if s.Applied() != 0 {
 		t.Fatalf("Applied after Discard = %d", s.Applied())
 	}
-	if _, err := s.Get([]byte("a"), 0); !errors.Is(err, argent.ErrNotFound) {
+	if _, err := s.Get(context.Background(), []byte("a"), 0); !errors.Is(err, argent.ErrNotFound) {
 		t.Fatalf("Get after Discard: %v", err)
 	}
 	w = s.NewWriter()
@@ -279,7 +280,7 @@ func TestWriter_CommitAndDiscard(t *testing.T) {
 		t.Fatal("second Commit succeeded")
 	}
 	w.Discard() // safe after Commit
-	if _, err := s.Get([]byte("b"), 1); err != nil {
+	if _, err := s.Get(context.Background(), []byte("b"), 1); err != nil {
 		t.Fatalf("Get(b): %v", err)
 	}
 }
@@ -362,7 +363,7 @@ func TestWriter_CommitNoSync(t *testing.T) {
 	}
 	checkGet(t, s, published, 2)
 	checkScan(t, s, published, 2)
-	if _, err := s.Get([]byte("a"), 3); !errors.Is(err, argent.ErrFuture) {
+	if _, err := s.Get(context.Background(), []byte("a"), 3); !errors.Is(err, argent.ErrFuture) {
 		t.Fatalf("Get at an unpublished index: error = %v, want ErrFuture", err)
 	}
 	// Publishing an older state does nothing; the newest publishes all.

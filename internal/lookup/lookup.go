@@ -67,7 +67,7 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request) {
 	var v argent.Value
 	x, applied, err := s.readAs(at, func(x argent.Index) error {
 		var err error
-		v, err = s.st.Get(kb, x)
+		v, err = s.st.Get(r.Context(), kb, x)
 		return err
 	})
 	h := w.Header()
@@ -123,7 +123,7 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 	}
 	out := apiwire.MGetResponse{Items: make([]apiwire.Item, len(keys))}
 	x, applied, err := s.readAs(at, func(x argent.Index) error {
-		return api.ReadItems(s.st, keys, req.Keys, x, out.Items)
+		return api.ReadItems(r.Context(), s.st, keys, req.Keys, x, out.Items)
 	})
 	if err != nil {
 		setIndex(w.Header(), applied)

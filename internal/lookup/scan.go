@@ -101,12 +101,12 @@ func (s *Server) serveScan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
-	if applied, err := s.st.WaitApplied(r.Context().Done(), req.wait, req.at); err != nil {
+	if applied, err := s.st.WaitApplied(r.Context(), req.wait, req.at); err != nil {
 		setIndex(h, applied)
 		s.writeError(w, r, fmt.Errorf("%w: lookup: scan as of %d: replica at %d after waiting %v", argent.ErrTimeout, req.at, applied, req.wait))
 		return
 	}
-	items, more, err := s.st.Scan(req.prefix, req.after, req.limit, req.at)
+	items, more, err := s.st.Scan(r.Context(), req.prefix, req.after, req.limit, req.at)
 	if err != nil {
 		setIndex(h, s.st.Applied())
 		s.writeError(w, r, fmt.Errorf("lookup: scan %q after %q as of %d: %w", req.prefix, req.after, req.at, err))

@@ -107,7 +107,7 @@ func TestServer_ScanAhead(t *testing.T) {
 					}
 					want, wantMore := modelScan(f.states[s], prefix, after, limit)
 					checkPage(t, what+" (model)", items, more, want, wantMore)
-					stItems, stMore, err := f.st.Scan([]byte(prefix), []byte(after), limit, s)
+					stItems, stMore, err := f.st.Scan(context.Background(), []byte(prefix), []byte(after), limit, s)
 					if err != nil {
 						t.Fatalf("store %s: %v", what, err)
 					}

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,7 +35,7 @@ func checkMany(t *testing.T, p *proxy.Proxy, h *history, keys []string, allowFai
 	for i, k := range keys {
 		bs[i] = []byte(k)
 	}
-	vals, found, err := p.GetMany(bs, at)
+	vals, found, err := p.GetMany(context.Background(), bs, at)
 	if err != nil {
 		if !allowFail || !errors.Is(err, argent.ErrUnavailable) {
 			t.Fatalf("mget %q at %d: %v", keys, at, err)
@@ -247,7 +248,7 @@ func TestProxy_GetManySharesFlights(t *testing.T) {
 	}
 	single := make(chan answer, 1)
 	go func() {
-		v, tier, err := p.GetTier([]byte(keys[0]), at)
+		v, tier, err := p.GetTier(context.Background(), []byte(keys[0]), at)
 		single <- answer{vals: []argent.Value{v}, found: []bool{err == nil}, tier: tier, err: err}
 	}()
 	select {
@@ -257,7 +258,7 @@ func TestProxy_GetManySharesFlights(t *testing.T) {
 	}
 	many := make(chan answer, 1)
 	go func() {
-		vals, found, err := p.GetMany([][]byte{[]byte(keys[0]), []byte(keys[1]), []byte(keys[2])}, at)
+		vals, found, err := p.GetMany(context.Background(), [][]byte{[]byte(keys[0]), []byte(keys[1]), []byte(keys[2])}, at)
 		many <- answer{vals: vals, found: found, err: err}
 	}()
 	deadline := time.Now().Add(5 * time.Second)

@@ -198,10 +198,11 @@ func (p *Proxy) publish(st argent.State) {
 	p.changedMu.Unlock()
 }
 
-// WaitApplied waits until the published index reaches min, done closes or
+// WaitApplied waits until the published index reaches min, ctx ends or
 // wait passes; it returns the published index, and an error wrapping
-// argent.ErrTimeout if min was not reached.
-func (p *Proxy) WaitApplied(done <-chan struct{}, wait time.Duration, min argent.Index) (argent.Index, error) {
+// argent.ErrTimeout (and, when ctx ended, ctx's error) if min was not
+// reached.
+func (p *Proxy) WaitApplied(ctx context.Context, wait time.Duration, min argent.Index) (argent.Index, error) {
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
@@ -213,31 +214,31 @@ func (p *Proxy) WaitApplied(done <-chan struct{}, wait time.Duration, min argent
 		case <-ch:
 		case <-t.C:
 			return p.Applied(), fmt.Errorf("%w: index %d not reached in %v (applied %d)", argent.ErrTimeout, min, wait, p.Applied())
-		case <-done:
-			return p.Applied(), fmt.Errorf("%w: index %d not reached: request ended", argent.ErrTimeout, min)
+		case <-ctx.Done():
+			return p.Applied(), fmt.Errorf("%w: index %d not reached: request ended: %w", argent.ErrTimeout, min, ctx.Err())
 		}
 	}
 }
 
 // Get implements the api's reader: the value of key at index at, which
-// must not be above Applied.
-func (p *Proxy) Get(key []byte, at argent.Index) (argent.Value, error) {
-	v, _, err := p.GetTier(key, at)
+// must not be above Applied. See GetTier.
+func (p *Proxy) Get(ctx context.Context, key []byte, at argent.Index) (argent.Value, error) {
+	v, _, err := p.GetTier(ctx, key, at)
 	return v, err
 }
 
 // GetTier returns the value of key at index at (at most Applied) and the
 // tier that answered. It fails with an error wrapping argent.ErrUnavailable
-// when no replica could resolve a miss within MissWait.
-func (p *Proxy) GetTier(key []byte, at argent.Index) (argent.Value, string, error) {
+// when no replica could resolve a miss within MissWait, and with one
+// wrapping ctx's error too when ctx ended first: a miss stops asking
+// replicas once its reader has gone.
+func (p *Proxy) GetTier(ctx context.Context, key []byte, at argent.Index) (argent.Value, string, error) {
 	if err := p.checkAt(at); err != nil {
 		return argent.Value{}, "", err
 	}
 	if v, tier, err := p.getLocal(key, at); tier != "" {
 		return v, tier, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.MissWait)
-	defer cancel()
 	rs, err := p.resolve(ctx, [][]byte{key}, at)
 	if err != nil {
 		p.stats.Failed.Add(1)
@@ -260,8 +261,12 @@ func (p *Proxy) checkAt(at argent.Index) error {
 
 // GetLocal reads key at index at from the proxy's own tiers only (window,
 // cache, filter); ok is false on a miss, which only a replica can resolve.
-// It implements api.LocalReader.
-func (p *Proxy) GetLocal(key []byte, at argent.Index) (argent.Value, bool, error) {
+// It implements api.LocalReader. It does not wait, so ctx only keeps a
+// read that has already lost its reader from starting.
+func (p *Proxy) GetLocal(ctx context.Context, key []byte, at argent.Index) (argent.Value, bool, error) {
+	if ctx.Err() != nil {
+		return argent.Value{}, true, readerGone(ctx, fmt.Sprintf("read of %q at %d", key, at))
+	}
 	if err := p.checkAt(at); err != nil {
 		return argent.Value{}, true, err
 	}
@@ -274,8 +279,8 @@ func (p *Proxy) GetLocal(key []byte, at argent.Index) (argent.Value, bool, error
 // absent. The misses are resolved together, one lookup for all of them per
 // replica tried (see resolve), within one MissWait. It fails, as a whole,
 // when any miss cannot be resolved, with an error wrapping
-// argent.ErrUnavailable.
-func (p *Proxy) GetMany(keys [][]byte, at argent.Index) (vals []argent.Value, found []bool, err error) {
+// argent.ErrUnavailable, and ctx's error too when ctx ended first.
+func (p *Proxy) GetMany(ctx context.Context, keys [][]byte, at argent.Index) (vals []argent.Value, found []bool, err error) {
 	if err := p.checkAt(at); err != nil {
 		return nil, nil, err
 	}
@@ -305,8 +310,6 @@ func (p *Proxy) GetMany(keys [][]byte, at argent.Index) (vals []argent.Value, fo
 	if len(miss) == 0 {
 		return vals, found, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.MissWait)
-	defer cancel()
 	rs, err := p.resolve(ctx, miss, at)
 	if err != nil {
 		p.stats.Failed.Add(uint64(len(miss)))

@@ -269,11 +269,11 @@ func checkSame(t *testing.T, got, want *kv.Store) {
 	if got.Dataset() != want.Dataset() {
 		t.Fatalf("dataset: got %s, want %s", got.Dataset(), want.Dataset())
 	}
-	wi, _, err := want.Scan(nil, nil, 1<<20, ws.Index)
+	wi, _, err := want.Scan(context.Background(), nil, nil, 1<<20, ws.Index)
 	if err != nil {
 		t.Fatalf("scan want: %v", err)
 	}
-	gi, _, err := got.Scan(nil, nil, 1<<20, gs.Index)
+	gi, _, err := got.Scan(context.Background(), nil, nil, 1<<20, gs.Index)
 	if err != nil {
 		t.Fatalf("scan got: %v", err)
 	}

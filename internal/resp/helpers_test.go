@@ -40,11 +40,11 @@ type manyReader struct {
 	calls atomic.Int64
 }
 
-func (m *manyReader) GetMany(keys [][]byte, at argent.Index) ([]argent.Value, []bool, error) {
+func (m *manyReader) GetMany(ctx context.Context, keys [][]byte, at argent.Index) ([]argent.Value, []bool, error) {
 	m.calls.Add(1)
 	vals, found := make([]argent.Value, len(keys)), make([]bool, len(keys))
 	for i, k := range keys {
-		v, err := m.Get(k, at)
+		v, err := m.Get(ctx, k, at)
 		switch {
 		case err == nil:
 			vals[i], found[i] = v, true

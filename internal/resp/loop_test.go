@@ -207,17 +207,17 @@ type localReader struct {
 	gets atomic.Int64
 }
 
-func (l *localReader) GetLocal(key []byte, at argent.Index) (argent.Value, bool, error) {
+func (l *localReader) GetLocal(ctx context.Context, key []byte, at argent.Index) (argent.Value, bool, error) {
 	if bytes.HasPrefix(key, []byte("miss/")) {
 		return argent.Value{}, false, nil
 	}
-	v, err := l.Store.Get(key, at)
+	v, err := l.Store.Get(ctx, key, at)
 	return v, true, err
 }
 
-func (l *localReader) Get(key []byte, at argent.Index) (argent.Value, error) {
+func (l *localReader) Get(ctx context.Context, key []byte, at argent.Index) (argent.Value, error) {
 	l.gets.Add(1)
-	return l.Store.Get(key, at)
+	return l.Store.Get(ctx, key, at)
 }
 
 // TestLocalReaderOnLoop checks that at a node whose reads may need another

@@ -148,7 +148,7 @@ func TestRoot_Write_Conditions(t *testing.T) {
 			}
 		})
 	}
-	if _, err := s.Get([]byte("b"), s.Applied()); !errors.Is(err, argent.ErrNotFound) {
+	if _, err := s.Get(context.Background(), []byte("b"), s.Applied()); !errors.Is(err, argent.ErrNotFound) {
 		t.Fatalf("b written by a failed batch: %v", err)
 	}
 

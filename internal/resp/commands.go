@@ -167,7 +167,7 @@ func (c *conn) readIndex() (argent.Index, bool) {
 		}
 		// Flush what is answered already: the wait may be long.
 		c.flush()
-		got, err := st.WaitApplied(c.s.ctx, c.s.readIndexWait, want)
+		got, err := st.WaitApplied(c.ctx, c.s.readIndexWait, want)
 		if err != nil {
 			c.w.error(fmt.Sprintf("TIMEOUT applied index %d did not reach READINDEX %d", got, want))
 			return 0, false
@@ -204,10 +204,10 @@ func (c *conn) lookup(key []byte, at argent.Index) (val []byte, ok bool, err err
 	var v argent.Value
 	switch r := c.s.b.Reader(); {
 	case !c.onLoop:
-		v, err = r.Get(c.s.ctx, key, at)
+		v, err = r.Get(c.ctx, key, at)
 	default:
 		var answered bool
-		if v, answered, err = getOnLoop(c.s.ctx, r, key, at); !answered {
+		if v, answered, err = getOnLoop(c.ctx, r, key, at); !answered {
 			c.wouldBlock = true
 			return nil, false, nil
 		}
@@ -248,7 +248,7 @@ func (c *conn) lookupMany(keys [][]byte, at argent.Index) (vals [][]byte, found 
 		return nil, nil, nil
 	}
 	if mr, ok := c.s.b.Reader().(api.ManyReader); ok {
-		vs, fs, err := mr.GetMany(c.s.ctx, keys, at)
+		vs, fs, err := mr.GetMany(c.ctx, keys, at)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -409,7 +409,7 @@ func (c *conn) scan(args [][]byte) {
 		c.scanReply("0", keys)
 		return
 	}
-	items, more, err := c.s.b.Reader().Scan(c.s.ctx, prefix, after, count, at)
+	items, more, err := c.s.b.Reader().Scan(c.ctx, prefix, after, count, at)
 	if err != nil {
 		c.w.error("ERR " + err.Error())
 		return

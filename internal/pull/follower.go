@@ -461,8 +461,8 @@ func (f *Follower) transfer(ctx context.Context, s *kv.Store, up string, prog kv
 		switch typ {
 		case wire.FrameSnapChunk:
 			n := res.Records()
-			if err := wire.DecodeSnapshotChunk(payload, func(rec wire.SnapshotRecord) error {
-				return res.Add(rec.Key, rec.ModIndex, rec.Value)
+			if err := wire.DecodeSnapshotChunk(payload, func(it argent.Item) error {
+				return res.Add(it.Key, it.ModIndex, it.Value.Value)
 			}); err != nil {
 				return f.countCorrupt(err)
 			}

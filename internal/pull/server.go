@@ -374,7 +374,7 @@ func (s *Server) serveSnapshot(ctx context.Context, p params, resp responder) {
 		return flush()
 	}
 	err = snap.Records(after, func(key []byte, mod argent.Index, value []byte) error {
-		chunk = wire.AppendSnapshotRecord(chunk, &wire.SnapshotRecord{Key: key, ModIndex: mod, Value: value})
+		chunk = wire.AppendSnapshotRecord(chunk, &argent.Item{Key: key, Value: argent.Value{Value: value, ModIndex: mod}})
 		records++
 		if len(chunk) >= s.cfg.SnapshotChunk {
 			return send()

@@ -4,8 +4,6 @@ import (
 	"sync/atomic"
 
 	"github.com/maypok86/otter/v2"
-
-	"github.com/argent-kv/argent"
 )
 
 // latestCache keeps recently read latest versions in memory, in front of
@@ -83,17 +81,4 @@ func (lc *latestCache) invalidate(keys [][]byte) {
 func (lc *latestCache) clear() {
 	lc.gen.Add(1)
 	lc.c.InvalidateAll()
-}
-
-// versionAt answers a read at index at from a latest version: the value, an
-// ErrNotFound, or ok=false when the version is newer than at and history
-// must answer.
-func versionAt(v version, at argent.Index) (argent.Value, error, bool) {
-	if v.mod > at {
-		return argent.Value{}, nil, false
-	}
-	if v.tombstone {
-		return argent.Value{}, argent.ErrNotFound, true
-	}
-	return argent.Value{Value: v.value, ModIndex: v.mod}, nil, true
 }

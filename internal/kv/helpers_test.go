@@ -203,19 +203,6 @@ func (m *model) scan(prefix string, at argent.Index) []argent.Item {
 	return items
 }
 
-// supersedes reports whether entry i changed a key that was live before
-// it: such an entry leaves superseded versions behind in the store.
-func (m *model) supersedes(i argent.Index) bool {
-	for _, op := range m.entries[i-1].Ops {
-		for k := range m.states[i-1] {
-			if op.Type == argent.OpDeletePrefix && strings.HasPrefix(k, string(op.Key)) || k == string(op.Key) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // logHeld returns the bytes the store counts for log entries from..applied.
 func (m *model) logHeld(from argent.Index) uint64 {
 	var n uint64

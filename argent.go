@@ -1,6 +1,7 @@
 // Package argent holds the vocabulary shared by every part of argent: log
-// indexes, batches and their operations, committed log entries, the limits on
-// keys, values and batches, and the sentinel errors.
+// indexes, batches and their operations, committed log entries, a node's
+// state, the values and items reads return, the limits on keys, values and
+// batches, and the sentinel errors.
 //
 // argent distributes read-mostly data from one write path (the root) through a
 // tree of nodes that pull an ordered log of committed batches and serve reads
@@ -94,6 +95,23 @@ type State struct {
 	Index Index
 	Time  int64
 	Chain Hash
+}
+
+// Value is a key's value as a read returns it: the bytes, and the mod index
+// (the index of the batch that last wrote the key). An absent key has no
+// Value: reads say so with ErrNotFound. Every tier that answers reads (a
+// store, a proxy's cache, a replica asked by a proxy) speaks in Values, so a
+// value keeps one shape on its way from disk to an answer.
+type Value struct {
+	Value    []byte
+	ModIndex Index
+}
+
+// Item is a key with its Value, as reads of many keys (a scan) return
+// them. Keys are bytes here; the JSON API carries them as strings.
+type Item struct {
+	Key []byte
+	Value
 }
 
 // CommitTime returns Time as a time.Time.

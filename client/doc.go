@@ -1,6 +1,7 @@
 // Package client is the Go client of argent's HTTP API (DESIGN.md section
-// 4.2), and the home of the API's JSON shapes and error codes, which the
-// server shares.
+// 4.2). It also exports the API's JSON shapes and error codes: the very
+// types the server encodes and decodes (they are defined once, in the
+// module's internal/apiwire, and re-exported here with type aliases).
 //
 // A Client talks to one node. Reads are served by that node from its own
 // state at some index S, which every answer reports; writes go to the root

@@ -2,67 +2,21 @@ package client
 
 import (
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
 
-	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/apiwire"
 )
 
-// Error is a non-2xx answer of an argent node. It unwraps to the argent
-// sentinel error of its code (see Sentinel), so callers test it with
-// errors.Is(err, argent.ErrNotFound) and the like; for CodeConditionFailed it
-// unwraps to a *argent.ConditionError naming the failed condition, which in
-// turn unwraps to argent.ErrConditionFailed.
-type Error struct {
-	Status  int    // HTTP status, for example 404
-	Code    string // error code, for example CodeNotFound
-	Message string // the server's message
-
-	cond *argent.ConditionError // set for CodeConditionFailed
-}
-
-// Error returns the message with the status and code, for example
-// `argent: key not found (404 not_found)`.
-func (e *Error) Error() string {
-	msg := e.Message
-	if msg == "" {
-		msg = http.StatusText(e.Status)
-	}
-	return fmt.Sprintf("%s (%d %s)", msg, e.Status, e.Code)
-}
-
-// Unwrap returns the *argent.ConditionError of a failed condition, else the
-// sentinel of the code, else nil.
-func (e *Error) Unwrap() error {
-	if e.Code == CodeConditionFailed {
-		if e.cond != nil {
-			return e.cond
-		}
-		return &argent.ConditionError{}
-	}
-	return Sentinel(e.Code)
-}
-
-// newError builds an *Error from a decoded error detail.
-func newError(status int, d ErrorDetail) *Error {
-	e := &Error{Status: status, Code: d.Code, Message: d.Message}
-	if e.Code == "" {
-		e.Code = codeForStatus(status)
-	}
-	if e.Code == CodeConditionFailed {
-		e.cond = &argent.ConditionError{Key: []byte(d.Key)}
-		if d.Want != nil {
-			e.cond.Want = *d.Want
-		}
-		if d.Got != nil {
-			e.cond.Got = *d.Got
-		}
-	}
-	return e
-}
+// Error is a non-2xx answer of an argent node: its HTTP status (Status, for
+// example 404), error code (Code, for example CodeNotFound) and the server's
+// message (Message). It unwraps to the argent sentinel error of its code
+// (see Sentinel), so callers test it with errors.Is(err, argent.ErrNotFound)
+// and the like; for CodeConditionFailed it unwraps to a
+// *argent.ConditionError naming the failed condition, which in turn unwraps
+// to argent.ErrConditionFailed.
+type Error = apiwire.Error
 
 // maxErrorBody bounds how much of an error answer is read.
 const maxErrorBody = 1 << 20
@@ -74,31 +28,17 @@ func readError(resp *http.Response) *Error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	var body ErrorBody
 	if err := json.Unmarshal(b, &body); err == nil && body.Error.Code != "" {
-		return newError(resp.StatusCode, body.Error)
+		return apiwire.NewError(resp.StatusCode, body.Error)
 	}
 	msg := strings.TrimSpace(string(b))
 	if len(msg) > 512 {
 		msg = msg[:512] + "..."
 	}
-	return newError(resp.StatusCode, ErrorDetail{Message: msg})
+	return apiwire.NewError(resp.StatusCode, ErrorDetail{Message: msg})
 }
 
 // NewErrorBody returns the HTTP status and the body a server sends for err:
 // the code is CodeOf(err), the message err.Error(), and a
 // *argent.ConditionError in err fills Key, Want and Got. An *Error in err (one
 // forwarded from another node) keeps its status.
-func NewErrorBody(err error) (int, ErrorBody) {
-	code := CodeOf(err)
-	status := HTTPStatus(code)
-	var e *Error
-	if errors.As(err, &e) && e.Code == code && e.Status != 0 {
-		status = e.Status
-	}
-	d := ErrorDetail{Code: code, Message: err.Error()}
-	var ce *argent.ConditionError
-	if errors.As(err, &ce) {
-		want, got := ce.Want, ce.Got
-		d.Key, d.Want, d.Got = string(ce.Key), &want, &got
-	}
-	return status, ErrorBody{Error: d}
-}
+func NewErrorBody(err error) (int, ErrorBody) { return apiwire.NewErrorBody(err) }

@@ -1,13 +1,9 @@
 package client_test
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/argent-kv/argent"
@@ -90,112 +86,5 @@ func TestError_Condition(t *testing.T) {
 	}
 	if want := `client: txn: key k moved (409 condition_failed)`; err.Error() != want {
 		t.Errorf("Error() = %q, want %q", err.Error(), want)
-	}
-}
-
-func TestError_Error(t *testing.T) {
-	for _, tt := range []struct {
-		name string
-		err  *client.Error
-		want string
-	}{
-		{"Message", &client.Error{Status: 404, Code: client.CodeNotFound, Message: "argent: key not found"}, "argent: key not found (404 not_found)"},
-		{"NoMessage", &client.Error{Status: 503, Code: client.CodeUnavailable}, "Service Unavailable (503 unavailable)"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.err.Error(); got != tt.want {
-				t.Errorf("Error() = %q, want %q", got, tt.want)
-			}
-		})
-	}
-	// An *Error made by hand unwraps by its code.
-	if err := (&client.Error{Code: client.CodeConditionFailed}); !errors.Is(err, argent.ErrConditionFailed) {
-		t.Error("condition_failed *Error does not wrap ErrConditionFailed")
-	}
-}
-
-func TestCodeOf(t *testing.T) {
-	for _, tt := range []struct {
-		name string
-		err  error
-		code string
-	}{
-		{"NotFound", fmt.Errorf("read: %w", argent.ErrNotFound), client.CodeNotFound},
-		{"Timeout", argent.ErrTimeout, client.CodeTimeout},
-		{"Future", argent.ErrFuture, client.CodeTimeout},
-		{"Deadline", context.DeadlineExceeded, client.CodeTimeout},
-		{"Invalid", argent.ErrInvalid, client.CodeInvalid},
-		{"TooLarge", (argent.Limits{}).CheckKey(make([]byte, 2000)), client.CodeTooLarge},
-		{"Condition", &argent.ConditionError{Key: []byte("k")}, client.CodeConditionFailed},
-		{"Compacted", argent.ErrCompacted, client.CodeCompacted},
-		{"Unavailable", argent.ErrUnavailable, client.CodeUnavailable},
-		{"Closed", argent.ErrClosed, client.CodeUnavailable},
-		{"DatasetMismatch", argent.ErrDatasetMismatch, client.CodeDatasetMismatch},
-		{"Corruption", argent.ErrCorruption, client.CodeInternal},
-		{"Other", errors.New("boom"), client.CodeInternal},
-		{"Forwarded", fmt.Errorf("forward: %w", &client.Error{Status: 418, Code: "teapot"}), "teapot"},
-		{"OwnCode", fmt.Errorf("read: %w", codedError{client.CodeNotReady}), client.CodeNotReady},
-		{"OwnCodeEmpty", codedError{""}, client.CodeUnavailable},
-		{"ForwardedOverOwnCode", fmt.Errorf("forward: %w", &client.Error{Status: 503, Code: client.CodeRootUnreachable, Message: "m"}), client.CodeRootUnreachable},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := client.CodeOf(tt.err); got != tt.code {
-				t.Errorf("CodeOf(%v) = %q, want %q", tt.err, got, tt.code)
-			}
-		})
-	}
-}
-
-// codedError names its own code and wraps argent.ErrUnavailable, as the
-// server's not-ready and unreachable-upstream errors do.
-type codedError struct{ code string }
-
-func (e codedError) Error() string     { return "argent: unavailable: " + e.code }
-func (e codedError) Unwrap() error     { return argent.ErrUnavailable }
-func (e codedError) ErrorCode() string { return e.code }
-
-func TestNewErrorBody(t *testing.T) {
-	for _, tt := range []struct {
-		name   string
-		err    error
-		status int
-		json   string
-	}{
-		{"NotFound", argent.ErrNotFound, 404, `{"error":{"code":"not_found","message":"argent: key not found"}}`},
-		{"Condition", &argent.ConditionError{Key: []byte("k"), Want: 0, Got: 9}, 409,
-			`{"error":{"code":"condition_failed","message":"argent: condition failed: key \"k\" has mod index 9, want 0","key":"k","want":0,"got":9}}`},
-		{"Other", errors.New("boom"), 500, `{"error":{"code":"internal","message":"boom"}}`},
-		{"NotReady", codedError{client.CodeNotReady}, 503, `{"error":{"code":"not_ready","message":"argent: unavailable: not_ready"}}`},
-		{"Forwarded", &client.Error{Status: 502, Code: client.CodeUnavailable, Message: "m"}, 502, `{"error":{"code":"unavailable","message":"m (502 unavailable)"}}`},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			status, body := client.NewErrorBody(tt.err)
-			b, err := json.Marshal(body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if status != tt.status || string(b) != tt.json {
-				t.Errorf("NewErrorBody = %d %s\nwant          %d %s", status, b, tt.status, tt.json)
-			}
-		})
-	}
-}
-
-func TestHTTPStatus(t *testing.T) {
-	for code, want := range map[string]int{
-		client.CodeNotFound: 404, client.CodeTimeout: 504, client.CodeInvalid: 400, client.CodeTooLarge: 413,
-		client.CodeConditionFailed: 409, client.CodeCompacted: 410, client.CodeUnavailable: 503,
-		client.CodeDatasetMismatch: 409, client.CodeInternal: 500, "unknown": 500,
-		client.CodeNotReady: 503, client.CodeRootUnreachable: 503,
-	} {
-		if got := client.HTTPStatus(code); got != want {
-			t.Errorf("HTTPStatus(%q) = %d, want %d", code, got, want)
-		}
-		if s := client.Sentinel(code); (s == nil) != (code == client.CodeInternal || code == "unknown") {
-			t.Errorf("Sentinel(%q) = %v", code, s)
-		}
-	}
-	if !strings.HasPrefix(client.Sentinel(client.CodeConditionFailed).Error(), "argent: condition failed") {
-		t.Error("Sentinel(condition_failed) is not ErrConditionFailed")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/apiwire"
 )
 
 // ReadOptions asks a read for a fresh enough state. The zero value reads the
@@ -119,7 +120,7 @@ func readBody(resp *http.Response) ([]byte, error) {
 func (c *Client) MGet(ctx context.Context, keys [][]byte, opts ReadOptions) (argent.Index, []Item, error) {
 	in := MGetRequest{Keys: make([]string, len(keys))}
 	for i, k := range keys {
-		if err := checkJSONKey(k); err != nil {
+		if err := apiwire.CheckJSONKey(k); err != nil {
 			return 0, nil, fmt.Errorf("client: mget: %w", err)
 		}
 		in.Keys[i] = string(k)

@@ -12,40 +12,16 @@ import (
 	"sync"
 
 	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/apiwire"
 )
 
-// Event is one line of a watch: a batch or a progress marker.
-type Event struct {
-	// Index is the batch's index, or for a progress marker the index up to
-	// which every matching batch has been sent.
-	Index argent.Index
-	// Progress is true for a progress marker, which has no Ops.
-	Progress bool
-	// Ops are the batch's operations on keys under the watched prefix, in
-	// batch order. A delete_prefix op is included when its prefix and the
-	// watched prefix overlap (the server decides).
-	Ops []argent.Op
-}
-
-// Event returns the event l stands for. A line with an error returns that
-// error as an *Error.
-func (l *WatchLine) Event() (Event, error) {
-	if l.Error != nil {
-		return Event{}, newError(HTTPStatus(l.Error.Code), *l.Error)
-	}
-	ev := Event{Index: l.Index, Progress: l.Progress}
-	if len(l.Ops) > 0 {
-		ev.Ops = make([]argent.Op, len(l.Ops))
-		for i, o := range l.Ops {
-			op, err := o.ToOp()
-			if err != nil {
-				return Event{}, fmt.Errorf("index %d op %d: %w", l.Index, i, err)
-			}
-			ev.Ops[i] = op
-		}
-	}
-	return ev, nil
-}
+// Event is one line of a watch: a batch or a progress marker. Index is the
+// batch's index, or for a progress marker the index up to which every
+// matching batch has been sent; Progress is true for a progress marker,
+// which has no Ops; Ops are the batch's operations on keys under the watched
+// prefix, in batch order (a delete_prefix op is included when its prefix and
+// the watched prefix overlap; the server decides).
+type Event = apiwire.Event
 
 // Watcher reads the events of one watch. Next must not be called from two
 // goroutines at once; Close may be called from any goroutine, also while Next

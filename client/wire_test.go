@@ -2,109 +2,67 @@ package client_test
 
 import (
 	"encoding/json"
-	"errors"
-	"reflect"
 	"testing"
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/apiwire"
 )
 
-func TestTxnRequest_Batch(t *testing.T) {
-	b := argent.Batch{
-		Conditions: []argent.Condition{{Key: []byte("k"), ModIndex: 7}, {Key: []byte("new"), ModIndex: 0}},
-		Ops: []argent.Op{
-			{Type: argent.OpPut, Key: []byte("k"), Value: []byte("hi")},
-			{Type: argent.OpDelete, Key: []byte("j")},
-			{Type: argent.OpDeletePrefix, Key: []byte("tmp/")},
-		},
-	}
-	req, err := client.NewTxnRequest(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := json.Marshal(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var back client.TxnRequest
-	if err := json.Unmarshal(data, &back); err != nil {
-		t.Fatal(err)
-	}
-	got, err := back.Batch()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, b) {
-		t.Errorf("round trip = %+v, want %+v", got, b)
-	}
-}
+// The client re-exports the API's wire types from internal/apiwire. These
+// assignments stop compiling if a re-export stops being the same type, and
+// the interface checks if a type loses a method users call.
+var (
+	_ client.IndexResponse  = apiwire.IndexResponse{}
+	_ client.MGetRequest    = apiwire.MGetRequest{}
+	_ client.MGetResponse   = apiwire.MGetResponse{}
+	_ client.Item           = apiwire.Item{}
+	_ client.ScanPage       = apiwire.ScanPage{}
+	_ client.TxnRequest     = apiwire.TxnRequest{}
+	_ client.TxnCondition   = apiwire.TxnCondition{}
+	_ client.TxnOp          = apiwire.TxnOp{}
+	_ client.WatchLine      = apiwire.WatchLine{}
+	_ client.StatusResponse = apiwire.StatusResponse{}
+	_ client.Status         = apiwire.StatusResponse{}
+	_ client.StatusChild    = apiwire.StatusChild{}
+	_ client.ErrorBody      = apiwire.ErrorBody{}
+	_ client.ErrorDetail    = apiwire.ErrorDetail{}
+	_ client.Event          = apiwire.Event{}
+	_ *client.Error         = (*apiwire.Error)(nil)
 
-func TestTxnRequest_Invalid(t *testing.T) {
-	for _, tt := range []struct {
-		name string
-		json string
-	}{
-		{"UnknownOp", `{"ops":[{"op":"merge","key":"k"}]}`},
-		{"ValueOnDelete", `{"ops":[{"op":"delete","key":"k","value":"aGk="}]}`},
+	_ error                                      = (*client.Error)(nil)
+	_ interface{ Unwrap() error }                = (*client.Error)(nil)
+	_ json.Unmarshaler                           = (*client.StatusChild)(nil)
+	_ interface{ Event() (client.Event, error) } = (*client.WatchLine)(nil)
+	_ interface{ ToOp() (argent.Op, error) }     = client.TxnOp{}
+	_ interface{ Batch() (argent.Batch, error) } = (*client.TxnRequest)(nil)
+)
+
+func TestReexports_Codes(t *testing.T) {
+	for _, tt := range []struct{ got, want string }{
+		{client.CodeNotFound, "not_found"},
+		{client.CodeTimeout, "timeout"},
+		{client.CodeInvalid, "invalid"},
+		{client.CodeTooLarge, "too_large"},
+		{client.CodeConditionFailed, "condition_failed"},
+		{client.CodeCompacted, "compacted"},
+		{client.CodeUnavailable, "unavailable"},
+		{client.CodeDatasetMismatch, "dataset_mismatch"},
+		{client.CodeInternal, "internal"},
+		{client.CodeNotReady, "not_ready"},
+		{client.CodeRootUnreachable, "root_unreachable"},
+		{client.HeaderIndex, "Argent-Index"},
+		{client.HeaderModIndex, "Argent-Mod-Index"},
+		{client.HeaderTier, "Argent-Tier"},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			var r client.TxnRequest
-			if err := json.Unmarshal([]byte(tt.json), &r); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := r.Batch(); !errors.Is(err, argent.ErrInvalid) {
-				t.Errorf("Batch() = %v, want ErrInvalid", err)
-			}
-		})
+		if tt.got != tt.want {
+			t.Errorf("got %q, want %q", tt.got, tt.want)
+		}
 	}
-	if _, err := client.NewTxnRequest(argent.Batch{Conditions: []argent.Condition{{Key: []byte{0xff}}}}); !errors.Is(err, argent.ErrInvalid) {
-		t.Errorf("NewTxnRequest(non-UTF-8 condition key) = %v, want ErrInvalid", err)
+	if got := client.HTTPStatus(client.CodeCompacted); got != 410 {
+		t.Errorf("HTTPStatus(compacted) = %d, want 410", got)
 	}
-}
-
-// TestWire_Shapes checks the JSON of the wire types against the examples of
-// DESIGN.md section 4.2.
-func TestWire_Shapes(t *testing.T) {
-	mod := argent.Index(9)
-	for _, tt := range []struct {
-		name string
-		v    any
-		want string
-	}{
-		{"Index", client.IndexResponse{Index: 12}, `{"index":12}`},
-		{"MGetRequest", client.MGetRequest{Keys: []string{"k", "j"}}, `{"keys":["k","j"]}`},
-		{"MGetResponse", client.MGetResponse{Index: 8, Items: []client.Item{{Key: "k", Value: []byte("hi"), ModIndex: 7}, {Key: "j", Absent: true}}},
-			`{"index":8,"items":[{"key":"k","value":"aGk=","mod_index":7},{"key":"j","absent":true}]}`},
-		{"ScanPage", client.ScanPage{Index: 8, Items: []client.Item{{Key: "k", Value: []byte("hi"), ModIndex: 7}}, Next: "k2"},
-			`{"index":8,"items":[{"key":"k","value":"aGk=","mod_index":7}],"next":"k2"}`},
-		{"ScanLastPage", client.ScanPage{Index: 8, Items: []client.Item{}}, `{"index":8,"items":[]}`},
-		{"WatchBatch", client.NewWatchLine(5, []argent.Op{{Type: argent.OpPut, Key: []byte("k"), Value: []byte("hi")}}),
-			`{"index":5,"ops":[{"op":"put","key":"k","value":"aGk="}]}`},
-		{"WatchProgress", client.NewProgressLine(6), `{"index":6,"progress":true}`},
-		{"Error", client.ErrorBody{Error: client.ErrorDetail{Code: "not_found", Message: "m"}}, `{"error":{"code":"not_found","message":"m"}}`},
-		{"ConditionError", client.ErrorBody{Error: client.ErrorDetail{Code: "condition_failed", Message: "m", Key: "k", Want: new(argent.Index), Got: &mod}},
-			`{"error":{"code":"condition_failed","message":"m","key":"k","want":0,"got":9}}`},
-		{"Status", client.StatusResponse{Role: "root", NodeID: "1", AppliedIndex: 3, RootIndex: 3, Children: []client.StatusChild{{Addr: "a", NodeID: "2", AppliedIndex: 2, LagSeconds: 0.1, Raw: json.RawMessage(`"ignored"`)}}},
-			`{"role":"root","node_id":"1","dataset_id":"","applied_index":3,"root_index":3,"lag_seconds":0,"upstream":"","children":[{"addr":"a","node_id":"2","applied_index":2,"lag_seconds":0.1}]}`},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			b, err := json.Marshal(tt.v)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(b) != tt.want {
-				t.Errorf("JSON = %s\nwant   %s", b, tt.want)
-			}
-		})
-	}
-}
-
-func TestWatchLine_Event(t *testing.T) {
-	l := client.NewWatchLine(4, []argent.Op{{Type: argent.OpDeletePrefix, Key: []byte("p/")}})
-	ev, err := l.Event()
-	want := client.Event{Index: 4, Ops: []argent.Op{{Type: argent.OpDeletePrefix, Key: []byte("p/")}}}
-	if err != nil || !reflect.DeepEqual(ev, want) {
-		t.Errorf("Event() = %+v, %v; want %+v", ev, err, want)
+	if got := client.Sentinel(client.CodeNotFound); got != argent.ErrNotFound {
+		t.Errorf("Sentinel(not_found) = %v", got)
 	}
 }

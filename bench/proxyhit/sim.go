@@ -10,6 +10,7 @@ import (
 
 	"github.com/maypok86/otter/v2"
 
+	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/proxycache"
 )
 
@@ -85,11 +86,11 @@ func measureOverhead(dir string) (int64, error) {
 		return 0, err
 	}
 	defer func() { _ = c.Close() }()
-	if err := c.Reset(proxycache.State{Index: 1}); err != nil {
+	if err := c.Reset(argent.State{Index: 1}); err != nil {
 		return 0, err
 	}
 	key, val := []byte("k/00000000"), make([]byte, 100)
-	if _, err := c.Admit(key, proxycache.Entry{Present: true, Value: val, ModIndex: 1}, 1); err != nil {
+	if _, err := c.Admit(key, proxycache.Entry{Present: true, Value: argent.Value{Value: val, ModIndex: 1}}, 1); err != nil {
 		return 0, err
 	}
 	if err := c.EvictNow(); err != nil {
@@ -115,7 +116,7 @@ func replayCache(ctx context.Context, dir string, d *dataset, trace []int32, bud
 		_ = c.Close()
 		_ = os.RemoveAll(dir)
 	}()
-	if err := c.Reset(proxycache.State{Index: 1}); err != nil {
+	if err := c.Reset(argent.State{Index: 1}); err != nil {
 		return hits{}, proxycache.Stats{}, err
 	}
 	maxSize := int32(0)
@@ -139,7 +140,7 @@ func replayCache(ctx context.Context, dir string, d *dataset, trace []int32, bud
 			}
 			continue
 		}
-		e := proxycache.Entry{Present: true, Value: value[:d.sizes[k]], ModIndex: 1}
+		e := proxycache.Entry{Present: true, Value: argent.Value{Value: value[:d.sizes[k]], ModIndex: 1}}
 		if _, err := c.Admit(key, e, c.Applied()); err != nil {
 			return hits{}, proxycache.Stats{}, fmt.Errorf("admit %s: %w", key, err)
 		}

@@ -51,7 +51,7 @@ func (c *DevCmd) Run(ctx context.Context) error {
 	}
 	defer replica.Close()
 	want := rootN.Store().Applied()
-	if _, err := replica.Store().WaitApplied(ctx.Done(), 60*time.Second, want); err != nil {
+	if _, err := replica.Store().WaitApplied(ctx, 60*time.Second, want); err != nil {
 		return fmt.Errorf("replica did not catch up with the root: %w", err)
 	}
 	var px *node.Node
@@ -62,7 +62,7 @@ func (c *DevCmd) Run(ctx context.Context) error {
 			return fmt.Errorf("start proxy: %w", err)
 		}
 		defer px.Close()
-		if _, err := px.Reader().WaitApplied(ctx.Done(), 60*time.Second, want); err != nil {
+		if _, err := px.Reader().WaitApplied(ctx, 60*time.Second, want); err != nil {
 			return fmt.Errorf("proxy did not catch up with the root: %w", err)
 		}
 	}

@@ -5,30 +5,35 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
-	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/apiwire"
+	"github.com/argent-kv/argent/internal/logstore"
 )
 
 // Reader is where a node's reads come from: a *kv.Store on roots and
 // replicas, the cache, window and filter of a proxy. Reads take the index
-// they are served at, at most Applied.
+// they are served at, at most Applied, and the context of the request they
+// serve: a read that must wait (for an index, or for another node, as a
+// proxy's miss does) stops when the client leaves or the server stops.
 type Reader interface {
 	// Applied is the published applied index: reads at it are served.
 	Applied() argent.Index
-	// WaitApplied waits until Applied reaches i, done closes or the
-	// timeout passes, and returns Applied; an error wrapping
-	// argent.ErrTimeout when i was not reached.
-	WaitApplied(done <-chan struct{}, timeout time.Duration, i argent.Index) (argent.Index, error)
+	// WaitApplied waits until Applied reaches i, ctx ends or the timeout
+	// passes, and returns Applied; an error wrapping argent.ErrTimeout
+	// when i was not reached.
+	WaitApplied(ctx context.Context, timeout time.Duration, i argent.Index) (argent.Index, error)
 	// Changed returns a channel closed when Applied next moves.
 	Changed() <-chan struct{}
 	// Get reads key at index at: argent.ErrNotFound when absent, an error
-	// wrapping argent.ErrCompacted when at is no longer readable.
-	Get(key []byte, at argent.Index) (kv.Value, error)
+	// wrapping argent.ErrCompacted when at is no longer readable, one
+	// wrapping ctx's error when ctx ended first.
+	Get(ctx context.Context, key []byte, at argent.Index) (argent.Value, error)
 	// Scan reads up to limit keys with prefix after after, at index at.
-	Scan(prefix, after []byte, limit int, at argent.Index) ([]kv.Item, bool, error)
-	// LogFirst and ReadLog serve watch streams from the node's log.
+	Scan(ctx context.Context, prefix, after []byte, limit int, at argent.Index) ([]argent.Item, bool, error)
+	// LogFirst and ReadLog serve watch streams from the node's log. ReadLog
+	// takes no context: it never waits (it reads what the log holds, up to
+	// maxBytes), and its caller stops it by returning false from fn.
 	LogFirst() argent.Index
-	ReadLog(from argent.Index, maxBytes int, fn func(e *kv.LogEntry) bool) (argent.Index, error)
+	ReadLog(from argent.Index, maxBytes int, fn func(e *logstore.Entry) bool) (argent.Index, error)
 }
 
 // TierReader is a Reader whose reads come from several layers (a proxy's
@@ -36,7 +41,7 @@ type Reader interface {
 // answered, instead of Backend.Tier.
 type TierReader interface {
 	Reader
-	GetTier(key []byte, at argent.Index) (kv.Value, string, error)
+	GetTier(ctx context.Context, key []byte, at argent.Index) (argent.Value, string, error)
 }
 
 // ManyReader is a Reader that reads the keys of an mget better together
@@ -48,7 +53,7 @@ type ManyReader interface {
 	// GetMany reads every key at index at: vals[i] is keys[i]'s value and
 	// found[i] is false where keys[i] is absent. Any other failure fails the
 	// whole read, with the error one Get would return.
-	GetMany(keys [][]byte, at argent.Index) (vals []kv.Value, found []bool, err error)
+	GetMany(ctx context.Context, keys [][]byte, at argent.Index) (vals []argent.Value, found []bool, err error)
 }
 
 // LocalReader is a Reader that can say, without waiting, whether it
@@ -60,7 +65,7 @@ type LocalReader interface {
 	// GetLocal reads key at index at from the node's own state only. ok is
 	// false when only another node can answer; otherwise the value and
 	// error are those Get would give.
-	GetLocal(key []byte, at argent.Index) (v kv.Value, ok bool, err error)
+	GetLocal(ctx context.Context, key []byte, at argent.Index) (v argent.Value, ok bool, err error)
 }
 
 // Backend is what the HTTP API needs from a node.
@@ -74,7 +79,7 @@ type Backend interface {
 	// argent.ErrTooLarge.
 	Write(ctx context.Context, b argent.Batch) (argent.Index, error)
 	// Status describes the node for GET /v1/status.
-	Status() client.StatusResponse
+	Status() apiwire.StatusResponse
 	// Tier names the layer that answers reads on this node, for the
 	// Argent-Tier header: "root", "replica", ...
 	Tier() string

@@ -12,6 +12,7 @@ import (
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/api"
+	"github.com/argent-kv/argent/internal/apiwire"
 )
 
 // readyBackend is a fakeBackend with a Readiness that the test switches.
@@ -55,14 +56,14 @@ func TestServer_NotReady(t *testing.T) {
 			if resp.StatusCode != http.StatusServiceUnavailable {
 				t.Fatalf("status = %d, want 503 (body %s)", resp.StatusCode, body)
 			}
-			if got := resp.Header.Get(client.HeaderIndex); got != "0" {
+			if got := resp.Header.Get(apiwire.HeaderIndex); got != "0" {
 				t.Errorf("Argent-Index = %q, want 0", got)
 			}
 			if tt.method == "HEAD" {
 				return
 			}
-			if d := decodeError(t, resp, body); d.Code != client.CodeNotReady || !strings.Contains(d.Message, "first state") {
-				t.Errorf("error = %+v, want code %s naming the first state", d, client.CodeNotReady)
+			if d := decodeError(t, resp, body); d.Code != apiwire.CodeNotReady || !strings.Contains(d.Message, "first state") {
+				t.Errorf("error = %+v, want code %s naming the first state", d, apiwire.CodeNotReady)
 			}
 		})
 	}
@@ -72,9 +73,9 @@ func TestServer_NotReady(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = c.Get(context.Background(), []byte("a"), client.ReadOptions{})
-		var ce *client.Error
-		if !errors.As(err, &ce) || ce.Code != client.CodeNotReady || !errors.Is(err, argent.ErrUnavailable) || errors.Is(err, argent.ErrNotFound) {
-			t.Errorf("Get = %v, want a not_ready *client.Error wrapping ErrUnavailable", err)
+		var ce *apiwire.Error
+		if !errors.As(err, &ce) || ce.Code != apiwire.CodeNotReady || !errors.Is(err, argent.ErrUnavailable) || errors.Is(err, argent.ErrNotFound) {
+			t.Errorf("Get = %v, want a not_ready *apiwire.Error wrapping ErrUnavailable", err)
 		}
 	})
 	t.Run("StatusServed", func(t *testing.T) {
@@ -110,14 +111,14 @@ func TestServer_UpstreamError(t *testing.T) {
 			if resp.StatusCode != http.StatusServiceUnavailable {
 				t.Fatalf("status = %d, want 503 (body %s)", resp.StatusCode, body)
 			}
-			if d := decodeError(t, resp, body); d.Code != client.CodeRootUnreachable || !strings.Contains(d.Message, up) {
-				t.Errorf("error = %+v, want code %s naming %s", d, client.CodeRootUnreachable, up)
+			if d := decodeError(t, resp, body); d.Code != apiwire.CodeRootUnreachable || !strings.Contains(d.Message, up) {
+				t.Errorf("error = %+v, want code %s naming %s", d, apiwire.CodeRootUnreachable, up)
 			}
 		})
 	}
 	err := error(&api.UpstreamError{Addr: up, Err: errors.New("refused")})
-	if !errors.Is(fmt.Errorf("write: %w", err), argent.ErrUnavailable) || client.CodeOf(err) != client.CodeRootUnreachable {
-		t.Errorf("UpstreamError: Is(ErrUnavailable) false or CodeOf = %q", client.CodeOf(err))
+	if !errors.Is(fmt.Errorf("write: %w", err), argent.ErrUnavailable) || apiwire.CodeOf(err) != apiwire.CodeRootUnreachable {
+		t.Errorf("UpstreamError: Is(ErrUnavailable) false or CodeOf = %q", apiwire.CodeOf(err))
 	}
 }
 
@@ -153,7 +154,7 @@ func TestServer_UnroutedIsJSON(t *testing.T) {
 				return
 			}
 			d := decodeError(t, resp, body)
-			want := map[int]string{404: client.CodeNotFound, 405: client.CodeInvalid}[tt.status]
+			want := map[int]string{404: apiwire.CodeNotFound, 405: apiwire.CodeInvalid}[tt.status]
 			if d.Code != want {
 				t.Errorf("code = %q, want %q", d.Code, want)
 			}

@@ -19,8 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/api"
+	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/kv"
 )
 
@@ -91,8 +91,8 @@ func (f *fakeBackend) Write(ctx context.Context, b argent.Batch) (argent.Index, 
 	return e.Index, nil
 }
 
-func (f *fakeBackend) Status() client.StatusResponse {
-	return client.StatusResponse{
+func (f *fakeBackend) Status() apiwire.StatusResponse {
+	return apiwire.StatusResponse{
 		Role:         "root",
 		NodeID:       "n1",
 		DatasetID:    f.store.Dataset().String(),
@@ -241,12 +241,12 @@ func (ts *testServer) doString(t testing.TB, method, path, body string) (*http.R
 }
 
 // decodeError checks that body is a JSON error and returns its detail.
-func decodeError(t testing.TB, resp *http.Response, body []byte) client.ErrorDetail {
+func decodeError(t testing.TB, resp *http.Response, body []byte) apiwire.ErrorDetail {
 	t.Helper()
 	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("error Content-Type = %q, want application/json (body %q)", ct, body)
 	}
-	var eb client.ErrorBody
+	var eb apiwire.ErrorBody
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&eb); err != nil {
@@ -279,7 +279,7 @@ type watchConn struct {
 }
 
 type watchRead struct {
-	line client.WatchLine
+	line apiwire.WatchLine
 	raw  string
 	err  error
 }
@@ -310,7 +310,7 @@ func (ts *testServer) watch(t testing.TB, query string) *watchConn {
 	go func() {
 		defer close(wc.lines)
 		for wc.sc.Scan() {
-			var l client.WatchLine
+			var l apiwire.WatchLine
 			raw := wc.sc.Text()
 			err := json.Unmarshal(wc.sc.Bytes(), &l)
 			select {
@@ -334,7 +334,7 @@ func (wc *watchConn) close() {
 }
 
 // next returns the next line, failing the test after 5 s.
-func (wc *watchConn) next() client.WatchLine {
+func (wc *watchConn) next() apiwire.WatchLine {
 	wc.t.Helper()
 	l, err := wc.nextErr()
 	if err != nil {
@@ -343,27 +343,27 @@ func (wc *watchConn) next() client.WatchLine {
 	return l
 }
 
-func (wc *watchConn) nextErr() (client.WatchLine, error) {
+func (wc *watchConn) nextErr() (apiwire.WatchLine, error) {
 	wc.t.Helper()
 	select {
 	case r, ok := <-wc.lines:
 		if !ok {
-			return client.WatchLine{}, io.EOF
+			return apiwire.WatchLine{}, io.EOF
 		}
 		if r.err != nil {
-			return client.WatchLine{}, r.err
+			return apiwire.WatchLine{}, r.err
 		}
 		return r.line, nil
 	case <-time.After(5 * time.Second):
 		wc.t.Fatalf("watch: no line within 5s")
 	}
-	return client.WatchLine{}, nil
+	return apiwire.WatchLine{}, nil
 }
 
 // nextBatch returns the next batch line, skipping progress markers, and
 // fails the test if none comes within 5 s: markers keep coming while a
 // batch is missing, so skipping them alone would never end.
-func (wc *watchConn) nextBatch() client.WatchLine {
+func (wc *watchConn) nextBatch() apiwire.WatchLine {
 	wc.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {

@@ -8,18 +8,18 @@ import (
 	"unicode/utf8"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/apiwire"
 )
 
 // The mget request and the item lists of mget and scan answers are the JSON
 // of the hot multi-key path: encoding/json spent half the handler's time on
 // them, mostly in reflection. These functions produce and accept exactly
-// what encoding/json does for client.MGetRequest, MGetResponse and ScanPage;
+// what encoding/json does for apiwire.MGetRequest, MGetResponse and ScanPage;
 // anything unusual falls back to encoding/json.
 
 // appendItemsJSON appends {"index":S,"items":[...]} and, when next is not
 // empty, "next", as encoding/json would encode an MGetResponse or ScanPage.
-func appendItemsJSON(dst []byte, index argent.Index, items []client.Item, next string) []byte {
+func appendItemsJSON(dst []byte, index argent.Index, items []apiwire.Item, next string) []byte {
 	// One allocation for the usual answer: growing the slice as it went
 	// took a quarter of a 100-key mget's CPU, in copies and GC.
 	dst = slices.Grow(dst, itemsJSONSize(items, next))
@@ -57,7 +57,7 @@ func appendItemsJSON(dst []byte, index argent.Index, items []client.Item, next s
 
 // itemsJSONSize is the length of appendItemsJSON's output when no key
 // needs escaping (an upper bound on the fixed parts otherwise).
-func itemsJSONSize(items []client.Item, next string) int {
+func itemsJSONSize(items []apiwire.Item, next string) int {
 	n := len(`{"index":,"items":[],"next":""}`) + 21 + len(next) + 1
 	for i := range items {
 		it := &items[i]

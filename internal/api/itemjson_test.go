@@ -8,7 +8,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/apiwire"
 )
 
 // keyGen draws keys that are mostly plain, sometimes with characters JSON
@@ -26,29 +26,29 @@ func keyGen() *rapid.Generator[string] {
 // byte for byte against encoding/json.
 func TestAppendItemsJSON_MatchesEncodingJSON(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		items := rapid.SliceOf(rapid.Custom(func(t *rapid.T) client.Item {
+		items := rapid.SliceOf(rapid.Custom(func(t *rapid.T) apiwire.Item {
 			if rapid.Bool().Draw(t, "absent") {
-				return client.Item{Key: keyGen().Draw(t, "key"), Absent: true}
+				return apiwire.Item{Key: keyGen().Draw(t, "key"), Absent: true}
 			}
-			return client.Item{
+			return apiwire.Item{
 				Key:      keyGen().Draw(t, "key"),
 				Value:    rapid.SliceOf(rapid.Byte()).Draw(t, "value"),
 				ModIndex: argent.Index(rapid.Uint64().Draw(t, "mod")),
 			}
 		})).Draw(t, "items")
 		if items == nil {
-			items = []client.Item{}
+			items = []apiwire.Item{}
 		}
 		index := argent.Index(rapid.Uint64().Draw(t, "index"))
 		next := keyGen().Draw(t, "next")
-		want, err := json.Marshal(client.ScanPage{Index: index, Items: items, Next: next})
+		want, err := json.Marshal(apiwire.ScanPage{Index: index, Items: items, Next: next})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got := appendItemsJSON(nil, index, items, next); !bytes.Equal(got, append(want, '\n')) {
 			t.Fatalf("got  %s\nwant %s", got, want)
 		}
-		want, _ = json.Marshal(client.MGetResponse{Index: index, Items: items})
+		want, _ = json.Marshal(apiwire.MGetResponse{Index: index, Items: items})
 		if got := appendItemsJSON(nil, index, items, ""); !bytes.Equal(got, append(want, '\n')) {
 			t.Fatalf("mget: got  %s\nwant %s", got, want)
 		}
@@ -63,7 +63,7 @@ func TestParseKeysJSON_MatchesEncodingJSON(t *testing.T) {
 		if !ok {
 			return
 		}
-		var req client.MGetRequest
+		var req apiwire.MGetRequest
 		if err := DecodeJSON(bytes.NewReader(body), &req); err != nil {
 			t.Fatalf("fast parser took %q, encoding/json refused it: %v", body, err)
 		}
@@ -99,7 +99,7 @@ func TestParseKeysJSON_MatchesEncodingJSON(t *testing.T) {
 	}
 	rapid.Check(t, func(t *rapid.T) {
 		keys := rapid.SliceOf(keyGen()).Draw(t, "keys")
-		body, _ := json.Marshal(client.MGetRequest{Keys: keys})
+		body, _ := json.Marshal(apiwire.MGetRequest{Keys: keys})
 		if rapid.Bool().Draw(t, "mangle") && len(body) > 0 {
 			i := rapid.IntRange(0, len(body)-1).Draw(t, "at")
 			body[i] = rapid.Byte().Draw(t, "byte")

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,13 +11,12 @@ import (
 	"strconv"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
-	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/apiwire"
 )
 
 // setIndex sets Argent-Index.
 func setIndex(h http.Header, at argent.Index) {
-	h[client.HeaderIndex] = []string{strconv.FormatUint(uint64(at), 10)}
+	h[apiwire.HeaderIndex] = []string{strconv.FormatUint(uint64(at), 10)}
 }
 
 // setValueHeaders sets the headers of a value answer, Argent-Index,
@@ -31,8 +31,8 @@ func setValueHeaders(h http.Header, at, mod argent.Index, n int) {
 	b = strconv.AppendInt(b, int64(n), 10)
 	str := string(b)
 	vals := []string{str[:i], str[i:j], str[j:]}
-	h[client.HeaderIndex] = vals[0:1:1]
-	h[client.HeaderModIndex] = vals[1:2:2]
+	h[apiwire.HeaderIndex] = vals[0:1:1]
+	h[apiwire.HeaderModIndex] = vals[1:2:2]
 	h["Content-Length"] = vals[2:3:3]
 }
 
@@ -40,7 +40,7 @@ func setValueHeaders(h http.Header, at, mod argent.Index, n int) {
 // applied index once min_index is reached.
 func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, key string) int {
 	h := w.Header()
-	h[client.HeaderTier] = s.tierValue()
+	h[apiwire.HeaderTier] = s.tierValue()
 	kb := []byte(key)
 	if err := s.b.Limits().CheckKey(kb); err != nil {
 		return s.writeError(w, r, err)
@@ -55,15 +55,16 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, key string) in
 		return s.writeError(w, r, err)
 	}
 	st := s.b.Reader()
-	v, tier, err := getTier(st, kb, at)
+	ctx := r.Context()
+	v, tier, err := getTier(ctx, st, kb, at)
 	if errors.Is(err, argent.ErrCompacted) {
 		// A trim moved the horizon past at while the read ran; the newer
 		// applied index is still >= min_index.
 		at = st.Applied()
-		v, tier, err = getTier(st, kb, at)
+		v, tier, err = getTier(ctx, st, kb, at)
 	}
 	if tier != "" {
-		h[client.HeaderTier] = []string{tier}
+		h[apiwire.HeaderTier] = []string{tier}
 	}
 	if err != nil {
 		setIndex(h, at)
@@ -78,11 +79,11 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, key string) in
 
 // getTier reads key at index at, and names the tier that answered when
 // the Reader has several ("" otherwise: Backend.Tier answered).
-func getTier(r Reader, key []byte, at argent.Index) (kv.Value, string, error) {
+func getTier(ctx context.Context, r Reader, key []byte, at argent.Index) (argent.Value, string, error) {
 	if tr, ok := r.(TierReader); ok {
-		return tr.GetTier(key, at)
+		return tr.GetTier(ctx, key, at)
 	}
-	v, err := r.Get(key, at)
+	v, err := r.Get(ctx, key, at)
 	return v, "", err
 }
 
@@ -109,7 +110,7 @@ func (s *Server) scanLimit(raw string) (int, error) {
 // at one index.
 func (s *Server) serveScan(w http.ResponseWriter, r *http.Request) int {
 	h := w.Header()
-	h[client.HeaderTier] = s.tierValue()
+	h[apiwire.HeaderTier] = s.tierValue()
 	raw := r.URL.RawQuery
 	prefix, _, err := queryParam(raw, "prefix")
 	if err != nil {
@@ -133,18 +134,18 @@ func (s *Server) serveScan(w http.ResponseWriter, r *http.Request) int {
 		return s.writeError(w, r, err)
 	}
 	st := s.b.Reader()
-	items, more, err := st.Scan([]byte(prefix), []byte(after), limit, at)
+	items, more, err := st.Scan(r.Context(), []byte(prefix), []byte(after), limit, at)
 	if errors.Is(err, argent.ErrCompacted) {
 		at = st.Applied()
-		items, more, err = st.Scan([]byte(prefix), []byte(after), limit, at)
+		items, more, err = st.Scan(r.Context(), []byte(prefix), []byte(after), limit, at)
 	}
 	setIndex(h, at)
 	if err != nil {
 		return s.writeError(w, r, err)
 	}
-	page := client.ScanPage{Index: at, Items: make([]client.Item, len(items))}
+	page := apiwire.ScanPage{Index: at, Items: make([]apiwire.Item, len(items))}
 	for i := range items {
-		page.Items[i] = client.Item{Key: string(items[i].Key), Value: items[i].Value.Value, ModIndex: items[i].ModIndex}
+		page.Items[i] = apiwire.NewItem(items[i])
 	}
 	if more && len(items) > 0 {
 		page.Next = page.Items[len(items)-1].Key
@@ -190,7 +191,7 @@ func DecodeJSON(body io.Reader, v any) error {
 // serveMGet answers POST /v1/mget: every key read at one index.
 func (s *Server) serveMGet(w http.ResponseWriter, r *http.Request) int {
 	h := w.Header()
-	h[client.HeaderTier] = s.tierValue()
+	h[apiwire.HeaderTier] = s.tierValue()
 	q, err := s.parseReadQuery(r.URL.RawQuery)
 	if err != nil {
 		return s.writeError(w, r, err)
@@ -216,11 +217,11 @@ func (s *Server) serveMGet(w http.ResponseWriter, r *http.Request) int {
 		return s.writeError(w, r, err)
 	}
 	st := s.b.Reader()
-	out := client.MGetResponse{Items: make([]client.Item, len(keys))}
-	err = ReadItems(st, keys, req.Keys, at, out.Items)
+	out := apiwire.MGetResponse{Items: make([]apiwire.Item, len(keys))}
+	err = ReadItems(r.Context(), st, keys, req.Keys, at, out.Items)
 	if errors.Is(err, argent.ErrCompacted) {
 		at = st.Applied()
-		err = ReadItems(st, keys, req.Keys, at, out.Items)
+		err = ReadItems(r.Context(), st, keys, req.Keys, at, out.Items)
 	}
 	setIndex(h, at)
 	if err != nil {
@@ -231,8 +232,8 @@ func (s *Server) serveMGet(w http.ResponseWriter, r *http.Request) int {
 
 // readMGetRequest reads the body of an mget, parsing the plain form itself
 // and anything else with DecodeJSON.
-func readMGetRequest(w http.ResponseWriter, r *http.Request, limit int64) (client.MGetRequest, error) {
-	var req client.MGetRequest
+func readMGetRequest(w http.ResponseWriter, r *http.Request, limit int64) (apiwire.MGetRequest, error) {
+	var req apiwire.MGetRequest
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		if isMaxBytes(err) {
@@ -254,29 +255,30 @@ func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 // ReadItems reads every key at index at into items, as an mget answers:
 // items[i] names names[i] and holds keys[i]'s value, or says it is absent.
-// A Reader that is a ManyReader reads them together.
-func ReadItems(st Reader, keys [][]byte, names []string, at argent.Index, items []client.Item) error {
+// A Reader that is a ManyReader reads them together. The reads stop when
+// ctx ends.
+func ReadItems(ctx context.Context, st Reader, keys [][]byte, names []string, at argent.Index, items []apiwire.Item) error {
 	if mr, ok := st.(ManyReader); ok {
-		vals, found, err := mr.GetMany(keys, at)
+		vals, found, err := mr.GetMany(ctx, keys, at)
 		if err != nil {
 			return err
 		}
 		for i, v := range vals {
 			if found[i] {
-				items[i] = client.Item{Key: names[i], Value: v.Value, ModIndex: v.ModIndex}
+				items[i] = apiwire.Item{Key: names[i], Value: v.Value, ModIndex: v.ModIndex}
 			} else {
-				items[i] = client.Item{Key: names[i], Absent: true}
+				items[i] = apiwire.Item{Key: names[i], Absent: true}
 			}
 		}
 		return nil
 	}
 	for i, k := range keys {
-		v, err := st.Get(k, at)
+		v, err := st.Get(ctx, k, at)
 		switch {
 		case err == nil:
-			items[i] = client.Item{Key: names[i], Value: v.Value, ModIndex: v.ModIndex}
+			items[i] = apiwire.Item{Key: names[i], Value: v.Value, ModIndex: v.ModIndex}
 		case errors.Is(err, argent.ErrNotFound):
-			items[i] = client.Item{Key: names[i], Absent: true}
+			items[i] = apiwire.Item{Key: names[i], Absent: true}
 		default:
 			return err
 		}

@@ -1,6 +1,9 @@
 package api_test
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -11,7 +14,9 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/api"
+	"github.com/argent-kv/argent/internal/apiwire"
+	"github.com/argent-kv/argent/internal/kv"
 )
 
 func TestServer_Get(t *testing.T) {
@@ -51,21 +56,21 @@ func TestServer_Get(t *testing.T) {
 			if resp.StatusCode != tt.status {
 				t.Fatalf("status = %d, want %d (body %s)", resp.StatusCode, tt.status, body)
 			}
-			if got := resp.Header.Get(client.HeaderIndex); got != strconv.Itoa(int(applied)) {
+			if got := resp.Header.Get(apiwire.HeaderIndex); got != strconv.Itoa(int(applied)) {
 				t.Errorf("Argent-Index = %q, want %d", got, applied)
 			}
-			if got := resp.Header.Get(client.HeaderTier); got != "replica" {
+			if got := resp.Header.Get(apiwire.HeaderTier); got != "replica" {
 				t.Errorf("Argent-Tier = %q, want replica", got)
 			}
 			wantMod := ""
 			if tt.mod > 0 {
 				wantMod = strconv.Itoa(int(tt.mod))
 			}
-			if got := resp.Header.Get(client.HeaderModIndex); got != wantMod {
+			if got := resp.Header.Get(apiwire.HeaderModIndex); got != wantMod {
 				t.Errorf("Argent-Mod-Index = %q, want %q", got, wantMod)
 			}
 			if tt.status != 200 {
-				if d := decodeError(t, resp, body); d.Code != client.CodeNotFound {
+				if d := decodeError(t, resp, body); d.Code != apiwire.CodeNotFound {
 					t.Errorf("code = %q, want not_found", d.Code)
 				}
 				return
@@ -96,7 +101,7 @@ func TestServer_GetMinIndex(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("status = %d: %s", resp.StatusCode, body)
 		}
-		idx, _ := strconv.Atoi(resp.Header.Get(client.HeaderIndex))
+		idx, _ := strconv.Atoi(resp.Header.Get(apiwire.HeaderIndex))
 		if argent.Index(idx) < want {
 			t.Errorf("Argent-Index = %d, below min_index %d", idx, want)
 		}
@@ -122,10 +127,10 @@ func TestServer_GetMinIndex(t *testing.T) {
 			if resp.StatusCode != http.StatusGatewayTimeout {
 				t.Fatalf("status = %d, want 504: %s", resp.StatusCode, body)
 			}
-			if d := decodeError(t, resp, body); d.Code != client.CodeTimeout {
+			if d := decodeError(t, resp, body); d.Code != apiwire.CodeTimeout {
 				t.Errorf("code = %q, want timeout", d.Code)
 			}
-			if got := resp.Header.Get(client.HeaderIndex); got != strconv.Itoa(int(applied)) {
+			if got := resp.Header.Get(apiwire.HeaderIndex); got != strconv.Itoa(int(applied)) {
 				t.Errorf("Argent-Index = %q, want the index reached, %d", got, applied)
 			}
 			if took < tt.atLeast || took > tt.atMost {
@@ -146,8 +151,8 @@ func TestServer_MGet(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("status %d: %s", resp.StatusCode, body)
 		}
-		got := decodeJSON[client.MGetResponse](t, body)
-		want := client.MGetResponse{Index: i2, Items: []client.Item{
+		got := decodeJSON[apiwire.MGetResponse](t, body)
+		want := apiwire.MGetResponse{Index: i2, Items: []apiwire.Item{
 			{Key: "a", Value: []byte("3"), ModIndex: i2},
 			{Key: "b", Absent: true},
 			{Key: "c", Absent: true},
@@ -157,7 +162,7 @@ func TestServer_MGet(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("mget = %+v\nwant   %+v", got, want)
 		}
-		if h := resp.Header.Get(client.HeaderIndex); h != strconv.Itoa(int(i2)) {
+		if h := resp.Header.Get(apiwire.HeaderIndex); h != strconv.Itoa(int(i2)) {
 			t.Errorf("Argent-Index = %q, want %d", h, i2)
 		}
 	})
@@ -179,7 +184,7 @@ func TestServer_MGet(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("status %d: %s", resp.StatusCode, body)
 		}
-		got := decodeJSON[client.MGetResponse](t, body)
+		got := decodeJSON[apiwire.MGetResponse](t, body)
 		if got.Index < i2+1 || string(got.Items[0].Value) != "late" {
 			t.Errorf("mget = %+v, want c=late at >= %d", got, i2+1)
 		}
@@ -231,7 +236,7 @@ func TestServer_MGetOneIndex(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("status %d: %s", resp.StatusCode, b)
 		}
-		got := decodeJSON[client.MGetResponse](t, b)
+		got := decodeJSON[apiwire.MGetResponse](t, b)
 		seen[got.Index] = true
 		first := got.Items[0]
 		for _, it := range got.Items {
@@ -253,22 +258,22 @@ func TestServer_Scan(t *testing.T) {
 	ts.b.commit(t, put("p/1", "a"), put("p/2", "b"), put("p/3", "c"), put("p/4", "d"), put("q/1", "e"), put("p", "root"))
 	last := ts.b.commit(t, put("p/5", "f"), del("p/4"))
 
-	page := func(t *testing.T, query string) client.ScanPage {
+	page := func(t *testing.T, query string) apiwire.ScanPage {
 		t.Helper()
 		resp, body := ts.doString(t, "GET", "/v1/kv?"+query, "")
 		if resp.StatusCode != 200 {
 			t.Fatalf("scan %s: status %d: %s", query, resp.StatusCode, body)
 		}
-		if h := resp.Header.Get(client.HeaderIndex); h != strconv.Itoa(int(last)) {
+		if h := resp.Header.Get(apiwire.HeaderIndex); h != strconv.Itoa(int(last)) {
 			t.Errorf("Argent-Index = %q, want %d", h, last)
 		}
-		p := decodeJSON[client.ScanPage](t, body)
+		p := decodeJSON[apiwire.ScanPage](t, body)
 		if p.Index != last {
 			t.Errorf("page index = %d, want %d", p.Index, last)
 		}
 		return p
 	}
-	keysOf := func(p client.ScanPage) string {
+	keysOf := func(p apiwire.ScanPage) string {
 		var ks []string
 		for _, it := range p.Items {
 			ks = append(ks, it.Key+"="+string(it.Value))
@@ -312,4 +317,81 @@ func TestServer_Scan(t *testing.T) {
 			t.Fatalf("status %d: %s", resp.StatusCode, body)
 		}
 	})
+}
+
+// hangingReader is a store whose reads of keys under "miss/" wait until
+// their context ends, as a proxy's misses do at a replica that never
+// answers, and then send the context's error on ended.
+type hangingReader struct {
+	*kv.Store
+	ended chan error
+}
+
+func (h *hangingReader) hang(ctx context.Context) error {
+	<-ctx.Done()
+	h.ended <- ctx.Err()
+	return fmt.Errorf("%w: miss: %w", argent.ErrUnavailable, ctx.Err())
+}
+
+func (h *hangingReader) Get(ctx context.Context, key []byte, at argent.Index) (argent.Value, error) {
+	if bytes.HasPrefix(key, []byte("miss/")) {
+		return argent.Value{}, h.hang(ctx)
+	}
+	return h.Store.Get(ctx, key, at)
+}
+
+func (h *hangingReader) Scan(ctx context.Context, prefix, after []byte, limit int, at argent.Index) ([]argent.Item, bool, error) {
+	if bytes.HasPrefix(prefix, []byte("miss/")) {
+		return nil, false, h.hang(ctx)
+	}
+	return h.Store.Scan(ctx, prefix, after, limit, at)
+}
+
+// readerBackend is a Backend whose reads go to r.
+type readerBackend struct {
+	*fakeBackend
+	r api.Reader
+}
+
+func (b readerBackend) Reader() api.Reader { return b.r }
+
+// TestServer_ReadStopsWhenClientLeaves checks that the handlers give a
+// read the request's context, so that a read that waits (a proxy's miss)
+// stops when its client leaves.
+func TestServer_ReadStopsWhenClientLeaves(t *testing.T) {
+	for _, tt := range []struct {
+		name, method, path, body string
+	}{
+		{"Get", http.MethodGet, "/v1/kv/miss%2Fa", ""},
+		{"MGet", http.MethodPost, "/v1/mget", `{"keys":["miss/a"]}`},
+		{"Scan", http.MethodGet, "/v1/kv?prefix=miss%2F", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &hangingReader{ended: make(chan error, 1)}
+			ts := newTestServer(t, func(c *serverConfig) {
+				c.wrap = func(f *fakeBackend) api.Backend {
+					h.Store = f.store
+					return readerBackend{fakeBackend: f, r: h}
+				}
+			})
+			ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, tt.method, ts.URL+tt.path, strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp, err := ts.Client().Do(req); err == nil {
+				resp.Body.Close()
+				t.Fatalf("%s %s answered %s; want the client to give up first", tt.method, tt.path, resp.Status)
+			}
+			select {
+			case err := <-h.ended:
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("the read ended with %v, want context.Canceled", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the read's context did not end within 5 s of the client leaving")
+			}
+		})
+	}
 }

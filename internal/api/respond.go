@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/apiwire"
 )
 
 // Header values shared by every response; net/http only reads them.
@@ -24,8 +24,8 @@ var (
 
 // notFoundBody is the body of a 404 for an absent key: the common error of
 // the hot path, encoded once.
-var notFoundBody = mustMarshal(client.ErrorBody{Error: client.ErrorDetail{
-	Code: client.CodeNotFound, Message: argent.ErrNotFound.Error(),
+var notFoundBody = mustMarshal(apiwire.ErrorBody{Error: apiwire.ErrorDetail{
+	Code: apiwire.CodeNotFound, Message: argent.ErrNotFound.Error(),
 }})
 
 func mustMarshal(v any) []byte {
@@ -65,17 +65,17 @@ func writeIndex(w http.ResponseWriter, i argent.Index) int {
 }
 
 // writeError sends err as a JSON error with the status of its code (see
-// client.NewErrorBody) and returns the status.
+// apiwire.NewErrorBody) and returns the status.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) int {
 	if err == argent.ErrNotFound {
 		return writeBody(w, http.StatusNotFound, jsonType, notFoundBody)
 	}
-	status, body := client.NewErrorBody(err)
+	status, body := apiwire.NewErrorBody(err)
 	// Timeouts and the codes of argent.ErrUnavailable (not ready, root
 	// unreachable) say "try again": the node's state, not a fault worth a
 	// log line per request.
 	code := body.Error.Code
-	if status >= 500 && code != client.CodeTimeout && client.Sentinel(code) != argent.ErrUnavailable {
+	if status >= 500 && code != apiwire.CodeTimeout && apiwire.Sentinel(code) != argent.ErrUnavailable {
 		s.opts.Logger.Error("api: request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
 	b, merr := json.Marshal(body)
@@ -89,7 +89,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) i
 
 // writeCode sends an error with an explicit code and status.
 func (s *Server) writeCode(w http.ResponseWriter, r *http.Request, code string, status int, msg string) int {
-	b, err := json.Marshal(client.ErrorBody{Error: client.ErrorDetail{Code: code, Message: msg}})
+	b, err := json.Marshal(apiwire.ErrorBody{Error: apiwire.ErrorDetail{Code: code, Message: msg}})
 	if err != nil {
 		return s.writeError(w, r, fmt.Errorf("api: encode error: %w", err))
 	}
@@ -99,7 +99,7 @@ func (s *Server) writeCode(w http.ResponseWriter, r *http.Request, code string, 
 
 func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) int {
 	w.Header().Set("Allow", allow)
-	return s.writeCode(w, r, client.CodeInvalid, http.StatusMethodNotAllowed,
+	return s.writeCode(w, r, apiwire.CodeInvalid, http.StatusMethodNotAllowed,
 		fmt.Sprintf("argent: method %s not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow))
 }
 
@@ -195,7 +195,7 @@ func (s *Server) parseReadQuery(raw string) (readQuery, error) {
 func (s *Server) readIndex(r *http.Request, q readQuery) (argent.Index, error) {
 	st := s.b.Reader()
 	if q.minIndex > 0 {
-		if at, err := st.WaitApplied(r.Context().Done(), q.wait, q.minIndex); err != nil {
+		if at, err := st.WaitApplied(r.Context(), q.wait, q.minIndex); err != nil {
 			return at, err
 		}
 	}

@@ -31,7 +31,7 @@
 // itself or as %2F), and the unescaped query values prefix and after. Keys in
 // JSON bodies are strings. Every error is JSON,
 // {"error":{"code":"...","message":"..."}}, with the status of its code (see
-// client.HTTPStatus).
+// apiwire.HTTPStatus).
 package api
 
 import (
@@ -45,7 +45,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/apiwire"
 )
 
 // Options configures a Server. The zero value of each field means its
@@ -265,7 +265,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (route, int) {
 
 // notFound answers a path the node does not serve.
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) int {
-	return s.writeCode(w, r, client.CodeNotFound, http.StatusNotFound, "argent: no such endpoint: "+r.URL.Path)
+	return s.writeCode(w, r, apiwire.CodeNotFound, http.StatusNotFound, "argent: no such endpoint: "+r.URL.Path)
 }
 
 // router is a Fallback that tells which of its routes a request takes, as
@@ -334,7 +334,7 @@ func (s *Server) tierValue() []string {
 func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) int {
 	st := s.b.Status()
 	if st.Children == nil {
-		st.Children = []client.StatusChild{}
+		st.Children = []apiwire.StatusChild{}
 	}
 	return s.writeJSON(w, r, http.StatusOK, st)
 }

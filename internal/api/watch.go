@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
-	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/apiwire"
+	"github.com/argent-kv/argent/internal/logstore"
 )
 
 // watchChunkBytes bounds the log bytes one Store.ReadLog call reads. The
@@ -49,7 +49,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request) int {
 	h["Content-Type"] = ndjsonType
 	h["Cache-Control"] = noCache
 	h["X-Content-Type-Options"] = noSniff
-	h[client.HeaderTier] = s.tierValue()
+	h[apiwire.HeaderTier] = s.tierValue()
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		return http.StatusOK
@@ -143,7 +143,7 @@ func (ws *watchStream) run(ctx context.Context) {
 
 // entry is the Store.ReadLog callback: it sends e's ops that touch the
 // prefix, if any.
-func (ws *watchStream) entry(e *kv.LogEntry) bool {
+func (ws *watchStream) entry(e *logstore.Entry) bool {
 	ws.ops = ws.ops[:0]
 	for _, op := range e.Ops {
 		if matchOp(ws.prefix, &op) {
@@ -153,7 +153,7 @@ func (ws *watchStream) entry(e *kv.LogEntry) bool {
 	if len(ws.ops) == 0 {
 		return true
 	}
-	if err := ws.enc.Encode(client.NewWatchLine(e.Index, ws.ops)); err != nil {
+	if err := ws.enc.Encode(apiwire.NewWatchLine(e.Index, ws.ops)); err != nil {
 		ws.err = err
 		return false
 	}
@@ -176,7 +176,7 @@ func (ws *watchStream) upTo() argent.Index {
 
 // progress sends and flushes a progress marker.
 func (ws *watchStream) progress() bool {
-	if err := ws.enc.Encode(client.NewProgressLine(ws.upTo())); err != nil {
+	if err := ws.enc.Encode(apiwire.NewProgressLine(ws.upTo())); err != nil {
 		ws.err = err
 		return false
 	}
@@ -194,12 +194,12 @@ func (ws *watchStream) flush() bool {
 // fail ends the stream with an error line, for a log that can no longer
 // serve it (trimmed under a slow watcher, say).
 func (ws *watchStream) fail(err error) {
-	_, body := client.NewErrorBody(err)
+	_, body := apiwire.NewErrorBody(err)
 	level := ws.s.opts.Logger.Warn
 	if !errors.Is(err, argent.ErrCompacted) {
 		level = ws.s.opts.Logger.Error
 	}
 	level("api: watch stream ended", "prefix", string(ws.prefix), "next", ws.next, "err", err)
-	_ = ws.enc.Encode(client.WatchLine{Index: ws.upTo(), Error: &body.Error})
+	_ = ws.enc.Encode(apiwire.WatchLine{Index: ws.upTo(), Error: &body.Error})
 	ws.flush()
 }

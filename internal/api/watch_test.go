@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/kv"
 )
 
@@ -18,7 +18,7 @@ import (
 func fastProgress(c *serverConfig) { c.opts.ProgressInterval = 20 * time.Millisecond }
 
 // describe renders a batch line as "index:op key[=value] ...".
-func describe(l client.WatchLine) string {
+func describe(l apiwire.WatchLine) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d:", l.Index)
 	for i, op := range l.Ops {
@@ -205,7 +205,7 @@ func TestServer_WatchCompacted(t *testing.T) {
 		if resp.StatusCode != http.StatusGone {
 			t.Fatalf("from %s: status %d, want 410: %s", from, resp.StatusCode, body)
 		}
-		if d := decodeError(t, resp, body); d.Code != client.CodeCompacted {
+		if d := decodeError(t, resp, body); d.Code != apiwire.CodeCompacted {
 			t.Errorf("code = %q, want compacted", d.Code)
 		}
 	}

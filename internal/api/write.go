@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/apiwire"
 )
 
 // servePut answers PUT /v1/kv/{key}: the body is the value, possibly empty.
@@ -65,7 +65,7 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, key string)
 	return s.write(w, r, limits, argent.Batch{Ops: []argent.Op{{Type: argent.OpDelete, Key: kb}}})
 }
 
-// txnRequest mirrors client.TxnRequest with pointers, so that a missing key,
+// txnRequest mirrors apiwire.TxnRequest with pointers, so that a missing key,
 // op or mod_index is told apart from an empty one. The tests check that the
 // two types have the same JSON fields.
 type txnRequest struct {
@@ -105,7 +105,7 @@ func (t *txnRequest) batch() (argent.Batch, error) {
 		if o.Key == nil {
 			return b, invalidf("op %d has no key", i)
 		}
-		op, err := client.TxnOp{Op: *o.Op, Key: *o.Key, Value: o.Value}.ToOp()
+		op, err := apiwire.TxnOp{Op: *o.Op, Key: *o.Key, Value: o.Value}.ToOp()
 		if err != nil {
 			return b, fmt.Errorf("op %d: %w", i, err)
 		}
@@ -158,7 +158,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, limits argent.Lim
 	switch {
 	case errors.As(err, &re):
 		w.Header().Set("Location", strings.TrimSuffix(re.Addr, "/")+r.URL.RequestURI())
-		return s.writeCode(w, r, client.CodeUnavailable, http.StatusTemporaryRedirect,
+		return s.writeCode(w, r, apiwire.CodeUnavailable, http.StatusTemporaryRedirect,
 			"argent: this node takes no writes; send them to "+re.Addr)
 	case err != nil:
 		return s.writeError(w, r, err)

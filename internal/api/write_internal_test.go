@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/apiwire"
 )
 
 // jsonFields returns the JSON field names of a struct type.
@@ -30,9 +30,9 @@ func TestTxnRequest_MirrorsClient(t *testing.T) {
 		name         string
 		server, wire any
 	}{
-		{"TxnRequest", txnRequest{}, client.TxnRequest{}},
-		{"TxnCondition", txnCondition{}, client.TxnCondition{}},
-		{"TxnOp", txnOp{}, client.TxnOp{}},
+		{"TxnRequest", txnRequest{}, apiwire.TxnRequest{}},
+		{"TxnCondition", txnCondition{}, apiwire.TxnCondition{}},
+		{"TxnOp", txnOp{}, apiwire.TxnOp{}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got, want := jsonFields(reflect.TypeOf(tt.server)), jsonFields(reflect.TypeOf(tt.wire))

@@ -13,6 +13,7 @@ import (
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/api"
+	"github.com/argent-kv/argent/internal/apiwire"
 )
 
 func TestServer_Put(t *testing.T) {
@@ -37,11 +38,11 @@ func TestServer_Put(t *testing.T) {
 			if resp.StatusCode != 200 {
 				t.Fatalf("status %d: %s", resp.StatusCode, body)
 			}
-			got := decodeJSON[client.IndexResponse](t, body)
+			got := decodeJSON[apiwire.IndexResponse](t, body)
 			if got.Index != before+1 || ts.b.store.Applied() != got.Index {
 				t.Errorf("index = %d (applied %d), want %d", got.Index, ts.b.store.Applied(), before+1)
 			}
-			v, err := ts.b.store.Get([]byte(tt.key), got.Index)
+			v, err := ts.b.store.Get(context.Background(), []byte(tt.key), got.Index)
 			if err != nil || !bytes.Equal(v.Value, tt.value) || v.ModIndex != got.Index {
 				t.Errorf("stored %q = %q at %d, %v; want %q at %d", tt.key, v.Value, v.ModIndex, err, tt.value, got.Index)
 			}
@@ -52,7 +53,7 @@ func TestServer_Put(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("status %d: %s", resp.StatusCode, body)
 		}
-		if v, err := ts.b.store.Get([]byte("c"), ts.b.store.Applied()); err != nil || string(v.Value) != "streamed" {
+		if v, err := ts.b.store.Get(context.Background(), []byte("c"), ts.b.store.Applied()); err != nil || string(v.Value) != "streamed" {
 			t.Errorf("c = %q, %v", v.Value, err)
 		}
 	})
@@ -65,15 +66,15 @@ func TestServer_Delete(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
 	}
-	if got := decodeJSON[client.IndexResponse](t, body); got.Index != 2 {
+	if got := decodeJSON[apiwire.IndexResponse](t, body); got.Index != 2 {
 		t.Errorf("index = %d, want 2", got.Index)
 	}
-	if _, err := ts.b.store.Get([]byte("a"), 2); !errors.Is(err, argent.ErrNotFound) {
+	if _, err := ts.b.store.Get(context.Background(), []byte("a"), 2); !errors.Is(err, argent.ErrNotFound) {
 		t.Errorf("a after delete: %v", err)
 	}
 	// Deleting an absent key is a batch like any other.
 	resp, body = ts.doString(t, "DELETE", "/v1/kv/never", "")
-	if resp.StatusCode != 200 || decodeJSON[client.IndexResponse](t, body).Index != 3 {
+	if resp.StatusCode != 200 || decodeJSON[apiwire.IndexResponse](t, body).Index != 3 {
 		t.Errorf("delete absent: %d %s", resp.StatusCode, body)
 	}
 }
@@ -89,11 +90,11 @@ func TestServer_Txn(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("status %d: %s", resp.StatusCode, b)
 		}
-		idx := decodeJSON[client.IndexResponse](t, b).Index
+		idx := decodeJSON[apiwire.IndexResponse](t, b).Index
 		if idx != i1+1 {
 			t.Fatalf("index = %d, want %d", idx, i1+1)
 		}
-		items, _, err := ts.b.store.Scan(nil, nil, 100, idx)
+		items, _, err := ts.b.store.Scan(context.Background(), nil, nil, 100, idx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +125,7 @@ func TestServer_Txn(t *testing.T) {
 				t.Fatalf("status %d: %s", resp.StatusCode, b)
 			}
 			d := decodeError(t, resp, b)
-			if d.Code != client.CodeConditionFailed || d.Key != tt.key || d.Want == nil || *d.Want != tt.want || d.Got == nil || *d.Got != tt.got {
+			if d.Code != apiwire.CodeConditionFailed || d.Key != tt.key || d.Want == nil || *d.Want != tt.want || d.Got == nil || *d.Got != tt.got {
 				t.Errorf("error = %s, want key %q want %d got %d", b, tt.key, tt.want, tt.got)
 			}
 			if !bytes.Contains(b, []byte(fmt.Sprintf(`"want":%d,"got":%d`, tt.want, tt.got))) {
@@ -156,7 +157,7 @@ func TestServer_WriteRedirect(t *testing.T) {
 	if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != root.URL+"/v1/kv/a%2Fb?x=1" {
 		t.Fatalf("status %d Location %q, want 307 to %s/v1/kv/a%%2Fb?x=1", resp.StatusCode, resp.Header.Get("Location"), root.URL)
 	}
-	if d := decodeError(t, resp, body); d.Code != client.CodeUnavailable {
+	if d := decodeError(t, resp, body); d.Code != apiwire.CodeUnavailable {
 		t.Errorf("code = %q, want unavailable", d.Code)
 	}
 
@@ -172,7 +173,7 @@ func TestServer_WriteRedirect(t *testing.T) {
 	if idx, err := c.Txn(ctx, argent.Batch{Ops: []argent.Op{put("t", "x")}}); err != nil || idx != 2 {
 		t.Fatalf("txn through a redirect: %d, %v", idx, err)
 	}
-	if v, err := root.b.store.Get([]byte("k"), 2); err != nil || string(v.Value) != "followed" {
+	if v, err := root.b.store.Get(context.Background(), []byte("k"), 2); err != nil || string(v.Value) != "followed" {
 		t.Errorf("root has k = %q, %v", v.Value, err)
 	}
 	if replica.b.store.Applied() != 0 {

@@ -1,6 +1,7 @@
 package kv_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -48,14 +49,14 @@ func TestWriter_EntryBuffersReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, want := range []string{"one", "two", "three", "four"} {
-		v, err := dst.Get([]byte("k"), argent.Index(i+1))
+		v, err := dst.Get(context.Background(), []byte("k"), argent.Index(i+1))
 		if err != nil || string(v.Value) != want {
 			t.Errorf("Get(k) at %d = %q, %v; want %q", i+1, v.Value, err, want)
 		}
 	}
 	// Twice: the second read comes from the read cache.
 	for range 2 {
-		if v, err := dst.Get([]byte("k"), 4); err != nil || string(v.Value) != "four" {
+		if v, err := dst.Get(context.Background(), []byte("k"), 4); err != nil || string(v.Value) != "four" {
 			t.Errorf("latest Get(k) = %q, %v; want four", v.Value, err)
 		}
 	}

@@ -1,6 +1,7 @@
 package kv_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -120,7 +121,7 @@ func BenchmarkStore_Get(b *testing.B) {
 	s, _ := loadFixture(b, "latest", 1)
 	at := s.Applied()
 	readParallel(b, func(rng *rand.Rand) error {
-		if _, err := s.Get(benchKey(rng.IntN(benchKeys)), at); err != nil {
+		if _, err := s.Get(context.Background(), benchKey(rng.IntN(benchKeys)), at); err != nil {
 			return fmt.Errorf("Get: %w", err)
 		}
 		return nil
@@ -156,7 +157,7 @@ func BenchmarkStore_GetAbsent(b *testing.B) {
 	at := s.Applied()
 	readParallel(b, func(rng *rand.Rand) error {
 		k := fmt.Appendf(benchKey(rng.IntN(2*benchKeys)), "/absent")
-		if _, err := s.Get(k, at); !errors.Is(err, argent.ErrNotFound) {
+		if _, err := s.Get(context.Background(), k, at); !errors.Is(err, argent.ErrNotFound) {
 			return fmt.Errorf("Get of an absent key: %v", err)
 		}
 		return nil
@@ -179,7 +180,7 @@ func BenchmarkStore_GetAsOf(b *testing.B) {
 			rng := rand.New(rand.NewPCG(3, 4))
 			b.ReportAllocs()
 			for b.Loop() {
-				v, err := s.Get(benchKey(rng.IntN(benchKeys)), bc.at)
+				v, err := s.Get(context.Background(), benchKey(rng.IntN(benchKeys)), bc.at)
 				if err != nil || v.ModIndex > bc.at {
 					b.Fatalf("Get at %d: mod %d, %v", bc.at, v.ModIndex, err)
 				}
@@ -198,7 +199,7 @@ func BenchmarkStore_Scan(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				after := benchKey(rng.IntN(benchKeys - limit - 1))
-				items, _, err := s.Scan([]byte("key/"), after, limit, at)
+				items, _, err := s.Scan(context.Background(), []byte("key/"), after, limit, at)
 				if err != nil || len(items) != limit {
 					b.Fatalf("Scan: %d items, %v", len(items), err)
 				}

@@ -1,6 +1,7 @@
 package kv_test
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -31,7 +32,7 @@ func TestStore_ReadCacheCoherent(t *testing.T) {
 	type read struct {
 		key int
 		at  argent.Index
-		v   kv.Value
+		v   argent.Value
 		err error
 	}
 	reads := make(chan read, 1<<16)
@@ -42,7 +43,7 @@ func TestStore_ReadCacheCoherent(t *testing.T) {
 			for i := 0; !stop.Load(); i++ {
 				k := i % keys
 				at := s.Applied()
-				v, err := s.Get([]byte(fmt.Sprint("k", k)), at)
+				v, err := s.Get(context.Background(), []byte(fmt.Sprint("k", k)), at)
 				select {
 				case reads <- read{key: k, at: at, v: v, err: err}:
 				default:

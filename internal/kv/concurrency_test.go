@@ -1,6 +1,7 @@
 package kv_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/logstore"
 )
 
 // TestStore_ConcurrentReads runs readers at the applied index (and at older
@@ -48,7 +50,7 @@ func TestStore_ConcurrentReads(t *testing.T) {
 		done.Store(true)
 	}
 
-	toSync := make(chan kv.State, 1000)
+	toSync := make(chan argent.State, 1000)
 	wg.Add(1)
 	go func() { // the syncer
 		defer wg.Done()
@@ -152,7 +154,7 @@ func TestStore_ConcurrentReads(t *testing.T) {
 				switch rng.IntN(4) {
 				case 0, 1:
 					k := testKeys[rng.IntN(len(testKeys))]
-					got, err := s.Get([]byte(k), at)
+					got, err := s.Get(context.Background(), []byte(k), at)
 					want, ok := m.states[at][k]
 					switch {
 					case compacted(err):
@@ -163,7 +165,7 @@ func TestStore_ConcurrentReads(t *testing.T) {
 					}
 				case 2:
 					p := testPrefixes[rng.IntN(len(testPrefixes))]
-					got, _, err := s.Scan([]byte(p), nil, 100, at)
+					got, _, err := s.Scan(context.Background(), []byte(p), nil, 100, at)
 					if !compacted(err) && (err != nil || !sameItems(got, m.scan(p, at))) {
 						fail("Scan(%q) at %d = %s, %v; want %s", p, at, fmtItems(got), err, fmtItems(m.scan(p, at)))
 					}
@@ -174,7 +176,7 @@ func TestStore_ConcurrentReads(t *testing.T) {
 					}
 					from := first + argent.Index(rng.IntN(int(last-first)+1))
 					next := from
-					_, err := s.ReadLog(from, 300, func(e *kv.LogEntry) bool {
+					_, err := s.ReadLog(from, 300, func(e *logstore.Entry) bool {
 						if w := &m.entries[next-1]; e.Index != next || e.Chain != w.Chain || !sameOps(e.Ops, w.Ops) {
 							fail("ReadLog from %d: entry %d, want %d", from, e.Index, next)
 						}
@@ -214,7 +216,7 @@ func TestStore_WaitApplied(t *testing.T) {
 	}
 	res := make(chan result, 1)
 	go func() {
-		at, err := s.WaitApplied(nil, time.Minute, 2)
+		at, err := s.WaitApplied(t.Context(), time.Minute, 2)
 		res <- result{at, err}
 	}()
 	for i := range 2 {
@@ -229,16 +231,16 @@ func TestStore_WaitApplied(t *testing.T) {
 	if r := <-res; r.err != nil || r.at != 2 {
 		t.Fatalf("WaitApplied(2) = %d, %v", r.at, r.err)
 	}
-	if at, err := s.WaitApplied(nil, time.Minute, 1); err != nil || at != 2 {
+	if at, err := s.WaitApplied(t.Context(), time.Minute, 1); err != nil || at != 2 {
 		t.Fatalf("WaitApplied(1) when at 2 = %d, %v", at, err)
 	}
-	if at, err := s.WaitApplied(nil, 10*time.Millisecond, 3); !errors.Is(err, argent.ErrTimeout) || at != 2 {
+	if at, err := s.WaitApplied(t.Context(), 10*time.Millisecond, 3); !errors.Is(err, argent.ErrTimeout) || at != 2 {
 		t.Fatalf("WaitApplied(3) = %d, %v; want 2, ErrTimeout", at, err)
 	}
-	done := make(chan struct{})
-	close(done)
-	if at, err := s.WaitApplied(done, time.Minute, 3); !errors.Is(err, argent.ErrTimeout) || at != 2 {
-		t.Fatalf("WaitApplied(3) with done closed = %d, %v; want 2, ErrTimeout", at, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if at, err := s.WaitApplied(ctx, time.Minute, 3); !errors.Is(err, argent.ErrTimeout) || !errors.Is(err, context.Canceled) || at != 2 {
+		t.Fatalf("WaitApplied(3) with ctx cancelled = %d, %v; want 2, ErrTimeout and context.Canceled", at, err)
 	}
 }
 
@@ -263,11 +265,11 @@ func TestStore_ReadsDuringRestore(t *testing.T) {
 					reads.Add(1)
 					switch r {
 					case 0:
-						if v, err := s.Get([]byte("b"), 1); err == nil && string(v.Value) == "2" || errors.Is(err, argent.ErrUnavailable) {
+						if v, err := s.Get(context.Background(), []byte("b"), 1); err == nil && string(v.Value) == "2" || errors.Is(err, argent.ErrUnavailable) {
 							continue
 						}
 					default:
-						if items, _, err := s.Scan(nil, nil, 10, 1); err == nil && len(items) == 3 || errors.Is(err, argent.ErrUnavailable) {
+						if items, _, err := s.Scan(context.Background(), nil, nil, 10, 1); err == nil && len(items) == 3 || errors.Is(err, argent.ErrUnavailable) {
 							continue
 						}
 					}
@@ -294,7 +296,7 @@ func TestStore_ReadsDuringRestore(t *testing.T) {
 			}
 		}()
 		time.Sleep(time.Duration(iter%5) * 100 * time.Microsecond)
-		rs, err := s.BeginRestore(argent.DatasetID{1}, kv.State{Index: 5})
+		rs, err := s.BeginRestore(argent.DatasetID{1}, argent.State{Index: 5})
 		if err != nil {
 			t.Fatal(err)
 		}

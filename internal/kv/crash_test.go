@@ -69,7 +69,7 @@ func testCrash(t *testing.T, rng *rand.Rand, clones int) {
 	}
 	var points []crashPoint
 	var committed argent.Index // durable: its Commit or SyncAndPublish returned
-	var pending []kv.State     // committed without sync, not yet synced
+	var pending []argent.State // committed without sync, not yet synced
 	crash := func() {
 		pct := rng.IntN(101)
 		points = append(points, crashPoint{

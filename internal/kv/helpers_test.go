@@ -2,6 +2,7 @@ package kv_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/logstore"
 	"github.com/argent-kv/argent/internal/wire"
 )
 
@@ -190,11 +192,11 @@ func (m *model) add(e argent.Entry) {
 }
 
 // scan returns the model's live keys with prefix at index at, in order.
-func (m *model) scan(prefix string, at argent.Index) []kv.Item {
-	var items []kv.Item
+func (m *model) scan(prefix string, at argent.Index) []argent.Item {
+	var items []argent.Item
 	for k, v := range m.states[at] {
 		if strings.HasPrefix(k, prefix) {
-			items = append(items, kv.Item{Key: []byte(k), Value: kv.Value{Value: []byte(v.value), ModIndex: v.mod}})
+			items = append(items, argent.Item{Key: []byte(k), Value: argent.Value{Value: []byte(v.value), ModIndex: v.mod}})
 		}
 	}
 	sort.Slice(items, func(i, j int) bool { return bytes.Compare(items[i].Key, items[j].Key) < 0 })
@@ -252,7 +254,7 @@ func randomOps(rng *rand.Rand, maxOps int) []argent.Op {
 func checkGet(t tb, s *kv.Store, m *model, at argent.Index) {
 	t.Helper()
 	for _, k := range testKeys {
-		got, err := s.Get([]byte(k), at)
+		got, err := s.Get(context.Background(), []byte(k), at)
 		want, ok := m.states[at][k]
 		switch {
 		case !ok:
@@ -267,13 +269,13 @@ func checkGet(t tb, s *kv.Store, m *model, at argent.Index) {
 	}
 }
 
-func sameItems(a, b []kv.Item) bool {
-	return slices.EqualFunc(a, b, func(x, y kv.Item) bool {
+func sameItems(a, b []argent.Item) bool {
+	return slices.EqualFunc(a, b, func(x, y argent.Item) bool {
 		return bytes.Equal(x.Key, y.Key) && bytes.Equal(x.Value.Value, y.Value.Value) && x.ModIndex == y.ModIndex
 	})
 }
 
-func fmtItems(items []kv.Item) string {
+func fmtItems(items []argent.Item) string {
 	var b strings.Builder
 	for _, it := range items {
 		fmt.Fprintf(&b, "%q=%q@%d ", it.Key, it.Value.Value, it.ModIndex)
@@ -286,7 +288,7 @@ func checkScan(t tb, s *kv.Store, m *model, at argent.Index) {
 	t.Helper()
 	for _, p := range testPrefixes {
 		want := m.scan(p, at)
-		got, more, err := s.Scan([]byte(p), nil, 1000, at)
+		got, more, err := s.Scan(context.Background(), []byte(p), nil, 1000, at)
 		if err != nil {
 			t.Fatalf("Scan(%q) at %d: %v", p, at, err)
 		}
@@ -302,10 +304,10 @@ func checkScanPages(t tb, s *kv.Store, m *model, at argent.Index, page int) {
 	t.Helper()
 	for _, p := range []string{"", "a", "a/", "b", "\xff"} {
 		want := m.scan(p, at)
-		var paged []kv.Item
+		var paged []argent.Item
 		var after []byte
 		for calls := 0; ; calls++ {
-			items, more, err := s.Scan([]byte(p), after, page, at)
+			items, more, err := s.Scan(context.Background(), []byte(p), after, page, at)
 			if err != nil {
 				t.Fatalf("Scan(%q, after %q, %d) at %d: %v", p, after, page, at, err)
 			}
@@ -327,19 +329,19 @@ func checkScanPages(t tb, s *kv.Store, m *model, at argent.Index, page int) {
 	}
 	// Starting after a key that is not stored, and after every key.
 	for _, after := range []string{"a/w", "a/x/0", "\xff\xff\xff", "0"} {
-		var want []kv.Item
+		var want []argent.Item
 		for _, it := range m.scan("", at) {
 			if string(it.Key) > after {
 				want = append(want, it)
 			}
 		}
-		got, _, err := s.Scan(nil, []byte(after), 1000, at)
+		got, _, err := s.Scan(context.Background(), nil, []byte(after), 1000, at)
 		if err != nil || !sameItems(got, want) {
 			t.Fatalf("Scan(after %q) at %d = %s, %v; want %s", after, at, fmtItems(got), err, fmtItems(want))
 		}
 	}
 	// An after key that sorts before the prefix starts at the prefix.
-	if got, _, err := s.Scan([]byte("b"), []byte("a/x"), 1000, at); err != nil || !sameItems(got, m.scan("b", at)) {
+	if got, _, err := s.Scan(context.Background(), []byte("b"), []byte("a/x"), 1000, at); err != nil || !sameItems(got, m.scan("b", at)) {
 		t.Fatalf("Scan(b, after a/x) at %d = %s, %v; want %s", at, fmtItems(got), err, fmtItems(m.scan("b", at)))
 	}
 }
@@ -360,7 +362,7 @@ func checkLog(t tb, s *kv.Store, m *model) {
 	if first < 1 || first > last+1 {
 		t.Fatalf("LogFirst = %d with applied %d", first, last)
 	}
-	check := func(e *kv.LogEntry, want argent.Index) {
+	check := func(e *logstore.Entry, want argent.Index) {
 		t.Helper()
 		if e.Index != want {
 			t.Fatalf("ReadLog gave entry %d, want %d", e.Index, want)
@@ -374,7 +376,7 @@ func checkLog(t tb, s *kv.Store, m *model) {
 		}
 	}
 	next := first
-	end, err := s.ReadLog(first, 0, func(e *kv.LogEntry) bool {
+	end, err := s.ReadLog(first, 0, func(e *logstore.Entry) bool {
 		check(e, next)
 		next++
 		return true
@@ -386,7 +388,7 @@ func checkLog(t tb, s *kv.Store, m *model) {
 	next = first
 	for from := first; from <= last; {
 		n := 0
-		end, err := s.ReadLog(from, 1, func(e *kv.LogEntry) bool {
+		end, err := s.ReadLog(from, 1, func(e *logstore.Entry) bool {
 			check(e, next)
 			next++
 			n++
@@ -400,15 +402,15 @@ func checkLog(t tb, s *kv.Store, m *model) {
 	// fn returning false stops after that entry.
 	if first <= last {
 		n := 0
-		end, err := s.ReadLog(first, 0, func(*kv.LogEntry) bool { n++; return false })
+		end, err := s.ReadLog(first, 0, func(*logstore.Entry) bool { n++; return false })
 		if err != nil || n != 1 || end != first+1 {
 			t.Fatalf("ReadLog stopped by fn = %d, %v, %d calls; want %d, nil, 1", end, err, n, first+1)
 		}
 	}
-	if end, err := s.ReadLog(last+1, 0, func(*kv.LogEntry) bool { t.Fatalf("ReadLog past the end called fn"); return true }); err != nil || end != last+1 {
+	if end, err := s.ReadLog(last+1, 0, func(*logstore.Entry) bool { t.Fatalf("ReadLog past the end called fn"); return true }); err != nil || end != last+1 {
 		t.Fatalf("ReadLog(%d) past the end = %d, %v", last+1, end, err)
 	}
-	if _, err := s.ReadLog(first-1, 0, func(*kv.LogEntry) bool { return true }); !errors.Is(err, argent.ErrCompacted) {
+	if _, err := s.ReadLog(first-1, 0, func(*logstore.Entry) bool { return true }); !errors.Is(err, argent.ErrCompacted) {
 		t.Fatalf("ReadLog(%d) below LogFirst %d: error = %v, want ErrCompacted", first-1, first, err)
 	}
 }
@@ -433,17 +435,17 @@ func checkStore(t tb, s *kv.Store, m *model, page int) {
 	checkScanPages(t, s, m, h, page)
 	checkScanPages(t, s, m, st.Index, page)
 	if h > 0 {
-		if _, err := s.Get([]byte("a"), h-1); !errors.Is(err, argent.ErrCompacted) {
+		if _, err := s.Get(context.Background(), []byte("a"), h-1); !errors.Is(err, argent.ErrCompacted) {
 			t.Fatalf("Get at %d below horizon %d: error = %v, want ErrCompacted", h-1, h, err)
 		}
-		if _, _, err := s.Scan(nil, nil, 10, h-1); !errors.Is(err, argent.ErrCompacted) {
+		if _, _, err := s.Scan(context.Background(), nil, nil, 10, h-1); !errors.Is(err, argent.ErrCompacted) {
 			t.Fatalf("Scan at %d below horizon %d: error = %v, want ErrCompacted", h-1, h, err)
 		}
 	}
-	if _, err := s.Get([]byte("a"), st.Index+1); !errors.Is(err, argent.ErrFuture) {
+	if _, err := s.Get(context.Background(), []byte("a"), st.Index+1); !errors.Is(err, argent.ErrFuture) {
 		t.Fatalf("Get at %d past applied: error = %v, want ErrFuture", st.Index+1, err)
 	}
-	if _, _, err := s.Scan(nil, nil, 10, st.Index+1); !errors.Is(err, argent.ErrFuture) {
+	if _, _, err := s.Scan(context.Background(), nil, nil, 10, st.Index+1); !errors.Is(err, argent.ErrFuture) {
 		t.Fatalf("Scan at %d past applied: error = %v, want ErrFuture", st.Index+1, err)
 	}
 	checkLog(t, s, m)

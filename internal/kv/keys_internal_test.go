@@ -74,7 +74,7 @@ func TestKeyParse(t *testing.T) {
 	if _, ok := decodeVersion(make([]byte, 16)); ok {
 		t.Fatal("decodeVersion accepted 16 bytes")
 	}
-	st := State{Index: 9, Time: -1, Chain: argent.Hash{1, 2, 3}}
+	st := argent.State{Index: 9, Time: -1, Chain: argent.Hash{1, 2, 3}}
 	if got, err := decodeState(encodeState(&st)); err != nil || *got != st {
 		t.Fatalf("decodeState = %+v, %v", got, err)
 	}
@@ -95,7 +95,7 @@ func TestOpen_RefusesDamagedMeta(t *testing.T) {
 		{name: "FormatLength", key: metaFormat, value: []byte{1}},
 		{name: "AppliedLength", key: metaApplied, value: make([]byte, 10)},
 		{name: "HorizonLength", key: metaHorizon, value: []byte{1, 2}},
-		{name: "LogEntryMissing", key: metaApplied, value: encodeState(&State{Index: 5})},
+		{name: "LogEntryMissing", key: metaApplied, value: encodeState(&argent.State{Index: 5})},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -333,7 +333,7 @@ func (sm *storeMachine) restore(t *rapid.T) {
 
 // resume finishes r's cut load of a snapshot at base from the source's
 // current state, replaying the log up to it if the source moved on.
-func (sm *storeMachine) resume(t *rapid.T, r *kv.Store, base kv.State) {
+func (sm *storeMachine) resume(t *rapid.T, r *kv.Store, base argent.State) {
 	p, ok := r.RestoreProgress()
 	if !ok || p.Base != base || !r.Restoring() {
 		t.Fatalf("RestoreProgress of a cut load = %+v, %v", p, ok)

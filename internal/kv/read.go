@@ -2,6 +2,7 @@ package kv
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,16 +14,10 @@ import (
 	"github.com/argent-kv/argent/internal/wire"
 )
 
-// Value is a key's value at some index.
-type Value struct {
-	Value    []byte
-	ModIndex argent.Index // index of the batch that wrote this value
-}
-
-// Item is a key and its value, as returned by Scan.
-type Item struct {
-	Key []byte
-	Value
+// readerGone is the error of a read (op of key) not started because its
+// context ended with err.
+func readerGone(op string, key []byte, err error) error {
+	return fmt.Errorf("%w: kv: %s %q: the reader went away: %w", argent.ErrUnavailable, op, key, err)
 }
 
 // checkReadable returns an error unless reads at index at can be answered.
@@ -57,21 +52,27 @@ func (s *Store) recheck(at argent.Index) error {
 
 // Get returns key's value at index at, which must lie between Horizon() and
 // Applied(). An absent key gives ErrNotFound. The returned value must not be
-// modified: it may be shared with the store's cache.
-func (s *Store) Get(key []byte, at argent.Index) (Value, error) {
+// modified: it may be shared with the store's cache. A read whose ctx has
+// ended is not started (a read of the local disk is too short to be worth
+// stopping half-way): it fails with an error wrapping argent.ErrUnavailable
+// and ctx's error, as a proxy's read that lost its reader does.
+func (s *Store) Get(ctx context.Context, key []byte, at argent.Index) (argent.Value, error) {
+	if err := ctx.Err(); err != nil {
+		return argent.Value{}, readerGone("get", key, err)
+	}
 	if err := s.checkReadable(at); err != nil {
-		return Value{}, err
+		return argent.Value{}, err
 	}
 	v, err := s.get(key, at)
 	// Any answer, an error too, may come from history a trim dropped
 	// meanwhile: then the reader learns that it read below the horizon.
 	if rerr := s.recheck(at); rerr != nil {
-		return Value{}, rerr
+		return argent.Value{}, rerr
 	}
 	return v, err
 }
 
-func (s *Store) get(key []byte, at argent.Index) (Value, error) {
+func (s *Store) get(key []byte, at argent.Index) (argent.Value, error) {
 	var gen uint64
 	if s.cache != nil {
 		if v, ok := s.cache.get(key); ok {
@@ -81,10 +82,10 @@ func (s *Store) get(key []byte, at argent.Index) (Value, error) {
 	}
 	v, found, err := readLatest(s.db, key)
 	if err != nil {
-		return Value{}, err
+		return argent.Value{}, err
 	}
 	if !found {
-		return Value{}, argent.ErrNotFound
+		return argent.Value{}, argent.ErrNotFound
 	}
 	if s.cache != nil {
 		s.cache.fill(key, v, gen)
@@ -113,21 +114,21 @@ func readLatest(r pebble.Reader, key []byte) (version, bool, error) {
 
 // versionAt walks from v, a version of key, back along the prev links to
 // the version visible at index at.
-func (s *Store) versionAt(key []byte, v version, at argent.Index) (Value, error) {
+func (s *Store) versionAt(key []byte, v version, at argent.Index) (argent.Value, error) {
 	for v.mod > at {
 		if v.prev == 0 {
-			return Value{}, argent.ErrNotFound
+			return argent.Value{}, argent.ErrNotFound
 		}
 		older, err := s.olderVersion(key, v.mod, v.prev)
 		if err != nil {
-			return Value{}, err
+			return argent.Value{}, err
 		}
 		v = older
 	}
 	if v.tombstone {
-		return Value{}, argent.ErrNotFound
+		return argent.Value{}, argent.ErrNotFound
 	}
-	return Value{Value: v.value, ModIndex: v.mod}, nil
+	return argent.Value{Value: v.value, ModIndex: v.mod}, nil
 }
 
 // olderVersion returns the version of key with mod index mod, which the
@@ -211,8 +212,12 @@ func nthUvarint(b []byte, n int) (uint64, error) {
 
 // Scan returns up to limit live keys with the given prefix that sort after
 // the key after (all keys if after is empty), with their values at index at.
-// more reports whether further keys follow.
-func (s *Store) Scan(prefix, after []byte, limit int, at argent.Index) (items []Item, more bool, err error) {
+// more reports whether further keys follow. A scan whose ctx has ended is
+// not started, as a Get.
+func (s *Store) Scan(ctx context.Context, prefix, after []byte, limit int, at argent.Index) (items []argent.Item, more bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, readerGone("scan", prefix, err)
+	}
 	if err := s.checkReadable(at); err != nil {
 		return nil, false, err
 	}
@@ -238,12 +243,12 @@ func (s *Store) Scan(prefix, after []byte, limit int, at argent.Index) (items []
 			return nil, false, fmt.Errorf("kv: latest version of %q is malformed: %w", it.Key()[1:], argent.ErrCorruption)
 		}
 		key := it.Key()[1:]
-		var item Item
+		var item argent.Item
 		if v.mod <= at {
 			if v.tombstone {
 				continue
 			}
-			item = Item{Key: append([]byte(nil), key...), Value: Value{Value: append([]byte(nil), v.value...), ModIndex: v.mod}}
+			item = argent.Item{Key: append([]byte(nil), key...), Value: argent.Value{Value: append([]byte(nil), v.value...), ModIndex: v.mod}}
 		} else {
 			hv, err := s.versionAt(key, v, at)
 			if errors.Is(err, argent.ErrNotFound) {
@@ -255,7 +260,7 @@ func (s *Store) Scan(prefix, after []byte, limit int, at argent.Index) (items []
 				}
 				return nil, false, err
 			}
-			item = Item{Key: append([]byte(nil), key...), Value: hv}
+			item = argent.Item{Key: append([]byte(nil), key...), Value: hv}
 		}
 		if len(items) == limit {
 			more = true
@@ -272,16 +277,12 @@ func (s *Store) Scan(prefix, after []byte, limit int, at argent.Index) (items []
 	return items, more, nil
 }
 
-// LogEntry is one log entry read back from the store: the decoded entry and
-// its wire encoding, which can be sent as a frame payload as it is.
-type LogEntry = logstore.Entry
-
 // ReadLog calls fn for each log entry from index from up to the published
 // applied index, in order, stopping after an entry for which fn returns
 // false, or once maxBytes of entries were read (at least one entry is always
 // read). It returns the index after the last entry passed to fn. An index
 // below LogFirst gives ErrCompacted. Entries are valid only during fn.
-func (s *Store) ReadLog(from argent.Index, maxBytes int, fn func(e *LogEntry) bool) (argent.Index, error) {
+func (s *Store) ReadLog(from argent.Index, maxBytes int, fn func(e *logstore.Entry) bool) (argent.Index, error) {
 	if first := s.LogFirst(); from < first {
 		return from, fmt.Errorf("%w: log starts at %d, asked for %d", argent.ErrCompacted, first, from)
 	}

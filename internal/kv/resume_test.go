@@ -1,6 +1,7 @@
 package kv_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -75,7 +76,7 @@ func resume(t *testing.T, src, dst *kv.Store, m *model) {
 		if !dst.Restoring() {
 			t.Fatal("a load resumed from a newer state serves before the log is replayed")
 		}
-		if _, err := dst.Get([]byte("a"), dst.Applied()); !errors.Is(err, argent.ErrUnavailable) {
+		if _, err := dst.Get(context.Background(), []byte("a"), dst.Applied()); !errors.Is(err, argent.ErrUnavailable) {
 			t.Fatalf("Get before the replay: error = %v, want ErrUnavailable", err)
 		}
 		w := dst.NewWriter()
@@ -148,7 +149,7 @@ func TestRestore_ResumeNewerState(t *testing.T) {
 func checkKeys(t *testing.T, s *kv.Store, m *model, at argent.Index, keys ...string) {
 	t.Helper()
 	for _, k := range keys {
-		got, err := s.Get([]byte(k), at)
+		got, err := s.Get(context.Background(), []byte(k), at)
 		want, ok := m.states[at][k]
 		if ok != (err == nil) || (ok && (string(got.Value) != want.value || got.ModIndex != want.mod)) {
 			t.Fatalf("Get(%q) at %d = %q@%d, %v; want %q@%d (present %v)", k, at, got.Value, got.ModIndex, err, want.value, want.mod, ok)
@@ -167,7 +168,7 @@ func TestRestore_ResumeRefuses(t *testing.T) {
 		t.Fatal("ResumeRestore on a serving store succeeded")
 	}
 	// Not from a state older than the load's base.
-	if _, err := dst.ResumeRestore(src.Dataset(), kv.State{}); err == nil {
+	if _, err := dst.ResumeRestore(src.Dataset(), argent.State{}); err == nil {
 		t.Fatal("ResumeRestore from index 0 succeeded")
 	}
 	// Not from another dataset.

@@ -15,7 +15,7 @@ import (
 // sending to a child that must bootstrap.
 type Snapshot struct {
 	snap    *pebble.Snapshot
-	State   State
+	State   argent.State
 	Dataset argent.DatasetID
 }
 
@@ -39,7 +39,7 @@ func (s *Store) NewSnapshot() (*Snapshot, error) {
 		snap.Close()
 		return nil, fmt.Errorf("kv: snapshot: sync: %w", err)
 	}
-	st := &State{}
+	st := &argent.State{}
 	raw, closer, err := snap.Get(metaApplied)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
@@ -101,7 +101,7 @@ const restoreFlush = 4 << 20
 // link or a crash resumes after LastKey instead of starting over.
 type RestoreProgress struct {
 	// Base is the state of the first part of the load.
-	Base State
+	Base argent.State
 	// LastKey is the last key loaded; the load resumes after it.
 	LastKey []byte
 	// Target is set once every key is loaded but some arrived from a newer
@@ -154,7 +154,7 @@ func (s *Store) RestoreProgress() (RestoreProgress, bool) {
 // half-loaded state or a state older than one it saw before.
 type Restore struct {
 	s       *Store
-	st      State // the state of the current transfer's header
+	st      argent.State // the state of the current transfer's header
 	prog    RestoreProgress
 	b       *pebble.Batch
 	records uint64 // records of the current transfer
@@ -163,7 +163,7 @@ type Restore struct {
 
 // BeginRestore starts loading a snapshot of dataset ds at state st. It wipes
 // the store's data, history and log. It waits while a Writer or Trim runs.
-func (s *Store) BeginRestore(ds argent.DatasetID, st State) (*Restore, error) {
+func (s *Store) BeginRestore(ds argent.DatasetID, st argent.State) (*Restore, error) {
 	if _, err := s.AdoptDataset(ds); err != nil {
 		return nil, err
 	}
@@ -206,7 +206,7 @@ func (s *Store) BeginRestore(ds argent.DatasetID, st State) (*Restore, error) {
 // ResumeRestore continues a cut load with a transfer of the keys after
 // RestoreProgress().LastKey, taken from a state st at or after the load's
 // base. It fails if there is no load to resume.
-func (s *Store) ResumeRestore(ds argent.DatasetID, st State) (*Restore, error) {
+func (s *Store) ResumeRestore(ds argent.DatasetID, st argent.State) (*Restore, error) {
 	if _, err := s.AdoptDataset(ds); err != nil {
 		return nil, err
 	}

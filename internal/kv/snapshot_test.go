@@ -2,6 +2,7 @@ package kv_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/logstore"
 )
 
 type record struct {
@@ -100,14 +102,14 @@ func checkRestored(t *testing.T, s *kv.Store, m *model, at argent.Index) {
 	checkScan(t, s, m, at)
 	checkScanPages(t, s, m, at, 2)
 	if at > 0 {
-		if _, err := s.Get([]byte("a"), at-1); !errors.Is(err, argent.ErrCompacted) {
+		if _, err := s.Get(context.Background(), []byte("a"), at-1); !errors.Is(err, argent.ErrCompacted) {
 			t.Fatalf("Get below the snapshot: error = %v, want ErrCompacted", err)
 		}
-		if _, err := s.ReadLog(at, 0, func(*kv.LogEntry) bool { return true }); !errors.Is(err, argent.ErrCompacted) {
+		if _, err := s.ReadLog(at, 0, func(*logstore.Entry) bool { return true }); !errors.Is(err, argent.ErrCompacted) {
 			t.Fatalf("ReadLog(%d) of a restored store: error = %v, want ErrCompacted", at, err)
 		}
 	}
-	if next, err := s.ReadLog(at+1, 0, func(*kv.LogEntry) bool { t.Fatal("empty log gave an entry"); return true }); err != nil || next != at+1 {
+	if next, err := s.ReadLog(at+1, 0, func(*logstore.Entry) bool { t.Fatal("empty log gave an entry"); return true }); err != nil || next != at+1 {
 		t.Fatalf("ReadLog(%d) = %d, %v", at+1, next, err)
 	}
 }
@@ -257,11 +259,11 @@ func TestStore_BeginRestoreRefuses(t *testing.T) {
 	tests := []struct {
 		name string
 		ds   argent.DatasetID
-		st   kv.State
+		st   argent.State
 		want error
 	}{
-		{name: "Older", ds: ds, st: kv.State{Index: 5, Chain: m.chains[5]}},
-		{name: "Empty", ds: ds, st: kv.State{}},
+		{name: "Older", ds: ds, st: argent.State{Index: 5, Chain: m.chains[5]}},
+		{name: "Empty", ds: ds, st: argent.State{}},
 		{name: "OtherDataset", ds: argent.DatasetID{1}, st: src.State(), want: argent.ErrDatasetMismatch},
 	}
 	for _, tc := range tests {
@@ -343,17 +345,17 @@ func TestRestore_Cut(t *testing.T) {
 				if !s.Restoring() {
 					t.Fatal("Restoring = false after a cut restore")
 				}
-				if _, err := s.Get([]byte("a"), s.Applied()); !errors.Is(err, argent.ErrUnavailable) {
+				if _, err := s.Get(context.Background(), []byte("a"), s.Applied()); !errors.Is(err, argent.ErrUnavailable) {
 					t.Fatalf("Get during a cut restore: error = %v, want ErrUnavailable", err)
 				}
-				if _, _, err := s.Scan(nil, nil, 10, s.Applied()); !errors.Is(err, argent.ErrUnavailable) {
+				if _, _, err := s.Scan(context.Background(), nil, nil, 10, s.Applied()); !errors.Is(err, argent.ErrUnavailable) {
 					t.Fatalf("Scan during a cut restore: error = %v, want ErrUnavailable", err)
 				}
 				if _, err := s.NewSnapshot(); !errors.Is(err, argent.ErrUnavailable) {
 					t.Fatalf("NewSnapshot during a cut restore: error = %v, want ErrUnavailable", err)
 				}
 				// The old log is gone: a pull from index 1 must not look caught up.
-				if _, err := s.ReadLog(1, 0, func(*kv.LogEntry) bool { return true }); !errors.Is(err, argent.ErrCompacted) {
+				if _, err := s.ReadLog(1, 0, func(*logstore.Entry) bool { return true }); !errors.Is(err, argent.ErrCompacted) {
 					t.Fatalf("ReadLog(1) during a cut restore: error = %v, want ErrCompacted", err)
 				}
 			}
@@ -406,7 +408,7 @@ func TestRestore_Cut(t *testing.T) {
 
 func TestRestore_AddRefusesBadModIndex(t *testing.T) {
 	s := mustOpen(t, "db", nil)
-	r, err := s.BeginRestore(argent.DatasetID{9}, kv.State{Index: 10, Time: 1})
+	r, err := s.BeginRestore(argent.DatasetID{9}, argent.State{Index: 10, Time: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@
 package kv
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -110,9 +111,6 @@ func (o *Options) withDefaults() Options {
 	return out
 }
 
-// State is a store's applied position.
-type State = argent.State
-
 // Store is a versioned key-value store. Reads are safe from any goroutine;
 // Writers, Restores and Trim calls take turns.
 type Store struct {
@@ -125,7 +123,7 @@ type Store struct {
 
 	// state is the published applied state. Readers load it; only
 	// Writer.Commit and Restore.Finish store it.
-	state     atomic.Pointer[State]
+	state     atomic.Pointer[argent.State]
 	horizon   atomic.Uint64         // reads below it answer ErrCompacted
 	logFirst  atomic.Uint64         // oldest log entry kept
 	copyBelow atomic.Uint64         // Writers copy superseded versions older than this (see Trim)
@@ -142,8 +140,8 @@ type Store struct {
 		sync.Mutex
 		changed   chan struct{} // closed and replaced when state advances
 		dataset   argent.DatasetID
-		logCum    uint64 // cumulative log bytes up to the last entry
-		committed State  // last state written to Pebble; >= the published one
+		logCum    uint64       // cumulative log bytes up to the last entry
+		committed argent.State // last state written to Pebble; >= the published one
 		// restoreTarget and restoreChain: a resumed snapshot load must
 		// replay the log up to restoreTarget (0: none) and reach this chain.
 		restoreTarget argent.Index
@@ -215,7 +213,7 @@ func (s *Store) load() error {
 		return fmt.Errorf("kv: %s holds a store of format version %d; this build reads version %d only: move the directory aside and let the node bootstrap from its upstream (a root: load its data again): %w",
 			s.dir, v, StoreFormatVersion, argent.ErrCorruption)
 	}
-	st := &State{}
+	st := &argent.State{}
 	if v, ok, err := s.getMeta(metaApplied); err != nil {
 		return err
 	} else if ok {
@@ -290,18 +288,18 @@ func (s *Store) getMeta(k []byte) ([]byte, bool, error) {
 	return out, true, nil
 }
 
-func encodeState(st *State) []byte {
+func encodeState(st *argent.State) []byte {
 	b := make([]byte, 0, 48)
 	b = binary.BigEndian.AppendUint64(b, uint64(st.Index))
 	b = binary.BigEndian.AppendUint64(b, uint64(st.Time))
 	return append(b, st.Chain[:]...)
 }
 
-func decodeState(v []byte) (*State, error) {
+func decodeState(v []byte) (*argent.State, error) {
 	if len(v) != 48 {
 		return nil, fmt.Errorf("kv: applied state has %d bytes: %w", len(v), argent.ErrCorruption)
 	}
-	st := &State{Index: argent.Index(binary.BigEndian.Uint64(v[0:8])), Time: int64(binary.BigEndian.Uint64(v[8:16]))}
+	st := &argent.State{Index: argent.Index(binary.BigEndian.Uint64(v[0:8])), Time: int64(binary.BigEndian.Uint64(v[8:16]))}
 	copy(st.Chain[:], v[16:])
 	return st, nil
 }
@@ -323,7 +321,7 @@ func (s *Store) Close() error {
 }
 
 // State returns the published applied state: the state reads are served from.
-func (s *Store) State() State { return *s.state.Load() }
+func (s *Store) State() argent.State { return *s.state.Load() }
 
 // Applied returns the published applied index.
 func (s *Store) Applied() argent.Index { return s.state.Load().Index }
@@ -394,7 +392,7 @@ func (s *Store) Changed() <-chan struct{} {
 // A state older than the published one is ignored, so the published index
 // never goes back, whatever order concurrent publishers run in. (A restore
 // never lowers it: BeginRestore refuses a snapshot older than Applied.)
-func (s *Store) publish(st *State) {
+func (s *Store) publish(st *argent.State) {
 	s.mu.Lock()
 	if st.Index < s.state.Load().Index {
 		s.mu.Unlock()
@@ -410,7 +408,7 @@ func (s *Store) publish(st *State) {
 // Pebble's WAL) and then publishes st, the state a CommitNoSync returned.
 // States must be published in order; an older one than the published state
 // is ignored.
-func (s *Store) SyncAndPublish(st State) (err error) {
+func (s *Store) SyncAndPublish(st argent.State) (err error) {
 	if err := s.Failed(); err != nil {
 		return err
 	}
@@ -422,9 +420,10 @@ func (s *Store) SyncAndPublish(st State) (err error) {
 	return nil
 }
 
-// WaitApplied blocks until the published index is at least i, the done
-// channel closes, or the timer fires; it returns the index reached.
-func (s *Store) WaitApplied(done <-chan struct{}, timeout time.Duration, i argent.Index) (argent.Index, error) {
+// WaitApplied blocks until the published index is at least i, ctx ends, or
+// timeout passes; it returns the index reached, and an error wrapping
+// argent.ErrTimeout (and, when ctx ended, ctx's error) if i was not reached.
+func (s *Store) WaitApplied(ctx context.Context, timeout time.Duration, i argent.Index) (argent.Index, error) {
 	if cur := s.Applied(); cur >= i {
 		return cur, nil
 	}
@@ -439,8 +438,8 @@ func (s *Store) WaitApplied(done <-chan struct{}, timeout time.Duration, i argen
 		case <-ch:
 		case <-t.C:
 			return s.Applied(), fmt.Errorf("%w: at index %d after %s, want %d", argent.ErrTimeout, s.Applied(), timeout, i)
-		case <-done:
-			return s.Applied(), fmt.Errorf("%w: at index %d, want %d: request ended", argent.ErrTimeout, s.Applied(), i)
+		case <-ctx.Done():
+			return s.Applied(), fmt.Errorf("%w: at index %d, want %d: request ended: %w", argent.ErrTimeout, s.Applied(), i, ctx.Err())
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package kv_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"strings"
@@ -15,7 +16,7 @@ import (
 
 func TestStore_OpenNew(t *testing.T) {
 	s := mustOpen(t, "db", nil)
-	if st := s.State(); st != (kv.State{}) {
+	if st := s.State(); st != (argent.State{}) {
 		t.Fatalf("State of a new store = %+v", st)
 	}
 	if s.Applied() != 0 || s.Horizon() != 0 || s.LogFirst() != 1 || s.Restoring() {
@@ -139,5 +140,29 @@ func TestStore_CloseTwice(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// TestStore_ReadsCheckContext checks that a read whose context has ended
+// is not served: it fails with the context's error.
+func TestStore_ReadsCheckContext(t *testing.T) {
+	s := mustOpen(t, "db", nil)
+	w := s.NewWriter()
+	if _, err := w.Append([]argent.Op{{Type: argent.OpPut, Key: []byte("k"), Value: []byte("v")}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	if v, err := s.Get(ctx, []byte("k"), 1); err != nil || string(v.Value) != "v" {
+		t.Fatalf("Get(k) = %q, %v; want v", v.Value, err)
+	}
+	cancel()
+	if _, err := s.Get(ctx, []byte("k"), 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("Get with its context cancelled = %v, want context.Canceled", err)
+	}
+	if _, _, err := s.Scan(ctx, nil, nil, 10, 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("Scan with its context cancelled = %v, want context.Canceled", err)
 	}
 }

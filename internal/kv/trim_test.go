@@ -1,6 +1,7 @@
 package kv_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/logstore"
 )
 
 // trimAll runs Trim until it drops nothing and returns the totals.
@@ -65,7 +67,7 @@ func TestStore_TrimHistoryByTime(t *testing.T) {
 	if h := s.Horizon(); h != 2 {
 		t.Fatalf("Horizon = %d, want 2", h)
 	}
-	if _, err := s.Get([]byte("k"), 1); !errors.Is(err, argent.ErrCompacted) {
+	if _, err := s.Get(context.Background(), []byte("k"), 1); !errors.Is(err, argent.ErrCompacted) {
 		t.Fatalf("Get(k) at 1: error = %v, want ErrCompacted", err)
 	}
 	checkStore(t, s, m, 1)
@@ -95,7 +97,7 @@ func TestStore_TrimTombstoneAccounting(t *testing.T) {
 	if h := s.Horizon(); h != 2 {
 		t.Fatalf("Horizon = %d, want 2: index 4 is inside the history window", h)
 	}
-	if got, err := s.Get([]byte("a"), 3); err != nil || string(got.Value) != "1" {
+	if got, err := s.Get(context.Background(), []byte("a"), 3); err != nil || string(got.Value) != "1" {
 		t.Fatalf("Get(a) at 3 = %q, %v; want 1", got.Value, err)
 	}
 	if s.HistoryBytes() == 0 {
@@ -171,7 +173,7 @@ func TestStore_TrimLog(t *testing.T) {
 	if first, h := s.LogFirst(), s.Horizon(); first != 1 || h != 4 {
 		t.Fatalf("LogFirst, Horizon = %d, %d; want 1, 4", first, h)
 	}
-	if got, err := s.Get([]byte("k"), 4); err != nil || string(got.Value) != "3" {
+	if got, err := s.Get(context.Background(), []byte("k"), 4); err != nil || string(got.Value) != "3" {
 		t.Fatalf("Get(k) at 4 = %q, %v; want 3", got.Value, err)
 	}
 	checkStore(t, s, m, 1)
@@ -188,7 +190,7 @@ func TestStore_TrimLog(t *testing.T) {
 	if got, want := s.LogBytes(), m.logHeld(9); got != want {
 		t.Fatalf("LogBytes = %d, want %d", got, want)
 	}
-	if _, err := s.ReadLog(8, 0, func(*kv.LogEntry) bool { return true }); !errors.Is(err, argent.ErrCompacted) {
+	if _, err := s.ReadLog(8, 0, func(*logstore.Entry) bool { return true }); !errors.Is(err, argent.ErrCompacted) {
 		t.Fatalf("ReadLog(8): error = %v, want ErrCompacted", err)
 	}
 	checkStore(t, s, m, 1)
@@ -280,7 +282,7 @@ func TestStore_TrimBounded(t *testing.T) {
 	if h := s.Horizon(); h != 2*groups {
 		t.Fatalf("Horizon = %d, want %d", h, 2*groups)
 	}
-	items, _, err := s.Scan(nil, nil, 10, s.Applied())
+	items, _, err := s.Scan(context.Background(), nil, nil, 10, s.Applied())
 	if err != nil || len(items) != 0 {
 		t.Fatalf("Scan after trimming everything = %d items, %v", len(items), err)
 	}

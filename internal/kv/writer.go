@@ -25,7 +25,7 @@ import (
 type Writer struct {
 	s       *Store
 	b       *pebble.Batch
-	state   State // after the last appended entry
+	state   argent.State // after the last appended entry
 	logCum  uint64
 	entries int
 	done    bool
@@ -393,35 +393,35 @@ func (w *Writer) Commit() error {
 // returned state makes it durable and visible. This lets a writer apply the
 // next group while the previous one syncs. The Writer cannot be used
 // afterwards.
-func (w *Writer) CommitNoSync() (State, error) {
+func (w *Writer) CommitNoSync() (argent.State, error) {
 	return w.commit(pebble.NoSync)
 }
 
-func (w *Writer) commit(opt *pebble.WriteOptions) (_ State, err error) {
+func (w *Writer) commit(opt *pebble.WriteOptions) (_ argent.State, err error) {
 	if w.done {
-		return State{}, fmt.Errorf("kv: writer already finished")
+		return argent.State{}, fmt.Errorf("kv: writer already finished")
 	}
 	defer w.finish()
 	if err := w.s.Failed(); err != nil {
-		return State{}, err
+		return argent.State{}, err
 	}
 	defer w.s.catchFatal(&err)
 	if w.open {
-		return State{}, fmt.Errorf("kv: commit with an entry open")
+		return argent.State{}, fmt.Errorf("kv: commit with an entry open")
 	}
 	if w.entries == 0 {
-		return State{}, nil
+		return argent.State{}, nil
 	}
 	st := w.state
 	if err := w.b.Set(metaApplied, encodeState(&st), nil); err != nil {
-		return State{}, fmt.Errorf("kv: write applied index: %w", err)
+		return argent.State{}, fmt.Errorf("kv: write applied index: %w", err)
 	}
 	loaded := w.target != 0 && st.Index >= w.target
 	if loaded {
 		_ = w.b.Delete(metaRestoring, nil)
 	}
 	if err := w.b.Commit(opt); err != nil {
-		return State{}, w.s.fail(fmt.Errorf("kv: commit entries up to %d: %w", st.Index, err))
+		return argent.State{}, w.s.fail(fmt.Errorf("kv: commit entries up to %d: %w", st.Index, err))
 	}
 	if w.s.cache != nil {
 		// Before the new state is published: no reader at it may find a

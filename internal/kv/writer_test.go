@@ -1,6 +1,7 @@
 package kv_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/logstore"
 	"github.com/argent-kv/argent/internal/wire"
 )
 
@@ -29,7 +31,7 @@ func sourceEntries(t *testing.T, batches ...[]argent.Op) ([]argent.Entry, *model
 	clock := newFakeClock()
 	commitAll(t, s, m, batches, 1, func() time.Time { return clock.Advance(time.Second) })
 	var out []argent.Entry
-	if _, err := s.ReadLog(1, 0, func(e *kv.LogEntry) bool {
+	if _, err := s.ReadLog(1, 0, func(e *logstore.Entry) bool {
 		// Entries alias the iterator: copy through the wire encoding.
 		d, err := wire.DecodeEntry(append([]byte(nil), e.Raw...))
 		if err != nil {
@@ -160,7 +162,7 @@ func TestWriter_AppendRefusesUnknownOp(t *testing.T) {
 	if err := w.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Get([]byte("k"), 1); !errors.Is(err, argent.ErrNotFound) {
+	if _, err := s.Get(context.Background(), []byte("k"), 1); !errors.Is(err, argent.ErrNotFound) {
 		t.Fatalf("Get(k) = %v, want ErrNotFound: the refused Append leaked into the commit", err)
 	}
 }
@@ -258,7 +260,7 @@ func TestWriter_CommitAndDiscard(t *testing.T) {
 	if s.Applied() != 0 {
 		t.Fatalf("Applied after Discard = %d", s.Applied())
 	}
-	if _, err := s.Get([]byte("a"), 0); !errors.Is(err, argent.ErrNotFound) {
+	if _, err := s.Get(context.Background(), []byte("a"), 0); !errors.Is(err, argent.ErrNotFound) {
 		t.Fatalf("Get after Discard: %v", err)
 	}
 	w = s.NewWriter()
@@ -278,7 +280,7 @@ func TestWriter_CommitAndDiscard(t *testing.T) {
 		t.Fatal("second Commit succeeded")
 	}
 	w.Discard() // safe after Commit
-	if _, err := s.Get([]byte("b"), 1); err != nil {
+	if _, err := s.Get(context.Background(), []byte("b"), 1); err != nil {
 		t.Fatalf("Get(b): %v", err)
 	}
 }
@@ -332,7 +334,7 @@ func TestWriter_CommitNoSync(t *testing.T) {
 	commitAll(t, s, m, [][]argent.Op{{put("a", "1"), put("b", "1")}, {put("a", "2")}}, 1, clock.Now)
 
 	// Two more groups, committed without sync.
-	var states []kv.State
+	var states []argent.State
 	for _, ops := range [][]argent.Op{{put("a", "3"), del("b"), put("c", "3")}, {delPrefix("")}} {
 		w := s.NewWriter()
 		if w.Next() != m.applied()+1 {
@@ -361,7 +363,7 @@ func TestWriter_CommitNoSync(t *testing.T) {
 	}
 	checkGet(t, s, published, 2)
 	checkScan(t, s, published, 2)
-	if _, err := s.Get([]byte("a"), 3); !errors.Is(err, argent.ErrFuture) {
+	if _, err := s.Get(context.Background(), []byte("a"), 3); !errors.Is(err, argent.ErrFuture) {
 		t.Fatalf("Get at an unpublished index: error = %v, want ErrFuture", err)
 	}
 	// Publishing an older state does nothing; the newest publishes all.

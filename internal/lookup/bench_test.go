@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/lookup"
 )
 
@@ -20,7 +19,7 @@ func BenchmarkServer_Filter(b *testing.B) {
 	f := newFixture(b, &lookup.Config{FilterMaxAge: -1})
 	// Load the keys as a snapshot from a parent would come: far faster
 	// than a million puts through Writers.
-	r, err := f.st.BeginRestore(f.st.Dataset(), kv.State{Index: 1, Time: f.clock.Now().UnixNano()})
+	r, err := f.st.BeginRestore(f.st.Dataset(), argent.State{Index: 1, Time: f.clock.Now().UnixNano()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
-	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/negfilter"
 )
 
@@ -78,18 +78,19 @@ func NewClient(addr string, opts *ClientOptions) (*Client, error) {
 // Addr returns the base URL the Client sends to.
 func (c *Client) Addr() string { return c.base }
 
-// Result is a key's value as of an index.
+// Result is a key's value as of an index: the Item a read at Index gives,
+// or that the key is absent there.
 type Result struct {
-	Key []byte
+	// Item is the key and, unless Absent, its value and mod index (the zero
+	// Value when Absent).
+	argent.Item
 	// Index is the state the answer is from: the index asked for when the
 	// replica had reached it, else the replica's applied index, which is
 	// lower. Only in the first case is the Result the value at the index
 	// asked for; in the second the caller must prove that nothing changed
 	// the key in (Index, asked] before using it as such.
-	Index    argent.Index
-	Value    []byte
-	ModIndex argent.Index // the index that wrote Value; 0 when Absent
-	Absent   bool         // the key does not exist at Index
+	Index  argent.Index
+	Absent bool // the key does not exist at Index
 }
 
 // Get asks for key as of index at. See Result for what the answer means and
@@ -109,21 +110,21 @@ func (c *Client) Get(ctx context.Context, key []byte, at argent.Index) (Result, 
 	if err != nil {
 		return Result{}, c.fail(op, 0, err)
 	}
-	r := Result{Key: key, Index: x}
+	r := Result{Item: argent.Item{Key: key}, Index: x}
 	switch resp.StatusCode {
 	case http.StatusOK:
-		mod, err := headerIndex(resp.Header, client.HeaderModIndex)
+		mod, err := headerIndex(resp.Header, apiwire.HeaderModIndex)
 		if err != nil || mod == 0 || mod > x {
-			return Result{}, c.fail(op, x, protocolErr("mod index %q with Argent-Index %d", resp.Header.Get(client.HeaderModIndex), x))
+			return Result{}, c.fail(op, x, protocolErr("mod index %q with Argent-Index %d", resp.Header.Get(apiwire.HeaderModIndex), x))
 		}
 		r.ModIndex = mod
-		if r.Value, err = readBody(resp, int64(c.opts.Limits.MaxValue)); err != nil {
+		if r.Value.Value, err = readBody(resp, int64(c.opts.Limits.MaxValue)); err != nil {
 			return Result{}, c.fail(op, x, err)
 		}
 		return r, nil
 	case http.StatusNotFound:
 		e := readError(resp)
-		if e.Code != client.CodeNotFound || resp.Header.Get(client.HeaderIndex) == "" {
+		if e.Code != apiwire.CodeNotFound || resp.Header.Get(apiwire.HeaderIndex) == "" {
 			// A 404 from something that is not this API (an older node
 			// without the route, a proxy in front) proves nothing.
 			return Result{}, c.fail(op, x, protocolErr("404 without a not_found body: %v", e))
@@ -140,7 +141,7 @@ func (c *Client) Get(ctx context.Context, key []byte, at argent.Index) (Result, 
 // as JSON strings); use Get for others.
 func (c *Client) GetMany(ctx context.Context, keys [][]byte, at argent.Index) ([]Result, error) {
 	const op = "get many"
-	req := client.MGetRequest{Keys: make([]string, len(keys))}
+	req := apiwire.MGetRequest{Keys: make([]string, len(keys))}
 	for i, k := range keys {
 		if err := c.opts.Limits.CheckKey(k); err != nil {
 			return nil, c.fail(op, 0, fmt.Errorf("key %d: %w", i, err))
@@ -174,7 +175,7 @@ func (c *Client) GetMany(ctx context.Context, keys [][]byte, at argent.Index) ([
 	if err != nil {
 		return nil, c.fail(op, x, err)
 	}
-	var out client.MGetResponse
+	var out apiwire.MGetResponse
 	if err := json.Unmarshal(raw, &out); err != nil {
 		return nil, c.fail(op, x, protocolErr("decode answer: %v", err))
 	}
@@ -194,7 +195,7 @@ func (c *Client) GetMany(ctx context.Context, keys [][]byte, at argent.Index) ([
 		case !it.Absent && (it.ModIndex == 0 || it.ModIndex > x):
 			return nil, c.fail(op, x, protocolErr("item %d has mod index %d at index %d", i, it.ModIndex, x))
 		}
-		res[i] = Result{Key: keys[i], Index: x, Value: it.Value, ModIndex: it.ModIndex, Absent: it.Absent}
+		res[i] = Result{Item: argent.Item{Key: keys[i], Value: argent.Value{Value: it.Value, ModIndex: it.ModIndex}}, Index: x, Absent: it.Absent}
 	}
 	return res, nil
 }
@@ -204,7 +205,7 @@ func (c *Client) GetMany(ctx context.Context, keys [][]byte, at argent.Index) ([
 // not to serve a filter it built earlier than minIndex when it has reached
 // minIndex itself; 0 takes any recent one. See Server.Filter for how a proxy
 // at index P may use a filter at X.
-func (c *Client) Filter(ctx context.Context, minIndex argent.Index) (*negfilter.Filter, kv.State, error) {
+func (c *Client) Filter(ctx context.Context, minIndex argent.Index) (*negfilter.Filter, argent.State, error) {
 	const op = "filter"
 	var q url.Values
 	if minIndex > 0 {
@@ -212,37 +213,37 @@ func (c *Client) Filter(ctx context.Context, minIndex argent.Index) (*negfilter.
 	}
 	resp, err := c.send(ctx, http.MethodGet, FilterPath, q, nil)
 	if err != nil {
-		return nil, kv.State{}, c.fail(op, 0, err)
+		return nil, argent.State{}, c.fail(op, 0, err)
 	}
 	defer drainClose(resp.Body)
-	x, err := headerIndex(resp.Header, client.HeaderIndex)
+	x, err := headerIndex(resp.Header, apiwire.HeaderIndex)
 	if err != nil {
-		return nil, kv.State{}, c.fail(op, 0, protocolErr("%v", err))
+		return nil, argent.State{}, c.fail(op, 0, protocolErr("%v", err))
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, kv.State{}, c.fail(op, x, answerError(resp))
+		return nil, argent.State{}, c.fail(op, x, answerError(resp))
 	}
-	if resp.Header.Get(client.HeaderIndex) == "" {
-		return nil, kv.State{}, c.fail(op, 0, protocolErr("filter without Argent-Index"))
+	if resp.Header.Get(apiwire.HeaderIndex) == "" {
+		return nil, argent.State{}, c.fail(op, 0, protocolErr("filter without Argent-Index"))
 	}
 	raw, err := readBody(resp, c.opts.MaxFilterBytes)
 	if err != nil {
-		return nil, kv.State{}, c.fail(op, x, err)
+		return nil, argent.State{}, c.fail(op, x, err)
 	}
 	f, err := negfilter.Decode(raw)
 	if err != nil {
-		return nil, kv.State{}, c.fail(op, x, protocolErr("%w", err))
+		return nil, argent.State{}, c.fail(op, x, protocolErr("%w", err))
 	}
 	if f.Index() != x {
-		return nil, kv.State{}, c.fail(op, x, protocolErr("filter stands for index %d, header says %d", f.Index(), x))
+		return nil, argent.State{}, c.fail(op, x, protocolErr("filter stands for index %d, header says %d", f.Index(), x))
 	}
-	st := kv.State{Index: x}
+	st := argent.State{Index: x}
 	if st.Time, err = strconv.ParseInt(resp.Header.Get(HeaderTime), 10, 64); err != nil {
-		return nil, kv.State{}, c.fail(op, x, protocolErr("filter with a bad %s header: %v", HeaderTime, err))
+		return nil, argent.State{}, c.fail(op, x, protocolErr("filter with a bad %s header: %v", HeaderTime, err))
 	}
 	chain, err := hex.DecodeString(resp.Header.Get(HeaderChain))
 	if err != nil || len(chain) != len(st.Chain) {
-		return nil, kv.State{}, c.fail(op, x, protocolErr("filter with a bad %s header", HeaderChain))
+		return nil, argent.State{}, c.fail(op, x, protocolErr("filter with a bad %s header", HeaderChain))
 	}
 	copy(st.Chain[:], chain)
 	return f, st, nil
@@ -290,7 +291,7 @@ func (c *Client) fail(op string, index argent.Index, err error) error {
 // state past at. Error answers (other than 404) may lack it or name the
 // replica's applied index, which is then not checked.
 func answerIndex(resp *http.Response, at argent.Index) (argent.Index, error) {
-	x, err := headerIndex(resp.Header, client.HeaderIndex)
+	x, err := headerIndex(resp.Header, apiwire.HeaderIndex)
 	if err != nil {
 		return 0, protocolErr("%v", err)
 	}
@@ -298,7 +299,7 @@ func answerIndex(resp *http.Response, at argent.Index) (argent.Index, error) {
 	if !ok {
 		return x, nil
 	}
-	if resp.Header.Get(client.HeaderIndex) == "" {
+	if resp.Header.Get(apiwire.HeaderIndex) == "" {
 		return 0, protocolErr("%d answer without Argent-Index", resp.StatusCode)
 	}
 	if x > at {
@@ -352,31 +353,31 @@ func answerError(resp *http.Response) error {
 const maxErrorBody = 64 << 10
 
 // readError reads the JSON error body of a non-2xx answer into a
-// *client.Error; an answer without one gets a code from its status.
-func readError(resp *http.Response) *client.Error {
+// *apiwire.Error; an answer without one gets a code from its status.
+func readError(resp *http.Response) *apiwire.Error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	var body client.ErrorBody
+	var body apiwire.ErrorBody
 	if err := json.Unmarshal(b, &body); err == nil && body.Error.Code != "" {
-		return &client.Error{Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message}
+		return &apiwire.Error{Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message}
 	}
 	msg := strings.TrimSpace(string(b))
 	if len(msg) > 256 {
 		msg = msg[:256] + "..."
 	}
-	return &client.Error{Status: resp.StatusCode, Code: codeForStatus(resp.StatusCode), Message: msg}
+	return &apiwire.Error{Status: resp.StatusCode, Code: codeForStatus(resp.StatusCode), Message: msg}
 }
 
 // codeForStatus guesses the code of an answer without an error body.
 func codeForStatus(status int) string {
-	for _, code := range []string{client.CodeInvalid, client.CodeNotFound, client.CodeTooLarge, client.CodeCompacted, client.CodeUnavailable, client.CodeTimeout} {
-		if client.HTTPStatus(code) == status {
+	for _, code := range []string{apiwire.CodeInvalid, apiwire.CodeNotFound, apiwire.CodeTooLarge, apiwire.CodeCompacted, apiwire.CodeUnavailable, apiwire.CodeTimeout} {
+		if apiwire.HTTPStatus(code) == status {
 			return code
 		}
 	}
 	if status == http.StatusBadGateway {
-		return client.CodeUnavailable
+		return apiwire.CodeUnavailable
 	}
-	return client.CodeInternal
+	return apiwire.CodeInternal
 }
 
 // drainClose reads a little of what is left of body, so the connection can

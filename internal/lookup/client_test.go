@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/lookup"
 	"github.com/argent-kv/argent/internal/negfilter"
 )
@@ -23,9 +23,9 @@ func checkResult(t *testing.T, r lookup.Result, key string, x argent.Index, want
 	}
 	v, ok := want[key]
 	switch {
-	case !ok && (!r.Absent || r.Value != nil || r.ModIndex != 0):
+	case !ok && (!r.Absent || r.Value.Value != nil || r.ModIndex != 0):
 		t.Errorf("key %q as of %d: %+v, want absent", key, x, r)
-	case ok && (r.Absent || !bytes.Equal(r.Value, v.Value) || r.ModIndex != v.ModIndex):
+	case ok && (r.Absent || !bytes.Equal(r.Value.Value, v.Value) || r.ModIndex != v.ModIndex):
 		t.Errorf("key %q as of %d: %+v, want %q at %d", key, x, r, v.Value, v.ModIndex)
 	}
 }
@@ -197,7 +197,7 @@ func TestNewClient_Addr(t *testing.T) {
 // client refuses each with ErrProtocol (and ErrUnavailable), never a Result.
 func TestClient_Protocol(t *testing.T) {
 	goodFilter, _ := negfilter.New(10, 0.01).MarshalBinary()
-	idx7 := func(h http.Header) { h.Set(client.HeaderIndex, "7") }
+	idx7 := func(h http.Header) { h.Set(apiwire.HeaderIndex, "7") }
 	for _, tc := range []struct {
 		name    string
 		call    string // "get", "many" or "filter"
@@ -209,17 +209,17 @@ func TestClient_Protocol(t *testing.T) {
 			_, _ = w.Write([]byte(`{"error":{"code":"not_found","message":"x"}}`))
 		}},
 		{name: "NoIndex", call: "get", handler: func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set(client.HeaderModIndex, "1")
+			w.Header().Set(apiwire.HeaderModIndex, "1")
 			_, _ = w.Write([]byte("v"))
 		}},
 		{name: "IndexPastAt", call: "get", handler: func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set(client.HeaderIndex, "11")
-			w.Header().Set(client.HeaderModIndex, "1")
+			w.Header().Set(apiwire.HeaderIndex, "11")
+			w.Header().Set(apiwire.HeaderModIndex, "1")
 			_, _ = w.Write([]byte("v"))
 		}},
 		{name: "ModPastIndex", call: "get", handler: func(w http.ResponseWriter, r *http.Request) {
 			idx7(w.Header())
-			w.Header().Set(client.HeaderModIndex, "8")
+			w.Header().Set(apiwire.HeaderModIndex, "8")
 			_, _ = w.Write([]byte("v"))
 		}},
 		{name: "NoModIndex", call: "get", handler: func(w http.ResponseWriter, r *http.Request) {
@@ -227,7 +227,7 @@ func TestClient_Protocol(t *testing.T) {
 			_, _ = w.Write([]byte("v"))
 		}},
 		{name: "BadIndex", call: "get", handler: func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set(client.HeaderIndex, "seven")
+			w.Header().Set(apiwire.HeaderIndex, "seven")
 			_, _ = w.Write([]byte("v"))
 		}},
 		{name: "ManyPlain404", call: "many", handler: func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }},
@@ -262,7 +262,7 @@ func TestClient_Protocol(t *testing.T) {
 			_, _ = w.Write(goodFilter) // stands for index 0
 		}},
 		{name: "FilterCorrupt", call: "filter", handler: func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set(client.HeaderIndex, "0")
+			w.Header().Set(apiwire.HeaderIndex, "0")
 			bad := bytes.Clone(goodFilter)
 			bad[len(bad)/2] ^= 1
 			_, _ = w.Write(bad)

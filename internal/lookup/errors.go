@@ -24,7 +24,7 @@ var ErrBehind = errors.New("lookup: replica behind the index asked for")
 
 // Error is a lookup that failed. It unwraps to what went wrong:
 //
-//   - an answer with an error body: a *client.Error, which unwraps to the
+//   - an answer with an error body: a *apiwire.Error, which unwraps to the
 //     argent sentinel of its code, so errors.Is(err, argent.ErrCompacted)
 //     (410: the index asked for is older than the replica's history) or
 //     argent.ErrUnavailable (503: the replica has no data yet) hold;

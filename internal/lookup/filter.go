@@ -16,7 +16,7 @@ import (
 // builtFilter is a filter the Server built, kept to serve again.
 type builtFilter struct {
 	index   argent.Index // the state it stands for
-	state   kv.State     // index, commit time and chain hash of that state
+	state   argent.State // index, commit time and chain hash of that state
 	keys    uint64       // keys present at index
 	encoded []byte       // negfilter encoding
 	built   time.Time    // when the build finished

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/lookup"
 	"github.com/argent-kv/argent/internal/negfilter"
 )
@@ -27,9 +27,9 @@ func (f *fixture) getFilter(q string) (*negfilter.Filter, argent.Index) {
 	if resp.StatusCode != http.StatusOK {
 		f.t.Fatalf("GET filter: status %d: %s", resp.StatusCode, raw)
 	}
-	x, err := strconv.ParseUint(resp.Header.Get(client.HeaderIndex), 10, 64)
+	x, err := strconv.ParseUint(resp.Header.Get(apiwire.HeaderIndex), 10, 64)
 	if err != nil {
-		f.t.Fatalf("GET filter: Argent-Index %q", resp.Header.Get(client.HeaderIndex))
+		f.t.Fatalf("GET filter: Argent-Index %q", resp.Header.Get(apiwire.HeaderIndex))
 	}
 	flt, err := negfilter.Decode(raw)
 	if err != nil {

@@ -50,7 +50,7 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 // state is the model of the store at one index: key -> value and mod index.
-type state map[string]kv.Value
+type state map[string]argent.Value
 
 // fixture is a replica's store with a lookup Server on an httptest server,
 // and a model of the store's state at every index written.
@@ -116,7 +116,7 @@ func (f *fixture) write(ops ...argent.Op) argent.Index {
 	for _, op := range ops {
 		switch op.Type {
 		case argent.OpPut:
-			next[string(op.Key)] = kv.Value{Value: op.Value, ModIndex: e.Index}
+			next[string(op.Key)] = argent.Value{Value: op.Value, ModIndex: e.Index}
 		case argent.OpDelete:
 			delete(next, string(op.Key))
 		case argent.OpDeletePrefix:

@@ -7,9 +7,8 @@ import (
 	"strconv"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/api"
-	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/apiwire"
 )
 
 // behindRetries bounds how often a read as of the replica's own applied
@@ -65,10 +64,10 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	kb := []byte(key)
-	var v kv.Value
+	var v argent.Value
 	x, applied, err := s.readAs(at, func(x argent.Index) error {
 		var err error
-		v, err = s.st.Get(kb, x)
+		v, err = s.st.Get(r.Context(), kb, x)
 		return err
 	})
 	h := w.Header()
@@ -84,7 +83,7 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setIndex(h, x)
-	h.Set(client.HeaderModIndex, strconv.FormatUint(uint64(v.ModIndex), 10))
+	h.Set(apiwire.HeaderModIndex, strconv.FormatUint(uint64(v.ModIndex), 10))
 	writeBody(w, http.StatusOK, "application/octet-stream", v.Value)
 }
 
@@ -101,7 +100,7 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var req client.MGetRequest
+	var req apiwire.MGetRequest
 	if err := api.DecodeJSON(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody), &req); err != nil {
 		s.writeError(w, r, fmt.Errorf("lookup: %w", err))
 		return
@@ -122,9 +121,9 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := client.MGetResponse{Items: make([]client.Item, len(keys))}
+	out := apiwire.MGetResponse{Items: make([]apiwire.Item, len(keys))}
 	x, applied, err := s.readAs(at, func(x argent.Index) error {
-		return api.ReadItems(s.st, keys, req.Keys, x, out.Items)
+		return api.ReadItems(r.Context(), s.st, keys, req.Keys, x, out.Items)
 	})
 	if err != nil {
 		setIndex(w.Header(), applied)

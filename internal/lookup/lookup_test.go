@@ -15,7 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/lookup"
 )
@@ -26,7 +26,7 @@ func checkAnswer(t *testing.T, resp *http.Response, key string, x argent.Index, 
 	t.Helper()
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	if got := resp.Header.Get(client.HeaderIndex); got != strconv.FormatUint(uint64(x), 10) {
+	if got := resp.Header.Get(apiwire.HeaderIndex); got != strconv.FormatUint(uint64(x), 10) {
 		t.Errorf("key %q: Argent-Index %q, want %d", key, got, x)
 	}
 	v, ok := want[key]
@@ -35,11 +35,11 @@ func checkAnswer(t *testing.T, resp *http.Response, key string, x argent.Index, 
 			t.Errorf("key %q as of %d: status %d, want 404 (absent)", key, x, resp.StatusCode)
 			return
 		}
-		var eb client.ErrorBody
-		if err := json.Unmarshal(body, &eb); err != nil || eb.Error.Code != client.CodeNotFound {
+		var eb apiwire.ErrorBody
+		if err := json.Unmarshal(body, &eb); err != nil || eb.Error.Code != apiwire.CodeNotFound {
 			t.Errorf("key %q: 404 body %q, want a not_found error", key, body)
 		}
-		if h := resp.Header.Get(client.HeaderModIndex); h != "" {
+		if h := resp.Header.Get(apiwire.HeaderModIndex); h != "" {
 			t.Errorf("key %q: absent answer has Argent-Mod-Index %q", key, h)
 		}
 		return
@@ -51,7 +51,7 @@ func checkAnswer(t *testing.T, resp *http.Response, key string, x argent.Index, 
 	if !bytes.Equal(body, v.Value) {
 		t.Errorf("key %q as of %d: value %q, want %q", key, x, body, v.Value)
 	}
-	if got := resp.Header.Get(client.HeaderModIndex); got != strconv.FormatUint(uint64(v.ModIndex), 10) {
+	if got := resp.Header.Get(apiwire.HeaderModIndex); got != strconv.FormatUint(uint64(v.ModIndex), 10) {
 		t.Errorf("key %q as of %d: Argent-Mod-Index %q, want %d", key, x, got, v.ModIndex)
 	}
 }
@@ -117,12 +117,12 @@ func TestServer_GetCompacted(t *testing.T) {
 		resp := f.get(lookupQuery("a", s))
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		var eb client.ErrorBody
+		var eb apiwire.ErrorBody
 		_ = json.Unmarshal(body, &eb)
-		if resp.StatusCode != http.StatusGone || eb.Error.Code != client.CodeCompacted {
+		if resp.StatusCode != http.StatusGone || eb.Error.Code != apiwire.CodeCompacted {
 			t.Errorf("as of %d (horizon %d): status %d code %q, want 410 compacted", s, horizon, resp.StatusCode, eb.Error.Code)
 		}
-		if got := resp.Header.Get(client.HeaderIndex); got != strconv.FormatUint(uint64(applied), 10) {
+		if got := resp.Header.Get(apiwire.HeaderIndex); got != strconv.FormatUint(uint64(applied), 10) {
 			t.Errorf("as of %d: 410 has Argent-Index %q, want the applied index %d", s, got, applied)
 		}
 	}
@@ -147,30 +147,30 @@ func TestServer_BadInput(t *testing.T) {
 		status int
 		code   string
 	}{
-		{name: "MissingKey", method: "GET", query: "at=1", status: 400, code: client.CodeInvalid},
-		{name: "EmptyKey", method: "GET", query: "key=&at=1", status: 400, code: client.CodeInvalid},
-		{name: "KeyTwice", method: "GET", query: "key=a&key=b&at=1", status: 400, code: client.CodeInvalid},
-		{name: "OversizeKey", method: "GET", query: "key=" + long + "&at=1", status: 413, code: client.CodeTooLarge},
-		{name: "MissingAt", method: "GET", query: "key=a", status: 400, code: client.CodeInvalid},
-		{name: "EmptyAt", method: "GET", query: "key=a&at=", status: 400, code: client.CodeInvalid},
-		{name: "NonNumericAt", method: "GET", query: "key=a&at=latest", status: 400, code: client.CodeInvalid},
-		{name: "NegativeAt", method: "GET", query: "key=a&at=-1", status: 400, code: client.CodeInvalid},
-		{name: "AtOverflows", method: "GET", query: "key=a&at=18446744073709551616", status: 400, code: client.CodeInvalid},
-		{name: "AtTwice", method: "GET", query: "key=a&at=1&at=2", status: 400, code: client.CodeInvalid},
-		{name: "BadEscape", method: "GET", query: "key=%zz&at=1", status: 400, code: client.CodeInvalid},
-		{name: "Put", method: "PUT", query: "key=a&at=1", status: 405, code: client.CodeInvalid},
-		{name: "Delete", method: "DELETE", query: "key=a&at=1", status: 405, code: client.CodeInvalid},
-		{name: "PostMissingAt", method: "POST", body: `{"keys":["a"]}`, status: 400, code: client.CodeInvalid},
-		{name: "PostBadAt", method: "POST", query: "at=x", body: `{"keys":["a"]}`, status: 400, code: client.CodeInvalid},
-		{name: "PostNoBody", method: "POST", query: "at=1", status: 400, code: client.CodeInvalid},
-		{name: "PostBadJSON", method: "POST", query: "at=1", body: `{"keys":`, status: 400, code: client.CodeInvalid},
-		{name: "PostUnknownField", method: "POST", query: "at=1", body: `{"keys":["a"],"x":1}`, status: 400, code: client.CodeInvalid},
-		{name: "PostTrailingData", method: "POST", query: "at=1", body: `{"keys":["a"]} {}`, status: 400, code: client.CodeInvalid},
-		{name: "PostEmptyKey", method: "POST", query: "at=1", body: `{"keys":["a",""]}`, status: 400, code: client.CodeInvalid},
-		{name: "PostTooManyKeys", method: "POST", query: "at=1", body: `{"keys":["a","b","c","d"]}`, status: 413, code: client.CodeTooLarge},
-		{name: "PostBodyTooLarge", method: "POST", query: "at=1", body: `{"keys":["` + strings.Repeat("k", 2000) + `"]}`, status: 413, code: client.CodeTooLarge},
-		{name: "FilterBadMinIndex", method: "GET", path: lookup.FilterPath, query: "min_index=x", status: 400, code: client.CodeInvalid},
-		{name: "FilterPost", method: "POST", path: lookup.FilterPath, status: 405, code: client.CodeInvalid},
+		{name: "MissingKey", method: "GET", query: "at=1", status: 400, code: apiwire.CodeInvalid},
+		{name: "EmptyKey", method: "GET", query: "key=&at=1", status: 400, code: apiwire.CodeInvalid},
+		{name: "KeyTwice", method: "GET", query: "key=a&key=b&at=1", status: 400, code: apiwire.CodeInvalid},
+		{name: "OversizeKey", method: "GET", query: "key=" + long + "&at=1", status: 413, code: apiwire.CodeTooLarge},
+		{name: "MissingAt", method: "GET", query: "key=a", status: 400, code: apiwire.CodeInvalid},
+		{name: "EmptyAt", method: "GET", query: "key=a&at=", status: 400, code: apiwire.CodeInvalid},
+		{name: "NonNumericAt", method: "GET", query: "key=a&at=latest", status: 400, code: apiwire.CodeInvalid},
+		{name: "NegativeAt", method: "GET", query: "key=a&at=-1", status: 400, code: apiwire.CodeInvalid},
+		{name: "AtOverflows", method: "GET", query: "key=a&at=18446744073709551616", status: 400, code: apiwire.CodeInvalid},
+		{name: "AtTwice", method: "GET", query: "key=a&at=1&at=2", status: 400, code: apiwire.CodeInvalid},
+		{name: "BadEscape", method: "GET", query: "key=%zz&at=1", status: 400, code: apiwire.CodeInvalid},
+		{name: "Put", method: "PUT", query: "key=a&at=1", status: 405, code: apiwire.CodeInvalid},
+		{name: "Delete", method: "DELETE", query: "key=a&at=1", status: 405, code: apiwire.CodeInvalid},
+		{name: "PostMissingAt", method: "POST", body: `{"keys":["a"]}`, status: 400, code: apiwire.CodeInvalid},
+		{name: "PostBadAt", method: "POST", query: "at=x", body: `{"keys":["a"]}`, status: 400, code: apiwire.CodeInvalid},
+		{name: "PostNoBody", method: "POST", query: "at=1", status: 400, code: apiwire.CodeInvalid},
+		{name: "PostBadJSON", method: "POST", query: "at=1", body: `{"keys":`, status: 400, code: apiwire.CodeInvalid},
+		{name: "PostUnknownField", method: "POST", query: "at=1", body: `{"keys":["a"],"x":1}`, status: 400, code: apiwire.CodeInvalid},
+		{name: "PostTrailingData", method: "POST", query: "at=1", body: `{"keys":["a"]} {}`, status: 400, code: apiwire.CodeInvalid},
+		{name: "PostEmptyKey", method: "POST", query: "at=1", body: `{"keys":["a",""]}`, status: 400, code: apiwire.CodeInvalid},
+		{name: "PostTooManyKeys", method: "POST", query: "at=1", body: `{"keys":["a","b","c","d"]}`, status: 413, code: apiwire.CodeTooLarge},
+		{name: "PostBodyTooLarge", method: "POST", query: "at=1", body: `{"keys":["` + strings.Repeat("k", 2000) + `"]}`, status: 413, code: apiwire.CodeTooLarge},
+		{name: "FilterBadMinIndex", method: "GET", path: lookup.FilterPath, query: "min_index=x", status: 400, code: apiwire.CodeInvalid},
+		{name: "FilterPost", method: "POST", path: lookup.FilterPath, status: 405, code: apiwire.CodeInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := tc.path
@@ -191,14 +191,14 @@ func TestServer_BadInput(t *testing.T) {
 			}
 			defer resp.Body.Close()
 			raw, _ := io.ReadAll(resp.Body)
-			var eb client.ErrorBody
+			var eb apiwire.ErrorBody
 			if err := json.Unmarshal(raw, &eb); err != nil {
 				t.Errorf("body %q is not a JSON error: %v", raw, err)
 			}
 			if resp.StatusCode != tc.status || eb.Error.Code != tc.code {
 				t.Errorf("status %d code %q (%s), want %d %q", resp.StatusCode, eb.Error.Code, eb.Error.Message, tc.status, tc.code)
 			}
-			if h := resp.Header.Get(client.HeaderIndex); h != "" {
+			if h := resp.Header.Get(apiwire.HeaderIndex); h != "" {
 				t.Errorf("refused request has Argent-Index %q", h)
 			}
 		})
@@ -213,7 +213,7 @@ func TestServer_BadInput(t *testing.T) {
 }
 
 // checkMany checks a many-key answer against the model's state want at x.
-func checkMany(t *testing.T, got client.MGetResponse, keys []string, x argent.Index, want state) {
+func checkMany(t *testing.T, got apiwire.MGetResponse, keys []string, x argent.Index, want state) {
 	t.Helper()
 	if got.Index != x {
 		t.Errorf("index %d, want %d", got.Index, x)
@@ -245,7 +245,7 @@ func TestServer_PostOneIndex(t *testing.T) {
 		}
 	}
 	keys = append(keys, "a") // a key twice is answered twice
-	body, _ := json.Marshal(client.MGetRequest{Keys: keys})
+	body, _ := json.Marshal(apiwire.MGetRequest{Keys: keys})
 	for s := argent.Index(0); s <= applied+2; s++ {
 		x := min(s, applied)
 		resp := f.post("at="+strconv.FormatUint(uint64(s), 10), string(body))
@@ -254,10 +254,10 @@ func TestServer_PostOneIndex(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("as of %d: status %d (%s)", s, resp.StatusCode, raw)
 		}
-		if h := resp.Header.Get(client.HeaderIndex); h != strconv.FormatUint(uint64(x), 10) {
+		if h := resp.Header.Get(apiwire.HeaderIndex); h != strconv.FormatUint(uint64(x), 10) {
 			t.Errorf("as of %d: Argent-Index %q, want %d", s, h, x)
 		}
-		var got client.MGetResponse
+		var got apiwire.MGetResponse
 		if err := json.Unmarshal(raw, &got); err != nil {
 			t.Fatalf("as of %d: decode %q: %v", s, raw, err)
 		}
@@ -279,7 +279,7 @@ func TestServer_PostCompacted(t *testing.T) {
 	if resp.StatusCode != http.StatusGone {
 		t.Errorf("status %d, want 410", resp.StatusCode)
 	}
-	if h := resp.Header.Get(client.HeaderIndex); h != strconv.FormatUint(uint64(f.st.Applied()), 10) {
+	if h := resp.Header.Get(apiwire.HeaderIndex); h != strconv.FormatUint(uint64(f.st.Applied()), 10) {
 		t.Errorf("Argent-Index %q, want the applied index %d", h, f.st.Applied())
 	}
 }
@@ -296,8 +296,8 @@ func TestServer_Dataset(t *testing.T) {
 	}{
 		{name: "None", header: "", status: 200},
 		{name: "Same", header: f.st.Dataset().String(), status: 200},
-		{name: "Other", header: other.String(), status: 409, code: client.CodeDatasetMismatch},
-		{name: "Malformed", header: "nope", status: 400, code: client.CodeInvalid},
+		{name: "Other", header: other.String(), status: 409, code: apiwire.CodeDatasetMismatch},
+		{name: "Malformed", header: "nope", status: 400, code: apiwire.CodeInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, path := range []string{lookup.LookupPath + "?key=a&at=1", lookup.ScanPath + "?prefix=&limit=10&at=1", lookup.FilterPath} {
@@ -335,7 +335,7 @@ func TestServer_NoData(t *testing.T) {
 		req, _ := http.NewRequest("GET", target, nil)
 		rec := newRecorder()
 		srv.ServeHTTP(rec, req)
-		if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), client.CodeUnavailable) {
+		if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), apiwire.CodeUnavailable) {
 			t.Errorf("%s: status %d body %s, want 503 unavailable", target, rec.Code, rec.Body)
 		}
 	}

@@ -11,13 +11,12 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
-	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/apiwire"
 )
 
 // scanPage is the answer of GET ScanPath: one page of a scan as of Index.
 // Keys travel base64, as values do, because they may be any bytes; the
-// public client.ScanPage carries them as JSON strings, which only valid
+// public apiwire.ScanPage carries them as JSON strings, which only valid
 // UTF-8 survives, and its next key is then no key of the store.
 type scanPage struct {
 	Index argent.Index `json:"index"`
@@ -102,12 +101,12 @@ func (s *Server) serveScan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
-	if applied, err := s.st.WaitApplied(r.Context().Done(), req.wait, req.at); err != nil {
+	if applied, err := s.st.WaitApplied(r.Context(), req.wait, req.at); err != nil {
 		setIndex(h, applied)
 		s.writeError(w, r, fmt.Errorf("%w: lookup: scan as of %d: replica at %d after waiting %v", argent.ErrTimeout, req.at, applied, req.wait))
 		return
 	}
-	items, more, err := s.st.Scan(req.prefix, req.after, req.limit, req.at)
+	items, more, err := s.st.Scan(r.Context(), req.prefix, req.after, req.limit, req.at)
 	if err != nil {
 		setIndex(h, s.st.Applied())
 		s.writeError(w, r, fmt.Errorf("lookup: scan %q after %q as of %d: %w", req.prefix, req.after, req.at, err))
@@ -143,7 +142,7 @@ func (s *Server) serveScan(w http.ResponseWriter, r *http.Request) {
 // The errors are those of Error, and ErrBehind (with
 // argent.ErrUnavailable) from a replica that did not reach at in time, in
 // an *Error whose Index is the replica's applied index.
-func (c *Client) Scan(ctx context.Context, prefix, after []byte, limit int, at argent.Index) ([]kv.Item, bool, error) {
+func (c *Client) Scan(ctx context.Context, prefix, after []byte, limit int, at argent.Index) ([]argent.Item, bool, error) {
 	const op = "scan"
 	switch {
 	case limit < 1:
@@ -170,23 +169,23 @@ func (c *Client) Scan(ctx context.Context, prefix, after []byte, limit int, at a
 		return nil, false, c.fail(op, 0, err)
 	}
 	defer drainClose(resp.Body)
-	x, err := headerIndex(resp.Header, client.HeaderIndex)
+	x, err := headerIndex(resp.Header, apiwire.HeaderIndex)
 	if err != nil {
 		return nil, false, c.fail(op, 0, protocolErr("%v", err))
 	}
-	hasIndex := resp.Header.Get(client.HeaderIndex) != ""
+	hasIndex := resp.Header.Get(apiwire.HeaderIndex) != ""
 	if resp.StatusCode != http.StatusOK {
 		e := readError(resp)
 		switch {
 		case resp.StatusCode == http.StatusNotFound:
 			return nil, false, c.fail(op, x, protocolErr("404: %v", e))
-		case e.Code == client.CodeTimeout && hasIndex && x < at:
+		case e.Code == apiwire.CodeTimeout && hasIndex && x < at:
 			return nil, false, c.fail(op, x, fmt.Errorf("%w: %w: replica at %d, scan as of %d: %s", argent.ErrUnavailable, ErrBehind, x, at, e.Message))
 		}
 		return nil, false, c.fail(op, x, e)
 	}
 	if !hasIndex || x != at {
-		return nil, false, c.fail(op, x, protocolErr("page with Argent-Index %q for a scan as of %d", resp.Header.Get(client.HeaderIndex), at))
+		return nil, false, c.fail(op, x, protocolErr("page with Argent-Index %q for a scan as of %d", resp.Header.Get(apiwire.HeaderIndex), at))
 	}
 	// A page holds at most MaxScanBytes (16 MiB by default) of keys and
 	// values, and one more item, base64 in JSON: bound it by the batch
@@ -211,7 +210,7 @@ func (c *Client) Scan(ctx context.Context, prefix, after []byte, limit int, at a
 // each with prefix and after after, with a mod index in [1, at]; a page
 // that says more follow is not empty (the next one would start at the
 // same place).
-func pageItems(page *scanPage, prefix, after []byte, limit int, at argent.Index) ([]kv.Item, error) {
+func pageItems(page *scanPage, prefix, after []byte, limit int, at argent.Index) ([]argent.Item, error) {
 	switch {
 	case page.Index != at:
 		return nil, protocolErr("page as of %d for a scan as of %d", page.Index, at)
@@ -220,7 +219,7 @@ func pageItems(page *scanPage, prefix, after []byte, limit int, at argent.Index)
 	case page.More && len(page.Items) == 0:
 		return nil, protocolErr("an empty page says more keys follow")
 	}
-	items := make([]kv.Item, len(page.Items))
+	items := make([]argent.Item, len(page.Items))
 	prev := after
 	for i := range page.Items {
 		it := &page.Items[i]
@@ -233,7 +232,7 @@ func pageItems(page *scanPage, prefix, after []byte, limit int, at argent.Index)
 			return nil, protocolErr("item %d has mod index %d at index %d", i, it.ModIndex, at)
 		}
 		prev = it.Key
-		items[i] = kv.Item{Key: it.Key, Value: kv.Value{Value: it.Value, ModIndex: it.ModIndex}}
+		items[i] = argent.Item{Key: it.Key, Value: argent.Value{Value: it.Value, ModIndex: it.ModIndex}}
 	}
 	return items, nil
 }

@@ -17,14 +17,13 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
-	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/lookup"
 )
 
 // modelScan is the page of a scan of the model's state want: at most limit
 // keys with prefix after after, and whether more follow.
-func modelScan(want state, prefix, after string, limit int) ([]kv.Item, bool) {
+func modelScan(want state, prefix, after string, limit int) ([]argent.Item, bool) {
 	var keys []string
 	for k := range want {
 		if strings.HasPrefix(k, prefix) && k > after {
@@ -34,15 +33,15 @@ func modelScan(want state, prefix, after string, limit int) ([]kv.Item, bool) {
 	sort.Strings(keys)
 	more := len(keys) > limit
 	keys = keys[:min(len(keys), limit)]
-	items := make([]kv.Item, len(keys))
+	items := make([]argent.Item, len(keys))
 	for i, k := range keys {
-		items[i] = kv.Item{Key: []byte(k), Value: want[k]}
+		items[i] = argent.Item{Key: []byte(k), Value: want[k]}
 	}
 	return items, more
 }
 
 // checkPage compares a page with want.
-func checkPage(t *testing.T, what string, got []kv.Item, gotMore bool, want []kv.Item, wantMore bool) {
+func checkPage(t *testing.T, what string, got []argent.Item, gotMore bool, want []argent.Item, wantMore bool) {
 	t.Helper()
 	if gotMore != wantMore || len(got) != len(want) {
 		t.Errorf("%s: %d items, more %v; want %d, more %v", what, len(got), gotMore, len(want), wantMore)
@@ -79,7 +78,7 @@ func errorCode(t *testing.T, resp *http.Response) string {
 	t.Helper()
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	var eb client.ErrorBody
+	var eb apiwire.ErrorBody
 	if err := json.Unmarshal(raw, &eb); err != nil {
 		t.Errorf("body %q is not a JSON error: %v", raw, err)
 	}
@@ -108,7 +107,7 @@ func TestServer_ScanAhead(t *testing.T) {
 					}
 					want, wantMore := modelScan(f.states[s], prefix, after, limit)
 					checkPage(t, what+" (model)", items, more, want, wantMore)
-					stItems, stMore, err := f.st.Scan([]byte(prefix), []byte(after), limit, s)
+					stItems, stMore, err := f.st.Scan(context.Background(), []byte(prefix), []byte(after), limit, s)
 					if err != nil {
 						t.Fatalf("store %s: %v", what, err)
 					}
@@ -117,7 +116,7 @@ func TestServer_ScanAhead(t *testing.T) {
 			}
 		}
 		// A walk of one-key pages finds every key once.
-		var walked []kv.Item
+		var walked []argent.Item
 		after := []byte(nil)
 		for {
 			items, more, err := c.Scan(ctx, nil, after, 1, s)
@@ -137,8 +136,8 @@ func TestServer_ScanAhead(t *testing.T) {
 	resp := f.scanGet(scanQuery("dir/", "", 10, 1))
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get(client.HeaderIndex) != "1" {
-		t.Errorf("scan as of 1: status %d, Argent-Index %q (%s), want 200 at 1", resp.StatusCode, resp.Header.Get(client.HeaderIndex), raw)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get(apiwire.HeaderIndex) != "1" {
+		t.Errorf("scan as of 1: status %d, Argent-Index %q (%s), want 200 at 1", resp.StatusCode, resp.Header.Get(apiwire.HeaderIndex), raw)
 	}
 	if want := `{"index":1,"items":[{"key":"ZGlyL3g=","value":"eDE=","mod_index":1},{"key":"ZGlyL3k=","value":"eTE=","mod_index":1}]}` + "\n"; string(raw) != want {
 		t.Errorf("scan as of 1: body %s, want %s", raw, want)
@@ -152,7 +151,7 @@ func TestServer_ScanBehindCatchesUp(t *testing.T) {
 	applied := f.writeHistory()
 	c := f.client(nil)
 	type answer struct {
-		items []kv.Item
+		items []argent.Item
 		more  bool
 		err   error
 	}
@@ -207,8 +206,8 @@ func TestServer_ScanBehind(t *testing.T) {
 		start := time.Now()
 		resp := f.scanGet(scanQuery("", "", 10, applied+1) + "&wait=" + tc.wait)
 		d := time.Since(start)
-		idx := resp.Header.Get(client.HeaderIndex)
-		if code := errorCode(t, resp); resp.StatusCode != http.StatusGatewayTimeout || code != client.CodeTimeout || idx != strconv.FormatUint(uint64(applied), 10) {
+		idx := resp.Header.Get(apiwire.HeaderIndex)
+		if code := errorCode(t, resp); resp.StatusCode != http.StatusGatewayTimeout || code != apiwire.CodeTimeout || idx != strconv.FormatUint(uint64(applied), 10) {
 			t.Errorf("wait=%s: status %d code %q Argent-Index %q, want 504 timeout at %d", tc.wait, resp.StatusCode, code, idx, applied)
 		}
 		if d < tc.min || d > tc.max {
@@ -231,8 +230,8 @@ func TestServer_ScanCompacted(t *testing.T) {
 		t.Errorf("compacted reads as unavailable or behind: %v", err)
 	}
 	resp := f.scanGet(scanQuery("", "", 10, horizon-1))
-	idx := resp.Header.Get(client.HeaderIndex)
-	if code := errorCode(t, resp); resp.StatusCode != http.StatusGone || code != client.CodeCompacted || idx != strconv.FormatUint(uint64(applied), 10) {
+	idx := resp.Header.Get(apiwire.HeaderIndex)
+	if code := errorCode(t, resp); resp.StatusCode != http.StatusGone || code != apiwire.CodeCompacted || idx != strconv.FormatUint(uint64(applied), 10) {
 		t.Errorf("raw scan below the horizon: status %d code %q Argent-Index %q, want 410 compacted at %d", resp.StatusCode, code, idx, applied)
 	}
 	for s := horizon; s <= applied; s++ {
@@ -256,24 +255,24 @@ func TestServer_ScanBadInput(t *testing.T) {
 		status int
 		code   string
 	}{
-		{name: "MissingPrefix", query: "limit=1&at=1", status: 400, code: client.CodeInvalid},
-		{name: "PrefixTwice", query: "prefix=a&prefix=b&limit=1&at=1", status: 400, code: client.CodeInvalid},
-		{name: "OversizePrefix", query: "prefix=" + long + "&limit=1&at=1", status: 413, code: client.CodeTooLarge},
-		{name: "OversizeAfter", query: "prefix=&after=" + long + "&limit=1&at=1", status: 413, code: client.CodeTooLarge},
-		{name: "AfterTwice", query: "prefix=&after=a&after=b&limit=1&at=1", status: 400, code: client.CodeInvalid},
-		{name: "MissingLimit", query: "prefix=&at=1", status: 400, code: client.CodeInvalid},
-		{name: "ZeroLimit", query: "prefix=&limit=0&at=1", status: 400, code: client.CodeInvalid},
-		{name: "NegativeLimit", query: "prefix=&limit=-1&at=1", status: 400, code: client.CodeInvalid},
-		{name: "NonNumericLimit", query: "prefix=&limit=all&at=1", status: 400, code: client.CodeInvalid},
-		{name: "LimitTwice", query: "prefix=&limit=1&limit=2&at=1", status: 400, code: client.CodeInvalid},
-		{name: "MissingAt", query: "prefix=&limit=1", status: 400, code: client.CodeInvalid},
-		{name: "NonNumericAt", query: "prefix=&limit=1&at=latest", status: 400, code: client.CodeInvalid},
-		{name: "AtOverflows", query: "prefix=&limit=1&at=18446744073709551616", status: 400, code: client.CodeInvalid},
-		{name: "BadWait", query: "prefix=&limit=1&at=1&wait=soon", status: 400, code: client.CodeInvalid},
-		{name: "NegativeWait", query: "prefix=&limit=1&at=1&wait=-1s", status: 400, code: client.CodeInvalid},
-		{name: "WaitTwice", query: "prefix=&limit=1&at=1&wait=1s&wait=2s", status: 400, code: client.CodeInvalid},
-		{name: "BadEscape", query: "prefix=%zz&limit=1&at=1", status: 400, code: client.CodeInvalid},
-		{name: "Post", method: "POST", query: "prefix=&limit=1&at=1", status: 405, code: client.CodeInvalid},
+		{name: "MissingPrefix", query: "limit=1&at=1", status: 400, code: apiwire.CodeInvalid},
+		{name: "PrefixTwice", query: "prefix=a&prefix=b&limit=1&at=1", status: 400, code: apiwire.CodeInvalid},
+		{name: "OversizePrefix", query: "prefix=" + long + "&limit=1&at=1", status: 413, code: apiwire.CodeTooLarge},
+		{name: "OversizeAfter", query: "prefix=&after=" + long + "&limit=1&at=1", status: 413, code: apiwire.CodeTooLarge},
+		{name: "AfterTwice", query: "prefix=&after=a&after=b&limit=1&at=1", status: 400, code: apiwire.CodeInvalid},
+		{name: "MissingLimit", query: "prefix=&at=1", status: 400, code: apiwire.CodeInvalid},
+		{name: "ZeroLimit", query: "prefix=&limit=0&at=1", status: 400, code: apiwire.CodeInvalid},
+		{name: "NegativeLimit", query: "prefix=&limit=-1&at=1", status: 400, code: apiwire.CodeInvalid},
+		{name: "NonNumericLimit", query: "prefix=&limit=all&at=1", status: 400, code: apiwire.CodeInvalid},
+		{name: "LimitTwice", query: "prefix=&limit=1&limit=2&at=1", status: 400, code: apiwire.CodeInvalid},
+		{name: "MissingAt", query: "prefix=&limit=1", status: 400, code: apiwire.CodeInvalid},
+		{name: "NonNumericAt", query: "prefix=&limit=1&at=latest", status: 400, code: apiwire.CodeInvalid},
+		{name: "AtOverflows", query: "prefix=&limit=1&at=18446744073709551616", status: 400, code: apiwire.CodeInvalid},
+		{name: "BadWait", query: "prefix=&limit=1&at=1&wait=soon", status: 400, code: apiwire.CodeInvalid},
+		{name: "NegativeWait", query: "prefix=&limit=1&at=1&wait=-1s", status: 400, code: apiwire.CodeInvalid},
+		{name: "WaitTwice", query: "prefix=&limit=1&at=1&wait=1s&wait=2s", status: 400, code: apiwire.CodeInvalid},
+		{name: "BadEscape", query: "prefix=%zz&limit=1&at=1", status: 400, code: apiwire.CodeInvalid},
+		{name: "Post", method: "POST", query: "prefix=&limit=1&at=1", status: 405, code: apiwire.CodeInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			method := tc.method
@@ -288,7 +287,7 @@ func TestServer_ScanBadInput(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			h := resp.Header.Get(client.HeaderIndex)
+			h := resp.Header.Get(apiwire.HeaderIndex)
 			if code := errorCode(t, resp); resp.StatusCode != tc.status || code != tc.code {
 				t.Errorf("status %d code %q, want %d %q", resp.StatusCode, code, tc.status, tc.code)
 			}
@@ -340,7 +339,7 @@ func TestServer_ScanPageBounds(t *testing.T) {
 			}
 			at := f.write(ops...)
 			c := f.client(nil)
-			var walked []kv.Item
+			var walked []argent.Item
 			var after []byte
 			for pages := 0; ; pages++ {
 				if pages > 20 {
@@ -371,7 +370,7 @@ func TestClient_ScanProtocol(t *testing.T) {
 	page := func(index, body string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			if index != "" {
-				w.Header().Set(client.HeaderIndex, index)
+				w.Header().Set(apiwire.HeaderIndex, index)
 			}
 			_, _ = w.Write([]byte(body))
 		}

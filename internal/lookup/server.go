@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/kv"
 )
 
@@ -123,7 +123,7 @@ func (s *Server) admit(r *http.Request) error {
 
 // setIndex sets Argent-Index.
 func setIndex(h http.Header, i argent.Index) {
-	h.Set(client.HeaderIndex, strconv.FormatUint(uint64(i), 10))
+	h.Set(apiwire.HeaderIndex, strconv.FormatUint(uint64(i), 10))
 }
 
 // writeBody sends body with its type and length.
@@ -146,9 +146,9 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 }
 
 // writeError sends err as the API's JSON error body, with the status of its
-// code (client.NewErrorBody), and logs server-side failures.
+// code (apiwire.NewErrorBody), and logs server-side failures.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	status, body := client.NewErrorBody(err)
+	status, body := apiwire.NewErrorBody(err)
 	if status == http.StatusInternalServerError {
 		s.cfg.Logger.Error("lookup: request failed", "method", r.Method, "url", r.URL.String(), "err", err)
 	}
@@ -163,8 +163,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 
 func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
 	w.Header().Set("Allow", allow)
-	b, _ := json.Marshal(client.ErrorBody{Error: client.ErrorDetail{
-		Code:    client.CodeInvalid,
+	b, _ := json.Marshal(apiwire.ErrorBody{Error: apiwire.ErrorDetail{
+		Code:    apiwire.CodeInvalid,
 		Message: fmt.Sprintf("argent: method %s not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow),
 	}})
 	writeBody(w, http.StatusMethodNotAllowed, "application/json", append(b, '\n'))

@@ -22,6 +22,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/node"
 	"github.com/argent-kv/argent/internal/testutil/faultproxy"
@@ -32,7 +33,7 @@ type httpAnswer struct {
 	status int
 	header http.Header
 	body   []byte
-	err    client.ErrorDetail // zero unless the body is a JSON error
+	err    apiwire.ErrorDetail // zero unless the body is a JSON error
 }
 
 func (a httpAnswer) String() string {
@@ -61,7 +62,7 @@ func readAnswer(t *testing.T, resp *http.Response) httpAnswer {
 		t.Fatal(err)
 	}
 	a := httpAnswer{status: resp.StatusCode, header: resp.Header, body: b}
-	var eb client.ErrorBody
+	var eb apiwire.ErrorBody
 	if json.Unmarshal(b, &eb) == nil {
 		a.err = eb.Error
 	}
@@ -100,8 +101,8 @@ func TestNode_NotReadyUntilFirstState(t *testing.T) {
 				role := n.Status().Role
 				for _, r := range reads {
 					a := do(t, r.method, n.Addr(), r.path, r.body)
-					if a.status != http.StatusServiceUnavailable || a.err.Code != client.CodeNotReady || a.header.Get(client.HeaderIndex) != "0" {
-						t.Errorf("%s %s before its first state: %v, want 503 %s at index 0", role, r.name, a, client.CodeNotReady)
+					if a.status != http.StatusServiceUnavailable || a.err.Code != apiwire.CodeNotReady || a.header.Get(apiwire.HeaderIndex) != "0" {
+						t.Errorf("%s %s before its first state: %v, want 503 %s at index 0", role, r.name, a, apiwire.CodeNotReady)
 					}
 				}
 				_, err := newClient(t, n).Get(context.Background(), []byte("k/0000"), client.ReadOptions{})
@@ -165,13 +166,13 @@ func TestNode_WriteRootUnreachable(t *testing.T) {
 	check := func(t *testing.T, n *node.Node, addr string) {
 		t.Helper()
 		a := do(t, "PUT", n.Addr(), "/v1/kv/w", "v")
-		if a.status != http.StatusServiceUnavailable || a.err.Code != client.CodeRootUnreachable || !strings.Contains(a.err.Message, addr) {
-			t.Errorf("PUT = %v, want 503 %s naming %s", a, client.CodeRootUnreachable, addr)
+		if a.status != http.StatusServiceUnavailable || a.err.Code != apiwire.CodeRootUnreachable || !strings.Contains(a.err.Message, addr) {
+			t.Errorf("PUT = %v, want 503 %s naming %s", a, apiwire.CodeRootUnreachable, addr)
 		}
 		_, err := newClient(t, n).Put(context.Background(), []byte("w"), []byte("v"))
-		var ce *client.Error
-		if !errors.As(err, &ce) || ce.Code != client.CodeRootUnreachable || !errors.Is(err, argent.ErrUnavailable) {
-			t.Errorf("client Put = %v, want a %s error wrapping ErrUnavailable", err, client.CodeRootUnreachable)
+		var ce *apiwire.Error
+		if !errors.As(err, &ce) || ce.Code != apiwire.CodeRootUnreachable || !errors.Is(err, argent.ErrUnavailable) {
+			t.Errorf("client Put = %v, want a %s error wrapping ErrUnavailable", err, apiwire.CodeRootUnreachable)
 		}
 	}
 	t.Run("RootDown", func(t *testing.T) {
@@ -209,14 +210,14 @@ func TestNode_ErrorsAreJSON(t *testing.T) {
 		status             int
 		code               string
 	}{
-		{"UnknownPath", "GET", "/nope", 404, client.CodeNotFound},
-		{"UnknownUnderV1", "GET", "/v1/nothing", 404, client.CodeNotFound},
-		{"UnknownUnderInternal", "GET", "/internal/v1/nothing", 404, client.CodeNotFound},
-		{"UnknownPost", "POST", "/nope", 404, client.CodeNotFound},
-		{"WrongMethodOnKey", "POST", "/v1/kv/a", 405, client.CodeInvalid},
-		{"WrongMethodOnMGet", "GET", "/v1/mget", 405, client.CodeInvalid},
-		{"WrongMethodOnLog", "POST", "/internal/v1/log", 405, client.CodeInvalid},
-		{"PatchOnKey", "PATCH", "/v1/kv/a", 405, client.CodeInvalid},
+		{"UnknownPath", "GET", "/nope", 404, apiwire.CodeNotFound},
+		{"UnknownUnderV1", "GET", "/v1/nothing", 404, apiwire.CodeNotFound},
+		{"UnknownUnderInternal", "GET", "/internal/v1/nothing", 404, apiwire.CodeNotFound},
+		{"UnknownPost", "POST", "/nope", 404, apiwire.CodeNotFound},
+		{"WrongMethodOnKey", "POST", "/v1/kv/a", 405, apiwire.CodeInvalid},
+		{"WrongMethodOnMGet", "GET", "/v1/mget", 405, apiwire.CodeInvalid},
+		{"WrongMethodOnLog", "POST", "/internal/v1/log", 405, apiwire.CodeInvalid},
+		{"PatchOnKey", "PATCH", "/v1/kv/a", 405, apiwire.CodeInvalid},
 	} {
 		for _, lane := range []bool{true, false} {
 			name := tt.name + map[bool]string{true: "AfterLane", false: "NetHTTP"}[lane]

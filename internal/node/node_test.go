@@ -79,7 +79,7 @@ func stateHash(t *testing.T, s *kv.Store) (argent.Index, [32]byte) {
 	h := sha256.New()
 	var after []byte
 	for {
-		items, more, err := s.Scan(nil, after, 1000, at)
+		items, more, err := s.Scan(context.Background(), nil, after, 1000, at)
 		if err != nil {
 			t.Fatal(err)
 		}

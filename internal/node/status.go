@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/replica"
 )
 
@@ -55,17 +55,17 @@ func (n *Node) Lag() (indexes uint64, seconds float64) {
 }
 
 // Status implements api.Backend.
-func (n *Node) Status() client.StatusResponse {
+func (n *Node) Status() apiwire.StatusResponse {
 	ri, rt := n.Root()
 	_, lag := n.Lag()
-	s := client.StatusResponse{
+	s := apiwire.StatusResponse{
 		Role:         n.cfg.Role,
 		NodeID:       n.nodeID,
 		AppliedIndex: n.applied(),
 		RootIndex:    ri,
 		LagSeconds:   lag,
 		DC:           n.cfg.DC,
-		Children:     []client.StatusChild{},
+		Children:     []apiwire.StatusChild{},
 	}
 	if ds := n.dataset(); !ds.IsZero() {
 		s.DatasetID = ds.String()
@@ -87,7 +87,7 @@ func (n *Node) Status() client.StatusResponse {
 		if c.SentIndex < ri && c.SentTime > 0 {
 			lag = max(0, time.Duration(rt-c.SentTime).Seconds())
 		}
-		s.Children = append(s.Children, client.StatusChild{Addr: addr, NodeID: c.NodeID, Role: c.Role, DC: c.DC, AppliedIndex: c.SentIndex, LagSeconds: lag})
+		s.Children = append(s.Children, apiwire.StatusChild{Addr: addr, NodeID: c.NodeID, Role: c.Role, DC: c.DC, AppliedIndex: c.SentIndex, LagSeconds: lag})
 	}
 	sort.Slice(s.Children, func(i, j int) bool { return s.Children[i].Addr < s.Children[j].Addr })
 	return s

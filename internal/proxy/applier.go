@@ -5,8 +5,8 @@ import (
 	"fmt"
 
 	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/logstore"
 	"github.com/argent-kv/argent/internal/lookup"
-	"github.com/argent-kv/argent/internal/proxycache"
 	"github.com/argent-kv/argent/internal/pull"
 	"github.com/argent-kv/argent/internal/wire"
 )
@@ -56,8 +56,7 @@ func (t *target) Bootstrap(ctx context.Context, up string) error {
 	if st.Index < p.last.Index {
 		return fmt.Errorf("proxy: start over at %s: it is at %d, behind the proxy's %d", up, st.Index, p.last.Index)
 	}
-	cst := proxycache.State{Index: st.Index, Time: st.Time, Chain: st.Chain}
-	if err := p.cache.Reset(cst); err != nil {
+	if err := p.cache.Reset(st); err != nil {
 		return fmt.Errorf("proxy: start over: %w", err)
 	}
 	synced, err := p.cache.Sync()
@@ -66,7 +65,7 @@ func (t *target) Bootstrap(ctx context.Context, up string) error {
 	}
 	p.win.Reset(st.Index)
 	p.ring.reset()
-	p.last = cst
+	p.last = st
 	p.filter.Store(&installedFilter{f: f, base: st.Index})
 	p.publish(synced)
 	p.cfg.Logger.Info("proxy: started over at the upstream's state", "upstream", up, "index", st.Index)
@@ -111,7 +110,7 @@ func (g *group) AppendEntry(e *argent.Entry) error {
 		p.win.Reset(p.cache.Applied())
 		return fmt.Errorf("proxy: apply entry %d: %w", e.Index, err)
 	}
-	p.last = proxycache.State{Index: e.Index, Time: e.Time, Chain: e.Chain}
+	p.last = logstore.StateOf(e)
 	p.ring.add(e)
 	g.n++
 	return nil

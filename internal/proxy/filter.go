@@ -78,9 +78,7 @@ func (p *Proxy) refreshFilter(ctx context.Context) error {
 			lastErr = err
 			continue
 		}
-		wctx, cancel := context.WithTimeout(ctx, p.cfg.MissWait)
-		_, err = p.WaitApplied(wctx.Done(), p.cfg.MissWait, st.Index)
-		cancel()
+		_, err = p.WaitApplied(ctx, p.cfg.MissWait, st.Index)
 		if err != nil {
 			lastErr = fmt.Errorf("proxy: filter at %d from %s: %w", st.Index, c.Addr(), err)
 			continue

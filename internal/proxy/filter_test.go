@@ -62,7 +62,7 @@ func TestProxy_AbsentKeysAnsweredLocally(t *testing.T) {
 	at := p.Applied()
 	local := 0
 	for i := 0; i < n; i++ {
-		_, tier, err := p.GetTier([]byte(fmt.Sprintf("absent/%06d", i)), at)
+		_, tier, err := p.GetTier(context.Background(), []byte(fmt.Sprintf("absent/%06d", i)), at)
 		if !errors.Is(err, argent.ErrNotFound) {
 			t.Fatalf("absent key %d: %v", i, err)
 		}
@@ -77,7 +77,7 @@ func TestProxy_AbsentKeysAnsweredLocally(t *testing.T) {
 	// A sample of present keys through the whole read path.
 	for i := 0; i < n; i += 97 {
 		k := fmt.Sprintf("present/%06d", i)
-		if v, _, err := p.GetTier([]byte(k), at); err != nil || string(v.Value) != "v" {
+		if v, _, err := p.GetTier(context.Background(), []byte(k), at); err != nil || string(v.Value) != "v" {
 			t.Fatalf("present key %q: %q, %v", k, v.Value, err)
 		}
 	}
@@ -180,7 +180,7 @@ func TestProxy_FilterKeepsPutsPastTheWindow(t *testing.T) {
 		if may, _ := p.FilterMayContain([]byte(k)); !may {
 			t.Errorf("false negative at %d: the filter says %q, put and no longer in the window, is absent", at, k)
 		}
-		v, tier, err := p.GetTier([]byte(k), at)
+		v, tier, err := p.GetTier(context.Background(), []byte(k), at)
 		switch {
 		case err != nil:
 			t.Errorf("read %q at %d: %v (tier %q), want \"v\"", k, at, err, tier)
@@ -193,7 +193,7 @@ func TestProxy_FilterKeepsPutsPastTheWindow(t *testing.T) {
 	// The filter is in use: it answers absent keys.
 	filtered := 0
 	for i := range 50 {
-		if _, tier, err := p.GetTier([]byte(fmt.Sprintf("never/%d", i)), at); errors.Is(err, argent.ErrNotFound) && tier == proxy.TierFilter {
+		if _, tier, err := p.GetTier(context.Background(), []byte(fmt.Sprintf("never/%d", i)), at); errors.Is(err, argent.ErrNotFound) && tier == proxy.TierFilter {
 			filtered++
 		}
 	}

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,9 +15,8 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/api"
-	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/lookup"
 	"github.com/argent-kv/argent/internal/proxy"
 	"github.com/argent-kv/argent/internal/window"
@@ -35,7 +35,7 @@ func checkMany(t *testing.T, p *proxy.Proxy, h *history, keys []string, allowFai
 	for i, k := range keys {
 		bs[i] = []byte(k)
 	}
-	vals, found, err := p.GetMany(bs, at)
+	vals, found, err := p.GetMany(context.Background(), bs, at)
 	if err != nil {
 		if !allowFail || !errors.Is(err, argent.ErrUnavailable) {
 			t.Fatalf("mget %q at %d: %v", keys, at, err)
@@ -152,7 +152,7 @@ func (c *lookupCounter) wrap(next http.Handler) http.Handler {
 					http.Error(w, err.Error(), http.StatusBadRequest)
 					return
 				}
-				var req client.MGetRequest
+				var req apiwire.MGetRequest
 				if err := json.Unmarshal(body, &req); err != nil {
 					http.Error(w, err.Error(), http.StatusBadRequest)
 					return
@@ -241,15 +241,15 @@ func TestProxy_GetManySharesFlights(t *testing.T) {
 	at := p.Applied()
 
 	type answer struct {
-		vals  []kv.Value
+		vals  []argent.Value
 		found []bool
 		tier  string
 		err   error
 	}
 	single := make(chan answer, 1)
 	go func() {
-		v, tier, err := p.GetTier([]byte(keys[0]), at)
-		single <- answer{vals: []kv.Value{v}, found: []bool{err == nil}, tier: tier, err: err}
+		v, tier, err := p.GetTier(context.Background(), []byte(keys[0]), at)
+		single <- answer{vals: []argent.Value{v}, found: []bool{err == nil}, tier: tier, err: err}
 	}()
 	select {
 	case <-cnt.got:
@@ -258,7 +258,7 @@ func TestProxy_GetManySharesFlights(t *testing.T) {
 	}
 	many := make(chan answer, 1)
 	go func() {
-		vals, found, err := p.GetMany([][]byte{[]byte(keys[0]), []byte(keys[1]), []byte(keys[2])}, at)
+		vals, found, err := p.GetMany(context.Background(), [][]byte{[]byte(keys[0]), []byte(keys[1]), []byte(keys[2])}, at)
 		many <- answer{vals: vals, found: found, err: err}
 	}()
 	deadline := time.Now().Add(5 * time.Second)

@@ -5,7 +5,7 @@ import (
 	"sync"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/logstore"
 	"github.com/argent-kv/argent/internal/wire"
 )
 
@@ -65,7 +65,7 @@ func (r *logRing) firstIndex(last argent.Index) argent.Index {
 // maxBytes of them (at least one), and returns the index after the last one
 // given. It fails with an error wrapping argent.ErrCompacted when from is
 // no longer in the ring.
-func (r *logRing) read(from, to argent.Index, maxBytes int, fn func(e *kv.LogEntry) bool) (argent.Index, error) {
+func (r *logRing) read(from, to argent.Index, maxBytes int, fn func(e *logstore.Entry) bool) (argent.Index, error) {
 	r.mu.Lock()
 	if from < r.first || len(r.raws) == 0 && from <= to {
 		first := r.first
@@ -90,7 +90,7 @@ func (r *logRing) read(from, to argent.Index, maxBytes int, fn func(e *kv.LogEnt
 			return next, fmt.Errorf("proxy: recent log entry %d: %w", next, err)
 		}
 		next++
-		if !fn(&kv.LogEntry{Entry: e, Raw: raw}) {
+		if !fn(&logstore.Entry{Entry: e, Raw: raw}) {
 			break
 		}
 	}

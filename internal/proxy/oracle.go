@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/lookup"
 )
 
@@ -203,10 +203,10 @@ func (o *oracle) refresh(ctx context.Context) {
 	}
 }
 
-func (o *oracle) status(ctx context.Context, addr string) (client.StatusResponse, error) {
+func (o *oracle) status(ctx context.Context, addr string) (apiwire.StatusResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	var st client.StatusResponse
+	var st apiwire.StatusResponse
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/status", nil)
 	if err != nil {
 		return st, err

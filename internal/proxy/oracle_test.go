@@ -10,11 +10,11 @@ import (
 	"testing"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/apiwire"
 )
 
 // fakeNode serves /v1/status from st, which the test may swap.
-func fakeNode(t *testing.T, st *atomic.Pointer[client.StatusResponse]) string {
+func fakeNode(t *testing.T, st *atomic.Pointer[apiwire.StatusResponse]) string {
 	t.Helper()
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v1/status" {
@@ -33,23 +33,23 @@ func fakeNode(t *testing.T, st *atomic.Pointer[client.StatusResponse]) string {
 // other-DC replicas later, dead ones last (and forgotten after a while);
 // proxies never.
 func TestOracle_LearnsAndRanks(t *testing.T) {
-	fixed := func(st client.StatusResponse) *atomic.Pointer[client.StatusResponse] {
-		var p atomic.Pointer[client.StatusResponse]
+	fixed := func(st apiwire.StatusResponse) *atomic.Pointer[apiwire.StatusResponse] {
+		var p atomic.Pointer[apiwire.StatusResponse]
 		p.Store(&st)
 		return &p
 	}
-	rootSt := fixed(client.StatusResponse{Role: "root", AppliedIndex: 100})
+	rootSt := fixed(apiwire.StatusResponse{Role: "root", AppliedIndex: 100})
 	root := fakeNode(t, rootSt)
-	near := fakeNode(t, fixed(client.StatusResponse{Role: "replica", DC: "ams", AppliedIndex: 100, Upstream: root}))
-	behind := fakeNode(t, fixed(client.StatusResponse{Role: "replica", DC: "ams", AppliedIndex: 50, Upstream: root}))
-	far := fakeNode(t, fixed(client.StatusResponse{Role: "replica", DC: "sin", AppliedIndex: 100, Upstream: root}))
-	px := fakeNode(t, fixed(client.StatusResponse{Role: "proxy", DC: "ams", AppliedIndex: 100, Upstream: near}))
+	near := fakeNode(t, fixed(apiwire.StatusResponse{Role: "replica", DC: "ams", AppliedIndex: 100, Upstream: root}))
+	behind := fakeNode(t, fixed(apiwire.StatusResponse{Role: "replica", DC: "ams", AppliedIndex: 50, Upstream: root}))
+	far := fakeNode(t, fixed(apiwire.StatusResponse{Role: "replica", DC: "sin", AppliedIndex: 100, Upstream: root}))
+	px := fakeNode(t, fixed(apiwire.StatusResponse{Role: "proxy", DC: "ams", AppliedIndex: 100, Upstream: near}))
 	dead := "127.0.0.1:1" // nothing listens there
-	children := []client.StatusChild{
+	children := []apiwire.StatusChild{
 		{Addr: near, Role: "replica"}, {Addr: behind, Role: "replica"}, {Addr: far, Role: "replica"},
 		{Addr: px, Role: "proxy"}, {Addr: dead, Role: "replica"},
 	}
-	rootSt.Store(&client.StatusResponse{Role: "root", AppliedIndex: 100, Children: children})
+	rootSt.Store(&apiwire.StatusResponse{Role: "root", AppliedIndex: 100, Children: children})
 	o, err := newOracle([]string{far}, "ams", http.DefaultClient, argent.Limits{})
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func TestOracle_LearnsAndRanks(t *testing.T) {
 		t.Errorf("order = %v\nwant    %v (near, behind, far, root, dead)", got, want)
 	}
 	// The root stops naming the dead child (it is no longer connected).
-	rootSt.Store(&client.StatusResponse{Role: "root", AppliedIndex: 100, Children: children[:4]})
+	rootSt.Store(&apiwire.StatusResponse{Role: "root", AppliedIndex: 100, Children: children[:4]})
 	o.forget = 0
 	o.refresh(context.Background())
 	for _, c := range o.order(90) {

@@ -28,7 +28,7 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/logstore"
 	"github.com/argent-kv/argent/internal/negfilter"
 	"github.com/argent-kv/argent/internal/proxycache"
 	"github.com/argent-kv/argent/internal/window"
@@ -107,9 +107,9 @@ type Proxy struct {
 	// applyMu orders the log applier against filter installs; last is the
 	// state of the last entry applied to the cache, durable or not.
 	applyMu sync.Mutex
-	last    proxycache.State
+	last    argent.State
 
-	published atomic.Pointer[proxycache.State] // durable and served
+	published atomic.Pointer[argent.State] // durable and served
 	changedMu sync.Mutex
 	changed   chan struct{} // closed and replaced when published moves
 
@@ -177,7 +177,7 @@ func (p *Proxy) Stats() *Stats { return &p.stats }
 func (p *Proxy) Applied() argent.Index { return p.published.Load().Index }
 
 // State returns the published state.
-func (p *Proxy) State() proxycache.State { return *p.published.Load() }
+func (p *Proxy) State() argent.State { return *p.published.Load() }
 
 // Changed returns a channel closed when the published index next moves.
 func (p *Proxy) Changed() <-chan struct{} {
@@ -187,7 +187,7 @@ func (p *Proxy) Changed() <-chan struct{} {
 }
 
 // publish makes st the served state and wakes waiters.
-func (p *Proxy) publish(st proxycache.State) {
+func (p *Proxy) publish(st argent.State) {
 	if st.Index < p.Applied() {
 		return
 	}
@@ -198,10 +198,11 @@ func (p *Proxy) publish(st proxycache.State) {
 	p.changedMu.Unlock()
 }
 
-// WaitApplied waits until the published index reaches min, done closes or
+// WaitApplied waits until the published index reaches min, ctx ends or
 // wait passes; it returns the published index, and an error wrapping
-// argent.ErrTimeout if min was not reached.
-func (p *Proxy) WaitApplied(done <-chan struct{}, wait time.Duration, min argent.Index) (argent.Index, error) {
+// argent.ErrTimeout (and, when ctx ended, ctx's error) if min was not
+// reached.
+func (p *Proxy) WaitApplied(ctx context.Context, wait time.Duration, min argent.Index) (argent.Index, error) {
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
@@ -213,41 +214,41 @@ func (p *Proxy) WaitApplied(done <-chan struct{}, wait time.Duration, min argent
 		case <-ch:
 		case <-t.C:
 			return p.Applied(), fmt.Errorf("%w: index %d not reached in %v (applied %d)", argent.ErrTimeout, min, wait, p.Applied())
-		case <-done:
-			return p.Applied(), fmt.Errorf("%w: index %d not reached: request ended", argent.ErrTimeout, min)
+		case <-ctx.Done():
+			return p.Applied(), fmt.Errorf("%w: index %d not reached: request ended: %w", argent.ErrTimeout, min, ctx.Err())
 		}
 	}
 }
 
 // Get implements the api's reader: the value of key at index at, which
-// must not be above Applied.
-func (p *Proxy) Get(key []byte, at argent.Index) (kv.Value, error) {
-	v, _, err := p.GetTier(key, at)
+// must not be above Applied. See GetTier.
+func (p *Proxy) Get(ctx context.Context, key []byte, at argent.Index) (argent.Value, error) {
+	v, _, err := p.GetTier(ctx, key, at)
 	return v, err
 }
 
 // GetTier returns the value of key at index at (at most Applied) and the
 // tier that answered. It fails with an error wrapping argent.ErrUnavailable
-// when no replica could resolve a miss within MissWait.
-func (p *Proxy) GetTier(key []byte, at argent.Index) (kv.Value, string, error) {
+// when no replica could resolve a miss within MissWait, and with one
+// wrapping ctx's error too when ctx ended first: a miss stops asking
+// replicas once its reader has gone.
+func (p *Proxy) GetTier(ctx context.Context, key []byte, at argent.Index) (argent.Value, string, error) {
 	if err := p.checkAt(at); err != nil {
-		return kv.Value{}, "", err
+		return argent.Value{}, "", err
 	}
 	if v, tier, err := p.getLocal(key, at); tier != "" {
 		return v, tier, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.MissWait)
-	defer cancel()
 	rs, err := p.resolve(ctx, [][]byte{key}, at)
 	if err != nil {
 		p.stats.Failed.Add(1)
-		return kv.Value{}, "", err
+		return argent.Value{}, "", err
 	}
 	p.stats.Replica.Add(1)
 	if rs[0].Absent {
-		return kv.Value{}, TierReplica, argent.ErrNotFound
+		return argent.Value{}, TierReplica, argent.ErrNotFound
 	}
-	return kv.Value{Value: rs[0].Value, ModIndex: rs[0].ModIndex}, TierReplica, nil
+	return rs[0].Value, TierReplica, nil
 }
 
 // checkAt refuses a read at an index the proxy has not reached.
@@ -260,10 +261,14 @@ func (p *Proxy) checkAt(at argent.Index) error {
 
 // GetLocal reads key at index at from the proxy's own tiers only (window,
 // cache, filter); ok is false on a miss, which only a replica can resolve.
-// It implements api.LocalReader.
-func (p *Proxy) GetLocal(key []byte, at argent.Index) (kv.Value, bool, error) {
+// It implements api.LocalReader. It does not wait, so ctx only keeps a
+// read that has already lost its reader from starting.
+func (p *Proxy) GetLocal(ctx context.Context, key []byte, at argent.Index) (argent.Value, bool, error) {
+	if ctx.Err() != nil {
+		return argent.Value{}, true, readerGone(ctx, fmt.Sprintf("read of %q at %d", key, at))
+	}
 	if err := p.checkAt(at); err != nil {
-		return kv.Value{}, true, err
+		return argent.Value{}, true, err
 	}
 	v, tier, err := p.getLocal(key, at)
 	return v, tier != "", err
@@ -274,12 +279,12 @@ func (p *Proxy) GetLocal(key []byte, at argent.Index) (kv.Value, bool, error) {
 // absent. The misses are resolved together, one lookup for all of them per
 // replica tried (see resolve), within one MissWait. It fails, as a whole,
 // when any miss cannot be resolved, with an error wrapping
-// argent.ErrUnavailable.
-func (p *Proxy) GetMany(keys [][]byte, at argent.Index) (vals []kv.Value, found []bool, err error) {
+// argent.ErrUnavailable, and ctx's error too when ctx ended first.
+func (p *Proxy) GetMany(ctx context.Context, keys [][]byte, at argent.Index) (vals []argent.Value, found []bool, err error) {
 	if err := p.checkAt(at); err != nil {
 		return nil, nil, err
 	}
-	vals, found = make([]kv.Value, len(keys)), make([]bool, len(keys))
+	vals, found = make([]argent.Value, len(keys)), make([]bool, len(keys))
 	var miss [][]byte                // the distinct keys missed
 	missAt := make([]int, len(keys)) // position in miss of each key; -1: answered here
 	pos := make(map[string]int)      // key -> position in miss
@@ -305,8 +310,6 @@ func (p *Proxy) GetMany(keys [][]byte, at argent.Index) (vals []kv.Value, found 
 	if len(miss) == 0 {
 		return vals, found, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.MissWait)
-	defer cancel()
 	rs, err := p.resolve(ctx, miss, at)
 	if err != nil {
 		p.stats.Failed.Add(uint64(len(miss)))
@@ -315,7 +318,7 @@ func (p *Proxy) GetMany(keys [][]byte, at argent.Index) (vals []kv.Value, found 
 	p.stats.Replica.Add(uint64(len(miss)))
 	for i, j := range missAt {
 		if j >= 0 && !rs[j].Absent {
-			vals[i], found[i] = kv.Value{Value: rs[j].Value, ModIndex: rs[j].ModIndex}, true
+			vals[i], found[i] = rs[j].Value, true
 		}
 	}
 	return vals, found, nil
@@ -324,7 +327,7 @@ func (p *Proxy) GetMany(keys [][]byte, at argent.Index) (vals []kv.Value, found 
 // getLocal answers a read of key at index at from the proxy's own tiers:
 // the window, the cache, the filter, and names the one that answered. The
 // tier is "" on a miss, which only a replica can resolve.
-func (p *Proxy) getLocal(key []byte, at argent.Index) (kv.Value, string, error) {
+func (p *Proxy) getLocal(key []byte, at argent.Index) (argent.Value, string, error) {
 	if wr, found, ok := p.win.Latest(key, at); ok && found {
 		p.stats.Window.Add(1)
 		return writeValue(wr), TierWindow, writeErr(wr)
@@ -332,23 +335,23 @@ func (p *Proxy) getLocal(key []byte, at argent.Index) (kv.Value, string, error) 
 	if e, ok := p.cache.Get(key); ok && e.Since <= at {
 		p.stats.Cache.Add(1)
 		if !e.Present {
-			return kv.Value{}, TierCache, argent.ErrNotFound
+			return argent.Value{}, TierCache, argent.ErrNotFound
 		}
-		return kv.Value{Value: e.Value, ModIndex: e.ModIndex}, TierCache, nil
+		return e.Value, TierCache, nil
 	}
 	if f := p.filter.Load(); f != nil && at >= f.base && !f.f.MayContain(key) {
 		p.stats.Filter.Add(1)
-		return kv.Value{}, TierFilter, argent.ErrNotFound
+		return argent.Value{}, TierFilter, argent.ErrNotFound
 	}
-	return kv.Value{}, "", nil
+	return argent.Value{}, "", nil
 }
 
 // writeValue and writeErr turn a window write into a read's answer.
-func writeValue(wr window.Write) kv.Value {
+func writeValue(wr window.Write) argent.Value {
 	if wr.Deleted {
-		return kv.Value{}
+		return argent.Value{}
 	}
-	return kv.Value{Value: wr.Value, ModIndex: wr.Index}
+	return argent.Value{Value: wr.Value, ModIndex: wr.Index}
 }
 
 func writeErr(wr window.Write) error {
@@ -363,7 +366,7 @@ func writeErr(wr window.Write) error {
 func (p *Proxy) LogFirst() argent.Index { return p.ring.firstIndex(p.Applied()) }
 
 // ReadLog serves watch streams from the recent entries, up to Applied.
-func (p *Proxy) ReadLog(from argent.Index, maxBytes int, fn func(e *kv.LogEntry) bool) (argent.Index, error) {
+func (p *Proxy) ReadLog(from argent.Index, maxBytes int, fn func(e *logstore.Entry) bool) (argent.Index, error) {
 	return p.ring.read(from, p.Applied(), maxBytes, fn)
 }
 

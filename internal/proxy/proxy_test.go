@@ -175,7 +175,7 @@ func apply(t *testing.T, p *proxy.Proxy, h *history, upTo int, rng *rand.Rand) {
 func checkRead(t *testing.T, p *proxy.Proxy, h *history, key string, allowFail bool) string {
 	t.Helper()
 	at := p.Applied()
-	v, tier, err := p.GetTier([]byte(key), at)
+	v, tier, err := p.GetTier(context.Background(), []byte(key), at)
 	want, present := h.stateAt(at)[key]
 	switch {
 	case errors.Is(err, argent.ErrNotFound):
@@ -260,7 +260,7 @@ func TestProxy_Filter(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for i := 0; ; i++ {
 		// A new key each time: a miss answered by the replica is cached.
-		if _, tier, err := p.GetTier([]byte(fmt.Sprintf("never-%d", i)), p.Applied()); err != nil && tier == proxy.TierFilter {
+		if _, tier, err := p.GetTier(context.Background(), []byte(fmt.Sprintf("never-%d", i)), p.Applied()); err != nil && tier == proxy.TierFilter {
 			break
 		}
 		if time.Now().After(deadline) {

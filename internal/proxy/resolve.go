@@ -23,69 +23,119 @@ type flight struct {
 	done chan struct{}
 	r    lookup.Result
 	err  error
+	// abandoned is set when the read that led the flight went away (its
+	// ctx ended) before the key was resolved: the flight's error then says
+	// nothing about the key, so a read still waiting on it looks the key up
+	// itself.
+	abandoned bool
 }
 
 // resolve returns the values of keys (distinct) at index at from replicas,
 // in the order of keys, and offers each answer to the cache. It fails, as a
-// whole, when any key cannot be resolved before ctx ends.
+// whole, when any key cannot be resolved within MissWait, and as soon as
+// ctx ends: a read whose reader has gone (its HTTP client left, its RESP
+// connection closed, the server stops) stops waiting and asking replicas,
+// and its error wraps ctx's.
 //
 // Every key is a flight that concurrent reads of the key at the same index
 // share, whether they read one key or many. The keys no other read is
 // looking up already are looked up together, one request per replica tried
 // (see lookupAt); for the others resolve waits on the flight that is. A
 // caller first finishes the flights it leads and only then waits on others,
-// so two reads leading each other's keys cannot wait on each other.
+// so two reads leading each other's keys cannot wait on each other. A
+// flight whose leader went away before it resolved is abandoned, and the
+// reads that waited on it try its key again (one of them leading the new
+// flight), so one reader leaving never fails another.
 func (p *Proxy) resolve(ctx context.Context, keys [][]byte, at argent.Index) ([]lookup.Result, error) {
-	flights := make([]*flight, len(keys))
-	var lead []int // positions of the keys this call looks up
+	wctx, cancel := context.WithTimeout(ctx, p.cfg.MissWait)
+	defer cancel()
+	out := make([]lookup.Result, len(keys))
+	todo := make([]int, len(keys)) // positions of the keys not resolved yet
+	for i := range todo {
+		todo[i] = i
+	}
+	for len(todo) > 0 {
+		var err error
+		if todo, err = p.resolveOnce(ctx, wctx, keys, todo, at, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// resolveOnce resolves the keys at positions todo into out: it leads the
+// flights of the keys no other read is looking up, within wctx (ctx bounded
+// by MissWait), and then waits on the others. It returns the positions
+// whose flights were abandoned, to try again.
+func (p *Proxy) resolveOnce(ctx, wctx context.Context, keys [][]byte, todo []int, at argent.Index, out []lookup.Result) (retry []int, err error) {
+	flights := make([]*flight, len(todo))
+	var lead []int // positions in todo of the keys this call looks up
 	p.flightMu.Lock()
-	for i, k := range keys {
-		fk := flightKey{key: string(k), at: at}
+	for j, i := range todo {
+		fk := flightKey{key: string(keys[i]), at: at}
 		if f, ok := p.flights[fk]; ok {
-			flights[i] = f
+			flights[j] = f
 			continue
 		}
 		f := &flight{done: make(chan struct{})}
 		p.flights[fk] = f
-		flights[i] = f
-		lead = append(lead, i)
+		flights[j] = f
+		lead = append(lead, j)
 	}
 	p.flightMu.Unlock()
 
 	if len(lead) > 0 {
 		ask := make([][]byte, len(lead))
-		for j, i := range lead {
-			ask[j] = keys[i]
+		for n, j := range lead {
+			ask[n] = keys[todo[j]]
 		}
-		rs, errs := p.lookupAt(ctx, ask, at)
+		rs, errs := p.lookupAt(wctx, ask, at)
+		gone := ctx.Err() != nil
 		p.flightMu.Lock()
-		for _, i := range lead {
-			delete(p.flights, flightKey{key: string(keys[i]), at: at})
+		for _, j := range lead {
+			delete(p.flights, flightKey{key: string(keys[todo[j]]), at: at})
 		}
 		p.flightMu.Unlock()
-		for j, i := range lead {
-			f := flights[i]
-			f.r, f.err = rs[j], errs[j]
+		for n, j := range lead {
+			f := flights[j]
+			f.r, f.err = rs[n], errs[n]
+			f.abandoned = f.err != nil && gone
 			close(f.done)
 			if f.err == nil {
-				p.admit(keys[i], f.r, at)
+				p.admit(keys[todo[j]], f.r, at)
 			}
 		}
 	}
 
-	out := make([]lookup.Result, len(keys))
-	for i, f := range flights {
+	for j, f := range flights {
+		i := todo[j]
 		select {
 		case <-f.done:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: proxy: miss of %q at %d: %w", argent.ErrUnavailable, keys[i], at, ctx.Err())
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return nil, readerGone(ctx, fmt.Sprintf("miss of %q at %d", keys[i], at))
+			}
+			return nil, fmt.Errorf("%w: proxy: miss of %q at %d: %w", argent.ErrUnavailable, keys[i], at, wctx.Err())
 		}
-		if f.err != nil {
+		switch {
+		case f.err == nil:
+			out[i] = f.r
+		case ctx.Err() != nil:
+			return nil, readerGone(ctx, fmt.Sprintf("miss of %q at %d", keys[i], at))
+		case f.abandoned:
+			retry = append(retry, i)
+		default:
 			return nil, f.err
 		}
-		out[i] = f.r
 	}
-	return out, nil
+	return retry, nil
+}
+
+// readerGone is the error of a read whose ctx ended before replicas
+// answered (what names the read): it wraps argent.ErrUnavailable, as every
+// unresolved miss does, and ctx's error, which says why the read stopped.
+func readerGone(ctx context.Context, what string) error {
+	return fmt.Errorf("%w: proxy: %s: the reader went away: %w", argent.ErrUnavailable, what, ctx.Err())
 }
 
 // lookupAt asks the replicas, in turn, for keys as of at until every
@@ -261,7 +311,7 @@ func (p *Proxy) admit(key []byte, r lookup.Result, at argent.Index) {
 	if changed, ok := p.win.Changed(key, at, s2); !ok || changed {
 		return
 	}
-	e := proxycache.Entry{Present: !r.Absent, Value: r.Value, ModIndex: r.ModIndex}
+	e := proxycache.Entry{Present: !r.Absent, Value: r.Value}
 	if r.Absent {
 		e.Since = at // absent at at, and nothing changed it up to s2
 	}

@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"context"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -9,7 +10,6 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/lookup"
 	"github.com/argent-kv/argent/internal/proxy"
 	"github.com/argent-kv/argent/internal/window"
@@ -85,13 +85,13 @@ func TestProxy_AdmitRefusesKeyChangedDuringMiss(t *testing.T) {
 	apply(t, p, h, 2, rng)
 
 	type answer struct {
-		v    kv.Value
+		v    argent.Value
 		tier string
 		err  error
 	}
 	miss := make(chan answer, 1)
 	go func() {
-		v, tier, err := p.GetTier([]byte("k"), 2)
+		v, tier, err := p.GetTier(context.Background(), []byte("k"), 2)
 		miss <- answer{v, tier, err}
 	}()
 	select {
@@ -112,7 +112,7 @@ func TestProxy_AdmitRefusesKeyChangedDuringMiss(t *testing.T) {
 	}
 
 	apply(t, p, h, 4, rng)
-	v, tier, err := p.GetTier([]byte("k"), 4)
+	v, tier, err := p.GetTier(context.Background(), []byte("k"), 4)
 	if err != nil || string(v.Value) != "new" || v.ModIndex != 3 {
 		t.Fatalf("read of k at 4 = %q@%d from tier %q, %v; want \"new\"@3: the value fetched as of 2 entered the cache at 3, though index 3 wrote k",
 			v.Value, v.ModIndex, tier, err)

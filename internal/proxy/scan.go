@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/lookup"
 )
 
@@ -25,9 +24,10 @@ import (
 //
 // It fails with an error wrapping argent.ErrUnavailable when no replica
 // answered within MissWait (none at or past at, or none reachable), and
-// with argent.ErrTooLarge, before asking, when prefix or after is longer
-// than the key limit, which replicas refuse.
-func (p *Proxy) Scan(prefix, after []byte, limit int, at argent.Index) ([]kv.Item, bool, error) {
+// ctx's error too when ctx ended first; with argent.ErrTooLarge, before
+// asking, when prefix or after is longer than the key limit, which
+// replicas refuse.
+func (p *Proxy) Scan(ctx context.Context, prefix, after []byte, limit int, at argent.Index) ([]argent.Item, bool, error) {
 	if err := p.checkAt(at); err != nil {
 		return nil, false, err
 	}
@@ -38,9 +38,12 @@ func (p *Proxy) Scan(prefix, after []byte, limit int, at argent.Index) ([]kv.Ite
 	if len(prefix) > maxKey || len(after) > maxKey {
 		return nil, false, fmt.Errorf("%w: proxy: scan prefix of %d bytes or after of %d bytes is longer than the key limit of %d", argent.ErrTooLarge, len(prefix), len(after), maxKey)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.MissWait)
+	wctx, cancel := context.WithTimeout(ctx, p.cfg.MissWait)
 	defer cancel()
-	items, more, err := p.scanAt(ctx, prefix, after, limit, at)
+	items, more, err := p.scanAt(wctx, prefix, after, limit, at)
+	if err != nil && ctx.Err() != nil {
+		err = readerGone(ctx, fmt.Sprintf("scan of %q after %q at %d", prefix, after, at))
+	}
 	if err != nil {
 		p.stats.Failed.Add(1)
 		return nil, false, err
@@ -52,9 +55,9 @@ func (p *Proxy) Scan(prefix, after []byte, limit int, at argent.Index) ([]kv.Ite
 // scanAt asks the replicas, in turn, for the page as of at until one
 // answers, or ctx ends. After a round it waits a little for the replicas
 // to catch up.
-func (p *Proxy) scanAt(ctx context.Context, prefix, after []byte, limit int, at argent.Index) ([]kv.Item, bool, error) {
+func (p *Proxy) scanAt(ctx context.Context, prefix, after []byte, limit int, at argent.Index) ([]argent.Item, bool, error) {
 	var (
-		items []kv.Item
+		items []argent.Item
 		more  bool
 		last  error // the last replica's refusal, for the error
 	)

@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -42,7 +43,7 @@ func checkScan(t *testing.T, p *proxy.Proxy, h *history, st *kv.Store, prefix, a
 	t.Helper()
 	at := p.Applied()
 	what := fmt.Sprintf("scan %q after %q limit %d at %d", prefix, after, limit, at)
-	items, more, err := p.Scan([]byte(prefix), []byte(after), limit, at)
+	items, more, err := p.Scan(context.Background(), []byte(prefix), []byte(after), limit, at)
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
@@ -50,7 +51,7 @@ func checkScan(t *testing.T, p *proxy.Proxy, h *history, st *kv.Store, prefix, a
 	if len(items) != len(keys) || more != wantMore {
 		t.Fatalf("%s: %d items, more %v; want %d (%q), more %v", what, len(items), more, len(keys), keys, wantMore)
 	}
-	stItems, _, err := st.Scan([]byte(prefix), []byte(after), limit, at)
+	stItems, _, err := st.Scan(context.Background(), []byte(prefix), []byte(after), limit, at)
 	if err != nil {
 		t.Fatalf("store %s: %v", what, err)
 	}
@@ -85,7 +86,7 @@ func TestProxy_ScanAheadReplica(t *testing.T) {
 		var walked []string
 		var after []byte
 		for {
-			items, more, err := p.Scan([]byte("k"), after, 3, p.Applied())
+			items, more, err := p.Scan(context.Background(), []byte("k"), after, 3, p.Applied())
 			if err != nil {
 				t.Fatalf("walk at %d: %v", p.Applied(), err)
 			}
@@ -120,7 +121,7 @@ func TestProxy_ScanBehindReplica(t *testing.T) {
 	// The window reaches back past the replica's index, yet no page as of
 	// 150 is taken.
 	start := time.Now()
-	items, _, err := p.Scan(nil, nil, 100, p.Applied())
+	items, _, err := p.Scan(context.Background(), nil, nil, 100, p.Applied())
 	if !errors.Is(err, argent.ErrUnavailable) || !errors.Is(err, lookup.ErrBehind) {
 		t.Fatalf("scan at %d with a replica at 150: %d items, err %v; want ErrUnavailable from a replica behind", p.Applied(), len(items), err)
 	}
@@ -130,13 +131,13 @@ func TestProxy_ScanBehindReplica(t *testing.T) {
 
 	// The replica catches up while the scan waits.
 	type answer struct {
-		items []kv.Item
+		items []argent.Item
 		more  bool
 		err   error
 	}
 	done := make(chan answer, 1)
 	go func() {
-		items, more, err := p.Scan([]byte("k0"), nil, 100, 190)
+		items, more, err := p.Scan(context.Background(), []byte("k0"), nil, 100, 190)
 		done <- answer{items, more, err}
 	}()
 	time.Sleep(50 * time.Millisecond)
@@ -192,7 +193,7 @@ func TestProxy_ScanInput(t *testing.T) {
 		{name: "LongPrefix", prefix: long, limit: 1, at: 10, want: argent.ErrTooLarge},
 		{name: "LongAfter", after: long, limit: 1, at: 10, want: argent.ErrTooLarge},
 	} {
-		if _, _, err := p.Scan(tc.prefix, tc.after, tc.limit, tc.at); !errors.Is(err, tc.want) {
+		if _, _, err := p.Scan(context.Background(), tc.prefix, tc.after, tc.limit, tc.at); !errors.Is(err, tc.want) {
 			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
 		}
 	}

@@ -64,7 +64,7 @@ func (c *Cache) Admit(key []byte, e Entry, at argent.Index) (bool, error) {
 	}
 	k := string(key)
 	if e.Present {
-		e.Value = append([]byte(nil), e.Value...) // the memory cache keeps it
+		e.Value.Value = append([]byte(nil), e.Value.Value...) // the memory cache keeps it
 	}
 	// The policy decides first, so that the batch that writes the entry
 	// also deletes what this admission evicted. Most evictions are

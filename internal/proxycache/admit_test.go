@@ -21,18 +21,18 @@ func TestCache_Admit(t *testing.T) {
 		invalid bool  // Admit returns ErrInvalid
 		want    *want // the entry Get returns afterwards
 	}{
-		{name: "Present", entry: proxycache.Entry{Present: true, Value: []byte("v"), ModIndex: 7}, at: 10, ok: true, want: &want{true, "v", 7, 7}},
-		{name: "PresentSinceLater", entry: proxycache.Entry{Present: true, Value: []byte("v"), ModIndex: 7, Since: 9}, at: 10, ok: true, want: &want{true, "v", 7, 9}},
-		{name: "PresentSinceBeforeMod", entry: proxycache.Entry{Present: true, Value: []byte("v"), ModIndex: 7, Since: 3}, at: 10, ok: true, want: &want{true, "v", 7, 7}},
-		{name: "AbsentDeleteKnown", entry: proxycache.Entry{ModIndex: 4}, at: 10, ok: true, want: &want{false, "", 4, 4}},
+		{name: "Present", entry: proxycache.Entry{Present: true, Value: argent.Value{Value: []byte("v"), ModIndex: 7}}, at: 10, ok: true, want: &want{true, "v", 7, 7}},
+		{name: "PresentSinceLater", entry: proxycache.Entry{Present: true, Value: argent.Value{Value: []byte("v"), ModIndex: 7}, Since: 9}, at: 10, ok: true, want: &want{true, "v", 7, 9}},
+		{name: "PresentSinceBeforeMod", entry: proxycache.Entry{Present: true, Value: argent.Value{Value: []byte("v"), ModIndex: 7}, Since: 3}, at: 10, ok: true, want: &want{true, "v", 7, 7}},
+		{name: "AbsentDeleteKnown", entry: proxycache.Entry{Value: argent.Value{ModIndex: 4}}, at: 10, ok: true, want: &want{false, "", 4, 4}},
 		{name: "AbsentDeleteUnknown", entry: proxycache.Entry{}, at: 10, ok: true, want: &want{false, "", 0, 10}},
 		{name: "AbsentSinceGiven", entry: proxycache.Entry{Since: 6}, at: 10, ok: true, want: &want{false, "", 0, 6}},
-		{name: "StaleIndex", entry: proxycache.Entry{Present: true, Value: []byte("v"), ModIndex: 7}, at: 9, ok: false},
-		{name: "FutureIndex", entry: proxycache.Entry{Present: true, Value: []byte("v"), ModIndex: 7}, at: 11, ok: false},
-		{name: "ModAfterIndex", entry: proxycache.Entry{Present: true, Value: []byte("v"), ModIndex: 11}, at: 10, invalid: true},
+		{name: "StaleIndex", entry: proxycache.Entry{Present: true, Value: argent.Value{Value: []byte("v"), ModIndex: 7}}, at: 9, ok: false},
+		{name: "FutureIndex", entry: proxycache.Entry{Present: true, Value: argent.Value{Value: []byte("v"), ModIndex: 7}}, at: 11, ok: false},
+		{name: "ModAfterIndex", entry: proxycache.Entry{Present: true, Value: argent.Value{Value: []byte("v"), ModIndex: 11}}, at: 10, invalid: true},
 		{name: "SinceAfterIndex", entry: proxycache.Entry{Since: 11}, at: 10, invalid: true},
-		{name: "PresentWithoutMod", entry: proxycache.Entry{Present: true, Value: []byte("v")}, at: 10, invalid: true},
-		{name: "AbsentWithValue", entry: proxycache.Entry{Value: []byte("v"), ModIndex: 3}, at: 10, invalid: true},
+		{name: "PresentWithoutMod", entry: proxycache.Entry{Present: true, Value: argent.Value{Value: []byte("v")}}, at: 10, invalid: true},
+		{name: "AbsentWithValue", entry: proxycache.Entry{Value: argent.Value{Value: []byte("v"), ModIndex: 3}}, at: 10, invalid: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,7 +57,7 @@ func TestCache_Admit(t *testing.T) {
 
 func TestCache_AdmitOverwrites(t *testing.T) {
 	c := newTestCache(t, map[string]string{"k": "old"})
-	if ok, err := c.Admit([]byte("k"), proxycache.Entry{Present: true, Value: []byte("new"), ModIndex: 8}, 10); !ok || err != nil {
+	if ok, err := c.Admit([]byte("k"), proxycache.Entry{Present: true, Value: argent.Value{Value: []byte("new"), ModIndex: 8}}, 10); !ok || err != nil {
 		t.Fatalf("Admit = %v, %v", ok, err)
 	}
 	checkWant(t, c, map[string]*want{"k": {true, "new", 8, 8}})
@@ -75,7 +75,7 @@ func TestCache_AdmitAfterApply(t *testing.T) {
 	if err := c.Apply(entries(11, []argent.Op{put("k", "new")})...); err != nil {
 		t.Fatal(err)
 	}
-	ok, err := c.Admit([]byte("k"), proxycache.Entry{Present: true, Value: []byte("old"), ModIndex: 5}, at)
+	ok, err := c.Admit([]byte("k"), proxycache.Entry{Present: true, Value: argent.Value{Value: []byte("old"), ModIndex: 5}}, at)
 	if ok || err != nil {
 		t.Fatalf("Admit of a value proved for %d at %d = %v, %v; want refused", at, c.Applied(), ok, err)
 	}
@@ -96,7 +96,7 @@ func TestCache_FreeDiskFloor(t *testing.T) {
 	})
 	admit := func(k string) bool {
 		t.Helper()
-		ok, err := c.Admit([]byte(k), proxycache.Entry{Present: true, Value: []byte("v" + k), ModIndex: c.Applied()}, c.Applied())
+		ok, err := c.Admit([]byte(k), proxycache.Entry{Present: true, Value: argent.Value{Value: []byte("v" + k), ModIndex: c.Applied()}}, c.Applied())
 		if err != nil {
 			t.Fatal(err)
 		}

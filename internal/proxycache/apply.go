@@ -54,11 +54,11 @@ func (c *Cache) Apply(entries ...*argent.Entry) error {
 			switch op.Type {
 			case argent.OpPut:
 				if c.policy.cached(op.Key) {
-					set(op.Key, &Entry{Present: true, Value: op.Value, ModIndex: le.Index, Since: le.Index})
+					set(op.Key, &Entry{Present: true, Value: argent.Value{Value: op.Value, ModIndex: le.Index}, Since: le.Index})
 				}
 			case argent.OpDelete:
 				if c.policy.cached(op.Key) {
-					set(op.Key, &Entry{ModIndex: le.Index, Since: le.Index})
+					set(op.Key, &Entry{Value: argent.Value{ModIndex: le.Index}, Since: le.Index})
 				}
 			case argent.OpDeletePrefix:
 				if err := c.deletePrefixLocked(op.Key, le.Index, set); err != nil {
@@ -70,7 +70,7 @@ func (c *Cache) Apply(entries ...*argent.Entry) error {
 		}
 	}
 	last := entries[len(entries)-1]
-	st := State{Index: last.Index, Time: last.Time, Chain: last.Chain}
+	st := argent.State{Index: last.Index, Time: last.Time, Chain: last.Chain}
 
 	b := c.db.NewBatch()
 	defer func() { _ = b.Close() }()
@@ -106,7 +106,7 @@ func (c *Cache) deletePrefixLocked(prefix []byte, index argent.Index, set func([
 		return fmt.Errorf("proxycache: delete prefix %q: %w", prefix, err)
 	}
 	for ok := it.First(); ok; ok = it.Next() {
-		set(it.Key()[1:], &Entry{ModIndex: index, Since: index})
+		set(it.Key()[1:], &Entry{Value: argent.Value{ModIndex: index}, Since: index})
 	}
 	if err := it.Close(); err != nil {
 		return fmt.Errorf("proxycache: delete prefix %q: %w", prefix, err)
@@ -119,7 +119,7 @@ func (c *Cache) deletePrefixLocked(prefix []byte, index argent.Index, set func([
 // own index (its upstreams no longer hold it): it then starts over, empty,
 // at an upstream's state. The index never goes back: st.Index must be at
 // least Applied().
-func (c *Cache) Reset(st State) error {
+func (c *Cache) Reset(st argent.State) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.writableLocked(); err != nil {

@@ -17,13 +17,13 @@ import (
 func newTestCache(t *testing.T, admit map[string]string) *proxycache.Cache {
 	t.Helper()
 	c := mustOpen(t, "db", proxycache.Options{FS: vfs.NewMem(), Budget: 1 << 20})
-	if err := c.Reset(proxycache.State{Index: 10}); err != nil {
+	if err := c.Reset(argent.State{Index: 10}); err != nil {
 		t.Fatal(err)
 	}
 	for k, v := range admit {
 		e := proxycache.Entry{}
 		if v != "" {
-			e = proxycache.Entry{Present: true, Value: []byte(v), ModIndex: 5}
+			e = proxycache.Entry{Present: true, Value: argent.Value{Value: []byte(v), ModIndex: 5}}
 		}
 		if ok, err := c.Admit([]byte(k), e, 10); !ok || err != nil {
 			t.Fatalf("Admit %q: %v, %v", k, ok, err)
@@ -50,8 +50,8 @@ func checkWant(t *testing.T, c *proxycache.Cache, wants map[string]*want) {
 		case w == nil:
 		case !ok:
 			t.Errorf("Get %q missed, want %+v", k, *w)
-		case e.Present != w.present || string(e.Value) != w.value || e.ModIndex != w.mod || e.Since != w.since:
-			t.Errorf("Get %q = {present %v value %q mod %d since %d}, want %+v", k, e.Present, e.Value, e.ModIndex, e.Since, *w)
+		case e.Present != w.present || string(e.Value.Value) != w.value || e.ModIndex != w.mod || e.Since != w.since:
+			t.Errorf("Get %q = {present %v value %q mod %d since %d}, want %+v", k, e.Present, e.Value.Value, e.ModIndex, e.Since, *w)
 		}
 	}
 }
@@ -190,10 +190,10 @@ func TestCache_ApplyRefusesGaps(t *testing.T) {
 
 func TestCache_Reset(t *testing.T) {
 	c := newTestCache(t, map[string]string{"a": "1", "b": ""})
-	if err := c.Reset(proxycache.State{Index: 9}); !errors.Is(err, argent.ErrInvalid) {
+	if err := c.Reset(argent.State{Index: 9}); !errors.Is(err, argent.ErrInvalid) {
 		t.Fatalf("Reset to an older index = %v, want ErrInvalid", err)
 	}
-	if err := c.Reset(proxycache.State{Index: 20, Time: 7}); err != nil {
+	if err := c.Reset(argent.State{Index: 20, Time: 7}); err != nil {
 		t.Fatal(err)
 	}
 	if got := c.State(); got.Index != 20 || got.Time != 7 {

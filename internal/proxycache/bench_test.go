@@ -27,12 +27,12 @@ func benchKey(i int) []byte { return fmt.Appendf(nil, "key/%08d", i) }
 func benchCache(b *testing.B, memory int64) *proxycache.Cache {
 	b.Helper()
 	c := mustOpen(b, b.TempDir(), proxycache.Options{Budget: 1 << 30, MemoryCache: memory, BlockCacheSize: blockCache})
-	if err := c.Reset(proxycache.State{Index: 1}); err != nil {
+	if err := c.Reset(argent.State{Index: 1}); err != nil {
 		b.Fatal(err)
 	}
 	val := make([]byte, benchValue)
 	for i := range benchKeys {
-		if _, err := c.Admit(benchKey(i), proxycache.Entry{Present: true, Value: val, ModIndex: 1}, 1); err != nil {
+		if _, err := c.Admit(benchKey(i), proxycache.Entry{Present: true, Value: argent.Value{Value: val, ModIndex: 1}}, 1); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -146,14 +146,14 @@ func BenchmarkCache_Admit(b *testing.B) {
 	}{{"NoEviction", 1 << 30}, {"Evicting", 4 << 20}} {
 		b.Run(bc.name, func(b *testing.B) {
 			c := mustOpen(b, b.TempDir(), proxycache.Options{Budget: bc.budget})
-			if err := c.Reset(proxycache.State{Index: 1}); err != nil {
+			if err := c.Reset(argent.State{Index: 1}); err != nil {
 				b.Fatal(err)
 			}
 			val := make([]byte, benchValue)
 			i, refused := 0, 0
 			b.ResetTimer()
 			for b.Loop() {
-				ok, err := c.Admit(benchKey(i), proxycache.Entry{Present: true, Value: val, ModIndex: 1}, 1)
+				ok, err := c.Admit(benchKey(i), proxycache.Entry{Present: true, Value: argent.Value{Value: val, ModIndex: 1}}, 1)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -171,12 +171,12 @@ func BenchmarkCache_Admit(b *testing.B) {
 func BenchmarkCache_Open(b *testing.B) {
 	dir := b.TempDir()
 	c := mustOpen(b, dir, proxycache.Options{Budget: 1 << 30})
-	if err := c.Reset(proxycache.State{Index: 1}); err != nil {
+	if err := c.Reset(argent.State{Index: 1}); err != nil {
 		b.Fatal(err)
 	}
 	val := make([]byte, benchValue)
 	for i := range benchKeys {
-		if _, err := c.Admit(benchKey(i), proxycache.Entry{Present: true, Value: val, ModIndex: 1}, 1); err != nil {
+		if _, err := c.Admit(benchKey(i), proxycache.Entry{Present: true, Value: argent.Value{Value: val, ModIndex: 1}}, 1); err != nil {
 			b.Fatal(err)
 		}
 	}

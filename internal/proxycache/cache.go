@@ -29,8 +29,8 @@ type Cache struct {
 	registered []prometheus.Collector // metrics registered with opts.Registerer
 
 	nodeID [16]byte
-	state  atomic.Pointer[State] // published: set after each write is visible
-	closed atomic.Bool           // Close was called: Get misses
+	state  atomic.Pointer[argent.State] // published: set after each write is visible
+	closed atomic.Bool                  // Close was called: Get misses
 	// closeMu is held for reading by Gets that read Pebble and for writing
 	// by Close, which must not close the database under them.
 	closeMu sync.RWMutex
@@ -119,7 +119,7 @@ func (c *Cache) loadMeta() error {
 		b := c.db.NewBatch()
 		_ = b.Set(metaFormat, putUint64(FormatVersion), nil)
 		_ = b.Set(metaNodeID, node[:], nil)
-		_ = b.Set(metaState, encodeState(State{}), nil)
+		_ = b.Set(metaState, encodeState(argent.State{}), nil)
 		if err := b.Commit(pebble.Sync); err != nil {
 			return fmt.Errorf("proxycache: initialise: %w", err)
 		}
@@ -132,7 +132,7 @@ func (c *Cache) loadMeta() error {
 	if err != nil {
 		return err
 	}
-	st := State{}
+	st := argent.State{}
 	if ok {
 		if st, err = decodeState(v); err != nil {
 			return err
@@ -225,7 +225,7 @@ func (c *Cache) Close() error {
 
 // State returns the applied state: the index every cached entry holds at
 // (or a later one, while an Apply is under way), with its time and chain.
-func (c *Cache) State() State { return *c.state.Load() }
+func (c *Cache) State() argent.State { return *c.state.Load() }
 
 // Applied returns the applied index.
 func (c *Cache) Applied() argent.Index { return c.state.Load().Index }
@@ -286,7 +286,7 @@ func (c *Cache) commitLocked(b *pebble.Batch, what string) error {
 // Pebble's WAL) and returns the state that is now durable. Many Applies may
 // share one Sync; after a crash the cache reopens at a state at or after
 // the last one Sync returned.
-func (c *Cache) Sync() (State, error) {
+func (c *Cache) Sync() (argent.State, error) {
 	st := c.State()
 	if err := c.db.LogData(nil, pebble.Sync); err != nil {
 		return st, fmt.Errorf("proxycache: sync up to %d: %w", st.Index, err)

@@ -74,7 +74,7 @@ func TestCache_Closed(t *testing.T) {
 	if _, err := c.Admit([]byte("a"), proxycache.Entry{}, 10); !errors.Is(err, argent.ErrClosed) {
 		t.Errorf("Admit after Close = %v, want ErrClosed", err)
 	}
-	if err := c.Reset(proxycache.State{Index: 20}); !errors.Is(err, argent.ErrClosed) {
+	if err := c.Reset(argent.State{Index: 20}); !errors.Is(err, argent.ErrClosed) {
 		t.Errorf("Reset after Close = %v, want ErrClosed", err)
 	}
 }

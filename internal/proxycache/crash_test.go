@@ -123,7 +123,7 @@ func testCrash(t *testing.T, rng *rand.Rand, clones int) {
 				return nil
 			})
 		case r < 8:
-			var st proxycache.State
+			var st argent.State
 			maybeDuring(func() (err error) { st, err = c.Sync(); return err })
 			synced = st.Index
 		case r < 9:

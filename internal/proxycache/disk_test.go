@@ -124,7 +124,7 @@ func testDiskOverhead(t *testing.T, budget, memtable int64, random bool) {
 	if memtable == 0 {
 		memtable = min(max(budget/64, 256<<10), 2<<20)
 	}
-	if err := c.Reset(proxycache.State{Index: 1}); err != nil {
+	if err := c.Reset(argent.State{Index: 1}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -184,7 +184,7 @@ func testDiskOverhead(t *testing.T, budget, memtable int64, random bool) {
 		var refusedSince time.Time
 		for {
 			offers++
-			ok, err := c.Admit(key, proxycache.Entry{Present: true, Value: val[:n], ModIndex: 1}, 1)
+			ok, err := c.Admit(key, proxycache.Entry{Present: true, Value: argent.Value{Value: val[:n], ModIndex: 1}}, 1)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -262,7 +262,7 @@ func TestCache_DiskLimit(t *testing.T) {
 	c := mustOpen(t, "db", proxycache.Options{FS: vfs.NewMem(), Budget: 1 << 20})
 	admit := func(k string) bool {
 		t.Helper()
-		ok, err := c.Admit([]byte(k), proxycache.Entry{Present: true, Value: []byte("v" + k), ModIndex: c.Applied()}, c.Applied())
+		ok, err := c.Admit([]byte(k), proxycache.Entry{Present: true, Value: argent.Value{Value: []byte("v" + k), ModIndex: c.Applied()}}, c.Applied())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -301,7 +301,7 @@ func TestCache_DiskLimit(t *testing.T) {
 func TestCache_DiskReclaim(t *testing.T) {
 	const budget = 1 << 20
 	c := mustOpen(t, "db", proxycache.Options{FS: vfs.NewMem(), Budget: budget})
-	if err := c.Reset(proxycache.State{Index: 1}); err != nil {
+	if err := c.Reset(argent.State{Index: 1}); err != nil {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -312,7 +312,7 @@ func TestCache_DiskReclaim(t *testing.T) {
 			val[j] = byte(rng.Uint32()) // incompressible
 		}
 		for {
-			ok, err := c.Admit(key, proxycache.Entry{Present: true, Value: val, ModIndex: 1}, 1)
+			ok, err := c.Admit(key, proxycache.Entry{Present: true, Value: argent.Value{Value: val, ModIndex: 1}}, 1)
 			if err != nil {
 				t.Fatal(err)
 			}

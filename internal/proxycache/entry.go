@@ -13,13 +13,12 @@ type Entry struct {
 	// saves a round trip for keys that are read but do not exist; they
 	// weigh their key bytes plus a fixed overhead.
 	Present bool
-	// Value is the key's value when Present. A Value returned by Get may
-	// be shared with the cache: callers must not modify it.
-	Value []byte
-	// ModIndex is the index of the batch that last wrote the key: the put
-	// of a present key, the delete of an absent one, or 0 for an absent
-	// key whose delete index is not known.
-	ModIndex argent.Index
+	// Value is the key's value when Present, with its mod index: the index
+	// of the batch that last wrote the key, the put of a present key, the
+	// delete of an absent one, or 0 for an absent key whose delete index is
+	// not known. The bytes of a Value returned by Get may be shared with
+	// the cache: callers must not modify them.
+	argent.Value
 	// Since is the first index from which the entry is known to hold. An
 	// entry returned by Get holds at every index from Since up to an index
 	// at or after the cache's applied index when Get was called, so a
@@ -31,13 +30,13 @@ type Entry struct {
 
 // weight is what an entry of key weighs against the budget.
 func (e *Entry) weight(key []byte) uint32 {
-	return uint32(min(len(key)+len(e.Value)+entryOverhead, 1<<31))
+	return uint32(min(len(key)+len(e.Value.Value)+entryOverhead, 1<<31))
 }
 
 // normalize fills Since for an entry admitted as valid at index at and checks
 // that its indexes make sense.
 func (e *Entry) normalize(at argent.Index) error {
-	if !e.Present && len(e.Value) > 0 {
+	if !e.Present && len(e.Value.Value) > 0 {
 		return fmt.Errorf("%w: absent entry with a value", argent.ErrInvalid)
 	}
 	if e.ModIndex > at || e.Since > at {
@@ -53,13 +52,4 @@ func (e *Entry) normalize(at argent.Index) error {
 		e.Since = e.ModIndex // it cannot hold before it was written
 	}
 	return nil
-}
-
-// State is the cache's applied position in the log: the index the cached
-// entries hold at, with that index's commit time and chain hash (so a
-// follower can resume the log after a restart and check the chain).
-type State struct {
-	Index argent.Index
-	Time  int64 // commit time of Index at the root, Unix ns; 0 for index 0
-	Chain argent.Hash
 }

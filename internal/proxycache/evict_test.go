@@ -19,7 +19,7 @@ func storedWeight(t testing.TB, c *proxycache.Cache) (weight int64, n int) {
 		t.Fatal(err)
 	}
 	for k, e := range stored {
-		weight += int64(len(k) + len(e.Value) + 48)
+		weight += int64(len(k) + len(e.Value.Value) + 48)
 	}
 	return weight, len(stored)
 }
@@ -31,7 +31,7 @@ func admitN(t testing.TB, c *proxycache.Cache, from, n, size int) {
 	val := make([]byte, size)
 	for i := from; i < from+n; i++ {
 		at := c.Applied()
-		if _, err := c.Admit(fmt.Appendf(nil, "key/%06d", i), proxycache.Entry{Present: true, Value: val, ModIndex: max(at, 1)}, at); err != nil {
+		if _, err := c.Admit(fmt.Appendf(nil, "key/%06d", i), proxycache.Entry{Present: true, Value: argent.Value{Value: val, ModIndex: max(at, 1)}}, at); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -51,7 +51,7 @@ func TestCache_BudgetHolds(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := mustOpen(t, "db", proxycache.Options{FS: vfs.NewMem(), Budget: tt.budget})
-			if err := c.Reset(proxycache.State{Index: 1}); err != nil {
+			if err := c.Reset(argent.State{Index: 1}); err != nil {
 				t.Fatal(err)
 			}
 			admitN(t, c, 0, tt.n, tt.size)
@@ -78,7 +78,7 @@ func TestCache_BudgetHolds(t *testing.T) {
 func TestCache_GrowingValueEvicts(t *testing.T) {
 	const budget = 8 << 10
 	c := mustOpen(t, "db", proxycache.Options{FS: vfs.NewMem(), Budget: budget})
-	if err := c.Reset(proxycache.State{Index: 1}); err != nil {
+	if err := c.Reset(argent.State{Index: 1}); err != nil {
 		t.Fatal(err)
 	}
 	admitN(t, c, 0, 50, 10)
@@ -108,7 +108,7 @@ func TestCache_Reopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Reset(proxycache.State{Index: 1}); err != nil {
+	if err := c.Reset(argent.State{Index: 1}); err != nil {
 		t.Fatal(err)
 	}
 	admitN(t, c, 0, 100, 100)
@@ -133,8 +133,8 @@ func TestCache_Reopen(t *testing.T) {
 		if !ok {
 			t.Fatalf("Get %q missed after reopen", k)
 		}
-		if i == 1 && string(e.Value) != "changed" {
-			t.Fatalf("Get %q = %q after reopen", k, e.Value)
+		if i == 1 && string(e.Value.Value) != "changed" {
+			t.Fatalf("Get %q = %q after reopen", k, e.Value.Value)
 		}
 	}
 	if _, err := c.AdoptDataset(argent.DatasetID{2}); err == nil {
@@ -162,7 +162,7 @@ func TestCache_Reopen(t *testing.T) {
 // admissions (the point of W-TinyLFU over LRU).
 func TestCache_HotKeysStay(t *testing.T) {
 	c := mustOpen(t, "db", proxycache.Options{FS: vfs.NewMem(), Budget: 32 << 10})
-	if err := c.Reset(proxycache.State{Index: 1}); err != nil {
+	if err := c.Reset(argent.State{Index: 1}); err != nil {
 		t.Fatal(err)
 	}
 	const hot = 20

@@ -20,7 +20,7 @@ func (c *Cache) StoredEntries() (map[string]Entry, error) {
 		if err != nil {
 			return nil, err
 		}
-		e.Value = append([]byte(nil), e.Value...)
+		e.Value.Value = append([]byte(nil), e.Value.Value...)
 		out[string(it.Key()[1:])] = e
 	}
 	return out, it.Error()

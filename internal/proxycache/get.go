@@ -71,7 +71,7 @@ func (c *Cache) read(key []byte) (Entry, bool, error) {
 		return Entry{}, false, err
 	}
 	if e.Present {
-		e.Value = append(make([]byte, 0, len(e.Value)), e.Value...)
+		e.Value.Value = append(make([]byte, 0, len(e.Value.Value)), e.Value.Value...)
 	}
 	return e, true, nil
 }

@@ -114,7 +114,7 @@ func (m *model) add(ops []argent.Op) *argent.Entry {
 func (m *model) entryAt(key string, at argent.Index) (e proxycache.Entry, since argent.Index) {
 	v, ok := m.states[at][key]
 	if ok {
-		return proxycache.Entry{Present: true, Value: v.value, ModIndex: v.mod}, v.mod
+		return proxycache.Entry{Present: true, Value: argent.Value{Value: v.value, ModIndex: v.mod}}, v.mod
 	}
 	since = at
 	for since > 0 {
@@ -144,8 +144,8 @@ func (m *model) check(key string, e proxycache.Entry, at argent.Index) error {
 		switch {
 		case ok != e.Present:
 			return fmt.Errorf("key %q: cached present=%v (mod %d, since %d, cache at %d), model at %d present=%v", key, e.Present, e.ModIndex, e.Since, at, i, ok)
-		case ok && (!bytes.Equal(v.value, e.Value) || v.mod != e.ModIndex):
-			return fmt.Errorf("key %q: cached %q mod %d (since %d, cache at %d), model at %d has %q mod %d", key, e.Value, e.ModIndex, e.Since, at, i, v.value, v.mod)
+		case ok && (!bytes.Equal(v.value, e.Value.Value) || v.mod != e.ModIndex):
+			return fmt.Errorf("key %q: cached %q mod %d (since %d, cache at %d), model at %d has %q mod %d", key, e.Value.Value, e.ModIndex, e.Since, at, i, v.value, v.mod)
 		}
 	}
 	return nil

@@ -88,7 +88,7 @@ func prefixEnd(p []byte) []byte {
 
 // encodeEntry encodes an e value.
 func encodeEntry(e *Entry) []byte {
-	b := make([]byte, 0, recordHeader+len(e.Value))
+	b := make([]byte, 0, recordHeader+len(e.Value.Value))
 	var f byte
 	if e.Present {
 		f |= flagPresent
@@ -96,7 +96,7 @@ func encodeEntry(e *Entry) []byte {
 	b = append(b, f)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.ModIndex))
 	b = binary.BigEndian.AppendUint64(b, uint64(e.Since))
-	return append(b, e.Value...)
+	return append(b, e.Value.Value...)
 }
 
 // decodeEntry decodes an e value. The Value of the result aliases v.
@@ -105,12 +105,12 @@ func decodeEntry(v []byte) (Entry, error) {
 		return Entry{}, fmt.Errorf("proxycache: entry of %d bytes, flags %#x: %w", len(v), firstByte(v), argent.ErrCorruption)
 	}
 	e := Entry{
-		Present:  v[0]&flagPresent != 0,
-		ModIndex: argent.Index(binary.BigEndian.Uint64(v[1:9])),
-		Since:    argent.Index(binary.BigEndian.Uint64(v[9:17])),
+		Present: v[0]&flagPresent != 0,
+		Value:   argent.Value{ModIndex: argent.Index(binary.BigEndian.Uint64(v[1:9]))},
+		Since:   argent.Index(binary.BigEndian.Uint64(v[9:17])),
 	}
 	if e.Present {
-		e.Value = v[recordHeader:]
+		e.Value.Value = v[recordHeader:]
 	} else if len(v) > recordHeader {
 		return Entry{}, fmt.Errorf("proxycache: absent entry carries %d value bytes: %w", len(v)-recordHeader, argent.ErrCorruption)
 	}
@@ -124,18 +124,18 @@ func firstByte(v []byte) byte {
 	return v[0]
 }
 
-func encodeState(st State) []byte {
+func encodeState(st argent.State) []byte {
 	b := make([]byte, 0, 48)
 	b = binary.BigEndian.AppendUint64(b, uint64(st.Index))
 	b = binary.BigEndian.AppendUint64(b, uint64(st.Time))
 	return append(b, st.Chain[:]...)
 }
 
-func decodeState(v []byte) (State, error) {
+func decodeState(v []byte) (argent.State, error) {
 	if len(v) != 48 {
-		return State{}, fmt.Errorf("proxycache: applied state has %d bytes: %w", len(v), argent.ErrCorruption)
+		return argent.State{}, fmt.Errorf("proxycache: applied state has %d bytes: %w", len(v), argent.ErrCorruption)
 	}
-	st := State{Index: argent.Index(binary.BigEndian.Uint64(v[0:8])), Time: int64(binary.BigEndian.Uint64(v[8:16]))}
+	st := argent.State{Index: argent.Index(binary.BigEndian.Uint64(v[0:8])), Time: int64(binary.BigEndian.Uint64(v[8:16]))}
 	copy(st.Chain[:], v[16:])
 	return st, nil
 }

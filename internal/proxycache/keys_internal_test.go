@@ -13,9 +13,9 @@ func TestEntry_EncodeDecode(t *testing.T) {
 		name string
 		e    Entry
 	}{
-		{name: "Present", e: Entry{Present: true, Value: []byte("value"), ModIndex: 7, Since: 9}},
-		{name: "PresentEmptyValue", e: Entry{Present: true, Value: []byte{}, ModIndex: 1, Since: 1}},
-		{name: "Absent", e: Entry{ModIndex: 3, Since: 3}},
+		{name: "Present", e: Entry{Present: true, Value: argent.Value{Value: []byte("value"), ModIndex: 7}, Since: 9}},
+		{name: "PresentEmptyValue", e: Entry{Present: true, Value: argent.Value{Value: []byte{}, ModIndex: 1}, Since: 1}},
+		{name: "Absent", e: Entry{Value: argent.Value{ModIndex: 3}, Since: 3}},
 		{name: "AbsentUnknownDelete", e: Entry{Since: 12}},
 	}
 	for _, tt := range tests {
@@ -24,7 +24,7 @@ func TestEntry_EncodeDecode(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Present != tt.e.Present || !bytes.Equal(got.Value, tt.e.Value) || got.ModIndex != tt.e.ModIndex || got.Since != tt.e.Since {
+			if got.Present != tt.e.Present || !bytes.Equal(got.Value.Value, tt.e.Value.Value) || got.ModIndex != tt.e.ModIndex || got.Since != tt.e.Since {
 				t.Errorf("decode(encode(%+v)) = %+v", tt.e, got)
 			}
 		})

@@ -34,7 +34,7 @@ func newMemCache(bytes int64) *memCache {
 	return &memCache{c: otter.Must(&otter.Options[string, *Entry]{
 		MaximumWeight: uint64(bytes),
 		Weigher: func(k string, e *Entry) uint32 {
-			return uint32(len(k) + len(e.Value) + 64)
+			return uint32(len(k) + len(e.Value.Value) + 64)
 		},
 		Logger: &otter.NoopLogger{},
 	})}
@@ -46,7 +46,7 @@ func (m *memCache) get(key []byte) (*Entry, bool) {
 
 // fill caches e, read from Pebble after gen was g.
 func (m *memCache) fill(key []byte, e *Entry, g uint64) {
-	if len(e.Value) > maxMemValue {
+	if len(e.Value.Value) > maxMemValue {
 		return
 	}
 	m.c.Compute(string(key), func(old *Entry, found bool) (*Entry, otter.ComputeOp) {
@@ -75,7 +75,7 @@ func (m *memCache) clear() {
 // put caches e for key after a writer committed it.
 func (m *memCache) put(key string, e *Entry) {
 	m.gen.Add(1)
-	if len(e.Value) > maxMemValue {
+	if len(e.Value.Value) > maxMemValue {
 		m.c.Invalidate(key)
 		return
 	}

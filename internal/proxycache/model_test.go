@@ -123,7 +123,7 @@ func TestCache_Model(t *testing.T) {
 					cm.m.add(rapid.SliceOfN(opGen, 1, 2).Draw(t, "ops"))
 				}
 				last := cm.m.last()
-				st := proxycache.State{Index: last}
+				st := argent.State{Index: last}
 				if last > 0 {
 					st.Time, st.Chain = cm.m.entries[last-1].Time, cm.m.entries[last-1].Chain
 				}

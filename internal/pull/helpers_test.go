@@ -50,7 +50,7 @@ type storeLoader struct {
 }
 
 func (l *storeLoader) Begin(h wire.SnapshotHeader) error {
-	res, err := l.s.BeginRestore(h.Dataset, kv.State{Index: h.Index, Time: h.Time, Chain: h.Chain})
+	res, err := l.s.BeginRestore(h.Dataset, argent.State{Index: h.Index, Time: h.Time, Chain: h.Chain})
 	if err != nil {
 		return fmt.Errorf("%w: %w", pull.ErrRefused, err)
 	}
@@ -58,8 +58,8 @@ func (l *storeLoader) Begin(h wire.SnapshotHeader) error {
 	return nil
 }
 
-func (l *storeLoader) Add(rec wire.SnapshotRecord) error {
-	return l.res.Add(rec.Key, rec.ModIndex, rec.Value)
+func (l *storeLoader) Add(rec argent.Item) error {
+	return l.res.Add(rec.Key, rec.ModIndex, rec.Value.Value)
 }
 
 func (l *storeLoader) End(records uint64) error { return l.res.Finish(records) }

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/apiwire"
 )
 
 // HTTP paths and headers of the protocol.
@@ -111,7 +111,7 @@ func (t *HTTPTransport) Probe(ctx context.Context, up string) (ParentStatus, err
 	if resp.StatusCode != http.StatusOK {
 		return ParentStatus{}, fmt.Errorf("status %d", resp.StatusCode)
 	}
-	var st client.StatusResponse
+	var st apiwire.StatusResponse
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		return ParentStatus{}, fmt.Errorf("decode status: %w", err)
 	}

@@ -39,6 +39,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/logstore"
 	"github.com/argent-kv/argent/internal/wire"
 )
 
@@ -279,7 +280,7 @@ func (s *Server) stream(ctx context.Context, fw *wire.Writer, flush func() error
 		}
 		if next <= st.Applied() {
 			var werr error
-			n, err := st.ReadLog(next, 4<<20, func(e *kv.LogEntry) bool {
+			n, err := st.ReadLog(next, 4<<20, func(e *logstore.Entry) bool {
 				if werr = fw.WriteFrame(wire.FrameEntry, e.Raw); werr != nil {
 					return false
 				}
@@ -377,7 +378,7 @@ func (s *Server) serveSnapshot(ctx context.Context, p params, resp responder) {
 		return flush()
 	}
 	err = snap.Records(after, func(key []byte, mod argent.Index, value []byte) error {
-		chunk = wire.AppendSnapshotRecord(chunk, &wire.SnapshotRecord{Key: key, ModIndex: mod, Value: value})
+		chunk = wire.AppendSnapshotRecord(chunk, &argent.Item{Key: key, Value: argent.Value{Value: value, ModIndex: mod}})
 		records++
 		if len(chunk) >= s.cfg.SnapshotChunk {
 			return send()

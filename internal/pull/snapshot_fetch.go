@@ -24,7 +24,7 @@ type SnapshotLoader interface {
 	// Add takes the next record, in key order. The record aliases the
 	// frame: copy what is kept. An error wrapping argent.ErrCorruption is
 	// counted as a corrupt frame.
-	Add(rec wire.SnapshotRecord) error
+	Add(rec argent.Item) error
 	// End is called with the trailer's record count of this transfer; it
 	// checks the count and ends the load. Its errors count as Add's do.
 	End(records uint64) error
@@ -65,7 +65,7 @@ func (f *Follower) FetchSnapshot(ctx context.Context, up string, after []byte, l
 		switch typ {
 		case wire.FrameSnapChunk:
 			n := 0 // records l took from this chunk
-			if err := wire.DecodeSnapshotChunk(payload, func(rec wire.SnapshotRecord) error {
+			if err := wire.DecodeSnapshotChunk(payload, func(rec argent.Item) error {
 				if err := l.Add(rec); err != nil {
 					return err
 				}

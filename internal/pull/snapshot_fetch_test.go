@@ -20,7 +20,7 @@ import (
 // records what it was given.
 type recordingLoader struct {
 	begin func(h wire.SnapshotHeader) error
-	add   func(n int, rec wire.SnapshotRecord) error
+	add   func(n int, rec argent.Item) error
 
 	header  wire.SnapshotHeader
 	keys    []string
@@ -38,7 +38,7 @@ func (l *recordingLoader) Begin(h wire.SnapshotHeader) error {
 	return nil
 }
 
-func (l *recordingLoader) Add(rec wire.SnapshotRecord) error {
+func (l *recordingLoader) Add(rec argent.Item) error {
 	if l.add != nil {
 		if err := l.add(len(l.keys), rec); err != nil {
 			return err
@@ -77,7 +77,7 @@ func TestFollower_FetchSnapshot(t *testing.T) {
 		{name: "After", after: "k/029", wantKeys: 30, wantCounted: 30},
 		{name: "BeginRefuses", loader: recordingLoader{begin: func(wire.SnapshotHeader) error { return refused }},
 			wantErr: pull.ErrRefused},
-		{name: "AddFails", loader: recordingLoader{add: func(n int, _ wire.SnapshotRecord) error {
+		{name: "AddFails", loader: recordingLoader{add: func(n int, _ argent.Item) error {
 			if n == 4 {
 				return fmt.Errorf("%w: bad record", argent.ErrCorruption)
 			}

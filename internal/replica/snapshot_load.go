@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/argent-kv/argent"
 
 	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/pull"
@@ -68,7 +69,7 @@ var _ pull.SnapshotLoader = (*storeLoader)(nil)
 // resume) refuses the upstream: the Follower moves on to another one.
 func (l *storeLoader) Begin(h wire.SnapshotHeader) error {
 	l.h = h
-	st := kv.State{Index: h.Index, Time: h.Time, Chain: h.Chain}
+	st := argent.State{Index: h.Index, Time: h.Time, Chain: h.Chain}
 	var (
 		res *kv.Restore
 		err error
@@ -90,8 +91,8 @@ func (l *storeLoader) Begin(h wire.SnapshotHeader) error {
 }
 
 // Add stores one record; kv.Restore copies it into its batch.
-func (l *storeLoader) Add(rec wire.SnapshotRecord) error {
-	return l.res.Add(rec.Key, rec.ModIndex, rec.Value)
+func (l *storeLoader) Add(rec argent.Item) error {
+	return l.res.Add(rec.Key, rec.ModIndex, rec.Value.Value)
 }
 
 // End checks the trailer's count and finishes the load.

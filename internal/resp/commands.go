@@ -168,7 +168,7 @@ func (c *conn) readIndex() (argent.Index, bool) {
 		}
 		// Flush what is answered already: the wait may be long.
 		c.flush()
-		got, err := st.WaitApplied(c.s.ctx.Done(), c.s.readIndexWait, want)
+		got, err := st.WaitApplied(c.ctx, c.s.readIndexWait, want)
 		if err != nil {
 			c.w.error(fmt.Sprintf("TIMEOUT applied index %d did not reach READINDEX %d", got, want))
 			return 0, false
@@ -202,13 +202,13 @@ func (c *conn) checkKeys(keys [][]byte) bool {
 // event loop it reads only what the node answers without waiting, and
 // otherwise sets wouldBlock.
 func (c *conn) lookup(key []byte, at argent.Index) (val []byte, ok bool, err error) {
-	var v kv.Value
+	var v argent.Value
 	switch r := c.s.b.Reader(); {
 	case !c.onLoop:
-		v, err = r.Get(key, at)
+		v, err = r.Get(c.ctx, key, at)
 	default:
 		var answered bool
-		if v, answered, err = getOnLoop(r, key, at); !answered {
+		if v, answered, err = getOnLoop(c.ctx, r, key, at); !answered {
 			c.wouldBlock = true
 			return nil, false, nil
 		}
@@ -225,15 +225,15 @@ func (c *conn) lookup(key []byte, at argent.Index) (val []byte, ok bool, err err
 // getOnLoop reads key at index at if r can answer without waiting: a
 // kv.Store reads the node's own disk; an api.LocalReader says whether it
 // can. answered is false otherwise.
-func getOnLoop(r api.Reader, key []byte, at argent.Index) (v kv.Value, answered bool, err error) {
+func getOnLoop(ctx context.Context, r api.Reader, key []byte, at argent.Index) (v argent.Value, answered bool, err error) {
 	switch r := r.(type) {
 	case *kv.Store:
-		v, err = r.Get(key, at)
+		v, err = r.Get(ctx, key, at)
 		return v, true, err
 	case api.LocalReader:
-		return r.GetLocal(key, at)
+		return r.GetLocal(ctx, key, at)
 	}
-	return kv.Value{}, false, nil
+	return argent.Value{}, false, nil
 }
 
 // lookupMany reads every key at index at: found[i] is false where keys[i]
@@ -249,7 +249,7 @@ func (c *conn) lookupMany(keys [][]byte, at argent.Index) (vals [][]byte, found 
 		return nil, nil, nil
 	}
 	if mr, ok := c.s.b.Reader().(api.ManyReader); ok {
-		vs, fs, err := mr.GetMany(keys, at)
+		vs, fs, err := mr.GetMany(c.ctx, keys, at)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -410,7 +410,7 @@ func (c *conn) scan(args [][]byte) {
 		c.scanReply("0", keys)
 		return
 	}
-	items, more, err := c.s.b.Reader().Scan(prefix, after, count, at)
+	items, more, err := c.s.b.Reader().Scan(c.ctx, prefix, after, count, at)
 	if err != nil {
 		c.w.error("ERR " + err.Error())
 		return

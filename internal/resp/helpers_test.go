@@ -14,8 +14,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/api"
+	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/resp"
 )
@@ -41,11 +41,11 @@ type manyReader struct {
 	calls atomic.Int64
 }
 
-func (m *manyReader) GetMany(keys [][]byte, at argent.Index) ([]kv.Value, []bool, error) {
+func (m *manyReader) GetMany(ctx context.Context, keys [][]byte, at argent.Index) ([]argent.Value, []bool, error) {
 	m.calls.Add(1)
-	vals, found := make([]kv.Value, len(keys)), make([]bool, len(keys))
+	vals, found := make([]argent.Value, len(keys)), make([]bool, len(keys))
 	for i, k := range keys {
-		v, err := m.Get(k, at)
+		v, err := m.Get(ctx, k, at)
 		switch {
 		case err == nil:
 			vals[i], found[i] = v, true
@@ -110,8 +110,8 @@ func (f *fakeBackend) Write(ctx context.Context, b argent.Batch) (argent.Index, 
 	return e.Index, nil
 }
 
-func (f *fakeBackend) Status() client.StatusResponse {
-	return client.StatusResponse{
+func (f *fakeBackend) Status() apiwire.StatusResponse {
+	return apiwire.StatusResponse{
 		Role:         "replica",
 		NodeID:       "n1",
 		DatasetID:    f.store.Dataset().String(),

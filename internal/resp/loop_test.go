@@ -231,23 +231,82 @@ func TestSlowReaderGetsEveryReply(t *testing.T) {
 
 // localReader is the store as an api.LocalReader (as a proxy is): keys
 // under "miss/" are not answered locally, as a proxy's misses, and Get
-// counts the reads that had to wait.
+// counts the reads that had to wait. With hang set, Get of a miss waits
+// until its context ends, as a proxy's miss at a replica that never
+// answers, and then sends the context's error on hang.
 type localReader struct {
 	*kv.Store
-	gets atomic.Int64
+	gets    atomic.Int64
+	started chan struct{} // with hang: a value when a miss starts waiting
+	hang    chan error
 }
 
-func (l *localReader) GetLocal(key []byte, at argent.Index) (kv.Value, bool, error) {
+func (l *localReader) GetLocal(ctx context.Context, key []byte, at argent.Index) (argent.Value, bool, error) {
 	if bytes.HasPrefix(key, []byte("miss/")) {
-		return kv.Value{}, false, nil
+		return argent.Value{}, false, nil
 	}
-	v, err := l.Store.Get(key, at)
+	v, err := l.Store.Get(ctx, key, at)
 	return v, true, err
 }
 
-func (l *localReader) Get(key []byte, at argent.Index) (kv.Value, error) {
+func (l *localReader) Get(ctx context.Context, key []byte, at argent.Index) (argent.Value, error) {
 	l.gets.Add(1)
-	return l.Store.Get(key, at)
+	if l.hang != nil && bytes.HasPrefix(key, []byte("miss/")) {
+		l.started <- struct{}{}
+		<-ctx.Done()
+		l.hang <- ctx.Err()
+		return argent.Value{}, fmt.Errorf("miss of %q: %w", key, ctx.Err())
+	}
+	return l.Store.Get(ctx, key, at)
+}
+
+// TestConn_ReadStopsWhenConnectionEnds checks that a read that must wait
+// (a proxy's miss) gets a context that ends when its connection is reset
+// by the client or when the server closes, so the miss stops asking.
+func TestConn_ReadStopsWhenConnectionEnds(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		end  func(t *testing.T, s *resp.Server, nc *net.TCPConn)
+	}{
+		{"ClientReset", func(t *testing.T, _ *resp.Server, nc *net.TCPConn) {
+			if err := nc.SetLinger(0); err != nil { // close with a reset
+				t.Fatal(err)
+			}
+			nc.Close()
+		}},
+		{"ServerClose", func(t *testing.T, s *resp.Server, _ *net.TCPConn) {
+			go s.Close()
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b, s, addr := startServer(t, argent.Limits{})
+			l := &localReader{Store: b.store, started: make(chan struct{}, 1), hang: make(chan error, 1)}
+			b.local.Store(l)
+			b.put(t, "miss/a", "1")
+			nc, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			if _, err := nc.Write([]byte("*2\r\n$3\r\nGET\r\n$6\r\nmiss/a\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-l.started:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the miss did not start within 5 s")
+			}
+			tt.end(t, s, nc.(*net.TCPConn))
+			select {
+			case err := <-l.hang:
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("the miss ended with %v, want context.Canceled", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the miss's context did not end within 5 s of the connection's end")
+			}
+		})
+	}
 }
 
 // TestLocalReaderOnLoop checks that at a node whose reads may need another

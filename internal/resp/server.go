@@ -235,6 +235,7 @@ func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close
 	}
 	c.gc = gc
+	c.ctx, c.cancel = context.WithCancel(e.s.ctx)
 	e.s.m.connections.Inc()
 	return nil, gnet.None
 }
@@ -262,6 +263,13 @@ func (e *events) OnClose(gc gnet.Conn, err error) gnet.Action {
 		}
 	}
 	c.closed.Store(true)
+	if c.halfClosedConn() == nil {
+		// Nothing answers this connection any more: reads under way stop
+		// (a proxy's miss stops asking replicas). Commands still running
+		// for a client that only shut down its side keep the context until
+		// their goroutine ends (see run).
+		c.cancel()
+	}
 	if err != nil {
 		e.s.log.Debug("resp: connection ended", "remote", c.remote, "err", err)
 	}
@@ -351,6 +359,11 @@ type conn struct {
 	gc     gnet.Conn
 	remote string
 	closed atomic.Bool // the loop closed the connection
+	// ctx is the context of the connection's reads, set by OnOpen: it ends
+	// when the connection closes (for a client that only shut down its
+	// side, once the commands it sent are answered) or the server stops.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	w        writer
 	args     [][]byte
@@ -569,6 +582,7 @@ func (c *conn) run(buf []byte) {
 	defer func() {
 		if hc := c.halfClosedConn(); hc != nil && !handedBack.Load() {
 			hc.Close()
+			c.cancel()
 		}
 	}()
 	for {

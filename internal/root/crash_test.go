@@ -92,7 +92,7 @@ func TestRoot_CrashAfterAck(t *testing.T) {
 			if cs.Applied() < a.index {
 				t.Fatalf("clone %d: reopened at %d, but %s was acknowledged at %d", i, cs.Applied(), a.key, a.index)
 			}
-			v, err := cs.Get([]byte(a.key), cs.Applied())
+			v, err := cs.Get(context.Background(), []byte(a.key), cs.Applied())
 			if err != nil || v.ModIndex != a.index {
 				t.Fatalf("clone %d: %s acknowledged at %d reads %v (mod %d)", i, a.key, a.index, err, v.ModIndex)
 			}
@@ -164,10 +164,10 @@ func TestRoot_SyncFailureStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cs.Close()
-	if _, err := cs.Get([]byte("before"), cs.Applied()); err != nil {
+	if _, err := cs.Get(context.Background(), []byte("before"), cs.Applied()); err != nil {
 		t.Fatalf("acknowledged write lost: %v", err)
 	}
-	if _, err := cs.Get([]byte("after"), cs.Applied()); !errors.Is(err, argent.ErrNotFound) {
+	if _, err := cs.Get(context.Background(), []byte("after"), cs.Applied()); !errors.Is(err, argent.ErrNotFound) {
 		t.Fatalf("refused write present after restart: %v", err)
 	}
 }

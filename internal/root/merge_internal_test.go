@@ -8,6 +8,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/logstore"
 )
 
 func put(k, v string) argent.Op {
@@ -122,7 +123,7 @@ func TestCommit_MergedConditions(t *testing.T) {
 			if s.Applied() != first {
 				t.Fatalf("applied %d, want one merged entry at %d", s.Applied(), first)
 			}
-			_, err = s.ReadLog(first, 0, func(e *kv.LogEntry) bool {
+			_, err = s.ReadLog(first, 0, func(e *logstore.Entry) bool {
 				if len(e.Ops) != len(tc.ops) {
 					t.Fatalf("entry %d has ops %v, want %v", e.Index, e.Ops, tc.ops)
 				}

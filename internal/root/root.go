@@ -76,7 +76,7 @@ const syncDepth = 4
 type group struct {
 	reqs    []*request
 	results []result
-	state   kv.State
+	state   argent.State
 	start   time.Time
 }
 
@@ -417,7 +417,7 @@ func (r *Root) syncLoop(idle chan<- struct{}) {
 				break more
 			}
 		}
-		var last kv.State
+		var last argent.State
 		for _, g := range groups {
 			if g.state.Index > last.Index {
 				last = g.state

@@ -16,6 +16,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/logstore"
 	"github.com/argent-kv/argent/internal/root"
 )
 
@@ -85,7 +86,7 @@ func TestRoot_Write_ConcurrentMerged(t *testing.T) {
 	}
 	wg.Wait()
 	seen := make(map[string]bool)
-	n, err := s.ReadLog(1, 0, func(e *kv.LogEntry) bool {
+	n, err := s.ReadLog(1, 0, func(e *logstore.Entry) bool {
 		if len(e.Ops)%2 != 0 {
 			t.Errorf("entry %d has %d ops: a batch was split", e.Index, len(e.Ops))
 		}
@@ -149,7 +150,7 @@ func TestRoot_Write_Conditions(t *testing.T) {
 			}
 		})
 	}
-	if _, err := s.Get([]byte("b"), s.Applied()); !errors.Is(err, argent.ErrNotFound) {
+	if _, err := s.Get(context.Background(), []byte("b"), s.Applied()); !errors.Is(err, argent.ErrNotFound) {
 		t.Fatalf("b written by a failed batch: %v", err)
 	}
 

@@ -23,7 +23,7 @@ const (
 	FrameTooOld    FrameType = 4  // TooOld: the asked index is gone, take a snapshot
 	FrameError     FrameType = 5  // a UTF-8 message; the stream ends after it
 	FrameSnapBegin FrameType = 10 // SnapshotHeader
-	FrameSnapChunk FrameType = 11 // a chunk of SnapshotRecords
+	FrameSnapChunk FrameType = 11 // a chunk of snapshot records (AppendSnapshotRecord)
 	FrameSnapEnd   FrameType = 12 // SnapshotTrailer
 )
 
@@ -296,31 +296,28 @@ func DecodeSnapshotHeader(b []byte) (SnapshotHeader, error) {
 	return h, d.finish("snapshot header")
 }
 
-// SnapshotRecord is one live key of a snapshot.
-type SnapshotRecord struct {
-	Key      []byte
-	ModIndex argent.Index
-	Value    []byte
-}
-
-// AppendSnapshotRecord appends one record to a chunk payload. A chunk
-// payload is FormatVersion followed by records.
-func AppendSnapshotRecord(dst []byte, r *SnapshotRecord) []byte {
+// AppendSnapshotRecord appends the record of one live key of a snapshot,
+// it, to a chunk payload: key, mod index, value. A chunk payload is
+// FormatVersion followed by records.
+func AppendSnapshotRecord(dst []byte, it *argent.Item) []byte {
 	if len(dst) == 0 {
 		dst = append(dst, FormatVersion)
 	}
-	dst = appendBytes(dst, r.Key)
-	dst = binary.AppendUvarint(dst, uint64(r.ModIndex))
-	return appendBytes(dst, r.Value)
+	dst = appendBytes(dst, it.Key)
+	dst = binary.AppendUvarint(dst, uint64(it.ModIndex))
+	return appendBytes(dst, it.Value.Value)
 }
 
-// DecodeSnapshotChunk calls fn for each record of a chunk payload. Records
-// alias b.
-func DecodeSnapshotChunk(b []byte, fn func(r SnapshotRecord) error) error {
+// DecodeSnapshotChunk calls fn for each record of a chunk payload, a live
+// key with its value and mod index. Records alias b.
+func DecodeSnapshotChunk(b []byte, fn func(it argent.Item) error) error {
 	d := decoder{b: b}
 	d.version("snapshot chunk")
 	for d.err == nil && len(d.b) > 0 {
-		r := SnapshotRecord{Key: d.lenBytes(), ModIndex: argent.Index(d.uvarint()), Value: d.lenBytes()}
+		var r argent.Item
+		r.Key = d.lenBytes()
+		r.ModIndex = argent.Index(d.uvarint())
+		r.Value.Value = d.lenBytes()
 		if d.err != nil {
 			break
 		}

@@ -25,7 +25,7 @@ func testFrames() []testFrame {
 	hb := wire.Heartbeat{RootIndex: 10, RootTime: 11, Applied: 9}
 	tooOld := wire.TooOld{FirstIndex: 100}
 	sh := wire.SnapshotHeader{Dataset: datasetOf(2), Index: 8, Time: 9, Chain: hashOf(1)}
-	chunk := wire.AppendSnapshotRecord(nil, &wire.SnapshotRecord{Key: []byte("k"), ModIndex: 2, Value: []byte("v")})
+	chunk := wire.AppendSnapshotRecord(nil, &argent.Item{Key: []byte("k"), Value: argent.Value{Value: []byte("v"), ModIndex: 2}})
 	st := wire.SnapshotTrailer{Records: 1}
 	return []testFrame{
 		{name: "Hello", typ: wire.FrameHello, payload: hello.Append(nil)},

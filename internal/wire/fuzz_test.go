@@ -174,8 +174,8 @@ func FuzzDecodePayloads(f *testing.F) {
 		}
 		_, err = wire.DecodeSnapshotTrailer(b)
 		check("DecodeSnapshotTrailer", err)
-		var recs []wire.SnapshotRecord
-		err = wire.DecodeSnapshotChunk(b, func(r wire.SnapshotRecord) error {
+		var recs []argent.Item
+		err = wire.DecodeSnapshotChunk(b, func(r argent.Item) error {
 			recs = append(recs, r)
 			return nil
 		})
@@ -189,8 +189,8 @@ func FuzzDecodePayloads(f *testing.F) {
 				enc = []byte{wire.FormatVersion}
 			}
 			n := 0
-			err := wire.DecodeSnapshotChunk(enc, func(r wire.SnapshotRecord) error {
-				if !bytes.Equal(r.Key, recs[n].Key) || r.ModIndex != recs[n].ModIndex || !bytes.Equal(r.Value, recs[n].Value) {
+			err := wire.DecodeSnapshotChunk(enc, func(r argent.Item) error {
+				if !bytes.Equal(r.Key, recs[n].Key) || r.ModIndex != recs[n].ModIndex || !bytes.Equal(r.Value.Value, recs[n].Value.Value) {
 					t.Fatalf("record %d changed in a round trip", n)
 				}
 				n++

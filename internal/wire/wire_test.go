@@ -291,14 +291,14 @@ func TestPayloads_RoundTrip(t *testing.T) {
 func TestSnapshotChunk_RoundTrip(t *testing.T) {
 	tests := []struct {
 		name    string
-		records []wire.SnapshotRecord
+		records []argent.Item
 	}{
 		{name: "NoRecords"},
-		{name: "One", records: []wire.SnapshotRecord{{Key: []byte("k"), ModIndex: 1, Value: []byte("v")}}},
-		{name: "Several", records: []wire.SnapshotRecord{
-			{Key: []byte("a"), ModIndex: 3, Value: nil},
-			{Key: []byte("b"), ModIndex: math.MaxUint64, Value: bytes.Repeat([]byte("x"), 1000)},
-			{Key: []byte{0xff}, ModIndex: 0, Value: []byte{0}},
+		{name: "One", records: []argent.Item{{Key: []byte("k"), Value: argent.Value{Value: []byte("v"), ModIndex: 1}}}},
+		{name: "Several", records: []argent.Item{
+			{Key: []byte("a"), Value: argent.Value{Value: nil, ModIndex: 3}},
+			{Key: []byte("b"), Value: argent.Value{Value: bytes.Repeat([]byte("x"), 1000), ModIndex: math.MaxUint64}},
+			{Key: []byte{0xff}, Value: argent.Value{Value: []byte{0}, ModIndex: 0}},
 		}},
 	}
 	for _, tc := range tests {
@@ -317,8 +317,8 @@ func TestSnapshotChunk_RoundTrip(t *testing.T) {
 					t.Fatalf("chunk from an empty buffer = %x, want %x", fresh, enc)
 				}
 			}
-			var got []wire.SnapshotRecord
-			err := wire.DecodeSnapshotChunk(enc, func(r wire.SnapshotRecord) error {
+			var got []argent.Item
+			err := wire.DecodeSnapshotChunk(enc, func(r argent.Item) error {
 				got = append(got, r)
 				return nil
 			})
@@ -330,7 +330,7 @@ func TestSnapshotChunk_RoundTrip(t *testing.T) {
 			}
 			for i := range got {
 				w := tc.records[i]
-				if !bytes.Equal(got[i].Key, w.Key) || got[i].ModIndex != w.ModIndex || !bytes.Equal(got[i].Value, w.Value) {
+				if !bytes.Equal(got[i].Key, w.Key) || got[i].ModIndex != w.ModIndex || !bytes.Equal(got[i].Value.Value, w.Value.Value) {
 					t.Fatalf("record %d = %+v, want %+v", i, got[i], w)
 				}
 			}
@@ -343,7 +343,7 @@ func TestSnapshotChunk_RoundTrip(t *testing.T) {
 				ends[n] = true
 			}
 			for i := range len(enc) {
-				err := wire.DecodeSnapshotChunk(enc[:i], func(wire.SnapshotRecord) error { return nil })
+				err := wire.DecodeSnapshotChunk(enc[:i], func(argent.Item) error { return nil })
 				if ends[i] {
 					if err != nil {
 						t.Fatalf("chunk cut at record boundary %d: %v", i, err)
@@ -360,10 +360,10 @@ func TestDecodeSnapshotChunk_CallbackError(t *testing.T) {
 	stop := errors.New("stop")
 	var enc []byte
 	for _, k := range []string{"a", "b", "c"} {
-		enc = wire.AppendSnapshotRecord(enc, &wire.SnapshotRecord{Key: []byte(k), ModIndex: 1})
+		enc = wire.AppendSnapshotRecord(enc, &argent.Item{Key: []byte(k), Value: argent.Value{ModIndex: 1}})
 	}
 	calls := 0
-	err := wire.DecodeSnapshotChunk(enc, func(r wire.SnapshotRecord) error {
+	err := wire.DecodeSnapshotChunk(enc, func(r argent.Item) error {
 		calls++
 		if string(r.Key) == "b" {
 			return stop
@@ -373,7 +373,7 @@ func TestDecodeSnapshotChunk_CallbackError(t *testing.T) {
 	if !errors.Is(err, stop) || calls != 2 {
 		t.Fatalf("error = %v after %d calls, want stop after 2", err, calls)
 	}
-	if err := wire.DecodeSnapshotChunk([]byte{2}, func(wire.SnapshotRecord) error { return nil }); !errors.Is(err, argent.ErrCorruption) {
+	if err := wire.DecodeSnapshotChunk([]byte{2}, func(argent.Item) error { return nil }); !errors.Is(err, argent.ErrCorruption) {
 		t.Fatalf("chunk of another version: error = %v, want ErrCorruption", err)
 	}
 }

@@ -2,6 +2,8 @@ package pulltest
 
 import (
 	"bytes"
+	"context"
+	"github.com/argent-kv/argent/internal/logstore"
 	"testing"
 
 	"github.com/argent-kv/argent"
@@ -20,11 +22,11 @@ func CheckSame(t testing.TB, got, want *kv.Store) {
 	if got.Dataset() != want.Dataset() {
 		t.Fatalf("dataset: got %s, want %s", got.Dataset(), want.Dataset())
 	}
-	wi, _, err := want.Scan(nil, nil, 1<<20, ws.Index)
+	wi, _, err := want.Scan(context.Background(), nil, nil, 1<<20, ws.Index)
 	if err != nil {
 		t.Fatalf("scan want: %v", err)
 	}
-	gi, _, err := got.Scan(nil, nil, 1<<20, gs.Index)
+	gi, _, err := got.Scan(context.Background(), nil, nil, 1<<20, gs.Index)
 	if err != nil {
 		t.Fatalf("scan got: %v", err)
 	}
@@ -55,7 +57,7 @@ func ReadLog(t testing.TB, s *kv.Store, from argent.Index) [][]byte {
 	t.Helper()
 	var out [][]byte
 	for from <= s.Applied() {
-		next, err := s.ReadLog(from, 1<<20, func(e *kv.LogEntry) bool {
+		next, err := s.ReadLog(from, 1<<20, func(e *logstore.Entry) bool {
 			out = append(out, bytes.Clone(e.Raw))
 			return true
 		})

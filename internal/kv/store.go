@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -169,11 +168,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	// searching their index and data blocks. 10 bits per key: about 1%
 	// false positives.
 	popts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
-	if os.Getenv("ARGENT_EXP_VSEP") != "" {
-		popts.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
-			return pebble.ValueSeparationPolicy{Enabled: true, MinimumSize: 8 << 10, MaxBlobReferenceDepth: 10, RewriteMinimumAge: 5 * time.Minute, TargetGarbageRatio: 0.2}
-		}
-	}
+
 	db, err := pebble.Open(dir, popts)
 	if err != nil {
 		return nil, fmt.Errorf("kv: open pebble in %s: %w", dir, err)

@@ -566,10 +566,11 @@ func (c *conn) setBatch(args [][]byte) (argent.Batch, string) {
 	case len(args) < 3:
 		return argent.Batch{}, fmt.Sprintf("ERR wrong number of arguments for '%s' command", strings.ToLower(quoteName(args[0])))
 	}
-	op := argent.Op{Type: argent.OpPut, Key: bytes.Clone(args[1]), Value: bytes.Clone(args[2])}
-	if op.Value == nil {
-		op.Value = []byte{}
-	}
+	// One copy of key and value: args alias the input buffer.
+	kv := make([]byte, len(args[1])+len(args[2]))
+	n := copy(kv, args[1])
+	copy(kv[n:], args[2])
+	op := argent.Op{Type: argent.OpPut, Key: kv[:n:n], Value: kv[n:]}
 	b := argent.Batch{Ops: []argent.Op{op}}
 	if err := c.s.b.Limits().CheckBatch(&b); err != nil {
 		return argent.Batch{}, "ERR " + err.Error()
@@ -666,7 +667,10 @@ func (c *conn) loopSet(args [][]byte) bool {
 	c.mu.Lock()
 	c.mu.submitted++
 	c.mu.Unlock()
-	if !c.s.async.SubmitWrite(b, c.setDone) {
+	if c.onSetDone == nil {
+		c.onSetDone = c.setDone // one func value for the connection's SETs
+	}
+	if !c.s.async.SubmitWrite(b, c.onSetDone) {
 		c.mu.Lock()
 		c.mu.submitted--
 		c.mu.Unlock()

@@ -34,6 +34,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/api"
 )
 
@@ -384,7 +385,8 @@ type conn struct {
 	// waiting counts the SETs the loop submitted (loopSet) whose replies
 	// are not written yet; while it is not 0, the loop runs no command but
 	// another SET, so that replies keep their order.
-	waiting int
+	waiting   int
+	onSetDone func(argent.Index, error) // c.setDone, made once
 
 	mu struct {
 		sync.Mutex

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/base64"
 	"strconv"
 
@@ -142,25 +143,24 @@ func (p *jsonScanner) base64() ([]byte, bool) {
 		return nil, false
 	}
 	start := p.i + 1
-	end := start
-	for end < len(p.b) && p.b[end] != '"' {
-		c := p.b[end]
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '=') {
-			return nil, false
-		}
-		end++
-	}
-	if end == len(p.b) {
+	n := bytes.IndexByte(p.b[start:], '"')
+	if n < 0 {
 		return nil, false
 	}
-	src := p.b[start:end]
+	src := p.b[start : start+n]
+	// base64's decoder refuses every byte outside the alphabet but line
+	// breaks, which it skips; a JSON string may hold neither raw, and an
+	// escape (a backslash) is refused too, as outside the alphabet.
+	if bytes.IndexByte(src, '\n') >= 0 || bytes.IndexByte(src, '\r') >= 0 {
+		return nil, false
+	}
 	out := make([]byte, base64.StdEncoding.DecodedLen(len(src)))
-	n, err := base64.StdEncoding.Decode(out, src)
+	m, err := base64.StdEncoding.Decode(out, src)
 	if err != nil {
 		return nil, false
 	}
-	p.i = end + 1
-	return out[:n], true
+	p.i = start + n + 1
+	return out[:m], true
 }
 
 // uint reads a JSON number that is a plain unsigned decimal integer.

@@ -126,7 +126,8 @@ func (w *Writer) latest(key []byte) (version, bool, error) {
 			return v, true, nil
 		}
 	}
-	return readLatest(w.b, key)
+	// Pebble as committed: every key this Writer wrote is in pending.
+	return readLatest(w.s.db, key)
 }
 
 // Append applies ops as the next entry, committed at time now (kept no

@@ -3,7 +3,6 @@ package pull_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -94,20 +93,7 @@ func follow(t *testing.T, tr pull.Transport, s *kv.Store, cfg pull.FollowerConfi
 	}
 	f := pull.NewFollower(cfg)
 	tgt.f = f
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := f.Run(ctx); err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	stop := sync.OnceFunc(func() {
-		cancel()
-		wg.Wait()
-	})
-	t.Cleanup(stop)
+	stop := pulltest.Go(t, f.Run)
 	return &follower{Follower: f, reg: reg, stop: stop}
 }
 

@@ -1,8 +1,6 @@
 package replica_test
 
 import (
-	"context"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,20 +39,7 @@ func start(t *testing.T, tr pull.Transport, s *kv.Store, cfg replica.Config) *ru
 		cfg.Heartbeat = pulltest.Heartbeat
 	}
 	r := replica.New(s, cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := r.Run(ctx); err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	stop := sync.OnceFunc(func() {
-		cancel()
-		wg.Wait()
-	})
-	t.Cleanup(stop)
+	stop := pulltest.Go(t, r.Run)
 	return &running{Replica: r, reg: reg, stop: stop}
 }
 

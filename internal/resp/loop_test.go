@@ -153,10 +153,17 @@ func TestInputWhileWaitingIsBounded(t *testing.T) {
 	if l, err := r.ReadString('\n'); err != nil || l != "+OK\r\n" {
 		t.Fatalf("READINDEX: %q, %v", l, err)
 	}
+	floodUntilCut(t, nc, r, "a waiting command")
+}
+
+// floodUntilCut sends 6 MB of PINGs, past the 1 MiB limit the test set,
+// and fails unless the server closes the connection.
+func floodUntilCut(t *testing.T, nc net.Conn, r io.Reader, behind string) {
+	t.Helper()
 	chunk := strings.Repeat("PING\r\n", 10000)
 	nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	var werr error
-	for range 100 { // 6 MB, past the 1 MiB limit
+	for range 100 {
 		if _, werr = io.WriteString(nc, chunk); werr != nil {
 			break
 		}
@@ -164,7 +171,7 @@ func TestInputWhileWaitingIsBounded(t *testing.T) {
 	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, rerr := io.Copy(io.Discard, r)
 	if ne, ok := rerr.(net.Error); werr == nil && ok && ne.Timeout() {
-		t.Fatalf("connection still open after 6 MB of input behind a waiting command: read %v", rerr)
+		t.Fatalf("connection still open after 6 MB of input behind %s: read %v", behind, rerr)
 	}
 }
 
@@ -183,19 +190,7 @@ func TestInputWhileWritesWaitIsBounded(t *testing.T) {
 	if _, err := io.WriteString(nc, "SET a 1\r\nGET a\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	chunk := strings.Repeat("PING\r\n", 10000)
-	nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	var werr error
-	for range 100 { // 6 MB, past the 1 MiB limit
-		if _, werr = io.WriteString(nc, chunk); werr != nil {
-			break
-		}
-	}
-	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, rerr := io.Copy(io.Discard, nc)
-	if ne, ok := rerr.(net.Error); werr == nil && ok && ne.Timeout() {
-		t.Fatalf("connection still open after 6 MB of input behind a SET in flight: read %v", rerr)
-	}
+	floodUntilCut(t, nc, nc, "a SET in flight")
 }
 
 // TestSlowReaderGetsEveryReply pipelines more replies than the server

@@ -24,9 +24,16 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func newRoot(t *testing.T, cfg root.Config) (*root.Root, *kv.Store) {
 	t.Helper()
-	s, err := kv.Open("/db", &kv.Options{FS: vfs.NewMem()})
+	return startRoot(t, "/db", &kv.Options{FS: vfs.NewMem()}, cfg)
+}
+
+// startRoot opens a store in dir and runs a root over it until the test
+// ends.
+func startRoot(tb testing.TB, dir string, opts *kv.Options, cfg root.Config) (*root.Root, *kv.Store) {
+	tb.Helper()
+	s, err := kv.Open(dir, opts)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	r := root.New(s, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -35,7 +42,7 @@ func newRoot(t *testing.T, cfg root.Config) (*root.Root, *kv.Store) {
 		defer close(done)
 		_ = r.Run(ctx)
 	}()
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		cancel()
 		<-done
 		s.Close()
@@ -200,16 +207,8 @@ func TestRoot_Write_AfterStop(t *testing.T) {
 func BenchmarkRoot_Write(b *testing.B) {
 	for _, writers := range []int{1, 50} {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
-			s, err := kv.Open(b.TempDir(), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			r := root.New(s, root.Config{})
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { defer close(done); _ = r.Run(ctx) }()
-			defer func() { cancel(); <-done }()
+			r, _ := startRoot(b, b.TempDir(), nil, root.Config{})
+			ctx := context.Background()
 			value := make([]byte, 256)
 			var next atomic.Int64
 			b.SetParallelism((writers + 1) / 2)
@@ -232,16 +231,8 @@ func BenchmarkRoot_Write(b *testing.B) {
 // single-put batches in flight, 256 B values over 100,000 keys. It reports
 // the process's CPU time per write (Pebble's background work included).
 func BenchmarkRoot_Pipelined(b *testing.B) {
-	s, err := kv.Open(b.TempDir(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	r := root.New(s, root.Config{})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	r, _ := startRoot(b, b.TempDir(), nil, root.Config{})
+	ctx := context.Background()
 	const writers, depth = 50, 16
 	var next atomic.Int64
 	cpu0 := processCPU()

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -85,17 +86,30 @@ func NewRoot(t testing.TB, opts kv.Options, ds argent.DatasetID) *Root {
 		t.Fatalf("dataset: %v", err)
 	}
 	r := root.New(s, root.Config{})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = r.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	Go(t, r.Run)
 	return &Root{Store: s, w: r}
+}
+
+// Go runs run in a goroutine until the test ends, or until the function it
+// returns is called; either way it waits for run to return. An error from
+// run fails the test.
+func Go(t testing.TB, run func(ctx context.Context) error) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := run(ctx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	stop = sync.OnceFunc(func() {
+		cancel()
+		wg.Wait()
+	})
+	t.Cleanup(stop)
+	return stop
 }
 
 // Write commits n batches of one put each, keys prefix/000..., and returns

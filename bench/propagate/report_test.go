@@ -102,3 +102,26 @@ func TestParseFlags(t *testing.T) {
 		t.Errorf("parseFlags: %+v, %v", c.watch, err)
 	}
 }
+
+// TestAnalyze_MergedBatches checks that one watch line of an index the
+// root gave several writes (a merged batch) counts for each of them.
+func TestAnalyze_MergedBatches(t *testing.T) {
+	start := time.Unix(1000, 0)
+	cfg := config{depth: 1, watch: []int{1}, rate: 10, duration: time.Second, writers: 3,
+		sample: time.Second, window: time.Second}
+	r := &result{cfg: cfg, start: start, end: start.Add(cfg.duration)}
+	for i := range 3 {
+		r.writes = append(r.writes, write{idx: 5, due: start, sent: start, ack: start.Add(time.Duration(i+1) * time.Millisecond)})
+	}
+	r.writes = append(r.writes, write{idx: 6, due: start, sent: start, ack: start.Add(time.Millisecond)})
+	r.watches = []watchResult{{depth: 1, node: "r1", arr: []arrival{{idx: 5, at: start.Add(5 * time.Millisecond)}, {idx: 6, at: start.Add(5 * time.Millisecond)}}}}
+	if !r.complete() {
+		t.Fatalf("complete() = false: %+v", r.depths)
+	}
+	if d := r.depths[0]; d.matched != 4 || d.extra != 0 {
+		t.Fatalf("matched %d extra %d, want 4 0", d.matched, d.extra)
+	}
+	if r.merged != 3 {
+		t.Fatalf("merged = %d, want 3", r.merged)
+	}
+}

@@ -25,6 +25,7 @@ type StoreFlags struct {
 	BlockCache      byteSize      `help:"Size of the storage engine's block cache (memory)." default:"256MiB"`
 	ReadCache       byteSize      `help:"Memory for the cache of latest values in front of the storage engine (0: none)." default:"64MiB"`
 	MemTable        byteSize      `name:"memtable-size" help:"Size of the storage engine's memtable (memory; flushed to disk when full)." default:"32MiB"`
+	BlobMinSize     byteSize      `name:"blob-min-size" help:"Values of this size or more are kept in blob files beside the storage engine's tables, so that compactions do not rewrite them (0: never)." default:"1KiB"`
 	HeartbeatPeriod time.Duration `name:"heartbeat" help:"Interval of heartbeats to children." default:"1s"`
 	SnapshotRate    byteSize      `help:"Bytes per second of snapshots served to children, all transfers together." default:"128MiB"`
 	SnapshotConc    int           `name:"snapshot-concurrency" help:"Snapshot transfers served at once." default:"2"`
@@ -46,6 +47,10 @@ func (f *StoreFlags) apply(cfg *node.Config) {
 	cfg.ReadCache = int64(f.ReadCache)
 	if f.ReadCache == 0 {
 		cfg.ReadCache = -1 // the flag's 0 means none; the config's 0 means the default
+	}
+	cfg.BlobMinSize = int(f.BlobMinSize)
+	if f.BlobMinSize == 0 {
+		cfg.BlobMinSize = -1
 	}
 	cfg.Pprof = f.Pprof
 	cfg.RESPListen = f.RESPListen

@@ -93,6 +93,9 @@ type Config struct {
 	// ReadCache is the memory of the cache of latest versions in front of
 	// Pebble. Default 64 MiB; negative: none.
 	ReadCache int64
+	// BlobMinSize is the size from which Pebble keeps values in blob files
+	// (kv.Options.BlobMinSize). Default 1 KiB; negative: never.
+	BlobMinSize int
 	// TrimInterval is how often history and log are trimmed. Default 10s.
 	TrimInterval time.Duration
 	// Heartbeat is the interval of heartbeats to children. Default 1s.
@@ -206,6 +209,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		CacheSize:       cfg.BlockCache,
 		MemTableSize:    cfg.MemTable,
 		LatestCache:     cfg.ReadCache,
+		BlobMinSize:     cfg.BlobMinSize,
 	})
 	if err != nil {
 		return nil, dataDirError(cfg.DataDir, err)

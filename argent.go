@@ -151,7 +151,7 @@ type Limits struct {
 	MaxBatch int // default 64 MiB: the sum of key and value bytes of a batch
 }
 
-// The default limits, from DESIGN.md section 4.2.
+// The default limits, from docs/CONTRACT.md section 4.
 const (
 	DefaultMaxKey   = 1024
 	DefaultMaxValue = 32 << 20

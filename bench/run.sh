@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make bench: argent side by side with etcd and Redis on this machine (issue 5).
+# make bench: argent side by side with etcd and Redis on this machine.
 #
 #   bench/run.sh                       # the whole suite, about 12 minutes on 2 cores
 #   bench/run.sh -quick                # a smoke run of about two minutes

@@ -401,7 +401,7 @@ func TestClient_Txn_Wire(t *testing.T) {
 	if err != nil || idx != 12 {
 		t.Fatalf("Txn = %d, %v", idx, err)
 	}
-	// The example of DESIGN.md section 4.2.
+	// The example of docs/CONTRACT.md section 4.
 	want := `{"conditions":[{"key":"k","mod_index":7}],"ops":[{"op":"put","key":"k","value":"aGk="},{"op":"delete","key":"j"},{"op":"delete_prefix","key":"tmp/"}]}`
 	if string(body) != want {
 		t.Errorf("body = %s\nwant   %s", body, want)

@@ -1,5 +1,5 @@
-// Package client is the Go client of argent's HTTP API (DESIGN.md section
-// 4.2). It also exports the API's JSON shapes and error codes: the very
+// Package client is the Go client of argent's HTTP API (docs/CONTRACT.md
+// section 4). It also exports the API's JSON shapes and error codes: the very
 // types the server encodes and decodes (they are defined once, in the
 // module's internal/apiwire, and re-exported here with type aliases).
 //

@@ -5,7 +5,7 @@ import (
 	"github.com/argent-kv/argent/internal/apiwire"
 )
 
-// The JSON shapes of the HTTP API (DESIGN.md section 4.2), which the server
+// The JSON shapes of the HTTP API (docs/CONTRACT.md section 4), which the server
 // encodes and decodes too. They are defined in one place that the server and
 // this client share, and re-exported here under the client's name.
 //

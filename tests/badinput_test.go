@@ -215,7 +215,7 @@ func TestBadInput_E2E(t *testing.T) {
 }
 
 // checkErrorAnswer checks that resp is a 4xx with the JSON error body of
-// DESIGN.md 4.2, whose code goes with its status.
+// docs/CONTRACT.md section 4, whose code goes with its status.
 func checkErrorAnswer(t *testing.T, resp rawResponse) {
 	t.Helper()
 	if resp.status < 400 || resp.status >= 500 {

@@ -195,7 +195,7 @@ func TestChecker_Writes(t *testing.T) {
 		{name: "AckedTwiceOnce", writes: append(good[:4:4], ack(5, b(put("c", "5"))), &writeRec{worker: "w2", kind: "put", batch: b(put("c", "5")), index: 5, outcome: acked}),
 			want: []string{`w2: acknowledged put at index 5 with ops [put("c"="5")], but the log holds [put("c"="5")] there`}},
 
-		// Merged entries (DESIGN.md section 1, "Merged batch"): mergedLog's
+		// Merged entries (docs/CONTRACT.md section 1, "Merged batch"): mergedLog's
 		// entry 2 is batchA then batchB, entry 3 is batchC then batchD.
 		{name: "MergedInLogOrder", log: mergedLog, writes: mergedWrites(nil)},
 		{name: "MergedRecordedInOtherOrder", log: mergedLog, writes: reversed(mergedWrites(nil))},

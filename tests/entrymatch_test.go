@@ -10,7 +10,7 @@ import (
 
 // This file splits a log entry into the client batches it holds. The root
 // may merge the client batches that arrive while it commits into one entry
-// (DESIGN.md section 1, "Merged batch"): one index, the client batches'
+// (docs/CONTRACT.md section 1, "Merged batch"): one index, the client batches'
 // ops concatenated in arrival order, each client batch whole, each
 // batch's conditions checked against the state the batches before it in
 // the entry left. So one index may be acknowledged to several clients, and

@@ -42,7 +42,7 @@ func (o linOutput) at() logPos { return logPos{o.index, o.pos} }
 
 // logPos is where a write took effect: its entry's index and the position
 // of its first op among the entry's ops. The root may merge the batches of
-// several clients into one entry (DESIGN.md section 1, "Merged batch"),
+// several clients into one entry (docs/CONTRACT.md section 1, "Merged batch"),
 // each acknowledged with the entry's index; they take effect in the order
 // of their ops in the entry.
 type logPos struct {
@@ -196,7 +196,7 @@ var kvModel = porcupine.NondeterministicModel{
 	},
 }
 
-// TestRoot_Linearizable checks DESIGN.md section 3 promise 1 with porcupine:
+// TestRoot_Linearizable checks docs/CONTRACT.md section 3 promise 1 with porcupine:
 // concurrent clients put, delete, get and compare-and-set (a txn conditioned
 // on the mod index) a few keys at the root, and the history must be
 // linearizable. It also checks that a read at the root reports an index S no

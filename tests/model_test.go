@@ -67,7 +67,7 @@ func TestKVModel(t *testing.T) {
 			op(1, 2, 3, get, linOutput{s: 0}),
 		}},
 
-		// Merged batches (DESIGN.md section 1): writes acknowledged with one
+		// Merged batches (docs/CONTRACT.md section 1): writes acknowledged with one
 		// index take effect in the order of their ops in the entry.
 		{name: "MergedPuts", want: true, history: []porcupine.Operation{
 			op(0, 0, 10, put("a"), linOutput{index: 2, pos: 1}),

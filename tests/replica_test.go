@@ -11,7 +11,7 @@ import (
 	"github.com/argent-kv/argent/internal/testutil/cluster"
 )
 
-// TestReplica_SequentialConsistency checks DESIGN.md section 3 promises 2
+// TestReplica_SequentialConsistency checks docs/CONTRACT.md section 3 promises 2
 // and 3 at a replica under a concurrent random workload: every read equals
 // the root's state at the index S it reports (mget: all keys at one S; scan:
 // the page of that state), S never goes back in real time, and a read with

@@ -599,7 +599,7 @@ func probeSummary(probes []probe) string {
 // checkProbes checks a prober's answers against the truth: a 200 or 404 is
 // the key's state at its S, S never goes back, a 503 says "unavailable"
 // (or "not_ready" at S=0 before the node has answered from any state:
-// DESIGN.md 4.2, a fresh node), and nothing else is answered. Transport
+// docs/CONTRACT.md section 4, a fresh node), and nothing else is answered. Transport
 // errors are counted, not failed.
 func checkProbes(t *testing.T, desc string, tr *truth, probes []probe) {
 	t.Helper()

@@ -14,8 +14,8 @@ import (
 	"github.com/argent-kv/argent/internal/testutil/faultproxy"
 )
 
-// The tests of this file check the replication tree of issue 4 (DESIGN.md
-// sections 3 and 4.3) with real processes: depth and fan-out, failover to
+// The tests of this file check the replication tree (docs/CONTRACT.md
+// sections 3 and 5) with real processes: depth and fan-out, failover to
 // the next upstream after kill -9 or SIGSTOP of an intermediate, recovery by
 // snapshot from a cut longer than the parent's log, a snapshot transfer cut
 // half-way (by the link or by kill -9) that resumes, corruption on a link
@@ -772,7 +772,7 @@ func TestTree_StalledChildDoesNotSlowSiblings(t *testing.T) {
 
 // TestTree_LagVisibleBehindSlowLink puts a replica behind a link that
 // delays every byte by 400 ms and writes 100 batches/s at the root: the
-// replica is then about 400 ms behind the root all along, and DESIGN.md
+// replica is then about 400 ms behind the root all along, and docs/CONTRACT.md
 // section 3 promise 7 ("lag is visible") wants its lag_seconds to show it.
 func TestTree_LagVisibleBehindSlowLink(t *testing.T) {
 	skipShort(t)

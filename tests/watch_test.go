@@ -190,7 +190,7 @@ func checkStream(t *testing.T, seed uint64, desc string, evs []watchEvent, want 
 	}
 }
 
-// TestWatch_Stream checks DESIGN.md section 3 promise 4 at a replica: a
+// TestWatch_Stream checks docs/CONTRACT.md section 3 promise 4 at a replica: a
 // watch from 1 opened before the writes shows every batch in order, without
 // gaps or duplicates, each with exactly the ops written; progress markers
 // come while idle; a watch resumed from a middle index shows the same

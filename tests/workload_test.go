@@ -554,7 +554,7 @@ func (w *workload) checkProblems(t *testing.T) {
 }
 
 // checkWrites checks the writes against the root's log. An entry may hold
-// several client batches (a merged batch, DESIGN.md section 1): every
+// several client batches (a merged batch, docs/CONTRACT.md section 1): every
 // entry's ops must be exactly a concatenation of whole client batches, in
 // the order the log shows, made of every batch acknowledged with its index
 // and of batches whose outcome the client did not learn, each of which

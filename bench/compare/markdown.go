@@ -72,7 +72,7 @@ func writeMarkdown(w io.Writer, res *results) {
 		"each run lasts %s, in %d rounds interleaved with the other systems' rounds (a closed loop's throughput is the median round), propagation %s. "+
 		"Keys are 16–64 bytes; values random bytes. Ratios are argent ÷ peer: above 1 means argent is ahead for rates, behind for latencies and CPU.\n\n",
 		m.NProc, s.Duration, s.Rounds, s.PropDuration)
-	writeAims(w, "The aims of issue 5", "", res.Targets)
+	writeAims(w, "Reads and writes against etcd and Redis: aims", "", res.Targets)
 	writeAims(w, "Durable writes: aims", durableAimsNote(res.Settings.Conns), res.DurableTargets)
 	for _, t := range res.Tables {
 		writeTable(w, t)

@@ -31,7 +31,7 @@ type results struct {
 	// Problems lists runs with errors or unmet open-loop rates.
 	Problems []string `json:"problems,omitempty"`
 	// Targets, DurableTargets and Tables are what the markdown section
-	// shows: the aims of issue 5, the aims of the durable write path (nil
+	// shows: the aims of reads and writes against etcd and Redis, the aims of the durable write path (nil
 	// when nothing they need ran), and the ratio tables.
 	Targets        []target `json:"targets"`
 	DurableTargets []target `json:"durable_targets,omitempty"`

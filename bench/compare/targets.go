@@ -35,7 +35,7 @@ func ratioTarget(aim string, a, b, want float64, atLeast bool, what string) targ
 	return t
 }
 
-// buildTargets checks the aims of issue 5 on the first data set (100k keys
+// buildTargets checks the aims of reads and writes against etcd and Redis on the first data set (100k keys
 // of 256 B in a full run).
 func buildTargets(res *results) []target {
 	if len(res.Datasets) == 0 {

@@ -1,4 +1,4 @@
-// Command proxyhit measures an argent proxy (issue 6): the hit rate of its
+// Command proxyhit measures an argent proxy: the hit rate of its
 // persistent cache (proxycache) on Zipf traces next to the best hit rate any
 // cache of the same size could get, the read latency of a running proxy
 // for hits, misses and negative lookups, and its bytes on disk next to a

@@ -23,7 +23,7 @@ const (
 	markEnd   = "<!-- proxyhit:end -->"
 )
 
-// aim is issue 6's target for hit rate / optimum.
+// aim is the target for hit rate / optimum.
 const aim = 0.9
 
 // results is everything one run measured; its JSON is
@@ -174,7 +174,7 @@ func writeSim(w io.Writer, sim []simResult, s settings) {
 		"proxycache also sizes the sketch for the entries the budget holds (see docs/PROXY.md), so this column is its policy without that. "+
 		"LRU: admits every miss. Static best: the best fixed set of keys for the trace, chosen knowing every key's read count "+
 		"(what a perfect LFU converges to on a stationary trace; greedy by reads per byte). Optimum: %s. Ceiling: 1 − distinct keys / reads, the hit rate if only first reads missed. "+
-		"Ratio: proxycache ÷ optimum (issue 6 aims at ≥ %.1f); the second half counts only the reads of the trace's second half, "+
+		"Ratio: proxycache ÷ optimum (the aim is ≥ %.1f); the second half counts only the reads of the trace's second half, "+
 		"when the caches are warm.\n\n", s.SimDir, s.Optimum, aim)
 	fmt.Fprintln(w, "| trace | budget | proxycache | otter | otter, inline | LRU | static best | optimum | ratio | ratio, 2nd half | ceiling | ≥ 0.9 |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")

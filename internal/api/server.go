@@ -1,4 +1,4 @@
-// Package api serves argent's client HTTP API (DESIGN.md section 4.2) for
+// Package api serves argent's client HTTP API (docs/CONTRACT.md section 4) for
 // any node, over a Backend: reads come from the node's local kv.Store at its
 // published applied index, writes go to Backend.Write.
 //

@@ -1,5 +1,5 @@
-// Package apiwire holds the wire form of argent's client HTTP API (DESIGN.md
-// section 4.2): the JSON bodies of requests and answers, the headers of a
+// Package apiwire holds the wire form of argent's client HTTP API (docs/CONTRACT.md
+// section 4): the JSON bodies of requests and answers, the headers of a
 // read, and the table of error codes with the sentinel error and HTTP
 // status each stands for.
 //

@@ -8,7 +8,7 @@ import (
 	"github.com/argent-kv/argent"
 )
 
-// The JSON shapes of the HTTP API (DESIGN.md section 4.2). The server encodes
+// The JSON shapes of the HTTP API (docs/CONTRACT.md section 4). The server encodes
 // and decodes these types; the client re-exports them. See the package doc
 // for how keys and values travel.
 

@@ -64,7 +64,7 @@ func TestTxnRequest_Invalid(t *testing.T) {
 }
 
 // TestWire_Shapes checks the JSON of the wire types against the examples of
-// DESIGN.md section 4.2.
+// docs/CONTRACT.md section 4.
 func TestWire_Shapes(t *testing.T) {
 	mod := argent.Index(9)
 	for _, tt := range []struct {

@@ -2,7 +2,7 @@
 // scans and of the shipping of its negative-lookup filter, and the client
 // proxies use for them.
 //
-// A proxy serves every read as of its own applied index S (DESIGN section 3,
+// A proxy serves every read as of its own applied index S (docs/CONTRACT.md section 3,
 // promise 5). On a miss it asks a replica for "K as of S":
 //
 //	GET  /internal/v1/lookup?key=K&at=S        one key (K percent-encoded, any bytes)

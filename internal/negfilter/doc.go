@@ -4,7 +4,7 @@
 // answered locally instead of costing a round trip to a replica.
 //
 // A Bloom filter has no false negatives: a key that was added is always
-// reported as maybe present, so "not in the filter" proves "absent" (DESIGN
+// reported as maybe present, so "not in the filter" proves "absent" (docs/CONTRACT.md
 // section 3, promise 5). It has false positives at a rate set by its sizing;
 // those reads go to a replica as any other miss.
 //

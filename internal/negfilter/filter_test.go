@@ -128,7 +128,7 @@ func TestFilter_Index(t *testing.T) {
 	}
 }
 
-// TestFilter_FalsePositives is the check: over 100,000 present and
+// TestFilter_FalsePositives checks the sizing's promise: over 100,000 present and
 // 100,000 absent keys there is no false negative and at least 99% of the
 // absent keys are answered by the filter.
 func TestFilter_FalsePositives(t *testing.T) {

@@ -134,7 +134,7 @@ func TestProxy_FilterRebuiltAfterBurst(t *testing.T) {
 }
 
 // TestProxy_FilterKeepsPutsPastTheWindow checks that the negative filter
-// has no false negatives (DESIGN.md promise 5) for keys whose puts the
+// has no false negatives (docs/CONTRACT.md promise 5) for keys whose puts the
 // sliding window no longer holds, so that only the filter can vouch for
 // them: keys put after the replica built the filter and before the proxy
 // installed it (added from the window at install), and keys put after the

@@ -5,7 +5,7 @@
 // index. See docs/PROXY.md.
 //
 // Every read is answered as of one index S the proxy has applied and made
-// durable, and equals the value at S (DESIGN.md promise 5): from the window
+// durable, and equals the value at S (docs/CONTRACT.md promise 5): from the window
 // when a batch it holds wrote the key at or below S, from the cache when the
 // entry holds at S, absent when the filter says so, else from a replica
 // asked for "key as of S". A replica behind S is believed only when the

@@ -63,7 +63,7 @@ func (g *answerGate) wrap(next http.Handler) http.Handler {
 }
 
 // TestProxy_AdmitRefusesKeyChangedDuringMiss checks the "(S1, S2]" rule of
-// DESIGN.md promise 5 at admission (see admit in resolve.go): a read of k
+// docs/CONTRACT.md promise 5 at admission (see admit in resolve.go): a read of k
 // misses at S1 = 2; the replica answers k's value as of 2; before that
 // answer reaches the proxy, the proxy applies index 3, which writes k. The
 // read still answers the value at 2, but that value must not enter the

@@ -15,7 +15,7 @@ import (
 //   - at is not the cache's applied index. The caller read Applied(),
 //     proved that e is the value at that index (the value fetched as of S1
 //     enters at S2 only if the proxy's sliding window shows no write of the
-//     key in (S1, S2], DESIGN.md promise 5), and an Apply moved the index
+//     key in (S1, S2], docs/CONTRACT.md promise 5), and an Apply moved the index
 //     meanwhile. Apply and Admit exclude each other, so the check and the
 //     insert are one step: a stale value never enters. The caller may still
 //     serve e at the index it proved it for, and admit it later.

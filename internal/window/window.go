@@ -1,5 +1,5 @@
 // Package window keeps the writes of a node's most recent batches in memory:
-// the proxy's sliding window of recent updates (DESIGN.md sections 2 and 3,
+// the proxy's sliding window of recent updates (docs/CONTRACT.md sections 2 and 3,
 // promise 5).
 //
 // A proxy at applied index S answers a read of key K with the value at S. A

@@ -315,7 +315,7 @@ func (n *Node) WaitFirstState(timeout time.Duration) {
 	})
 }
 
-// Status is the answer of GET /v1/status (DESIGN.md 4.2).
+// Status is the answer of GET /v1/status (docs/CONTRACT.md section 4).
 type Status struct {
 	Role         string  `json:"role"`
 	NodeID       string  `json:"node_id"`

@@ -120,7 +120,7 @@ func (t *txnRequest) batch() (argent.Batch, error) {
 // serveTxn answers POST /v1/txn: one atomic batch with conditions.
 func (s *Server) serveTxn(w http.ResponseWriter, r *http.Request) int {
 	limits := s.b.Limits().WithDefaults()
-	req, err := readTxnRequest(w, r, jsonBodyLimit(limits))
+	req, err := readJSONRequest(w, r, jsonBodyLimit(limits), parseTxnJSON)
 	if err != nil {
 		return s.writeError(w, r, err)
 	}
@@ -129,37 +129,6 @@ func (s *Server) serveTxn(w http.ResponseWriter, r *http.Request) int {
 		return s.writeError(w, r, err)
 	}
 	return s.write(w, r, limits, b)
-}
-
-// readTxnRequest reads the body of a txn, parsing the plain form itself and
-// anything else with DecodeJSON.
-func readTxnRequest(w http.ResponseWriter, r *http.Request, limit int64) (txnRequest, error) {
-	var req txnRequest
-	body, err := readBody(http.MaxBytesReader(w, r.Body, limit), r.ContentLength, limit)
-	if err != nil {
-		if isMaxBytes(err) {
-			return req, DecodeJSON(errReader{err}, &req)
-		}
-		return req, invalidf("read body: %v", err)
-	}
-	if req, ok := parseTxnJSON(body); ok {
-		return req, nil
-	}
-	return req, DecodeJSON(bytes.NewReader(body), &req)
-}
-
-// readBody reads a request body whole, in one allocation when its length
-// is known (io.ReadAll would copy a bulk load's body of megabytes as it
-// grows its buffer).
-func readBody(body io.Reader, n, limit int64) ([]byte, error) {
-	if n < 0 || n > limit {
-		return io.ReadAll(body)
-	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(body, buf); err != nil {
-		return nil, err
-	}
-	return buf, nil
 }
 
 // write checks b against the limits, commits it and answers {"index":N}.

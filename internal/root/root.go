@@ -18,6 +18,7 @@ package root
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync/atomic"
@@ -144,21 +145,10 @@ type Pending struct {
 // submitted them. It waits only while the queue is full.
 func (r *Root) Submit(ctx context.Context, b argent.Batch) (*Pending, error) {
 	req := &request{batch: b, size: batchSize(&b), resp: make(chan result, 1)}
-	r.submitting.Add(1)
-	defer r.submitting.Add(-1)
-	select {
-	case <-r.closing:
-		return nil, ErrStopped
-	default:
+	if err := r.enqueue(ctx, req, true); err != nil {
+		return nil, err
 	}
-	select {
-	case r.reqs <- req:
-		return &Pending{r: r, req: req}, nil
-	case <-r.closing:
-		return nil, ErrStopped
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return &Pending{r: r, req: req}, nil
 }
 
 // TrySubmit queues b like Submit if the queue has room, and reports false
@@ -166,19 +156,41 @@ func (r *Root) Submit(ctx context.Context, b argent.Batch) (*Pending, error) {
 // failed it, from the committer's goroutines: it must not block. This lets
 // an event loop have writes in flight without a goroutine for each.
 func (r *Root) TrySubmit(b argent.Batch, done func(argent.Index, error)) bool {
+	req := &request{batch: b, size: batchSize(&b), done: done}
+	return r.enqueue(context.Background(), req, false) == nil
+}
+
+// errQueueFull: the committer's queue has no room, and the caller would
+// not wait for it.
+var errQueueFull = errors.New("root: write queue full")
+
+// enqueue queues req for the committer, waiting for room in the queue if
+// wait is set (until ctx ends) and failing with errQueueFull otherwise.
+// Once Run stops taking requests it fails with ErrStopped; drain answers
+// whatever an enqueue that got past that check queued.
+func (r *Root) enqueue(ctx context.Context, req *request, wait bool) error {
 	r.submitting.Add(1)
 	defer r.submitting.Add(-1)
 	select {
 	case <-r.closing:
-		return false
+		return ErrStopped
 	default:
 	}
-	req := &request{batch: b, size: batchSize(&b), done: done}
+	if !wait {
+		select {
+		case r.reqs <- req:
+			return nil
+		default:
+			return errQueueFull
+		}
+	}
 	select {
 	case r.reqs <- req:
-		return true
-	default:
-		return false
+		return nil
+	case <-r.closing:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -215,21 +215,15 @@ func (w *Writer) AppendEntry(e *argent.Entry) error {
 	if w.target != 0 && e.Index == w.target && e.Chain != w.targetChain {
 		return fmt.Errorf("%w: entry %d ends a resumed snapshot load with chain %x, the snapshot had %x", argent.ErrChainMismatch, e.Index, e.Chain[:8], w.targetChain[:8])
 	}
-	for _, op := range e.Ops {
-		switch op.Type {
-		case argent.OpPut, argent.OpDelete, argent.OpDeletePrefix:
-		default:
-			return fmt.Errorf("%w: entry %d has op type %d", argent.ErrCorruption, e.Index, op.Type)
-		}
-	}
 	w.open = true
 	w.next = argent.Entry{Index: e.Index, Time: e.Time, Ops: w.next.Ops[:0]}
 	w.prevs = w.prevs[:0]
-	if err := w.Apply(e.Ops); err != nil {
-		return err
-	}
+	err := w.Apply(e.Ops) // refuses an unknown op before applying any
 	w.open = false
 	w.next.Ops = w.next.Ops[:0]
+	if err != nil {
+		return err
+	}
 	return w.record(e)
 }
 

@@ -242,14 +242,6 @@ func Delete(b *pebble.Batch, from, to argent.Index) error {
 	return nil
 }
 
-// Wipe removes every record in b.
-func Wipe(b *pebble.Batch) error {
-	if err := b.DeleteRange([]byte{Space}, []byte{Space + 1}, nil); err != nil {
-		return fmt.Errorf("logstore: wipe: %w", err)
-	}
-	return nil
-}
-
 // Next returns the entry that follows tip with ops: the next index, commit
 // time now (never earlier than tip's, so times only grow along the log) and
 // the chain hash from tip's.

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
+	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/pull"
 	"github.com/argent-kv/argent/internal/replica"
@@ -64,4 +65,15 @@ func checkMetrics(t *testing.T, r *running, wants ...metricWant) {
 			t.Errorf("%s = %v, want %v", m.name, got, m.want)
 		}
 	}
+}
+
+// snapshotRoot serves, on n, a root holding keys keys whose log it has
+// trimmed away: a child must bootstrap from a snapshot, sent in chunks of
+// chunk bytes.
+func snapshotRoot(t *testing.T, n *pulltest.Network, keys, chunk int) (*pulltest.Root, string) {
+	t.Helper()
+	r := pulltest.NewRoot(t, kv.Options{LogBytes: 1}, argent.DatasetID{})
+	r.Write(t, "k", keys)
+	pulltest.TrimAll(t, r.Store)
+	return r, n.Serve("root", r.Store, pull.ServerConfig{SnapshotChunk: chunk})
 }

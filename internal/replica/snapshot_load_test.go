@@ -55,10 +55,7 @@ func TestReplica_SnapshotResumes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := pulltest.NewNetwork(t, "inmem")
-			r := pulltest.NewRoot(t, kv.Options{LogBytes: 1}, argent.DatasetID{})
-			r.Write(t, "k", 200)
-			pulltest.TrimAll(t, r.Store)
-			addr := n.Serve("root", r.Store, pull.ServerConfig{SnapshotChunk: 256})
+			r, addr := snapshotRoot(t, n, 200, 256)
 			// SnapBegin and 3 chunks arrive, then the parent stops sending
 			// until the link is cut.
 			n.Inmem.Inject(addr, pull.Fault{Request: pull.SnapshotRequest, Kind: pull.FaultStall, After: 4})
@@ -86,10 +83,7 @@ func TestReplica_SnapshotResumes(t *testing.T) {
 // the replica asks again, after the last key it stored.
 func TestReplica_SnapshotCutResumes(t *testing.T) {
 	n := pulltest.NewNetwork(t, "inmem")
-	r := pulltest.NewRoot(t, kv.Options{LogBytes: 1}, argent.DatasetID{})
-	r.Write(t, "k", 120)
-	pulltest.TrimAll(t, r.Store)
-	addr := n.Serve("root", r.Store, pull.ServerConfig{SnapshotChunk: 256})
+	r, addr := snapshotRoot(t, n, 120, 256)
 	for i := range 2 {
 		n.Inmem.Inject(addr, pull.Fault{Request: pull.SnapshotRequest, Kind: pull.FaultCut, After: 2 + i})
 	}
@@ -106,10 +100,7 @@ func TestReplica_SnapshotCutResumes(t *testing.T) {
 // and opened again (a restart), resumes the load where it stopped.
 func TestReplica_SnapshotResumesAfterRestart(t *testing.T) {
 	n := pulltest.NewNetwork(t, "inmem")
-	r := pulltest.NewRoot(t, kv.Options{LogBytes: 1}, argent.DatasetID{})
-	r.Write(t, "k", 200)
-	pulltest.TrimAll(t, r.Store)
-	addr := n.Serve("root", r.Store, pull.ServerConfig{SnapshotChunk: 256})
+	r, addr := snapshotRoot(t, n, 200, 256)
 	n.Inmem.Inject(addr, pull.Fault{Request: pull.SnapshotRequest, Kind: pull.FaultStall, After: 4})
 
 	fs := vfs.NewMem()

@@ -40,6 +40,7 @@ var (
 	metaHorizon   = []byte("mhorizon")   // index64: oldest index MVCC reads can answer
 	metaLogFirst  = []byte("mlogfirst")  // index64: oldest log entry kept
 	metaRestoring = []byte("mrestoring") // present while a snapshot is being loaded
+	metaSource    = []byte("msource")    // uint64: position in the source of the applied state
 )
 
 // StoreFormatVersion is the version of the on-disk layout above. Open refuses

@@ -135,6 +135,7 @@ type Store struct {
 	logFirst  atomic.Uint64         // oldest log entry kept
 	copyBelow atomic.Uint64         // Writers copy superseded versions older than this (see Trim)
 	restoring atomic.Bool           // a snapshot load is under way or was cut: no reads
+	source    atomic.Uint64         // see Source
 	closed    atomic.Bool           // Close was called: reads answer ErrClosed
 	failed    atomic.Pointer[error] // the write that failed (see Options.OnFatal)
 
@@ -264,6 +265,9 @@ func (s *Store) load() error {
 	if err := u64(metaLogFirst, s.logFirst.Store); err != nil {
 		return err
 	}
+	if err := u64(metaSource, s.source.Store); err != nil {
+		return err
+	}
 	if _, ok, err := s.getMeta(metaRestoring); err != nil {
 		return err
 	} else if ok {
@@ -345,6 +349,12 @@ func (s *Store) Horizon() argent.Index { return argent.Index(s.horizon.Load()) }
 // LogFirst returns the oldest log index the store still holds. It is
 // Applied()+1 when the log is empty.
 func (s *Store) LogFirst() argent.Index { return argent.Index(s.logFirst.Load()) }
+
+// Source returns the position, in whatever the committed entries were
+// applied from, of the last one committed (Writer.SetSource): a member of a
+// root group keeps the Raft index there, so that after a restart it applies
+// the Raft log from the entry after it. Zero if never set.
+func (s *Store) Source() uint64 { return s.source.Load() }
 
 // Restoring reports whether a snapshot load is under way or was cut short.
 // Such a store serves no reads until a Restore finishes.

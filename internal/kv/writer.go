@@ -37,6 +37,8 @@ type Writer struct {
 	// it (with targetChain) ends the load and lets the store serve again.
 	target      argent.Index
 	targetChain argent.Hash
+	// source, if set, is written with the entries (Store.Source).
+	source uint64
 	// writerBuffers.pending holds the latest version of every key this
 	// Writer wrote, for its own reads and, after Commit, for the read cache.
 
@@ -94,6 +96,10 @@ func (s *Store) NewWriter() *Writer {
 		copyBelow: argent.Index(s.copyBelow.Load()), writerBuffers: &s.wbufs}
 }
 
+// SetSource records pos as the source position of the entries this Writer
+// commits (see Store.Source). It is written only with at least one entry.
+func (w *Writer) SetSource(pos uint64) { w.source = pos }
+
 // Next returns the index the next appended entry gets.
 func (w *Writer) Next() argent.Index { return w.state.Index + 1 }
 
@@ -112,6 +118,23 @@ func (w *Writer) ModIndex(key []byte) (argent.Index, error) {
 		return 0, err
 	}
 	return v.mod, nil
+}
+
+// Check checks conditions against the Writer's view, as a batch merged
+// after the ones applied so far sees it: nil if every key has the mod index
+// its condition asks for, else an *argent.ConditionError for the first that
+// does not.
+func (w *Writer) Check(conds []argent.Condition) error {
+	for _, c := range conds {
+		got, err := w.ModIndex(c.Key)
+		if err != nil {
+			return fmt.Errorf("kv: check condition on %q: %w", c.Key, err)
+		}
+		if got != c.ModIndex {
+			return &argent.ConditionError{Key: c.Key, Want: c.ModIndex, Got: got}
+		}
+	}
+	return nil
 }
 
 // latest returns key's latest version in the Writer's view: its own batch,
@@ -411,6 +434,11 @@ func (w *Writer) commit(opt *pebble.WriteOptions) (_ argent.State, err error) {
 	if err := w.b.Set(metaApplied, encodeState(&st), nil); err != nil {
 		return argent.State{}, fmt.Errorf("kv: write applied index: %w", err)
 	}
+	if w.source != 0 {
+		if err := w.b.Set(metaSource, putUint64(w.source), nil); err != nil {
+			return argent.State{}, fmt.Errorf("kv: write source position: %w", err)
+		}
+	}
 	loaded := w.target != 0 && st.Index >= w.target
 	if loaded {
 		_ = w.b.Delete(metaRestoring, nil)
@@ -436,6 +464,9 @@ func (w *Writer) commit(opt *pebble.WriteOptions) (_ argent.State, err error) {
 	w.s.mu.logCum = w.logCum
 	w.s.mu.committed = st
 	w.s.mu.Unlock()
+	if w.source != 0 {
+		w.s.source.Store(w.source)
+	}
 	return st, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/logstore"
+	"github.com/argent-kv/argent/internal/writeq"
 )
 
 func put(k, v string) argent.Op {
@@ -92,7 +93,7 @@ func TestCommit_MergedConditions(t *testing.T) {
 			}
 			m := r.openMerge()
 			for _, b := range tc.batches {
-				m.add(&request{batch: b, resp: make(chan result, 1)})
+				m.add(&writeq.Request{Batch: b})
 			}
 			g := r.commit(m)
 			for i, res := range g.results {

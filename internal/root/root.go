@@ -18,14 +18,13 @@ package root
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"runtime"
 	"sync/atomic"
 	"time"
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/writeq"
 )
 
 // Config tunes the write path. The zero value is usable.
@@ -51,16 +50,11 @@ type Config struct {
 type Root struct {
 	store *kv.Store
 	cfg   Config
-	reqs  chan *request
-	done  chan struct{}
+	*writeq.Queue
 	// toSync carries committed, not yet durable groups from the committer
 	// to the syncer, in index order; synced counts those it finished.
 	toSync chan *group
 	synced atomic.Int64
-	// closing is closed when Run stops taking requests; submitting counts
-	// the Submit and TrySubmit calls under way, which drain waits for.
-	closing    chan struct{}
-	submitting atomic.Int64
 }
 
 // The default merge limits.
@@ -75,26 +69,10 @@ const syncDepth = 4
 
 // group is a committed group waiting for its fsync.
 type group struct {
-	reqs    []*request
+	reqs    []*writeq.Request
 	results []result
 	state   argent.State
 	start   time.Time
-}
-
-type request struct {
-	batch argent.Batch
-	size  int
-	resp  chan result               // Submit's requests
-	done  func(argent.Index, error) // TrySubmit's requests
-}
-
-// answer gives the request its result, once.
-func (req *request) answer(res result) {
-	if req.done != nil {
-		req.done(res.index, res.err)
-		return
-	}
-	req.resp <- res
 }
 
 type result struct {
@@ -106,7 +84,11 @@ type result struct {
 // argent.ErrUnavailable.
 var ErrStopped = fmt.Errorf("root: write path stopped: %w", argent.ErrUnavailable)
 
-// New returns a write path over store. Call Run to start committing.
+// New returns a write path over store. Call Run to start committing; the
+// Queue's Write, Submit and TrySubmit take batches, which must already have
+// passed argent.Limits.CheckBatch. A failed condition is answered with a
+// *argent.ConditionError and commits nothing. A batch whose writer stops
+// waiting may still commit.
 func New(store *kv.Store, cfg Config) *Root {
 	if cfg.MaxGroupBytes == 0 {
 		cfg.MaxGroupBytes = DefaultMergeBytes
@@ -117,107 +99,7 @@ func New(store *kv.Store, cfg Config) *Root {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Root{store: store, cfg: cfg, reqs: make(chan *request, 1024), done: make(chan struct{}),
-		toSync: make(chan *group, syncDepth), closing: make(chan struct{})}
-}
-
-// Write commits b and returns its index once it is durable. The batch must
-// already have passed argent.Limits.CheckBatch. A failed condition returns a
-// *argent.ConditionError and commits nothing. If ctx ends before the batch
-// is committed, Write returns ctx's error; the batch may still commit.
-func (r *Root) Write(ctx context.Context, b argent.Batch) (argent.Index, error) {
-	p, err := r.Submit(ctx, b)
-	if err != nil {
-		return 0, err
-	}
-	return p.Wait(ctx)
-}
-
-// Pending is a batch queued by Submit.
-type Pending struct {
-	r   *Root
-	req *request
-}
-
-// Submit queues b for the next merge and returns without waiting for its
-// commit, so that one caller can have many batches in flight (a pipelined
-// client's writes). The batches one caller submits commit in the order it
-// submitted them. It waits only while the queue is full.
-func (r *Root) Submit(ctx context.Context, b argent.Batch) (*Pending, error) {
-	req := &request{batch: b, size: batchSize(&b), resp: make(chan result, 1)}
-	if err := r.enqueue(ctx, req, true); err != nil {
-		return nil, err
-	}
-	return &Pending{r: r, req: req}, nil
-}
-
-// TrySubmit queues b like Submit if the queue has room, and reports false
-// otherwise. done is called once with b's index, or with the error that
-// failed it, from the committer's goroutines: it must not block. This lets
-// an event loop have writes in flight without a goroutine for each.
-func (r *Root) TrySubmit(b argent.Batch, done func(argent.Index, error)) bool {
-	req := &request{batch: b, size: batchSize(&b), done: done}
-	return r.enqueue(context.Background(), req, false) == nil
-}
-
-// errQueueFull: the committer's queue has no room, and the caller would
-// not wait for it.
-var errQueueFull = errors.New("root: write queue full")
-
-// enqueue queues req for the committer, waiting for room in the queue if
-// wait is set (until ctx ends) and failing with errQueueFull otherwise.
-// Once Run stops taking requests it fails with ErrStopped; drain answers
-// whatever an enqueue that got past that check queued.
-func (r *Root) enqueue(ctx context.Context, req *request, wait bool) error {
-	r.submitting.Add(1)
-	defer r.submitting.Add(-1)
-	select {
-	case <-r.closing:
-		return ErrStopped
-	default:
-	}
-	if !wait {
-		select {
-		case r.reqs <- req:
-			return nil
-		default:
-			return errQueueFull
-		}
-	}
-	select {
-	case r.reqs <- req:
-		return nil
-	case <-r.closing:
-		return ErrStopped
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// Wait returns the batch's index once it is durable, as Write does.
-func (p *Pending) Wait(ctx context.Context) (argent.Index, error) {
-	select {
-	case res := <-p.req.resp:
-		return res.index, res.err
-	case <-p.r.done:
-		// Run stopped; it answers every request it took before stopping.
-		select {
-		case res := <-p.req.resp:
-			return res.index, res.err
-		default:
-			return 0, ErrStopped
-		}
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-}
-
-func batchSize(b *argent.Batch) int {
-	n := 0
-	for _, op := range b.Ops {
-		n += len(op.Key) + len(op.Value)
-	}
-	return n
+	return &Root{store: store, cfg: cfg, Queue: writeq.New(1024), toSync: make(chan *group, syncDepth)}
 }
 
 // Run commits merged batches until ctx ends. Batches still queued then
@@ -229,7 +111,6 @@ func batchSize(b *argent.Batch) int {
 // syncer is free, so that each fsync carries everything that arrived during
 // the one before. A merge that reaches the merge limits commits at once.
 func (r *Root) Run(ctx context.Context) error {
-	defer close(r.done)
 	idle := make(chan struct{}, 1)
 	synced := make(chan struct{})
 	go func() {
@@ -242,8 +123,8 @@ func (r *Root) Run(ctx context.Context) error {
 	}()
 	var (
 		m    *merge
-		next *request // arrived while m was full: opens the next merge
-		sent int64    // groups handed to the syncer
+		next *writeq.Request // arrived while m was full: opens the next merge
+		sent int64           // groups handed to the syncer
 		hold *time.Timer
 	)
 	busy := func() bool { return sent > r.synced.Load() }
@@ -253,11 +134,11 @@ func (r *Root) Run(ctx context.Context) error {
 			next = nil
 			if req == nil {
 				select {
-				case req = <-r.reqs:
+				case req = <-r.C:
 				case <-idle:
 					continue
 				case <-ctx.Done():
-					r.drain()
+					r.Close(ErrStopped)
 					return nil
 				}
 			}
@@ -271,7 +152,7 @@ func (r *Root) Run(ctx context.Context) error {
 	take:
 		for next == nil {
 			select {
-			case req := <-r.reqs:
+			case req := <-r.C:
 				if !r.fits(m, req) {
 					next = req
 					break take
@@ -298,7 +179,7 @@ func (r *Root) Run(ctx context.Context) error {
 			held = hold.C
 		}
 		select {
-		case req := <-r.reqs:
+		case req := <-r.C:
 			if r.fits(m, req) {
 				m.add(req)
 			} else {
@@ -311,28 +192,10 @@ func (r *Root) Run(ctx context.Context) error {
 			m.w.Discard()
 			r.fail(m.reqs, ErrStopped)
 			if next != nil {
-				r.fail([]*request{next}, ErrStopped)
+				next.Answer(0, ErrStopped)
 			}
-			r.drain()
+			r.Close(ErrStopped)
 			return nil
-		}
-	}
-}
-
-// drain fails every queued request once Run stops: it closes closing, so
-// that no request is queued after it, waits for the submitters that got
-// past that check, and answers what they queued.
-func (r *Root) drain() {
-	close(r.closing)
-	for r.submitting.Load() > 0 {
-		runtime.Gosched()
-	}
-	for {
-		select {
-		case req := <-r.reqs:
-			req.answer(result{err: ErrStopped})
-		default:
-			return
 		}
 	}
 }
@@ -341,7 +204,7 @@ func (r *Root) drain() {
 // to one open entry of a Writer.
 type merge struct {
 	w       *kv.Writer
-	reqs    []*request
+	reqs    []*writeq.Request
 	results []result // refusals (failed conditions); indexes are set at commit
 	applied []bool
 	size    int
@@ -356,23 +219,23 @@ func (r *Root) openMerge() *merge {
 }
 
 // fits reports whether req may join m within the merge limits.
-func (r *Root) fits(m *merge, req *request) bool {
-	return len(m.reqs) < r.cfg.MaxGroupBatches && m.size+req.size <= r.cfg.MaxGroupBytes
+func (r *Root) fits(m *merge, req *writeq.Request) bool {
+	return len(m.reqs) < r.cfg.MaxGroupBatches && m.size+req.Size <= r.cfg.MaxGroupBytes
 }
 
 // add checks req's conditions against the state the batches before it
 // left and, if they hold, applies its ops to the open entry; else req is
 // left out alone. The first batch of a merge is always added, so a batch
 // larger than the merge limits commits alone.
-func (m *merge) add(req *request) {
+func (m *merge) add(req *writeq.Request) {
 	m.reqs = append(m.reqs, req)
-	m.size += req.size
+	m.size += req.Size
 	var res result
 	ok := false
 	if m.err == nil {
-		if err := checkConditions(m.w, req.batch.Conditions); err != nil {
+		if err := m.w.Check(req.Batch.Conditions); err != nil {
 			res.err = err
-		} else if err := m.w.Apply(req.batch.Ops); err != nil {
+		} else if err := m.w.Apply(req.Batch.Ops); err != nil {
 			m.err = fmt.Errorf("root: apply batch: %w", err)
 		} else {
 			ok = true
@@ -448,7 +311,7 @@ func (r *Root) syncLoop(idle chan<- struct{}) {
 				r.cfg.OnCommit(len(g.reqs), time.Since(g.start))
 			}
 			for i, req := range g.reqs {
-				req.answer(g.results[i])
+				req.Answer(g.results[i].index, g.results[i].err)
 			}
 		}
 		r.synced.Add(int64(len(groups)))
@@ -459,21 +322,8 @@ func (r *Root) syncLoop(idle chan<- struct{}) {
 	}
 }
 
-func (r *Root) fail(group []*request, err error) {
+func (r *Root) fail(group []*writeq.Request, err error) {
 	for _, req := range group {
-		req.answer(result{err: err})
+		req.Answer(0, err)
 	}
-}
-
-func checkConditions(w *kv.Writer, conds []argent.Condition) error {
-	for _, c := range conds {
-		got, err := w.ModIndex(c.Key)
-		if err != nil {
-			return fmt.Errorf("root: check condition on %q: %w", c.Key, err)
-		}
-		if got != c.ModIndex {
-			return &argent.ConditionError{Key: c.Key, Want: c.ModIndex, Got: got}
-		}
-	}
-	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/logstore"
 	"github.com/argent-kv/argent/internal/root"
+	"github.com/argent-kv/argent/internal/writeq"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -244,7 +245,7 @@ func BenchmarkRoot_Pipelined(b *testing.B) {
 			defer wg.Done()
 			value := make([]byte, 256)
 			rng := rand.New(rand.NewPCG(uint64(w), 7))
-			pend := make([]*root.Pending, 0, depth)
+			pend := make([]*writeq.Pending, 0, depth)
 			for next.Add(depth) <= int64(b.N)+depth-1 {
 				for range depth {
 					k := fmt.Appendf(nil, "key:%012d", rng.IntN(100000))

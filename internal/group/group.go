@@ -1,0 +1,554 @@
+// Package group runs the root as a Raft group of three or five members
+// (go.etcd.io/raft/v3), so that the write path survives the loss of a
+// minority of them.
+//
+// Any member takes writes. The client batches that queue at a member while
+// its previous proposal is under way are merged into one proposal, one Raft
+// entry; Raft forwards a follower's proposals to the leader. Every member
+// applies the committed entries in order to its own store: it checks each
+// client batch's conditions against the state the batches before it left,
+// applies those that hold, and gives the entry the next argent index if any
+// did. The outcome depends only on the log, so every member holds the same
+// argent log, chain hash and dataset ID, and any of them can feed children.
+// The argent index is not the Raft index: entries that apply nothing (a new
+// leader's empty entry, configuration changes, merges whose batches all
+// failed) take none, so the argent log stays dense.
+//
+// The Raft log is the member's durable record (Log fsyncs it); the store is
+// synced once per round of applied entries before its state is published, and
+// it remembers the Raft index of its last entry (kv.Store.Source), so that a
+// restarted member applies the Raft log from the entry after it.
+//
+// A writer is answered by the member it wrote to, once that member has
+// applied the entry: the entry is then durable on a quorum, and a read at
+// that member sees it.
+package group
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/writeq"
+)
+
+// Peer is a member of the group: its Raft ID and its listen address.
+type Peer struct {
+	ID   uint64
+	Addr string
+}
+
+// Log is a member's durable Raft log and hard state.
+type Log interface {
+	raft.Storage
+	// Empty reports whether the log holds no Raft state: a member that
+	// was never started.
+	Empty() bool
+	// Save persists one Ready's hard state, entries and snapshot, fsynced
+	// when sync is set.
+	Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raftpb.Snapshot, sync bool) error
+	// SetConfState records the configuration applied at index applied.
+	SetConfState(cs *raftpb.ConfState, applied uint64) error
+}
+
+// Transport carries Raft messages to the other members. Received messages
+// come back through Group.Step.
+type Transport interface {
+	Send(msgs []*raftpb.Message) // must not block
+	SetPeer(id uint64, addr string)
+	RemovePeer(id uint64)
+}
+
+// Config configures a member. Zero fields take the defaults noted.
+type Config struct {
+	// ID is this member's Raft ID (not 0).
+	ID uint64
+	// Peers are the group's members at its creation, this one included.
+	// A member whose Log is empty starts the group with them; the
+	// addresses are used on every start.
+	Peers []Peer
+	Store *kv.Store
+	Log   Log
+	// Transport carries messages to the other members.
+	Transport Transport
+
+	// Tick is Raft's clock. Default 50 ms.
+	Tick time.Duration
+	// ElectionTicks is the election timeout in ticks: a follower that hears
+	// nothing from the leader for between one and two of them starts an
+	// election. Default 10. Heartbeats go out every tick.
+	ElectionTicks int
+	// MaxMergeBytes and MaxMergeBatches bound one proposal. Defaults 4 MiB
+	// and 4096.
+	MaxMergeBytes, MaxMergeBatches int
+	// WriteTimeout bounds how long a write waits for a leader and for its
+	// entry to apply. Default 5 s.
+	WriteTimeout time.Duration
+
+	// Now returns the commit time a proposal carries. Default time.Now.
+	Now func() time.Time
+	// OnCommit, if set, is called for each applied proposal of this member
+	// with its number of client batches and how long they waited.
+	OnCommit func(batches int, took time.Duration)
+	Logger   *slog.Logger
+}
+
+func (c *Config) withDefaults() {
+	if c.Tick == 0 {
+		c.Tick = 50 * time.Millisecond
+	}
+	if c.ElectionTicks == 0 {
+		c.ElectionTicks = 10
+	}
+	if c.MaxMergeBytes == 0 {
+		c.MaxMergeBytes = 4 << 20
+	}
+	if c.MaxMergeBatches == 0 {
+		c.MaxMergeBatches = 4096
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 5 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// The errors a writer may get besides the store's.
+var (
+	// ErrStopped: the member stopped before the write was proposed.
+	ErrStopped = fmt.Errorf("group: member stopped: %w", argent.ErrUnavailable)
+	// ErrNoLeader: no leader was elected within the write timeout; the
+	// write was not proposed.
+	ErrNoLeader = fmt.Errorf("group: no leader elected: %w", argent.ErrUnavailable)
+	// ErrOutcomeUnknown: the write was proposed but did not apply within
+	// the write timeout, or a new leader took over first; it may or may
+	// not be applied later.
+	ErrOutcomeUnknown = fmt.Errorf("group: the write was proposed but not yet committed when leadership changed or time ran out; it may or may not be applied: %w", argent.ErrUnavailable)
+)
+
+// Group is one member of a root group.
+type Group struct {
+	cfg Config
+	rn  *raft.RawNode
+	// Queue takes the client batches: Write, Submit, TrySubmit.
+	*writeq.Queue
+
+	recv    chan *raftpb.Message
+	reports chan report
+	applyc  chan []*raftpb.Entry
+	waits   waiters
+	seq     uint64 // the last proposal's sequence number; Run's goroutine only
+
+	status atomic.Pointer[Status]
+	failed atomic.Pointer[error]
+}
+
+type report struct {
+	id       uint64
+	snapshot bool // a snapshot's outcome, else the peer was unreachable
+	ok       bool
+}
+
+// Status is a member's view of the group.
+type Status struct {
+	ID     uint64
+	Leader uint64 // 0 while none is known
+	Term   uint64
+	State  string // "leader", "follower", "candidate", "pre-candidate"
+	// Commit and Applied are Raft indexes: the highest known committed,
+	// and the highest whose entry this member handed to its store.
+	Commit, Applied uint64
+	Members         []Peer
+}
+
+// New opens a member. If its Log is empty it starts a new group with
+// cfg.Peers (every initial member does the same and they elect a leader);
+// else it carries on from its Log and store.
+func New(cfg Config) (*Group, error) {
+	cfg.withDefaults()
+	if cfg.ID == 0 {
+		return nil, errors.New("group: member ID must not be 0")
+	}
+	hs, _, err := cfg.Log.InitialState()
+	if err != nil {
+		return nil, fmt.Errorf("group: read raft state: %w", err)
+	}
+	// The store may be ahead of the commit index the log recorded last
+	// (that record is not always fsynced): Raft must not be told of
+	// applied entries it does not know committed.
+	applied := min(cfg.Store.Source(), hs.GetCommit())
+	rc := &raft.Config{
+		ID:                        cfg.ID,
+		ElectionTick:              cfg.ElectionTicks,
+		HeartbeatTick:             1,
+		Storage:                   cfg.Log,
+		Applied:                   applied,
+		MaxSizePerMsg:             4 << 20,
+		MaxCommittedSizePerReady:  64 << 20,
+		MaxUncommittedEntriesSize: 1 << 30,
+		MaxInflightMsgs:           256,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		StepDownOnRemoval:         true,
+		Logger:                    raftLogger{cfg.Logger},
+	}
+	rn, err := raft.NewRawNode(rc)
+	if err != nil {
+		return nil, fmt.Errorf("group: start raft: %w", err)
+	}
+	g := &Group{cfg: cfg, rn: rn, Queue: writeq.New(4096),
+		recv: make(chan *raftpb.Message, 4096), reports: make(chan report, 256),
+		applyc: make(chan []*raftpb.Entry, 64)}
+	g.waits.m = make(map[uint64]*waiter)
+	var seed [8]byte
+	_, _ = rand.Read(seed[:])
+	// A random start keeps a restarted member's sequence numbers apart
+	// from those of the proposals it made before.
+	g.seq = binary.LittleEndian.Uint64(seed[:]) >> 1
+	for _, p := range cfg.Peers {
+		if p.ID != cfg.ID {
+			cfg.Transport.SetPeer(p.ID, p.Addr)
+		}
+	}
+	if cfg.Log.Empty() {
+		peers := make([]raft.Peer, len(cfg.Peers))
+		for i, p := range cfg.Peers {
+			peers[i] = raft.Peer{ID: p.ID, Context: []byte(p.Addr)}
+		}
+		if err := rn.Bootstrap(peers); err != nil {
+			return nil, fmt.Errorf("group: start a new group: %w", err)
+		}
+	}
+	g.setStatus()
+	return g, nil
+}
+
+// Step hands the member a message from another member. It does not block:
+// when the member is too far behind to take it, the message is dropped
+// (Raft sends again).
+func (g *Group) Step(m *raftpb.Message) {
+	select {
+	case g.recv <- m:
+	default:
+	}
+}
+
+// ReportUnreachable tells Raft that a message to id could not be sent.
+func (g *Group) ReportUnreachable(id uint64) {
+	select {
+	case g.reports <- report{id: id}:
+	default:
+	}
+}
+
+// ReportSnapshot tells Raft whether a snapshot reached id.
+func (g *Group) ReportSnapshot(id uint64, ok bool) {
+	select {
+	case g.reports <- report{id: id, snapshot: true, ok: ok}:
+	default:
+	}
+}
+
+// Status returns the member's current view of the group.
+func (g *Group) Status() Status { return *g.status.Load() }
+
+// Failed returns the error that stopped the member, if one did.
+func (g *Group) Failed() error {
+	if p := g.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Run drives the member until ctx ends or it fails: it ticks Raft, steps
+// received messages, proposes queued batches, persists and sends what Raft
+// asks, and hands committed entries to the applier. It returns nil when ctx
+// ends, else the failure (the store or the log failed: the member stops
+// rather than acknowledge what it could not make durable).
+func (g *Group) Run(ctx context.Context) (err error) {
+	ticker := time.NewTicker(g.cfg.Tick)
+	defer ticker.Stop()
+	applied := make(chan struct{})
+	go func() {
+		defer close(applied)
+		g.applyLoop()
+	}()
+	var held []heldRequest // queued writes not yet proposed
+	defer func() {
+		close(g.applyc)
+		<-applied
+		if err == nil {
+			err = g.Failed()
+		} else {
+			g.fail(err)
+		}
+		for _, h := range held {
+			h.req.Answer(0, ErrStopped)
+		}
+		g.waits.failAll(ErrStopped)
+		g.Close(ErrStopped)
+	}()
+	lastSweep := time.Now()
+	for {
+		take := g.C
+		if len(held) >= g.cfg.MaxMergeBatches*4 {
+			take = nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+			g.rn.Tick()
+			if now := time.Now(); now.Sub(lastSweep) >= time.Second/4 {
+				lastSweep = now
+				held = g.sweep(held, now)
+			}
+		case m := <-g.recv:
+			g.step(m)
+		more:
+			for range 256 {
+				select {
+				case m := <-g.recv:
+					g.step(m)
+				default:
+					break more
+				}
+			}
+		case r := <-g.reports:
+			if r.snapshot {
+				st := raft.SnapshotFinish
+				if !r.ok {
+					st = raft.SnapshotFailure
+				}
+				g.rn.ReportSnapshot(r.id, st)
+			} else {
+				g.rn.ReportUnreachable(r.id)
+			}
+		case req := <-take:
+			held = append(held, heldRequest{req: req, at: time.Now()})
+		}
+		if err := g.Failed(); err != nil {
+			return err
+		}
+		held = g.propose(held)
+		for g.rn.HasReady() {
+			if err := g.handleReady(); err != nil {
+				return err
+			}
+		}
+		g.setStatus()
+	}
+}
+
+type heldRequest struct {
+	req *writeq.Request
+	at  time.Time
+}
+
+func (g *Group) step(m *raftpb.Message) {
+	// Messages from a removed or unknown member, or stale ones, are
+	// Raft's to ignore; an error here only says so.
+	_ = g.rn.Step(m)
+}
+
+// propose drains the queue into held and, while a leader is known, proposes
+// held requests in merges within the limits. What Raft drops (no leader,
+// a leadership transfer) stays held for the next round.
+func (g *Group) propose(held []heldRequest) []heldRequest {
+drain:
+	for len(held) < g.cfg.MaxMergeBatches*4 {
+		select {
+		case req := <-g.C:
+			held = append(held, heldRequest{req: req, at: time.Now()})
+		default:
+			break drain
+		}
+	}
+	st := g.rn.BasicStatus()
+	if st.Lead == raft.None || len(held) == 0 {
+		return held
+	}
+	for len(held) > 0 {
+		n, size := 0, 0
+		for n < len(held) && n < g.cfg.MaxMergeBatches && (n == 0 || size+held[n].req.Size <= g.cfg.MaxMergeBytes) {
+			size += held[n].req.Size
+			n++
+		}
+		g.seq++
+		p := proposal{kind: kindWrite, proposer: g.cfg.ID, seq: g.seq, time: g.cfg.Now().UnixNano(),
+			batches: make([]argent.Batch, n)}
+		reqs := make([]*writeq.Request, n)
+		for i := range n {
+			p.batches[i] = held[i].req.Batch
+			reqs[i] = held[i].req
+		}
+		g.waits.add(g.seq, &waiter{reqs: reqs, term: st.GetTerm(), at: held[0].at})
+		if err := g.rn.Propose(p.encode()); err != nil {
+			g.waits.take(g.seq)
+			return held
+		}
+		held = held[n:]
+	}
+	return held[:0:0]
+}
+
+// sweep answers the held requests that waited for a leader longer than
+// the write timeout, and the proposals that waited that long to apply.
+func (g *Group) sweep(held []heldRequest, now time.Time) []heldRequest {
+	cutoff := now.Add(-g.cfg.WriteTimeout)
+	kept := held[:0]
+	for _, h := range held {
+		if h.at.Before(cutoff) {
+			h.req.Answer(0, ErrNoLeader)
+			continue
+		}
+		kept = append(kept, h)
+	}
+	for _, w := range g.waits.olderThan(cutoff) {
+		w.answer(nil, ErrOutcomeUnknown)
+	}
+	return kept
+}
+
+// handleReady persists, sends and hands over what one Ready holds. A
+// leader sends before it persists (its own acknowledgement counts only once
+// the entries are durable, in Advance), so that the followers' disks work
+// in parallel with its own; a follower sends after, as its answers promise
+// durability.
+func (g *Group) handleReady() error {
+	rd := g.rn.Ready()
+	leader := g.rn.BasicStatus().RaftState == raft.StateLeader
+	if rd.SoftState != nil && rd.SoftState.RaftState == raft.StateLeader && g.cfg.Store.Dataset().IsZero() {
+		g.proposeInit()
+	}
+	if leader {
+		g.cfg.Transport.Send(rd.Messages)
+	}
+	if err := g.cfg.Log.Save(rd.HardState, rd.Entries, rd.Snapshot, rd.MustSync); err != nil {
+		return fmt.Errorf("group: persist raft log: %w", err)
+	}
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		return fmt.Errorf("group: member is behind the leader's log and needs a snapshot, which this build cannot load yet")
+	}
+	if !leader {
+		g.cfg.Transport.Send(rd.Messages)
+	}
+	if len(rd.CommittedEntries) > 0 {
+		for _, e := range rd.CommittedEntries {
+			if err := g.applyConfChange(e); err != nil {
+				return err
+			}
+		}
+		g.applyc <- rd.CommittedEntries
+	}
+	g.rn.Advance(rd)
+	return nil
+}
+
+// proposeInit proposes a dataset ID for a new group. The first such entry
+// applied sets it on every member; later ones (from leaders elected before
+// it applied) are ignored.
+func (g *Group) proposeInit() {
+	var id argent.DatasetID
+	_, _ = rand.Read(id[:])
+	g.seq++
+	p := proposal{kind: kindInit, proposer: g.cfg.ID, seq: g.seq, time: g.cfg.Now().UnixNano(), dataset: id}
+	_ = g.rn.Propose(p.encode())
+}
+
+// applyConfChange applies a committed configuration change to Raft and
+// records it in the log; other entries are the applier's.
+func (g *Group) applyConfChange(e *raftpb.Entry) error {
+	var cc raftpb.ConfChangeI
+	switch e.GetType() {
+	case raftpb.EntryConfChange:
+		var c raftpb.ConfChange
+		if err := proto.Unmarshal(e.GetData(), &c); err != nil {
+			return fmt.Errorf("group: raft entry %d: decode configuration change: %w", e.GetIndex(), err)
+		}
+		cc = &c
+	case raftpb.EntryConfChangeV2:
+		var c raftpb.ConfChangeV2
+		if err := proto.Unmarshal(e.GetData(), &c); err != nil {
+			return fmt.Errorf("group: raft entry %d: decode configuration change: %w", e.GetIndex(), err)
+		}
+		cc = &c
+	default:
+		return nil
+	}
+	cs := g.rn.ApplyConfChange(cc)
+	if err := g.cfg.Log.SetConfState(cs, e.GetIndex()); err != nil {
+		return fmt.Errorf("group: record configuration at raft index %d: %w", e.GetIndex(), err)
+	}
+	v2 := cc.AsV2()
+	for _, ch := range v2.GetChanges() {
+		id := ch.GetNodeId()
+		if id == g.cfg.ID {
+			continue
+		}
+		switch ch.GetType() {
+		case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
+			if addr := string(v2.GetContext()); addr != "" {
+				g.cfg.Transport.SetPeer(id, addr)
+			}
+		case raftpb.ConfChangeRemoveNode:
+			g.cfg.Transport.RemovePeer(id)
+		}
+	}
+	return nil
+}
+
+func (g *Group) setStatus() {
+	bs := g.rn.BasicStatus()
+	st := &Status{ID: g.cfg.ID, Leader: bs.Lead, Term: bs.GetTerm(), State: stateName(bs.RaftState),
+		Commit: bs.GetCommit(), Applied: bs.Applied}
+	if old := g.status.Load(); old != nil && old.sameAs(st) {
+		return
+	}
+	st.Members = g.members()
+	g.status.Store(st)
+}
+
+// sameAs compares everything but the members, which change only with them.
+func (s *Status) sameAs(o *Status) bool {
+	return s.Leader == o.Leader && s.Term == o.Term && s.State == o.State && s.Commit == o.Commit && s.Applied == o.Applied
+}
+
+func (g *Group) members() []Peer {
+	out := make([]Peer, 0, len(g.cfg.Peers))
+	out = append(out, g.cfg.Peers...)
+	return out
+}
+
+func stateName(s raft.StateType) string {
+	switch s {
+	case raft.StateLeader:
+		return "leader"
+	case raft.StateCandidate:
+		return "candidate"
+	case raft.StatePreCandidate:
+		return "pre-candidate"
+	}
+	return "follower"
+}
+
+func (g *Group) fail(err error) {
+	if g.failed.CompareAndSwap(nil, &err) {
+		g.cfg.Logger.Error("root group member stopped", "err", err)
+	}
+}

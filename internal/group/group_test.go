@@ -210,7 +210,9 @@ func (tg *testGroup) converged(want argent.Index) argent.State {
 	}
 }
 
-func put(k, v string) argent.Op { return argent.Op{Type: argent.OpPut, Key: []byte(k), Value: []byte(v)} }
+func put(k, v string) argent.Op {
+	return argent.Op{Type: argent.OpPut, Key: []byte(k), Value: []byte(v)}
+}
 
 func TestGroup_WritesAtEveryMember(t *testing.T) {
 	tg := newTestGroup(t, 3)

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
@@ -16,36 +15,8 @@ import (
 	"github.com/argent-kv/argent/internal/group"
 	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/logstore"
+	"github.com/argent-kv/argent/internal/raftlog"
 )
-
-// memLog is a Log in memory, for tests of the group's logic; the Pebble
-// log has tests of its own.
-type memLog struct {
-	*raft.MemoryStorage
-}
-
-func (m memLog) Empty() bool {
-	li, _ := m.LastIndex()
-	hs, _, _ := m.InitialState()
-	return li == 0 && raft.IsEmptyHardState(hs)
-}
-
-func (m memLog) Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raftpb.Snapshot, _ bool) error {
-	if !raft.IsEmptySnap(snap) {
-		if err := m.ApplySnapshot(snap); err != nil {
-			return err
-		}
-	}
-	if err := m.Append(ents); err != nil {
-		return err
-	}
-	if !raft.IsEmptyHardState(hs) {
-		return m.SetHardState(hs)
-	}
-	return nil
-}
-
-func (m memLog) SetConfState(*raftpb.ConfState, uint64) error { return nil }
 
 // memNet connects the members of a test group in memory; a member can be
 // cut off from the others.
@@ -86,7 +57,8 @@ type member struct {
 	id     uint64
 	g      *group.Group
 	store  *kv.Store
-	log    memLog
+	logDir string
+	log    *raftlog.Storage
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -110,7 +82,7 @@ func newTestGroup(t *testing.T, n int) *testGroup {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := &member{id: p.ID, store: store, log: memLog{raft.NewMemoryStorage()}}
+		m := &member{id: p.ID, store: store, logDir: t.TempDir()}
 		tg.members[p.ID] = m
 		tg.start(m)
 	}
@@ -125,6 +97,11 @@ func newTestGroup(t *testing.T, n int) *testGroup {
 
 func (tg *testGroup) start(m *member) {
 	tg.t.Helper()
+	lg, err := raftlog.Open(m.logDir, nil, nil)
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	m.log = lg
 	g, err := group.New(group.Config{ID: m.id, Peers: tg.peers, Store: m.store, Log: m.log,
 		Transport: tg.net.transport(m.id), Tick: 10 * time.Millisecond, WriteTimeout: 2 * time.Second})
 	if err != nil {
@@ -149,6 +126,9 @@ func (tg *testGroup) stop(m *member) {
 	m.cancel()
 	if err := <-m.done; err != nil {
 		tg.t.Errorf("member %d: Run: %v", m.id, err)
+	}
+	if err := m.log.Close(); err != nil {
+		tg.t.Errorf("member %d: close raft log: %v", m.id, err)
 	}
 	m.cancel = nil
 }

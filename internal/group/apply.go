@@ -34,7 +34,9 @@ func (g *Group) applyLoop() {
 		}
 		if err := g.apply(ents); err != nil {
 			g.fail(err)
+			continue
 		}
+		g.applied.Store(ents[len(ents)-1].GetIndex())
 	}
 }
 

@@ -60,6 +60,10 @@ type Log interface {
 	Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raftpb.Snapshot, sync bool) error
 	// SetConfState records the configuration applied at index applied.
 	SetConfState(cs *raftpb.ConfState, applied uint64) error
+	// CreateSnapshot records a snapshot at index i (nil cs: the current
+	// configuration); Compact then drops the entries before i.
+	CreateSnapshot(i uint64, cs *raftpb.ConfState, data []byte) (*raftpb.Snapshot, error)
+	Compact(i uint64) error
 }
 
 // Transport carries Raft messages to the other members. Received messages
@@ -95,6 +99,11 @@ type Config struct {
 	// WriteTimeout bounds how long a write waits for a leader and for its
 	// entry to apply. Default 5 s.
 	WriteTimeout time.Duration
+	// LogKeep is how many applied entries the Raft log keeps, so that a
+	// member that was away catches up from the log; the log is compacted
+	// past them every CompactInterval (default 10 s). Default 10,000.
+	LogKeep         uint64
+	CompactInterval time.Duration
 
 	// Now returns the commit time a proposal carries. Default time.Now.
 	Now func() time.Time
@@ -119,6 +128,12 @@ func (c *Config) withDefaults() {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 5 * time.Second
+	}
+	if c.LogKeep == 0 {
+		c.LogKeep = 10_000
+	}
+	if c.CompactInterval == 0 {
+		c.CompactInterval = 10 * time.Second
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -153,6 +168,9 @@ type Group struct {
 	applyc  chan []*raftpb.Entry
 	waits   waiters
 	seq     uint64 // the last proposal's sequence number; Run's goroutine only
+	// applied is the Raft index of the last entry the applier finished:
+	// its effects on the store are durable.
+	applied atomic.Uint64
 
 	status atomic.Pointer[Status]
 	failed atomic.Pointer[error]
@@ -215,6 +233,7 @@ func New(cfg Config) (*Group, error) {
 		recv: make(chan *raftpb.Message, 4096), reports: make(chan report, 256),
 		applyc: make(chan []*raftpb.Entry, 64)}
 	g.waits.m = make(map[uint64]*waiter)
+	g.applied.Store(applied)
 	var seed [8]byte
 	_, _ = rand.Read(seed[:])
 	// A random start keeps a restarted member's sequence numbers apart
@@ -303,7 +322,7 @@ func (g *Group) Run(ctx context.Context) (err error) {
 		g.waits.failAll(ErrStopped)
 		g.Close(ErrStopped)
 	}()
-	lastSweep := time.Now()
+	lastSweep, lastCompact := time.Now(), time.Now()
 	for {
 		take := g.C
 		if len(held) >= g.cfg.MaxMergeBatches*4 {
@@ -317,6 +336,12 @@ func (g *Group) Run(ctx context.Context) (err error) {
 			if now := time.Now(); now.Sub(lastSweep) >= time.Second/4 {
 				lastSweep = now
 				held = g.sweep(held, now)
+			}
+			if now := time.Now(); now.Sub(lastCompact) >= g.cfg.CompactInterval {
+				lastCompact = now
+				if err := g.compact(); err != nil {
+					return err
+				}
 			}
 		case m := <-g.recv:
 			g.step(m)
@@ -405,6 +430,31 @@ drain:
 		held = held[n:]
 	}
 	return held[:0:0]
+}
+
+// compact drops the Raft log's entries older than the last LogKeep applied
+// ones. Their effects are durable in the store, so only a member that falls
+// further behind needs them; it gets a snapshot instead.
+func (g *Group) compact() error {
+	applied := g.applied.Load()
+	first, err := g.cfg.Log.FirstIndex()
+	if err != nil || applied < g.cfg.LogKeep || applied-g.cfg.LogKeep <= first {
+		return err
+	}
+	at := applied - g.cfg.LogKeep
+	if _, err := g.cfg.Log.CreateSnapshot(at, nil, snapshotData(g.cfg.ID)); err != nil {
+		return fmt.Errorf("group: snapshot raft log at %d: %w", at, err)
+	}
+	if err := g.cfg.Log.Compact(at); err != nil {
+		return fmt.Errorf("group: compact raft log at %d: %w", at, err)
+	}
+	return nil
+}
+
+// snapshotData is what a Raft snapshot carries: a format version and the
+// member that made it. The dataset itself travels another way.
+func snapshotData(member uint64) []byte {
+	return binary.AppendUvarint([]byte{proposalVersion}, member)
 }
 
 // sweep answers the held requests that waited for a leader longer than

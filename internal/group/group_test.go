@@ -65,15 +65,19 @@ type member struct {
 
 type testGroup struct {
 	t       *testing.T
+	cfg     group.Config // LogKeep and CompactInterval
 	net     *memNet
 	peers   []group.Peer
 	members map[uint64]*member
 }
 
-func newTestGroup(t *testing.T, n int) *testGroup {
+func newTestGroup(t *testing.T, n int, cfg ...group.Config) *testGroup {
 	t.Helper()
 	tg := &testGroup{t: t, net: &memNet{members: map[uint64]*group.Group{}, cut: map[uint64]bool{}},
 		members: map[uint64]*member{}}
+	if len(cfg) > 0 {
+		tg.cfg = cfg[0]
+	}
 	for i := range n {
 		tg.peers = append(tg.peers, group.Peer{ID: uint64(i + 1), Addr: fmt.Sprintf("m%d", i+1)})
 	}
@@ -103,7 +107,8 @@ func (tg *testGroup) start(m *member) {
 	}
 	m.log = lg
 	g, err := group.New(group.Config{ID: m.id, Peers: tg.peers, Store: m.store, Log: m.log,
-		Transport: tg.net.transport(m.id), Tick: 10 * time.Millisecond, WriteTimeout: 2 * time.Second})
+		Transport: tg.net.transport(m.id), Tick: 10 * time.Millisecond, WriteTimeout: 2 * time.Second,
+		LogKeep: tg.cfg.LogKeep, CompactInterval: tg.cfg.CompactInterval})
 	if err != nil {
 		tg.t.Fatal(err)
 	}
@@ -402,5 +407,52 @@ func TestGroup_MemberRestart(t *testing.T) {
 	st := tg.converged(idx)
 	if v, err := follower.store.Get(ctx, []byte("4"), st.Index); err != nil || string(v.Value) != "b" {
 		t.Fatalf("restarted member: 4 = %q, %v; want b", v.Value, err)
+	}
+}
+
+// The Raft log is compacted to its last LogKeep applied entries, and a
+// member that was away for fewer than that catches up from it.
+func TestGroup_CompactsLog(t *testing.T) {
+	tg := newTestGroup(t, 3, group.Config{LogKeep: 50, CompactInterval: 20 * time.Millisecond})
+	l := tg.leader()
+	ctx := context.Background()
+	var follower *member
+	for _, m := range tg.members {
+		if m != l {
+			follower = m
+			break
+		}
+	}
+	write := func(n int) argent.Index {
+		var idx argent.Index
+		for i := range n {
+			var err error
+			if idx, err = l.g.Write(ctx, argent.Batch{Ops: []argent.Op{put(fmt.Sprint(i%7), fmt.Sprint(i))}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return idx
+	}
+	tg.converged(write(200))
+	for _, m := range tg.members {
+		waitFor(t, func() bool {
+			first, _ := m.log.FirstIndex()
+			return first > 100
+		}, "member %d's raft log compacted", m.id)
+	}
+	tg.stop(follower)
+	write(20)
+	tg.start(follower)
+	tg.converged(write(1))
+}
+
+func waitFor(t *testing.T, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for "+format, args...)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -36,7 +36,7 @@ func (g *Group) applyLoop() {
 			g.fail(err)
 			continue
 		}
-		g.applied.Store(ents[len(ents)-1].GetIndex())
+		g.setApplied(ents[len(ents)-1].GetIndex())
 	}
 }
 

@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -165,12 +166,16 @@ type Group struct {
 
 	recv    chan *raftpb.Message
 	reports chan report
+	reads   chan *readRequest
 	applyc  chan []*raftpb.Entry
 	waits   waiters
 	seq     uint64 // the last proposal's sequence number; Run's goroutine only
 	// applied is the Raft index of the last entry the applier finished:
-	// its effects on the store are durable.
-	applied atomic.Uint64
+	// its effects on the store are durable. appliedMu guards appliedCh,
+	// which is closed and replaced whenever applied moves.
+	applied   atomic.Uint64
+	appliedMu sync.Mutex
+	appliedCh chan struct{}
 
 	status atomic.Pointer[Status]
 	failed atomic.Pointer[error]
@@ -231,7 +236,7 @@ func New(cfg Config) (*Group, error) {
 	}
 	g := &Group{cfg: cfg, rn: rn, Queue: writeq.New(4096),
 		recv: make(chan *raftpb.Message, 4096), reports: make(chan report, 256),
-		applyc: make(chan []*raftpb.Entry, 64)}
+		reads: make(chan *readRequest, 1024), applyc: make(chan []*raftpb.Entry, 64), appliedCh: make(chan struct{})}
 	g.waits.m = make(map[uint64]*waiter)
 	g.applied.Store(applied)
 	var seed [8]byte
@@ -308,7 +313,9 @@ func (g *Group) Run(ctx context.Context) (err error) {
 		g.applyLoop()
 	}()
 	var held []heldRequest // queued writes not yet proposed
+	var reads readBatches  // linearizable reads waiting for a read index
 	defer func() {
+		reads.failAll(ErrStopped)
 		close(g.applyc)
 		<-applied
 		if err == nil {
@@ -336,6 +343,7 @@ func (g *Group) Run(ctx context.Context) (err error) {
 			if now := time.Now(); now.Sub(lastSweep) >= time.Second/4 {
 				lastSweep = now
 				held = g.sweep(held, now)
+				reads.sweep(now.Add(-g.cfg.WriteTimeout), now.Add(-2*g.electionTimeout()))
 			}
 			if now := time.Now(); now.Sub(lastCompact) >= g.cfg.CompactInterval {
 				lastCompact = now
@@ -366,13 +374,16 @@ func (g *Group) Run(ctx context.Context) (err error) {
 			}
 		case req := <-take:
 			held = append(held, heldRequest{req: req, at: time.Now()})
+		case rr := <-g.reads:
+			reads.queue(rr)
 		}
 		if err := g.Failed(); err != nil {
 			return err
 		}
 		held = g.propose(held)
+		reads.request(g.rn)
 		for g.rn.HasReady() {
-			if err := g.handleReady(); err != nil {
+			if err := g.handleReady(&reads); err != nil {
 				return err
 			}
 		}
@@ -451,6 +462,11 @@ func (g *Group) compact() error {
 	return nil
 }
 
+// electionTimeout is the shortest time a follower waits for the leader.
+func (g *Group) electionTimeout() time.Duration {
+	return time.Duration(g.cfg.ElectionTicks) * g.cfg.Tick
+}
+
 // snapshotData is what a Raft snapshot carries: a format version and the
 // member that made it. The dataset itself travels another way.
 func snapshotData(member uint64) []byte {
@@ -480,8 +496,11 @@ func (g *Group) sweep(held []heldRequest, now time.Time) []heldRequest {
 // the entries are durable, in Advance), so that the followers' disks work
 // in parallel with its own; a follower sends after, as its answers promise
 // durability.
-func (g *Group) handleReady() error {
+func (g *Group) handleReady(reads *readBatches) error {
 	rd := g.rn.Ready()
+	for _, rs := range rd.ReadStates {
+		reads.answer(rs)
+	}
 	leader := g.rn.BasicStatus().RaftState == raft.StateLeader
 	if rd.SoftState != nil && rd.SoftState.RaftState == raft.StateLeader && g.cfg.Store.Dataset().IsZero() {
 		g.proposeInit()

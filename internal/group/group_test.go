@@ -456,3 +456,42 @@ func waitFor(t *testing.T, cond func() bool, format string, args ...any) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A read at a follower after ReadIndex sees a write the leader just
+// acknowledged, and a cut-off member cannot serve one.
+func TestGroup_ReadIndex(t *testing.T) {
+	tg := newTestGroup(t, 3)
+	l := tg.leader()
+	ctx := context.Background()
+	var followers []*member
+	for _, m := range tg.members {
+		if m != l {
+			followers = append(followers, m)
+		}
+	}
+	for i := range 20 {
+		k := fmt.Sprint("r", i)
+		idx, err := l.g.Write(ctx, argent.Batch{Ops: []argent.Op{put(k, k)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := followers[i%2]
+		at, err := f.g.ReadIndex(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if at < idx {
+			t.Fatalf("read index %d at member %d after a write acknowledged at %d", at, f.id, idx)
+		}
+		if v, err := f.store.Get(ctx, []byte(k), at); err != nil || string(v.Value) != k {
+			t.Fatalf("member %d at %d: %s = %q, %v", f.id, at, k, v.Value, err)
+		}
+	}
+	tg.net.setCut(followers[0].id, true)
+	rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if at, err := followers[0].g.ReadIndex(rctx); err == nil {
+		t.Fatalf("a cut-off member gave read index %d", at)
+	}
+	tg.net.setCut(followers[0].id, false)
+}

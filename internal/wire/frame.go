@@ -25,6 +25,10 @@ const (
 	FrameSnapBegin FrameType = 10 // SnapshotHeader
 	FrameSnapChunk FrameType = 11 // a chunk of snapshot records (AppendSnapshotRecord)
 	FrameSnapEnd   FrameType = 12 // SnapshotTrailer
+
+	// FrameRaftMessage is one Raft message between members of the root
+	// group (internal/raftnet): a raftpb.Message in protobuf encoding.
+	FrameRaftMessage FrameType = 20
 )
 
 // HeaderSize is the size of a frame header: payload length, payload

@@ -3,17 +3,22 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/argent-kv/argent/internal/demo"
+	"github.com/argent-kv/argent/internal/group"
 	"github.com/argent-kv/argent/internal/node"
 )
 
 // DevCmd runs a root, a replica and a proxy in one process, with demo data.
 type DevCmd struct {
 	Data          string   `help:"Data directory (root/, replica/ and proxy/ below it)." default:"./argent-dev" type:"path"`
-	RootListen    string   `help:"Root address." default:"127.0.0.1:7400"`
+	RootListen    string   `help:"Root address (with --roots, the first member's)." default:"127.0.0.1:7400"`
+	Roots         int      `help:"Root members: 1 (a single root) or 3 or 5 (a Raft group; the other members listen on the ports after the proxy's)." default:"1"`
 	ReplicaListen string   `help:"Replica address." default:"127.0.0.1:7401"`
 	ProxyListen   string   `help:"Proxy address (empty: no proxy)." default:"127.0.0.1:7402"`
 	ProxyCache    byteSize `help:"Disk budget of the proxy's cache." default:"4MiB"`
@@ -26,11 +31,16 @@ type DevCmd struct {
 // Run starts the tree and serves until interrupted.
 func (c *DevCmd) Run(ctx context.Context) error {
 	logger := newLogger(c.LogLevel)
-	rootN, err := node.Start(ctx, node.Config{Role: node.RoleRoot, DataDir: filepath.Join(c.Data, "root"), Listen: c.RootListen, Logger: logger.With("dev", "root")})
+	roots, err := c.startRoots(ctx, logger)
 	if err != nil {
-		return fmt.Errorf("start root: %w", err)
+		return err
 	}
-	defer rootN.Close()
+	defer func() {
+		for _, r := range roots {
+			r.Close()
+		}
+	}()
+	rootN := roots[0]
 	loaded := ""
 	if !c.Empty && rootN.Store().Applied() == 0 {
 		start := time.Now()
@@ -45,7 +55,11 @@ func (c *DevCmd) Run(ctx context.Context) error {
 	} else if rootN.Store().Applied() > 0 {
 		loaded = fmt.Sprintf("reopened existing data at index %d", rootN.Store().Applied())
 	}
-	replica, err := node.Start(ctx, node.Config{Role: node.RoleReplica, DataDir: filepath.Join(c.Data, "replica"), Listen: c.ReplicaListen, RESPListen: c.RESPListen, Upstreams: []string{rootN.Addr()}, Logger: logger.With("dev", "replica")})
+	var rootAddrs []string
+	for _, r := range roots {
+		rootAddrs = append(rootAddrs, r.Addr())
+	}
+	replica, err := node.Start(ctx, node.Config{Role: node.RoleReplica, DataDir: filepath.Join(c.Data, "replica"), Listen: c.ReplicaListen, RESPListen: c.RESPListen, Upstreams: rootAddrs, Logger: logger.With("dev", "replica")})
 	if err != nil {
 		return fmt.Errorf("start replica: %w", err)
 	}
@@ -67,10 +81,15 @@ func (c *DevCmd) Run(ctx context.Context) error {
 		}
 	}
 	host := demo.ExampleHost()
-	fmt.Printf(`argent dev is running (data in %s)
-  root     http://%s   takes writes
-  replica  http://%s   follows the root, serves reads
-`, c.Data, rootN.Addr(), replica.Addr())
+	fmt.Printf("argent dev is running (data in %s)\n", c.Data)
+	if len(roots) == 1 {
+		fmt.Printf("  root     http://%s   takes writes\n", rootN.Addr())
+	} else {
+		for i, r := range roots {
+			fmt.Printf("  root     http://%s   member %d of %d of the root's Raft group; any member takes writes\n", r.Addr(), i+1, len(roots))
+		}
+	}
+	fmt.Printf("  replica  http://%s   follows the root, serves reads\n", replica.Addr())
 	if px != nil {
 		fmt.Printf("  proxy    http://%s   caches what is read (%d KiB disk budget), resolves misses at the replica\n", px.Addr(), int64(c.ProxyCache)>>10)
 	}
@@ -98,7 +117,53 @@ Try:
 		return nil
 	case <-rootN.Failed():
 		return fmt.Errorf("root storage failed, stopping: %w", rootN.FailedErr())
+	case <-lastOf(roots).Failed():
+		return fmt.Errorf("root member storage failed, stopping: %w", lastOf(roots).FailedErr())
 	case <-replica.Failed():
 		return fmt.Errorf("replica storage failed, stopping: %w", replica.FailedErr())
 	}
 }
+
+// startRoots starts the single root, or the members of a root group on the
+// root's port and the ports after the proxy's, and waits for the group's
+// first leader.
+func (c *DevCmd) startRoots(ctx context.Context, logger *slog.Logger) ([]*node.Node, error) {
+	if c.Roots != 1 && c.Roots != 3 && c.Roots != 5 {
+		return nil, exitError{code: 2, msg: fmt.Sprintf("--roots %d: a root is 1 node, or a Raft group of 3 or 5", c.Roots)}
+	}
+	if c.Roots == 1 {
+		r, err := node.Start(ctx, node.Config{Role: node.RoleRoot, DataDir: filepath.Join(c.Data, "root"), Listen: c.RootListen, Logger: logger.With("dev", "root")})
+		if err != nil {
+			return nil, fmt.Errorf("start root: %w", err)
+		}
+		return []*node.Node{r}, nil
+	}
+	host, port, err := net.SplitHostPort(c.RootListen)
+	if err != nil {
+		return nil, exitError{code: 2, msg: fmt.Sprintf("--root-listen %q: %v", c.RootListen, err)}
+	}
+	first, err := strconv.Atoi(port)
+	if err != nil {
+		return nil, exitError{code: 2, msg: fmt.Sprintf("--root-listen %q: a group needs a numeric port", c.RootListen)}
+	}
+	peers := []group.Peer{{ID: 1, Addr: c.RootListen}}
+	for i := 2; i <= c.Roots; i++ {
+		// The first member, replica and proxy take ports first..first+2.
+		peers = append(peers, group.Peer{ID: uint64(i), Addr: net.JoinHostPort(host, strconv.Itoa(first+i+1))})
+	}
+	var roots []*node.Node
+	for _, p := range peers {
+		r, err := node.Start(ctx, node.Config{Role: node.RoleRoot, DataDir: filepath.Join(c.Data, fmt.Sprintf("root%d", p.ID)),
+			Listen: p.Addr, GroupID: p.ID, GroupPeers: peers, Logger: logger.With("dev", fmt.Sprintf("root%d", p.ID))})
+		if err != nil {
+			for _, r := range roots {
+				r.Close()
+			}
+			return nil, fmt.Errorf("start root member %d: %w", p.ID, err)
+		}
+		roots = append(roots, r)
+	}
+	return roots, nil
+}
+
+func lastOf(nodes []*node.Node) *node.Node { return nodes[len(nodes)-1] }

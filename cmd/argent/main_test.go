@@ -113,7 +113,10 @@ func TestRun_ExitCodes(t *testing.T) {
 		{name: "DelPrefix", args: []string{"del", "--prefix", srv, "k"}, want: 0},
 		{name: "BadServer", args: []string{"get", "--server=127.0.0.1:1", "k"}, want: 1},
 		{name: "UnknownFlag", args: []string{"get", "--nope", "k"}, want: 2},
-		{name: "RaftNotYet", args: []string{"root", "--data", t.TempDir(), "--peers", "1=a"}, want: 2},
+		{name: "PeersWithoutID", args: []string{"root", "--data", t.TempDir(), "--peers", "1=a:1,2=b:1,3=c:1"}, want: 2},
+		{name: "PeersBadForm", args: []string{"root", "--data", t.TempDir(), "--id", "1", "--peers", "1=a:1,b:1"}, want: 2},
+		{name: "IDWithoutPeers", args: []string{"root", "--data", t.TempDir(), "--id", "1"}, want: 2},
+		{name: "PeersRepeatedID", args: []string{"root", "--data", t.TempDir(), "--id", "1", "--peers", "1=a:1,1=b:1"}, want: 2},
 		{name: "ReplicaNeedsUpstream", args: []string{"replica", "--data", t.TempDir(), "--listen", "127.0.0.1:0"}, want: 2},
 	}
 	for _, tt := range tests {

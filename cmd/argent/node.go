@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/group"
 	"github.com/argent-kv/argent/internal/node"
 )
 
@@ -71,8 +73,8 @@ func newLogger(level string) *slog.Logger {
 type RootCmd struct {
 	Data          string        `help:"Data directory." required:"" type:"path"`
 	Listen        string        `help:"Address for the client API, node-to-node streams and /metrics." default:"127.0.0.1:7400"`
-	ID            uint64        `name:"id" help:"This node's Raft ID (with --peers)."`
-	Peers         string        `help:"Raft peers: 1=ADDR,2=ADDR,3=ADDR."`
+	ID            uint64        `name:"id" help:"This member's Raft ID in a root group (with --peers)."`
+	Peers         string        `help:"The members of a root group at its creation, this one included, as ID=ADDR (each member's --listen address): 1=ADDR,2=ADDR,3=ADDR. Without it the root is a single node."`
 	MaxBatchDelay time.Duration `help:"How long a merged batch waits for more client batches after its first, besides the fsync of the one before. Default: none." default:"0s"`
 	MergeBytes    byteSize      `help:"Key and value bytes of the client batches merged into one committed batch (one index, one fsync); a larger batch commits alone." default:"4MiB"`
 	MergeBatches  int           `help:"Client batches merged into one committed batch at most." default:"4096"`
@@ -81,8 +83,9 @@ type RootCmd struct {
 
 // Run starts the root and serves until interrupted.
 func (c *RootCmd) Run(ctx context.Context) error {
-	if c.Peers != "" || c.ID != 0 {
-		return exitError{code: 2, msg: "--id/--peers: a Raft root group is not built yet; run a single root without them"}
+	peers, err := parsePeers(c.Peers)
+	if err != nil {
+		return exitError{code: 2, msg: err.Error()}
 	}
 	if c.MergeBatches < 1 {
 		return exitError{code: 2, msg: "--merge-batches must be at least 1"}
@@ -91,7 +94,10 @@ func (c *RootCmd) Run(ctx context.Context) error {
 		return exitError{code: 2, msg: "--merge-bytes must be at least 1 byte"}
 	}
 	cfg := node.Config{Role: node.RoleRoot, DataDir: c.Data, Listen: c.Listen, MaxBatchDelay: c.MaxBatchDelay,
-		MergeBytes: int(c.MergeBytes), MergeBatches: c.MergeBatches}
+		MergeBytes: int(c.MergeBytes), MergeBatches: c.MergeBatches, GroupID: c.ID, GroupPeers: peers}
+	if err := cfg.Validate(); err != nil {
+		return exitError{code: 2, msg: strings.TrimPrefix(err.Error(), "node: ")}
+	}
 	c.apply(&cfg)
 	return serve(ctx, cfg)
 }
@@ -159,6 +165,20 @@ func serve(ctx context.Context, cfg node.Config) error {
 		_ = n.Close()
 		return fmt.Errorf("storage failed, restart the node: %w", n.FailedErr())
 	}
+}
+
+// parsePeers parses --peers: ID=ADDR, comma-separated.
+func parsePeers(s string) ([]group.Peer, error) {
+	var out []group.Peer
+	for _, p := range splitList(s) {
+		id, addr, ok := strings.Cut(p, "=")
+		n, err := strconv.ParseUint(id, 10, 64)
+		if !ok || err != nil || addr == "" {
+			return nil, fmt.Errorf("--peers: %q is not ID=ADDR (e.g. 1=10.0.0.1:7400)", p)
+		}
+		out = append(out, group.Peer{ID: n, Addr: addr})
+	}
+	return out, nil
 }
 
 func splitList(s string) []string {

@@ -98,6 +98,16 @@ type Readiness interface {
 	Ready() error
 }
 
+// Linearizer is implemented by a Backend that can serve linearizable reads
+// (?linearizable=true): a root.
+type Linearizer interface {
+	// ReadBarrier returns an index S such that a read at S or later sees
+	// every write acknowledged before the call, at any node of the root:
+	// a single root's applied index, a root group's read index. A node
+	// that cannot give one fails with argent.ErrInvalid.
+	ReadBarrier(ctx context.Context) (argent.Index, error)
+}
+
 // AsyncWriter is implemented by a Backend that can take a write without
 // waiting for its commit, so that one client can have many writes in flight
 // and an event loop can take them without a goroutine each: the RESP port

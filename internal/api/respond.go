@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -152,11 +153,12 @@ func queryIndex(raw, name string) (argent.Index, error) {
 
 // readQuery is the freshness a read asks for.
 type readQuery struct {
-	minIndex argent.Index
-	wait     time.Duration
+	minIndex     argent.Index
+	wait         time.Duration
+	linearizable bool // see Linearizer
 }
 
-// parseReadQuery parses min_index and wait.
+// parseReadQuery parses min_index, wait and linearizable.
 func (s *Server) parseReadQuery(raw string) (readQuery, error) {
 	q := readQuery{wait: s.opts.DefaultWait}
 	if raw == "" {
@@ -180,6 +182,15 @@ func (s *Server) parseReadQuery(raw string) (readQuery, error) {
 		}
 		q.wait = min(d, s.opts.MaxWait)
 	}
+	v, ok, err = queryParam(raw, "linearizable")
+	if err != nil {
+		return q, err
+	}
+	if ok {
+		if q.linearizable, err = strconv.ParseBool(v); err != nil {
+			return q, invalidf("linearizable=%q is not true or false", v)
+		}
+	}
 	return q, nil
 }
 
@@ -194,6 +205,19 @@ func (s *Server) parseReadQuery(raw string) (readQuery, error) {
 // node to reach the index.
 func (s *Server) readIndex(r *http.Request, q readQuery) (argent.Index, error) {
 	st := s.b.Reader()
+	if q.linearizable {
+		lin, ok := s.b.(Linearizer)
+		if !ok {
+			return 0, invalidf("linearizable reads are served by the root; ask it, or read here with min_index")
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), q.wait)
+		at, err := lin.ReadBarrier(ctx)
+		cancel()
+		if err != nil {
+			return 0, err
+		}
+		q.minIndex = max(q.minIndex, at)
+	}
 	if q.minIndex > 0 {
 		if at, err := st.WaitApplied(r.Context(), q.wait, q.minIndex); err != nil {
 			return at, err

@@ -92,15 +92,34 @@ type WatchLine struct {
 // StatusResponse is the answer to GET /v1/status. Shape:
 // {"role":"replica","node_id":"...","dataset_id":"...","applied_index":N,"root_index":N,"lag_seconds":0.004,"upstream":"...","children":[...]}.
 type StatusResponse struct {
-	Role         string        `json:"role"`          // "root", "replica", "proxy" or "relay"
-	NodeID       string        `json:"node_id"`       // the node's ID
-	DatasetID    string        `json:"dataset_id"`    // argent.DatasetID.String(); empty if not known yet
-	AppliedIndex argent.Index  `json:"applied_index"` // the highest index the node serves
-	RootIndex    argent.Index  `json:"root_index"`    // the root's latest index, as last heard
-	LagSeconds   float64       `json:"lag_seconds"`   // how far the node's state is behind the root's
-	Upstream     string        `json:"upstream"`      // the address the node pulls from; empty on the root
-	DC           string        `json:"dc,omitempty"`  // the node's data center (--dc)
-	Children     []StatusChild `json:"children"`      // the nodes pulling from this one
+	Role         string        `json:"role"`            // "root", "replica", "proxy" or "relay"
+	NodeID       string        `json:"node_id"`         // the node's ID
+	DatasetID    string        `json:"dataset_id"`      // argent.DatasetID.String(); empty if not known yet
+	AppliedIndex argent.Index  `json:"applied_index"`   // the highest index the node serves
+	RootIndex    argent.Index  `json:"root_index"`      // the root's latest index, as last heard
+	LagSeconds   float64       `json:"lag_seconds"`     // how far the node's state is behind the root's
+	Upstream     string        `json:"upstream"`        // the address the node pulls from; empty on the root
+	DC           string        `json:"dc,omitempty"`    // the node's data center (--dc)
+	Children     []StatusChild `json:"children"`        // the nodes pulling from this one
+	Group        *GroupStatus  `json:"group,omitempty"` // a root group member's view of the group
+}
+
+// GroupStatus is a root group member's view of its Raft group. Commit and
+// applied are Raft indexes, not argent indexes.
+type GroupStatus struct {
+	ID      uint64        `json:"id"`     // this member's Raft ID
+	Leader  uint64        `json:"leader"` // 0 while no leader is known
+	Term    uint64        `json:"term"`
+	State   string        `json:"state"` // leader, follower, candidate, pre-candidate
+	Commit  uint64        `json:"commit"`
+	Applied uint64        `json:"applied"`
+	Members []GroupMember `json:"members"`
+}
+
+// GroupMember is one member of a root group in GroupStatus.
+type GroupMember struct {
+	ID   uint64 `json:"id"`
+	Addr string `json:"addr"`
 }
 
 // StatusChild is one child of a node in StatusResponse. Raw keeps the child's

@@ -85,6 +85,9 @@ func (g *Group) apply(ents []*raftpb.Entry) error {
 					return fmt.Errorf("group: raft entry %d: set dataset ID: %w", e.GetIndex(), err)
 				}
 				g.cfg.Logger.Info("root group dataset set", "dataset", p.dataset.String())
+				if g.cfg.OnDataset != nil {
+					g.cfg.OnDataset(p.dataset)
+				}
 			}
 			continue
 		case kindWrite:

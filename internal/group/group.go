@@ -108,6 +108,9 @@ type Config struct {
 
 	// Now returns the commit time a proposal carries. Default time.Now.
 	Now func() time.Time
+	// OnDataset, if set, is called when the member learns the group's
+	// dataset ID (at its first entry).
+	OnDataset func(argent.DatasetID)
 	// OnCommit, if set, is called for each applied proposal of this member
 	// with its number of client batches and how long they waited.
 	OnCommit func(batches int, took time.Duration)

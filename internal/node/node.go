@@ -29,6 +29,7 @@ import (
 	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/api"
 	"github.com/argent-kv/argent/internal/fastlane"
+	"github.com/argent-kv/argent/internal/group"
 	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/lookup"
 	"github.com/argent-kv/argent/internal/proxy"
@@ -78,6 +79,11 @@ type Config struct {
 	// into one committed batch. Default root.DefaultMergeBytes and
 	// root.DefaultMergeBatches.
 	MergeBytes, MergeBatches int
+	// GroupID and GroupPeers make a root a member of a Raft group: its
+	// Raft ID and the group's members at its creation (itself included),
+	// by ID and listen address. Without peers a root is a single root.
+	GroupID    uint64
+	GroupPeers []group.Peer
 	// MaxBatchDelay holds a root's write group open for more writers.
 	// Default 0 (group whatever queued during the previous fsync).
 	MaxBatchDelay time.Duration
@@ -127,6 +133,9 @@ func (c *Config) Validate() error {
 		if len(c.Upstreams) > 0 {
 			return fmt.Errorf("node: a root takes no upstream")
 		}
+		if err := validateGroup(c.GroupID, c.GroupPeers); err != nil {
+			return err
+		}
 	case RoleReplica, RoleProxy:
 		if len(c.Upstreams) == 0 {
 			return fmt.Errorf("node: a %s needs at least one --upstream", c.Role)
@@ -166,7 +175,8 @@ type Node struct {
 	api      *api.Server
 	resp     *resp.Server // nil without RESPListen
 	respAddr string
-	root     *root.Root // root only
+	writes   writePath    // a root's: nil on other roles
+	member   *groupMember // a root group member's: nil on a single root
 	// follower is a replica's or proxy's side that faces its upstream;
 	// nil on a root.
 	follower follower
@@ -214,7 +224,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, dataDirError(cfg.DataDir, err)
 	}
-	if cfg.Role == RoleRoot {
+	if cfg.Role == RoleRoot && len(cfg.GroupPeers) == 0 {
 		if _, err := store.InitDataset(); err != nil {
 			store.Close()
 			return nil, err
@@ -226,8 +236,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.store = store
-	// A root's state is the dataset's, whatever its index: it is ready.
-	n.ready.Store(cfg.Role == RoleRoot)
+	// A root's state is the dataset's, whatever its index: it is ready. A
+	// group member is once the group has its dataset ID.
+	n.ready.Store(cfg.Role == RoleRoot && len(cfg.GroupPeers) == 0)
 	n.fatal = fatal
 
 	pm := pull.NewMetrics(n.reg)
@@ -236,12 +247,21 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.registerGauges()
 
 	ctx, n.cancel = context.WithCancel(ctx)
-	switch cfg.Role {
-	case RoleRoot:
-		n.root = root.New(store, root.Config{MaxDelay: cfg.MaxBatchDelay, MaxGroupBytes: cfg.MergeBytes,
+	mux := http.NewServeMux()
+	switch {
+	case cfg.Role == RoleRoot && len(cfg.GroupPeers) > 0:
+		if err := n.startGroup(ctx, store, mux); err != nil {
+			n.cancel()
+			n.ln.Close()
+			store.Close()
+			return nil, err
+		}
+	case cfg.Role == RoleRoot:
+		r := root.New(store, root.Config{MaxDelay: cfg.MaxBatchDelay, MaxGroupBytes: cfg.MergeBytes,
 			MaxGroupBatches: cfg.MergeBatches, OnCommit: n.commitObserver()})
-		n.goRun(func() { _ = n.root.Run(ctx) })
-	case RoleReplica:
+		n.writes = r
+		n.goRun(func() { _ = r.Run(ctx) })
+	case cfg.Role == RoleReplica:
 		r := replica.New(store, replica.Config{
 			NodeID: n.nodeID, Addr: n.Addr(), DC: cfg.DC, Upstreams: cfg.Upstreams,
 			StallTimeout: cfg.StallTimeout, Heartbeat: cfg.Heartbeat, Metrics: pm, Logger: n.log,
@@ -251,7 +271,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.goRun(func() { n.trimLoop(ctx) })
 
-	mux := http.NewServeMux()
 	n.pullS.Register(mux)
 	lk, err := lookup.NewServer(store, &lookup.Config{Limits: cfg.Limits, Logger: n.log})
 	if err != nil {
@@ -461,7 +480,7 @@ func (n *Node) Ready() error {
 	if n.ready.Load() {
 		return nil
 	}
-	if n.dataset().IsZero() || n.applied() == 0 && !n.follower.EmptyUpstream() {
+	if n.dataset().IsZero() || n.follower != nil && n.applied() == 0 && !n.follower.EmptyUpstream() {
 		return api.ErrNotReady
 	}
 	n.ready.Store(true)

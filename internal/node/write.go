@@ -11,11 +11,20 @@ import (
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/api"
+	"github.com/argent-kv/argent/internal/writeq"
 )
 
 // errNoUpstream is why a node that follows no upstream yet cannot forward
 // a write.
 var errNoUpstream = errors.New("not connected to any upstream yet")
+
+// writePath is where a root's writes go: the single root's committer
+// (root.Root) or a member of a root group (group.Group).
+type writePath interface {
+	Write(ctx context.Context, b argent.Batch) (argent.Index, error)
+	Submit(ctx context.Context, b argent.Batch) (*writeq.Pending, error)
+	TrySubmit(b argent.Batch, done func(argent.Index, error)) bool
+}
 
 // Write implements api.Backend: the root commits; a replica forwards the
 // batch to its upstream, which forwards it on until it reaches the root.
@@ -23,8 +32,8 @@ func (n *Node) Write(ctx context.Context, b argent.Batch) (argent.Index, error) 
 	if err := n.cfg.Limits.CheckBatch(&b); err != nil {
 		return 0, err
 	}
-	if n.root != nil {
-		return n.root.Write(ctx, b)
+	if n.writes != nil {
+		return n.writes.Write(ctx, b)
 	}
 	up := n.follower.Upstream()
 	if up == "" {
@@ -62,13 +71,13 @@ func forwardError(ctx context.Context, up string, err error) error {
 // WriteAsync implements api.AsyncWriter: the root queues b for its next
 // merge; a replica forwards it when waited on.
 func (n *Node) WriteAsync(ctx context.Context, b argent.Batch) (func(context.Context) (argent.Index, error), error) {
-	if n.root == nil {
+	if n.writes == nil {
 		return func(ctx context.Context) (argent.Index, error) { return n.Write(ctx, b) }, nil
 	}
 	if err := n.cfg.Limits.CheckBatch(&b); err != nil {
 		return nil, err
 	}
-	p, err := n.root.Submit(ctx, b)
+	p, err := n.writes.Submit(ctx, b)
 	if err != nil {
 		return nil, err
 	}
@@ -94,10 +103,10 @@ func (n *Node) forwarder(up string) (*client.Client, error) {
 // SubmitWrite implements api.AsyncWriter: the root queues b for its next
 // merge; other nodes forward writes, one at a time, through Write.
 func (n *Node) SubmitWrite(b argent.Batch, done func(argent.Index, error)) bool {
-	if n.root == nil || n.cfg.Limits.CheckBatch(&b) != nil {
+	if n.writes == nil || n.cfg.Limits.CheckBatch(&b) != nil {
 		return false
 	}
-	return n.root.TrySubmit(b, done)
+	return n.writes.TrySubmit(b, done)
 }
 
 var _ api.AsyncWriter = (*Node)(nil)

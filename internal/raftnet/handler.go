@@ -119,6 +119,10 @@ func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case in.isClosed() || errors.Is(err, io.EOF):
 		// Closed by this side, or ended by the sender.
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		// The sender went away or dropped the stream without ending its
+		// body (a restart, a kill, a replaced stream): a cut, not damage.
+		t.cfg.Logger.Debug("raftnet: stream cut", "from", from, "remote", r.RemoteAddr, "err", err)
 	case errors.Is(err, argent.ErrCorruption):
 		t.corruptLog.Do(func() {
 			t.cfg.Logger.Error("raftnet: corrupt stream closed", "from", from, "remote", r.RemoteAddr, "err", err)

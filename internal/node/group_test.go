@@ -1,0 +1,88 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/group"
+	"github.com/argent-kv/argent/internal/node"
+	"github.com/argent-kv/argent/internal/testutil/cluster"
+)
+
+// startGroup starts a root group of n members in this process.
+func startGroup(t *testing.T, n int) []*node.Node {
+	t.Helper()
+	var peers []group.Peer
+	for i := range n {
+		peers = append(peers, group.Peer{ID: uint64(i + 1), Addr: cluster.FreeAddr(t)})
+	}
+	var nodes []*node.Node
+	for _, p := range peers {
+		nodes = append(nodes, start(t, node.Config{Role: node.RoleRoot, Listen: p.Addr, GroupID: p.ID, GroupPeers: peers}))
+	}
+	return nodes
+}
+
+// A write at any member is acknowledged once applied there; a linearizable
+// read at another member sees it; replicas follow any member; every member
+// reports the same leader and dataset.
+func TestGroup_WriteAnywhereReadAnywhere(t *testing.T) {
+	nodes := startGroup(t, 3)
+	ctx := context.Background()
+	for i, n := range nodes {
+		c := newClient(t, n)
+		idx, err := c.Put(ctx, []byte(fmt.Sprint("k", i)), []byte(fmt.Sprint("v", i)))
+		if err != nil {
+			t.Fatalf("put at member %d: %v", i+1, err)
+		}
+		other := nodes[(i+1)%len(nodes)]
+		resp, err := http.Get(fmt.Sprintf("http://%s/v1/kv/k%d?linearizable=true", other.Addr(), i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != fmt.Sprint("v", i) {
+			t.Fatalf("linearizable read at member %s after a put acknowledged at %d: %d %q", other.Addr(), idx, resp.StatusCode, body)
+		}
+	}
+	replica := start(t, node.Config{Role: node.RoleReplica, Upstreams: []string{nodes[2].Addr(), nodes[0].Addr()}})
+	if _, err := replica.Store().WaitApplied(ctx, 10*time.Second, 3); err != nil {
+		t.Fatalf("replica below the group: %v", err)
+	}
+	var leader uint64
+	var dataset string
+	for i, n := range nodes {
+		st := n.Status()
+		if st.Group == nil || len(st.Group.Members) != 3 {
+			t.Fatalf("member %d status has no group of 3: %+v", i+1, st.Group)
+		}
+		if i == 0 {
+			leader, dataset = st.Group.Leader, st.DatasetID
+		}
+		if st.Group.Leader != leader || leader == 0 || st.DatasetID != dataset || dataset == "" {
+			t.Fatalf("member %d: leader %d dataset %q; member 1: %d %q", i+1, st.Group.Leader, st.DatasetID, leader, dataset)
+		}
+	}
+	if replica.Store().Dataset().String() != dataset {
+		t.Fatalf("replica dataset %s, group %s", replica.Store().Dataset(), dataset)
+	}
+}
+
+// A replica cannot serve a linearizable read: it says so.
+func TestReadBarrier_ReplicaRefuses(t *testing.T) {
+	root := start(t, node.Config{Role: node.RoleRoot})
+	replica := start(t, node.Config{Role: node.RoleReplica, Upstreams: []string{root.Addr()}})
+	if _, err := replica.ReadBarrier(context.Background()); !errors.Is(err, argent.ErrInvalid) {
+		t.Fatalf("replica ReadBarrier: %v, want ErrInvalid", err)
+	}
+	if at, err := root.ReadBarrier(context.Background()); err != nil || at != root.Store().Applied() {
+		t.Fatalf("single root ReadBarrier = %d, %v", at, err)
+	}
+}

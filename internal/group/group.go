@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +66,9 @@ type Log interface {
 	// configuration); Compact then drops the entries before i.
 	CreateSnapshot(i uint64, cs *raftpb.ConfState, data []byte) (*raftpb.Snapshot, error)
 	Compact(i uint64) error
+	// SetMembers records the members' addresses; Members returns them.
+	SetMembers(v []byte) error
+	Members() ([]byte, error)
 }
 
 // Transport carries Raft messages to the other members. Received messages
@@ -80,9 +84,13 @@ type Config struct {
 	// ID is this member's Raft ID (not 0).
 	ID uint64
 	// Peers are the group's members at its creation, this one included.
-	// A member whose Log is empty starts the group with them; the
-	// addresses are used on every start.
+	// A member whose Log is empty starts the group with them, unless Join
+	// is set. The addresses are used on every start, for members whose
+	// address no membership change gave.
 	Peers []Peer
+	// Join: a member whose Log is empty waits to be added to a running
+	// group (AddMember at a member of it) instead of starting a new one.
+	Join bool
 	Store *kv.Store
 	Log   Log
 	// Transport carries messages to the other members.
@@ -170,6 +178,12 @@ type Group struct {
 	recv    chan *raftpb.Message
 	reports chan report
 	reads   chan *readRequest
+	ctl     chan control
+	// book and conf are the members' addresses and Raft's configuration,
+	// Run's goroutine only; removed is set once this member is removed.
+	book    memberBook
+	conf    *raftpb.ConfState
+	removed atomic.Bool
 	applyc  chan []*raftpb.Entry
 	waits   waiters
 	seq     uint64 // the last proposal's sequence number; Run's goroutine only
@@ -210,9 +224,22 @@ func New(cfg Config) (*Group, error) {
 	if cfg.ID == 0 {
 		return nil, errors.New("group: member ID must not be 0")
 	}
-	hs, _, err := cfg.Log.InitialState()
+	hs, cs, err := cfg.Log.InitialState()
 	if err != nil {
 		return nil, fmt.Errorf("group: read raft state: %w", err)
+	}
+	rec, err := cfg.Log.Members()
+	if err != nil {
+		return nil, fmt.Errorf("group: read member addresses: %w", err)
+	}
+	book, err := decodeMemberBook(rec)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range cfg.Peers {
+		if _, ok := book[p.ID]; !ok {
+			book[p.ID] = p.Addr
+		}
 	}
 	// The store may be ahead of the commit index the log recorded last
 	// (that record is not always fsynced): Raft must not be told of
@@ -239,7 +266,9 @@ func New(cfg Config) (*Group, error) {
 	}
 	g := &Group{cfg: cfg, rn: rn, Queue: writeq.New(4096),
 		recv: make(chan *raftpb.Message, 4096), reports: make(chan report, 256),
-		reads: make(chan *readRequest, 1024), applyc: make(chan []*raftpb.Entry, 64), appliedCh: make(chan struct{})}
+		reads: make(chan *readRequest, 1024), ctl: make(chan control), applyc: make(chan []*raftpb.Entry, 64),
+		appliedCh: make(chan struct{}), book: book, conf: cs}
+	g.removed.Store(!slices.Contains(cs.GetVoters(), cfg.ID) && !slices.Contains(cs.GetLearners(), cfg.ID) && len(cs.GetVoters()) > 0)
 	g.waits.m = make(map[uint64]*waiter)
 	g.applied.Store(applied)
 	var seed [8]byte
@@ -247,12 +276,12 @@ func New(cfg Config) (*Group, error) {
 	// A random start keeps a restarted member's sequence numbers apart
 	// from those of the proposals it made before.
 	g.seq = binary.LittleEndian.Uint64(seed[:]) >> 1
-	for _, p := range cfg.Peers {
-		if p.ID != cfg.ID {
-			cfg.Transport.SetPeer(p.ID, p.Addr)
+	for id, addr := range book {
+		if id != cfg.ID {
+			cfg.Transport.SetPeer(id, addr)
 		}
 	}
-	if cfg.Log.Empty() {
+	if cfg.Log.Empty() && !cfg.Join {
 		peers := make([]raft.Peer, len(cfg.Peers))
 		for i, p := range cfg.Peers {
 			peers[i] = raft.Peer{ID: p.ID, Context: []byte(p.Addr)}
@@ -261,7 +290,7 @@ func New(cfg Config) (*Group, error) {
 			return nil, fmt.Errorf("group: start a new group: %w", err)
 		}
 	}
-	g.setStatus()
+	g.setStatus(true)
 	return g, nil
 }
 
@@ -379,6 +408,8 @@ func (g *Group) Run(ctx context.Context) (err error) {
 			held = append(held, heldRequest{req: req, at: time.Now()})
 		case rr := <-g.reads:
 			reads.queue(rr)
+		case c := <-g.ctl:
+			c.done <- c.fn(g.rn)
 		}
 		if err := g.Failed(); err != nil {
 			return err
@@ -390,7 +421,7 @@ func (g *Group) Run(ctx context.Context) (err error) {
 				return err
 			}
 		}
-		g.setStatus()
+		g.setStatus(false)
 	}
 }
 
@@ -417,6 +448,12 @@ drain:
 		default:
 			break drain
 		}
+	}
+	if g.removed.Load() {
+		for _, h := range held {
+			h.req.Answer(0, ErrRemoved)
+		}
+		return held[:0]
 	}
 	st := g.rn.BasicStatus()
 	if st.Lead == raft.None || len(held) == 0 {
@@ -567,44 +604,53 @@ func (g *Group) applyConfChange(e *raftpb.Entry) error {
 	if err := g.cfg.Log.SetConfState(cs, e.GetIndex()); err != nil {
 		return fmt.Errorf("group: record configuration at raft index %d: %w", e.GetIndex(), err)
 	}
+	g.conf = cs
 	v2 := cc.AsV2()
 	for _, ch := range v2.GetChanges() {
 		id := ch.GetNodeId()
-		if id == g.cfg.ID {
-			continue
-		}
 		switch ch.GetType() {
 		case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
-			if addr := string(v2.GetContext()); addr != "" {
-				g.cfg.Transport.SetPeer(id, addr)
+			// A member keeps the address its own peers list gives: it
+			// may reach the others another way than they say.
+			if addr := string(v2.GetContext()); addr != "" && g.book[id] == "" {
+				g.book[id] = addr
+			}
+			if id != g.cfg.ID {
+				g.cfg.Transport.SetPeer(id, g.book[id])
 			}
 		case raftpb.ConfChangeRemoveNode:
-			g.cfg.Transport.RemovePeer(id)
+			delete(g.book, id)
+			if id == g.cfg.ID {
+				g.removed.Store(true)
+				g.cfg.Logger.Warn("this member was removed from the root group; it takes no more writes")
+			} else {
+				g.cfg.Transport.RemovePeer(id)
+			}
 		}
 	}
+	if err := g.cfg.Log.SetMembers(g.book.encode()); err != nil {
+		return fmt.Errorf("group: record member addresses: %w", err)
+	}
+	g.setStatus(true)
 	return nil
 }
 
-func (g *Group) setStatus() {
+// setStatus publishes the member's view of the group when it changed, or
+// always with members set (after a membership change).
+func (g *Group) setStatus(members bool) {
 	bs := g.rn.BasicStatus()
 	st := &Status{ID: g.cfg.ID, Leader: bs.Lead, Term: bs.GetTerm(), State: stateName(bs.RaftState),
 		Commit: bs.GetCommit(), Applied: bs.Applied}
-	if old := g.status.Load(); old != nil && old.sameAs(st) {
+	if old := g.status.Load(); old != nil && old.sameAs(st) && !members {
 		return
 	}
-	st.Members = g.members()
+	st.Members = g.book.peers(g.conf)
 	g.status.Store(st)
 }
 
 // sameAs compares everything but the members, which change only with them.
 func (s *Status) sameAs(o *Status) bool {
 	return s.Leader == o.Leader && s.Term == o.Term && s.State == o.State && s.Commit == o.Commit && s.Applied == o.Applied
-}
-
-func (g *Group) members() []Peer {
-	out := make([]Peer, 0, len(g.cfg.Peers))
-	out = append(out, g.cfg.Peers...)
-	return out
 }
 
 func stateName(s raft.StateType) string {

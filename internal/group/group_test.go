@@ -55,6 +55,7 @@ func (t *memTransport) RemovePeer(uint64)      {}
 
 type member struct {
 	id     uint64
+	join   bool // started empty, to be added to the running group
 	g      *group.Group
 	store  *kv.Store
 	logDir string
@@ -82,13 +83,7 @@ func newTestGroup(t *testing.T, n int, cfg ...group.Config) *testGroup {
 		tg.peers = append(tg.peers, group.Peer{ID: uint64(i + 1), Addr: fmt.Sprintf("m%d", i+1)})
 	}
 	for _, p := range tg.peers {
-		store, err := kv.Open(t.TempDir(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := &member{id: p.ID, store: store, logDir: t.TempDir()}
-		tg.members[p.ID] = m
-		tg.start(m)
+		tg.addMember(p.ID, false)
 	}
 	t.Cleanup(func() {
 		for _, m := range tg.members {
@@ -97,6 +92,20 @@ func newTestGroup(t *testing.T, n int, cfg ...group.Config) *testGroup {
 		}
 	})
 	return tg
+}
+
+// addMember starts member id on a new store and log; join: it waits to be
+// added to the running group instead of starting one.
+func (tg *testGroup) addMember(id uint64, join bool) *member {
+	tg.t.Helper()
+	store, err := kv.Open(tg.t.TempDir(), nil)
+	if err != nil {
+		tg.t.Fatal(err)
+	}
+	m := &member{id: id, store: store, logDir: tg.t.TempDir(), join: join}
+	tg.members[id] = m
+	tg.start(m)
+	return m
 }
 
 func (tg *testGroup) start(m *member) {
@@ -108,7 +117,7 @@ func (tg *testGroup) start(m *member) {
 	m.log = lg
 	g, err := group.New(group.Config{ID: m.id, Peers: tg.peers, Store: m.store, Log: m.log,
 		Transport: tg.net.transport(m.id), Tick: 10 * time.Millisecond, WriteTimeout: 2 * time.Second,
-		LogKeep: tg.cfg.LogKeep, CompactInterval: tg.cfg.CompactInterval})
+		LogKeep: tg.cfg.LogKeep, CompactInterval: tg.cfg.CompactInterval, Join: m.join})
 	if err != nil {
 		tg.t.Fatal(err)
 	}
@@ -494,4 +503,69 @@ func TestGroup_ReadIndex(t *testing.T) {
 		t.Fatalf("a cut-off member gave read index %d", at)
 	}
 	tg.net.setCut(followers[0].id, false)
+}
+
+// Members are added (a new one catches up from the log), leadership moves
+// to a chosen member, and a member is removed, all while writes go on.
+func TestGroup_Membership(t *testing.T) {
+	tg := newTestGroup(t, 3)
+	l := tg.leader()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var acked sync.Map
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			k := fmt.Sprint("w", i)
+			if _, err := l.g.Write(ctx, argent.Batch{Ops: []argent.Op{put(k, k)}}); err == nil {
+				acked.Store(k, true)
+			}
+		}
+	}()
+	fourth := tg.addMember(4, true)
+	if err := l.g.AddMember(ctx, 4, "m4"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.g.AddMember(ctx, 4, "m4"); !errors.Is(err, argent.ErrInvalid) {
+		t.Fatalf("adding member 4 twice: %v", err)
+	}
+	if err := l.g.TransferLeader(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	if got := tg.leader(); got.id != 4 {
+		t.Fatalf("leader %d after the transfer to 4", got.id)
+	}
+	if err := fourth.g.RemoveMember(ctx, l.id); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	tg.stop(l)
+	idx, err := fourth.g.Write(ctx, argent.Batch{Ops: []argent.Op{put("last", "1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := tg.converged(idx)
+	for _, m := range tg.members {
+		if m.cancel == nil {
+			continue
+		}
+		if got := m.g.Status().Members; len(got) != 3 || got[2].ID != 4 {
+			t.Fatalf("member %d sees members %v, want 2, 3 and 4", m.id, got)
+		}
+		acked.Range(func(k, _ any) bool {
+			if v, err := m.store.Get(ctx, []byte(k.(string)), st.Index); err != nil || string(v.Value) != k {
+				t.Fatalf("member %d lost acknowledged %s: %q, %v", m.id, k, v.Value, err)
+			}
+			return true
+		})
+	}
 }

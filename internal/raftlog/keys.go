@@ -14,6 +14,7 @@ import (
 //	mhardstate      raftpb.HardState
 //	msnapshot       raftpb.Snapshot: metadata and the caller's small data
 //	mconfstate      applied index64, then raftpb.ConfState (SetConfState)
+//	mmembers        the caller's record of the members' addresses (SetMembers)
 //	t<index64>      term64, cum64: the term of the entry at index and the
 //	                bytes of the entries up to and including it
 //	e<index64>      raftpb.Entry
@@ -34,6 +35,7 @@ var (
 	keyHardState = []byte("mhardstate")
 	keySnapshot  = []byte("msnapshot")
 	keyConfState = []byte("mconfstate")
+	keyMembers   = []byte("mmembers")
 )
 
 // FormatVersion is the version of the layout above. Open refuses a storage

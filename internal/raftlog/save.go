@@ -394,3 +394,23 @@ func (s *Storage) SetConfState(cs *raftpb.ConfState, appliedIndex uint64) error 
 	s.mu.Unlock()
 	return nil
 }
+
+// SetMembers records, fsynced, the caller's description of the members
+// (their addresses): Raft's configuration holds only their IDs.
+func (s *Storage) SetMembers(v []byte) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := s.writable(); err != nil {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.Set(keyMembers, v, nil)
+	return s.commit(b, true)
+}
+
+// Members returns what SetMembers recorded last, nil if nothing.
+func (s *Storage) Members() ([]byte, error) {
+	v, _, err := s.get(keyMembers)
+	return v, err
+}

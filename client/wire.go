@@ -55,6 +55,14 @@ type (
 	// StatusResponse is the answer to GET /v1/status. Shape:
 	// {"role":"replica","node_id":"...","dataset_id":"...","applied_index":N,"root_index":N,"lag_seconds":0.004,"upstream":"...","children":[...]}.
 	StatusResponse = apiwire.StatusResponse
+
+	// GroupStatus is a root group member's view of its group (the group
+	// field of StatusResponse); GroupMember one member in it.
+	GroupStatus = apiwire.GroupStatus
+	GroupMember = apiwire.GroupMember
+
+	// MemberRequest is the body of POST /v1/members.
+	MemberRequest = apiwire.MemberRequest
 	// StatusChild is one child of a node in StatusResponse. Raw keeps the
 	// child's whole JSON object (also fields this version does not know);
 	// it is filled by decoding and ignored by encoding.

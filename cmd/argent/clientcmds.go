@@ -224,6 +224,9 @@ func (c *StatusCmd) Run(ctx context.Context) error {
 		return serverErr(c.Server, err)
 	}
 	if c.Tree {
+		if st.Group != nil {
+			printGroup(ctx, *st.Group, "")
+		}
 		printTree(ctx, c.Server, st, "", "", map[string]bool{st.NodeID: true})
 		return nil
 	}
@@ -240,6 +243,12 @@ func (c *StatusCmd) Run(ctx context.Context) error {
 	fmt.Printf("lag:         %s (%d indexes)\n", strconv.FormatFloat(st.LagSeconds, 'f', 3, 64)+"s", st.RootIndex-min(st.RootIndex, st.AppliedIndex))
 	if st.Upstream != "" {
 		fmt.Printf("upstream:    %s\n", st.Upstream)
+	}
+	if g := st.Group; g != nil {
+		fmt.Printf("group:       member %d (%s), leader %d, term %d, raft applied %d, commit %d\n", g.ID, g.State, g.Leader, g.Term, g.Applied, g.Commit)
+		for _, m := range g.Members {
+			fmt.Printf("  member %d  %s\n", m.ID, m.Addr)
+		}
 	}
 	fmt.Printf("children:    %d\n", len(st.Children))
 	for _, ch := range st.Children {

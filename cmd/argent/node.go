@@ -75,6 +75,7 @@ type RootCmd struct {
 	Listen        string        `help:"Address for the client API, node-to-node streams and /metrics." default:"127.0.0.1:7400"`
 	ID            uint64        `name:"id" help:"This member's Raft ID in a root group (with --peers)."`
 	Peers         string        `help:"The members of a root group at its creation, this one included, as ID=ADDR (each member's --listen address): 1=ADDR,2=ADDR,3=ADDR. Without it the root is a single node."`
+	Join          bool          `help:"With --id/--peers and an empty data directory: wait to be added to a running group (argent member add) instead of starting a new one."`
 	MaxBatchDelay time.Duration `help:"How long a merged batch waits for more client batches after its first, besides the fsync of the one before. Default: none." default:"0s"`
 	MergeBytes    byteSize      `help:"Key and value bytes of the client batches merged into one committed batch (one index, one fsync); a larger batch commits alone." default:"4MiB"`
 	MergeBatches  int           `help:"Client batches merged into one committed batch at most." default:"4096"`
@@ -94,7 +95,7 @@ func (c *RootCmd) Run(ctx context.Context) error {
 		return exitError{code: 2, msg: "--merge-bytes must be at least 1 byte"}
 	}
 	cfg := node.Config{Role: node.RoleRoot, DataDir: c.Data, Listen: c.Listen, MaxBatchDelay: c.MaxBatchDelay,
-		MergeBytes: int(c.MergeBytes), MergeBatches: c.MergeBatches, GroupID: c.ID, GroupPeers: peers}
+		MergeBytes: int(c.MergeBytes), MergeBatches: c.MergeBatches, GroupID: c.ID, GroupPeers: peers, GroupJoin: c.Join}
 	if err := cfg.Validate(); err != nil {
 		return exitError{code: 2, msg: strings.TrimPrefix(err.Error(), "node: ")}
 	}

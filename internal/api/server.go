@@ -244,6 +244,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (route, int) {
 			return routeStatus, s.serveStatus(w, r)
 		}
 		return routeOther, s.methodNotAllowed(w, r, "GET, HEAD")
+	case p == membersPrefix || strings.HasPrefix(p, membersPrefix+"/"):
+		return routeOther, s.serveMembers(w, r)
 	case p == "/metrics" && s.promh != nil:
 		if isGet {
 			s.promh.ServeHTTP(w, r)

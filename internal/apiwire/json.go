@@ -116,6 +116,13 @@ type GroupStatus struct {
 	Members []GroupMember `json:"members"`
 }
 
+// MemberRequest is the body of POST /v1/members: the new member's Raft ID
+// and listen address.
+type MemberRequest struct {
+	ID   uint64 `json:"id"`
+	Addr string `json:"addr"`
+}
+
 // GroupMember is one member of a root group in GroupStatus.
 type GroupMember struct {
 	ID   uint64 `json:"id"`

@@ -76,7 +76,7 @@ func (n *Node) startGroup(ctx context.Context, store *kv.Store, mux *http.ServeM
 	})
 	m.g, err = group.New(group.Config{ID: cfg.GroupID, Peers: cfg.GroupPeers, Store: store, Log: lg, Transport: m.net,
 		MaxMergeBytes: cfg.MergeBytes, MaxMergeBatches: cfg.MergeBatches, OnCommit: n.commitObserver(),
-		OnDataset: m.net.SetGroup, Logger: n.log})
+		OnDataset: m.net.SetGroup, Join: cfg.GroupJoin, Logger: n.log})
 	if err != nil {
 		_ = m.net.Close()
 		_ = lg.Close()
@@ -118,3 +118,30 @@ func (n *Node) ReadBarrier(ctx context.Context) (argent.Index, error) {
 }
 
 var _ api.Linearizer = (*Node)(nil)
+
+// AddMember, RemoveMember and TransferLeader implement api.Membership on a
+// root group member.
+func (n *Node) AddMember(ctx context.Context, id uint64, addr string) error {
+	if n.member == nil {
+		return errNotMember
+	}
+	return n.member.g.AddMember(ctx, id, addr)
+}
+
+func (n *Node) RemoveMember(ctx context.Context, id uint64) error {
+	if n.member == nil {
+		return errNotMember
+	}
+	return n.member.g.RemoveMember(ctx, id)
+}
+
+func (n *Node) TransferLeader(ctx context.Context, id uint64) error {
+	if n.member == nil {
+		return errNotMember
+	}
+	return n.member.g.TransferLeader(ctx, id)
+}
+
+var errNotMember = fmt.Errorf("%w: this node is not a member of a root group", argent.ErrInvalid)
+
+var _ api.Membership = (*Node)(nil)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,5 +85,47 @@ func TestReadBarrier_ReplicaRefuses(t *testing.T) {
 	}
 	if at, err := root.ReadBarrier(context.Background()); err != nil || at != root.Store().Applied() {
 		t.Fatalf("single root ReadBarrier = %d, %v", at, err)
+	}
+}
+
+// The membership endpoints refuse bad input with a JSON error and change
+// nothing; a node outside a group refuses them.
+func TestMembersAPI_BadInput(t *testing.T) {
+	nodes := startGroup(t, 3)
+	single := start(t, node.Config{Role: node.RoleRoot})
+	tests := []struct {
+		name, method, addr, path, body string
+		want                           int
+	}{
+		{"NotANumber", "DELETE", nodes[0].Addr(), "/v1/members/abc", "", 400},
+		{"Zero", "DELETE", nodes[0].Addr(), "/v1/members/0", "", 400},
+		{"Unknown", "DELETE", nodes[0].Addr(), "/v1/members/9", "", 404},
+		{"AddExisting", "POST", nodes[0].Addr(), "/v1/members", `{"id":2,"addr":"127.0.0.1:1"}`, 400},
+		{"AddNoAddr", "POST", nodes[0].Addr(), "/v1/members", `{"id":7}`, 400},
+		{"AddBadJSON", "POST", nodes[0].Addr(), "/v1/members", `{"id":`, 400},
+		{"WrongMethod", "GET", nodes[0].Addr(), "/v1/members", "", 405},
+		{"TransferUnknown", "POST", nodes[0].Addr(), "/v1/members/9/leader", "", 404},
+		{"OtherAction", "POST", nodes[0].Addr(), "/v1/members/2/nope", "", 404},
+		{"SingleRoot", "DELETE", single.Addr(), "/v1/members/1", "", 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest(tt.method, "http://"+tt.addr+tt.path, strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.want || !strings.Contains(string(body), `"error"`) {
+				t.Fatalf("%s %s = %d %s, want %d with a JSON error", tt.method, tt.path, resp.StatusCode, body, tt.want)
+			}
+		})
+	}
+	if got := nodes[1].Status().Group.Members; len(got) != 3 {
+		t.Fatalf("members after refused changes: %v", got)
 	}
 }

@@ -84,6 +84,9 @@ type Config struct {
 	// by ID and listen address. Without peers a root is a single root.
 	GroupID    uint64
 	GroupPeers []group.Peer
+	// GroupJoin: a member with an empty data directory waits to be added
+	// to a running group instead of starting a new one.
+	GroupJoin bool
 	// MaxBatchDelay holds a root's write group open for more writers.
 	// Default 0 (group whatever queued during the previous fsync).
 	MaxBatchDelay time.Duration

@@ -90,7 +90,7 @@ type Config struct {
 	Peers []Peer
 	// Join: a member whose Log is empty waits to be added to a running
 	// group (AddMember at a member of it) instead of starting a new one.
-	Join bool
+	Join  bool
 	Store *kv.Store
 	Log   Log
 	// Transport carries messages to the other members.

@@ -17,6 +17,7 @@ type Snapshot struct {
 	snap    *pebble.Snapshot
 	State   argent.State
 	Dataset argent.DatasetID
+	Source  uint64 // the store's Source at State
 }
 
 // NewSnapshot returns a view of the store at its current applied index.
@@ -54,7 +55,12 @@ func (s *Store) NewSnapshot() (*Snapshot, error) {
 			return nil, err
 		}
 	}
-	return &Snapshot{snap: snap, State: *st, Dataset: s.Dataset()}, nil
+	var source uint64
+	if raw, closer, err := snap.Get(metaSource); err == nil {
+		source, _ = getUint64(raw)
+		closer.Close()
+	}
+	return &Snapshot{snap: snap, State: *st, Dataset: s.Dataset(), Source: source}, nil
 }
 
 // Records calls fn for each live key after the key after (from the first
@@ -158,8 +164,13 @@ type Restore struct {
 	prog    RestoreProgress
 	b       *pebble.Batch
 	records uint64 // records of the current transfer
+	source  uint64 // see SetSource
 	done    bool
 }
+
+// SetSource records the snapshot's source position (the sender's Source at
+// its state, see Store.Source); Finish stores it with the state.
+func (r *Restore) SetSource(pos uint64) { r.source = pos }
 
 // BeginRestore starts loading a snapshot of dataset ds at state st. It wipes
 // the store's data, history and log. It waits while a Writer or Trim runs.
@@ -281,6 +292,9 @@ func (r *Restore) Finish(want uint64) (err error) {
 	_ = r.b.Set(metaApplied, encodeState(&base), nil)
 	_ = r.b.Set(metaHorizon, putUint64(uint64(r.st.Index)), nil)
 	_ = r.b.Set(metaLogFirst, putUint64(uint64(base.Index)+1), nil)
+	if r.source != 0 {
+		_ = r.b.Set(metaSource, putUint64(r.source), nil)
+	}
 	if resumed {
 		r.prog.Target, r.prog.TargetChain = r.st.Index, r.st.Chain
 		_ = r.b.Set(metaRestoring, r.prog.encode(), nil)
@@ -304,6 +318,9 @@ func (r *Restore) Finish(want uint64) (err error) {
 	}
 	s.horizon.Store(uint64(r.st.Index))
 	s.logFirst.Store(uint64(base.Index) + 1)
+	if r.source != 0 {
+		s.source.Store(r.source)
+	}
 	// Versions loaded from the snapshot have no log entry: a Writer that
 	// supersedes one copies it.
 	s.copyBelow.Store(uint64(base.Index) + 1)

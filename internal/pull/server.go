@@ -349,7 +349,7 @@ func (s *Server) serveSnapshot(ctx context.Context, p params, resp responder) {
 		}
 	}
 	fw, flush := s.startFrames(resp)
-	h := wire.SnapshotHeader{Dataset: ds, Index: snap.State.Index, Time: snap.State.Time, Chain: snap.State.Chain}
+	h := wire.SnapshotHeader{Dataset: ds, Index: snap.State.Index, Time: snap.State.Time, Chain: snap.State.Chain, Source: snap.Source}
 	if err := fw.WriteFrame(wire.FrameSnapBegin, h.Append(nil)); err != nil {
 		return
 	}

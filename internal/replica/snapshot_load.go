@@ -29,6 +29,21 @@ func (r *Replica) loadSnapshot(ctx context.Context, up string) error {
 	return err
 }
 
+// LoadSnapshot replaces store's contents with a snapshot of up, as a root
+// group member does when it fell behind its group's compacted log: a whole
+// transfer, which also gives the store the sender's source position (the
+// Raft index of the state). cfg is a Replica's, for the node ID, address,
+// metrics and logger it reports with.
+func LoadSnapshot(ctx context.Context, store *kv.Store, up string, cfg Config) (wire.SnapshotHeader, error) {
+	r := New(store, cfg)
+	l := &storeLoader{s: store, m: r.cfg.Metrics}
+	defer l.abort()
+	if err := r.follow.FetchSnapshot(ctx, up, nil, l); err != nil {
+		return wire.SnapshotHeader{}, err
+	}
+	return l.h, nil
+}
+
 // errCannotResume: the upstream's snapshot is older than the cut load's
 // base. Its text is the one nodes logged before the replica had its own
 // package, kept so that log lines do not change.
@@ -85,6 +100,9 @@ func (l *storeLoader) Begin(h wire.SnapshotHeader) error {
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", pull.ErrRefused, err)
+	}
+	if !l.resume {
+		res.SetSource(h.Source)
 	}
 	l.res = res
 	return nil

@@ -277,6 +277,11 @@ type SnapshotHeader struct {
 	Index   argent.Index
 	Time    int64 // commit time of Index, Unix ns
 	Chain   argent.Hash
+	// Source is the sender's kv.Store.Source at Index: on a root group
+	// member, the Raft index the state was applied from; else 0. It is
+	// the last field, and a header from a sender that did not write it
+	// decodes with 0.
+	Source uint64
 }
 
 // Append appends the encoding of h to dst.
@@ -285,7 +290,8 @@ func (h *SnapshotHeader) Append(dst []byte) []byte {
 	dst = append(dst, h.Dataset[:]...)
 	dst = binary.AppendUvarint(dst, uint64(h.Index))
 	dst = binary.AppendVarint(dst, h.Time)
-	return append(dst, h.Chain[:]...)
+	dst = append(dst, h.Chain[:]...)
+	return binary.AppendUvarint(dst, h.Source)
 }
 
 // DecodeSnapshotHeader decodes a SnapshotHeader.
@@ -297,6 +303,9 @@ func DecodeSnapshotHeader(b []byte) (SnapshotHeader, error) {
 	h.Index = argent.Index(d.uvarint())
 	h.Time = d.varint()
 	copy(h.Chain[:], d.bytes(len(h.Chain)))
+	if d.err == nil && len(d.b) > 0 {
+		h.Source = d.uvarint()
+	}
 	return h, d.finish("snapshot header")
 }
 

@@ -2,6 +2,7 @@ package wire_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -234,6 +235,9 @@ func TestPayloads_RoundTrip(t *testing.T) {
 		enc    []byte
 		decode func([]byte) (any, error)
 		want   any
+		// oldLen, if set, is the length of the encoding without the
+		// fields a newer version added at the end: it decodes too.
+		oldLen int
 	}
 	var codecs []codec
 	for _, h := range []wire.Hello{
@@ -252,8 +256,11 @@ func TestPayloads_RoundTrip(t *testing.T) {
 		codecs = append(codecs, codec{name: "TooOld/" + strconv.Itoa(int(x.FirstIndex%1000)), enc: x.Append(nil), want: x,
 			decode: func(b []byte) (any, error) { return wire.DecodeTooOld(b) }})
 	}
-	for _, h := range []wire.SnapshotHeader{{}, {Dataset: datasetOf(3), Index: 77, Time: 1700000000000000000, Chain: hashOf(0x5a)}} {
-		codecs = append(codecs, codec{name: "SnapshotHeader/" + strconv.Itoa(int(h.Index)), enc: h.Append(nil), want: h,
+	for _, h := range []wire.SnapshotHeader{{}, {Dataset: datasetOf(3), Index: 77, Time: 1700000000000000000, Chain: hashOf(0x5a)},
+		{Dataset: datasetOf(4), Index: 78, Time: 1, Chain: hashOf(1), Source: 1 << 40}} {
+		enc := h.Append(nil)
+		codecs = append(codecs, codec{name: "SnapshotHeader/" + strconv.Itoa(int(h.Index)), enc: enc, want: h,
+			oldLen: len(enc) - len(binary.AppendUvarint(nil, h.Source)),
 			decode: func(b []byte) (any, error) { return wire.DecodeSnapshotHeader(b) }})
 	}
 	for _, x := range []wire.SnapshotTrailer{{}, {Records: 12345}, {Records: math.MaxUint64}} {
@@ -273,6 +280,12 @@ func TestPayloads_RoundTrip(t *testing.T) {
 				t.Fatalf("got %+v, want %+v", got, c.want)
 			}
 			for i := range len(c.enc) {
+				if i == c.oldLen && i > 0 {
+					if _, err := c.decode(c.enc[:i]); err != nil {
+						t.Fatalf("decode of the %d bytes an older sender writes: %v", i, err)
+					}
+					continue
+				}
 				if _, err := c.decode(c.enc[:i]); !errors.Is(err, argent.ErrCorruption) {
 					t.Fatalf("decode of %d of %d bytes: error = %v, want ErrCorruption", i, len(c.enc), err)
 				}

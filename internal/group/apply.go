@@ -13,30 +13,43 @@ import (
 	"github.com/argent-kv/argent/internal/writeq"
 )
 
+// applyWork is what Run hands the applier: committed entries, or a
+// barrier, closed once everything handed over before it is applied.
+type applyWork struct {
+	ents    []*raftpb.Entry
+	barrier chan struct{}
+}
+
 // applyLoop applies the committed entries Run hands over, several rounds at
 // once when they queue, until applyc is closed. A failure stops the member.
 func (g *Group) applyLoop() {
-	for ents := range g.applyc {
+	var barrier chan struct{}
+	for w := range g.applyc {
+		ents := w.ents
+		barrier = w.barrier
 	more:
-		for len(ents) < 4096 {
+		for barrier == nil && len(ents) < 4096 {
 			select {
 			case next, ok := <-g.applyc:
 				if !ok {
 					break more
 				}
-				ents = append(ents, next...)
+				ents = append(ents, next.ents...)
+				barrier = next.barrier
 			default:
 				break more
 			}
 		}
-		if g.Failed() != nil {
-			continue // drain until Run stops
+		if len(ents) > 0 && g.Failed() == nil {
+			if err := g.apply(ents); err != nil {
+				g.fail(err)
+			} else {
+				g.setApplied(ents[len(ents)-1].GetIndex())
+			}
 		}
-		if err := g.apply(ents); err != nil {
-			g.fail(err)
-			continue
+		if barrier != nil {
+			close(barrier)
 		}
-		g.setApplied(ents[len(ents)-1].GetIndex())
 	}
 }
 

@@ -116,6 +116,11 @@ type Config struct {
 
 	// Now returns the commit time a proposal carries. Default time.Now.
 	Now func() time.Time
+	// LoadSnapshot replaces the store's contents with those of the member
+	// at addr (a whole snapshot transfer that sets the store's Source), for
+	// a member that fell behind the leader's compacted log. Without it such
+	// a member stops with an error.
+	LoadSnapshot func(ctx context.Context, addr string) error
 	// OnDataset, if set, is called when the member learns the group's
 	// dataset ID (at its first entry).
 	OnDataset func(argent.DatasetID)
@@ -184,9 +189,10 @@ type Group struct {
 	book    memberBook
 	conf    *raftpb.ConfState
 	removed atomic.Bool
-	applyc  chan []*raftpb.Entry
+	applyc  chan applyWork
 	waits   waiters
 	seq     uint64 // the last proposal's sequence number; Run's goroutine only
+	runCtx context.Context // Run's, for snapshot loads
 	// applied is the Raft index of the last entry the applier finished:
 	// its effects on the store are durable. appliedMu guards appliedCh,
 	// which is closed and replaced whenever applied moves.
@@ -243,8 +249,14 @@ func New(cfg Config) (*Group, error) {
 	}
 	// The store may be ahead of the commit index the log recorded last
 	// (that record is not always fsynced): Raft must not be told of
-	// applied entries it does not know committed.
-	applied := min(cfg.Store.Source(), hs.GetCommit())
+	// applied entries it does not know committed. A store loaded from a
+	// snapshot holds at least the state at the snapshot's index (its
+	// Source may be lower when the entries after it carried no data).
+	snap, err := cfg.Log.Snapshot()
+	if err != nil {
+		return nil, fmt.Errorf("group: read raft snapshot: %w", err)
+	}
+	applied := max(min(cfg.Store.Source(), hs.GetCommit()), snap.GetMetadata().GetIndex())
 	rc := &raft.Config{
 		ID:                        cfg.ID,
 		ElectionTick:              cfg.ElectionTicks,
@@ -266,7 +278,7 @@ func New(cfg Config) (*Group, error) {
 	}
 	g := &Group{cfg: cfg, rn: rn, Queue: writeq.New(4096),
 		recv: make(chan *raftpb.Message, 4096), reports: make(chan report, 256),
-		reads: make(chan *readRequest, 1024), ctl: make(chan control), applyc: make(chan []*raftpb.Entry, 64),
+		reads: make(chan *readRequest, 1024), ctl: make(chan control), applyc: make(chan applyWork, 64),
 		appliedCh: make(chan struct{}), book: book, conf: cs}
 	g.removed.Store(!slices.Contains(cs.GetVoters(), cfg.ID) && !slices.Contains(cs.GetLearners(), cfg.ID) && len(cs.GetVoters()) > 0)
 	g.waits.m = make(map[uint64]*waiter)
@@ -346,6 +358,7 @@ func (g *Group) Run(ctx context.Context) (err error) {
 	}()
 	var held []heldRequest // queued writes not yet proposed
 	var reads readBatches  // linearizable reads waiting for a read index
+	g.runCtx = ctx
 	defer func() {
 		reads.failAll(ErrStopped)
 		close(g.applyc)
@@ -487,13 +500,15 @@ drain:
 // ones. Their effects are durable in the store, so only a member that falls
 // further behind needs them; it gets a snapshot instead.
 func (g *Group) compact() error {
-	applied := g.applied.Load()
+	// After a snapshot load the store may be ahead of the Raft log, which
+	// only reaches the snapshot's index: compact no further than Raft.
+	applied := min(g.applied.Load(), g.rn.BasicStatus().Applied)
 	first, err := g.cfg.Log.FirstIndex()
 	if err != nil || applied < g.cfg.LogKeep || applied-g.cfg.LogKeep <= first {
 		return err
 	}
 	at := applied - g.cfg.LogKeep
-	if _, err := g.cfg.Log.CreateSnapshot(at, nil, snapshotData(g.cfg.ID)); err != nil {
+	if _, err := g.cfg.Log.CreateSnapshot(at, nil, g.snapshotData()); err != nil {
 		return fmt.Errorf("group: snapshot raft log at %d: %w", at, err)
 	}
 	if err := g.cfg.Log.Compact(at); err != nil {
@@ -507,10 +522,75 @@ func (g *Group) electionTimeout() time.Duration {
 	return time.Duration(g.cfg.ElectionTicks) * g.cfg.Tick
 }
 
-// snapshotData is what a Raft snapshot carries: a format version and the
-// member that made it. The dataset itself travels another way.
-func snapshotData(member uint64) []byte {
-	return binary.AppendUvarint([]byte{proposalVersion}, member)
+// snapshotData is what a Raft snapshot carries: a format version, the
+// member that made it and the members' addresses. The dataset itself
+// travels another way (installSnapshot).
+func (g *Group) snapshotData() []byte {
+	b := binary.AppendUvarint([]byte{proposalVersion}, g.cfg.ID)
+	return append(b, g.book.encode()...)
+}
+
+// installSnapshot loads the store from the leader, for a member that fell
+// behind the compacted log. It blocks the member's loop while the transfer
+// runs (the member is a follower that cannot help the group meanwhile);
+// entries handed to the applier before are applied first.
+func (g *Group) installSnapshot(snap *raftpb.Snapshot) error {
+	done := make(chan struct{})
+	g.applyc <- applyWork{barrier: done}
+	<-done
+	if err := g.Failed(); err != nil {
+		return err
+	}
+	meta := snap.GetMetadata()
+	data := snap.GetData()
+	if len(data) < 2 || data[0] != proposalVersion {
+		return fmt.Errorf("group: raft snapshot at %d: %w: unknown data format", meta.GetIndex(), argent.ErrCorruption)
+	}
+	from, n := binary.Uvarint(data[1:])
+	if n <= 0 {
+		return fmt.Errorf("group: raft snapshot at %d: %w: bad member", meta.GetIndex(), argent.ErrCorruption)
+	}
+	book, err := decodeMemberBook(data[1+n:])
+	if err != nil {
+		return fmt.Errorf("group: raft snapshot at %d: %w", meta.GetIndex(), err)
+	}
+	for id, addr := range book {
+		if g.book[id] == "" {
+			g.book[id] = addr
+		}
+	}
+	lead := g.rn.BasicStatus().Lead
+	addr := g.book[lead]
+	if addr == "" {
+		addr = g.book[from]
+	}
+	if g.cfg.LoadSnapshot == nil || addr == "" {
+		return fmt.Errorf("group: this member is behind the group's compacted log (raft index %d) and cannot load a snapshot", meta.GetIndex())
+	}
+	g.cfg.Logger.Info("loading a snapshot from the group", "raft_index", meta.GetIndex(), "from", addr)
+	if err := g.cfg.LoadSnapshot(g.runCtx, addr); err != nil {
+		return fmt.Errorf("group: load snapshot of raft index %d from %s: %w", meta.GetIndex(), addr, err)
+	}
+	g.conf = meta.GetConfState()
+	for id := range g.book {
+		if !slices.Contains(g.conf.GetVoters(), id) && !slices.Contains(g.conf.GetLearners(), id) {
+			delete(g.book, id)
+		}
+	}
+	for id, a := range g.book {
+		if id != g.cfg.ID {
+			g.cfg.Transport.SetPeer(id, a)
+		}
+	}
+	if err := g.cfg.Log.SetMembers(g.book.encode()); err != nil {
+		return fmt.Errorf("group: record member addresses: %w", err)
+	}
+	if ds := g.cfg.Store.Dataset(); !ds.IsZero() && g.cfg.OnDataset != nil {
+		g.cfg.OnDataset(ds)
+	}
+	g.setApplied(max(meta.GetIndex(), g.cfg.Store.Source()))
+	g.setStatus(true)
+	return nil
 }
 
 // sweep answers the held requests that waited for a leader longer than
@@ -548,11 +628,16 @@ func (g *Group) handleReady(reads *readBatches) error {
 	if leader {
 		g.cfg.Transport.Send(rd.Messages)
 	}
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		// The store must hold the snapshot's state before the log says it
+		// does: a crash in between then finds the old log and a newer
+		// store, which the log's replay skips over.
+		if err := g.installSnapshot(rd.Snapshot); err != nil {
+			return err
+		}
+	}
 	if err := g.cfg.Log.Save(rd.HardState, rd.Entries, rd.Snapshot, rd.MustSync); err != nil {
 		return fmt.Errorf("group: persist raft log: %w", err)
-	}
-	if !raft.IsEmptySnap(rd.Snapshot) {
-		return fmt.Errorf("group: member is behind the leader's log and needs a snapshot, which this build cannot load yet")
 	}
 	if !leader {
 		g.cfg.Transport.Send(rd.Messages)
@@ -563,7 +648,7 @@ func (g *Group) handleReady(reads *readBatches) error {
 				return err
 			}
 		}
-		g.applyc <- rd.CommittedEntries
+		g.applyc <- applyWork{ents: rd.CommittedEntries}
 	}
 	g.rn.Advance(rd)
 	return nil

@@ -117,7 +117,8 @@ func (tg *testGroup) start(m *member) {
 	m.log = lg
 	g, err := group.New(group.Config{ID: m.id, Peers: tg.peers, Store: m.store, Log: m.log,
 		Transport: tg.net.transport(m.id), Tick: 10 * time.Millisecond, WriteTimeout: 2 * time.Second,
-		LogKeep: tg.cfg.LogKeep, CompactInterval: tg.cfg.CompactInterval, Join: m.join})
+		LogKeep: tg.cfg.LogKeep, CompactInterval: tg.cfg.CompactInterval, Join: m.join,
+		LoadSnapshot: func(ctx context.Context, addr string) error { return tg.copyStore(m, addr) }})
 	if err != nil {
 		tg.t.Fatal(err)
 	}
@@ -145,6 +146,35 @@ func (tg *testGroup) stop(m *member) {
 		tg.t.Errorf("member %d: close raft log: %v", m.id, err)
 	}
 	m.cancel = nil
+}
+
+// copyStore loads m's store from the member at addr, as a snapshot
+// transfer between members would.
+func (tg *testGroup) copyStore(m *member, addr string) error {
+	var from *member
+	for _, o := range tg.members {
+		if fmt.Sprintf("m%d", o.id) == addr {
+			from = o
+		}
+	}
+	if from == nil {
+		return fmt.Errorf("no member at %s", addr)
+	}
+	sn, err := from.store.NewSnapshot()
+	if err != nil {
+		return err
+	}
+	defer sn.Close()
+	res, err := m.store.BeginRestore(sn.Dataset, sn.State)
+	if err != nil {
+		return err
+	}
+	res.SetSource(sn.Source)
+	if err := sn.Records(nil, res.Add); err != nil {
+		res.Abort()
+		return err
+	}
+	return res.Finish(res.Records())
 }
 
 // leader waits until the running members agree on a leader, and returns it.
@@ -196,7 +226,7 @@ func (tg *testGroup) converged(want argent.Index) argent.State {
 		}
 		if time.Now().After(deadline) {
 			for _, m := range tg.members {
-				tg.t.Logf("member %d: state %+v", m.id, m.store.State())
+				tg.t.Logf("member %d: state %d, source %d, raft %+v", m.id, m.store.State().Index, m.store.Source(), m.g.Status())
 			}
 			tg.t.Fatalf("members did not converge at index >= %d", want)
 		}
@@ -451,6 +481,34 @@ func TestGroup_CompactsLog(t *testing.T) {
 	}
 	tg.stop(follower)
 	write(20)
+	tg.start(follower)
+	tg.converged(write(1))
+
+	// Away for longer than the log keeps: it loads a snapshot, then
+	// follows the log again.
+	tg.stop(follower)
+	write(150)
+	waitFor(t, func() bool {
+		first, _ := l.log.FirstIndex()
+		last, _ := follower.log.LastIndex()
+		return first > last+1
+	}, "the leader's log to be compacted past the stopped member's")
+	tg.start(follower)
+	st := tg.converged(write(1))
+	if snap, _ := follower.log.Snapshot(); snap.GetMetadata().GetIndex() == 0 {
+		t.Fatal("the member caught up without a snapshot")
+	}
+	for i := range 7 {
+		want, err := l.store.Get(ctx, []byte(fmt.Sprint(i)), st.Index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := follower.store.Get(ctx, []byte(fmt.Sprint(i)), st.Index); err != nil || string(got.Value) != string(want.Value) || got.ModIndex != want.ModIndex {
+			t.Fatalf("key %d after the snapshot: %q@%d, %v; leader has %q@%d", i, got.Value, got.ModIndex, err, want.Value, want.ModIndex)
+		}
+	}
+	// And it restarts from the snapshot and its store.
+	tg.stop(follower)
 	tg.start(follower)
 	tg.converged(write(1))
 }

@@ -40,8 +40,10 @@ func (g *Group) ReadIndex(ctx context.Context) (argent.Index, error) {
 // setApplied records that the store holds the effects of the Raft log up to
 // i, and wakes the reads waiting for it.
 func (g *Group) setApplied(i uint64) {
-	g.applied.Store(i)
 	g.appliedMu.Lock()
+	if i > g.applied.Load() {
+		g.applied.Store(i)
+	}
 	close(g.appliedCh)
 	g.appliedCh = make(chan struct{})
 	g.appliedMu.Unlock()

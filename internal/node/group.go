@@ -13,8 +13,10 @@ import (
 	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/group"
 	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/pull"
 	"github.com/argent-kv/argent/internal/raftlog"
 	"github.com/argent-kv/argent/internal/raftnet"
+	"github.com/argent-kv/argent/internal/replica"
 )
 
 // raftDir is where a root group member keeps its Raft log, inside its data
@@ -59,7 +61,7 @@ type groupMember struct {
 
 // startGroup opens the Raft log in the data directory and starts the member
 // on store; its stream handler goes on mux.
-func (n *Node) startGroup(ctx context.Context, store *kv.Store, mux *http.ServeMux) error {
+func (n *Node) startGroup(ctx context.Context, store *kv.Store, mux *http.ServeMux, pm *pull.Metrics) error {
 	cfg := n.cfg
 	lg, err := raftlog.Open(filepath.Join(cfg.DataDir, raftDir), cfg.FS, n.log)
 	if err != nil {
@@ -76,7 +78,11 @@ func (n *Node) startGroup(ctx context.Context, store *kv.Store, mux *http.ServeM
 	})
 	m.g, err = group.New(group.Config{ID: cfg.GroupID, Peers: cfg.GroupPeers, Store: store, Log: lg, Transport: m.net,
 		MaxMergeBytes: cfg.MergeBytes, MaxMergeBatches: cfg.MergeBatches, OnCommit: n.commitObserver(),
-		OnDataset: m.net.SetGroup, Join: cfg.GroupJoin, Logger: n.log})
+		OnDataset: m.net.SetGroup, Join: cfg.GroupJoin, Logger: n.log,
+		LoadSnapshot: func(ctx context.Context, addr string) error {
+			_, err := replica.LoadSnapshot(ctx, store, addr, replica.Config{NodeID: n.nodeID, Addr: n.Addr(), Metrics: pm, Logger: n.log})
+			return err
+		}})
 	if err != nil {
 		_ = m.net.Close()
 		_ = lg.Close()

@@ -253,7 +253,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	mux := http.NewServeMux()
 	switch {
 	case cfg.Role == RoleRoot && len(cfg.GroupPeers) > 0:
-		if err := n.startGroup(ctx, store, mux); err != nil {
+		if err := n.startGroup(ctx, store, mux, pm); err != nil {
 			n.cancel()
 			n.ln.Close()
 			store.Close()

@@ -193,6 +193,13 @@ type Group struct {
 	waits   waiters
 	seq     uint64 // the last proposal's sequence number; Run's goroutine only
 	runCtx context.Context // Run's, for snapshot loads
+	// seeded: the group started on a store that holds data; its log is
+	// compacted as soon as its first entries apply, so that members added
+	// later load a snapshot instead of replaying the log on empty stores.
+	seeded bool
+	// confAt is the Raft index of a membership change applied since the
+	// last snapshot (0: none).
+	confAt uint64
 	// applied is the Raft index of the last entry the applier finished:
 	// its effects on the store are durable. appliedMu guards appliedCh,
 	// which is closed and replaced whenever applied moves.
@@ -294,6 +301,18 @@ func New(cfg Config) (*Group, error) {
 		}
 	}
 	if cfg.Log.Empty() && !cfg.Join {
+		if cfg.Store.Applied() > 0 {
+			// A group started on data (a single root's, a lost group's
+			// survivor's): alone, so that no member applies the new log
+			// to an empty store; the others join and load a snapshot.
+			if len(cfg.Peers) != 1 {
+				return nil, fmt.Errorf("group: the store holds data (index %d): start a group on it with this member alone (--peers %d=ADDR), then add the others with --join and argent member add", cfg.Store.Applied(), cfg.ID)
+			}
+			if err := cfg.Store.ResetSource(); err != nil {
+				return nil, err
+			}
+			g.seeded = true
+		}
 		peers := make([]raft.Peer, len(cfg.Peers))
 		for i, p := range cfg.Peers {
 			peers[i] = raft.Peer{ID: p.ID, Context: []byte(p.Addr)}
@@ -434,6 +453,16 @@ func (g *Group) Run(ctx context.Context) (err error) {
 				return err
 			}
 		}
+		if g.seeded {
+			if err := g.compactSeed(); err != nil {
+				return err
+			}
+		}
+		if g.confAt != 0 {
+			if err := g.afterConfChange(); err != nil {
+				return err
+			}
+		}
 		g.setStatus(false)
 	}
 }
@@ -496,21 +525,66 @@ drain:
 	return held[:0:0]
 }
 
-// compact drops the Raft log's entries older than the last LogKeep applied
-// ones. Their effects are durable in the store, so only a member that falls
-// further behind needs them; it gets a snapshot instead.
+// compact keeps the Raft snapshot at the applied point and drops the log's
+// entries older than the last LogKeep applied ones. Their effects are
+// durable in the store, so only a member that falls further behind needs
+// them; it gets the snapshot instead, whose index is never below the
+// compaction point.
 func (g *Group) compact() error {
-	// After a snapshot load the store may be ahead of the Raft log, which
-	// only reaches the snapshot's index: compact no further than Raft.
-	applied := min(g.applied.Load(), g.rn.BasicStatus().Applied)
-	first, err := g.cfg.Log.FirstIndex()
-	if err != nil || applied < g.cfg.LogKeep || applied-g.cfg.LogKeep <= first {
+	at, err := g.snapshot()
+	if err != nil || at < g.cfg.LogKeep {
 		return err
 	}
-	at := applied - g.cfg.LogKeep
-	if _, err := g.cfg.Log.CreateSnapshot(at, nil, g.snapshotData()); err != nil {
-		return fmt.Errorf("group: snapshot raft log at %d: %w", at, err)
+	first, err := g.cfg.Log.FirstIndex()
+	if err != nil || at-g.cfg.LogKeep <= first {
+		return err
 	}
+	if err := g.cfg.Log.Compact(at - g.cfg.LogKeep); err != nil {
+		return fmt.Errorf("group: compact raft log at %d: %w", at-g.cfg.LogKeep, err)
+	}
+	return nil
+}
+
+// snapshot moves the Raft snapshot up to the applied point (the Raft
+// index whose effects the store holds durably) and returns that point. A
+// snapshot carries metadata only (see installSnapshot), so it is cheap; a
+// fresh one matters after a membership change, since a new member ignores a
+// snapshot from before it was added.
+func (g *Group) snapshot() (uint64, error) {
+	// After a snapshot load the store may be ahead of the Raft log, which
+	// only reaches the snapshot's index: go no further than Raft.
+	at := min(g.applied.Load(), g.rn.BasicStatus().Applied)
+	cur, err := g.cfg.Log.Snapshot()
+	if err != nil {
+		return 0, fmt.Errorf("group: read raft snapshot: %w", err)
+	}
+	if at <= cur.GetMetadata().GetIndex() {
+		return at, nil
+	}
+	if _, err := g.cfg.Log.CreateSnapshot(at, nil, g.snapshotData()); err != nil {
+		return 0, fmt.Errorf("group: snapshot raft log at %d: %w", at, err)
+	}
+	return at, nil
+}
+
+// afterConfChange takes a new snapshot once the store applied past the
+// last membership change, so that a member just added can load it.
+func (g *Group) afterConfChange() error {
+	at, err := g.snapshot()
+	if err == nil && at >= g.confAt {
+		g.confAt = 0
+	}
+	return err
+}
+
+// compactSeed compacts a seeded group's log at its first applied entries.
+func (g *Group) compactSeed() error {
+	at, err := g.snapshot()
+	if err != nil || at == 0 {
+		return err
+	}
+	g.seeded = false
+	g.cfg.Logger.Info("root group started on existing data; members added later load a snapshot", "applied", g.cfg.Store.Applied())
 	if err := g.cfg.Log.Compact(at); err != nil {
 		return fmt.Errorf("group: compact raft log at %d: %w", at, err)
 	}
@@ -690,6 +764,7 @@ func (g *Group) applyConfChange(e *raftpb.Entry) error {
 		return fmt.Errorf("group: record configuration at raft index %d: %w", e.GetIndex(), err)
 	}
 	g.conf = cs
+	g.confAt = e.GetIndex()
 	v2 := cc.AsV2()
 	for _, ch := range v2.GetChanges() {
 		id := ch.GetNodeId()

@@ -356,6 +356,20 @@ func (s *Store) LogFirst() argent.Index { return argent.Index(s.logFirst.Load())
 // the Raft log from the entry after it. Zero if never set.
 func (s *Store) Source() uint64 { return s.source.Load() }
 
+// ResetSource forgets the source position (see Source), for a store that
+// starts to be applied from a new source: a root group started on the data
+// of a single root or of a member of a lost group, whose Raft log begins
+// again at 1.
+func (s *Store) ResetSource() error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := s.db.Delete(metaSource, pebble.Sync); err != nil {
+		return fmt.Errorf("kv: reset source position: %w", err)
+	}
+	s.source.Store(0)
+	return nil
+}
+
 // Restoring reports whether a snapshot load is under way or was cut short.
 // Such a store serves no reads until a Restore finishes.
 func (s *Store) Restoring() bool { return s.restoring.Load() }

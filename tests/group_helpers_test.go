@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -56,6 +57,56 @@ func errClass(err error) string {
 		return fmt.Sprintf("%d %s", e.Status, e.Code)
 	}
 	return "transport"
+}
+
+// linGet reads key at the node at addr with ?linearizable=true. ok is false
+// when the read failed (no answer, or an error answer other than 404).
+func linGet(ctx context.Context, hc *http.Client, addr, key string) (out linOutput, ok bool, err error) {
+	u := "http://" + addr + "/v1/kv/" + url.PathEscape(key) + "?linearizable=true"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return out, false, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return out, false, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return out, false, err
+	}
+	header := func(name string) (argent.Index, error) {
+		v := resp.Header.Get(name)
+		if v == "" {
+			return 0, nil
+		}
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("header %s: %q: %w", name, v, err)
+		}
+		return argent.Index(n), nil
+	}
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusNotFound:
+	default:
+		return out, false, fmt.Errorf("GET %s: %s: %s", u, resp.Status, trunc(body))
+	}
+	if out.s, err = header(client.HeaderIndex); err != nil {
+		return out, false, err
+	}
+	if out.mod, err = header(client.HeaderModIndex); err != nil {
+		return out, false, err
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		var eb client.ErrorBody
+		if err := json.Unmarshal(body, &eb); err != nil || eb.Error.Code != client.CodeNotFound {
+			return out, false, fmt.Errorf("GET %s: 404 that is not not_found: %s", u, trunc(body))
+		}
+		return out, true, nil
+	}
+	out.present, out.val = true, string(body)
+	return out, true, nil
 }
 
 // linScan reads every key under prefix at the node at addr with

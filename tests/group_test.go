@@ -2,13 +2,20 @@ package tests
 
 import (
 	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/anishathalye/porcupine"
+
 	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/testutil/cluster"
 )
 
@@ -232,4 +239,254 @@ func TestGroup_LeaderKills(t *testing.T) {
 	want := digestTruth(tr, argent.Index(final))
 	checkDigests(t, argent.Index(final), &want, g.Members...)
 	t.Logf("acknowledged puts lost: %d of %d", lost, len(acks))
+}
+
+// groupLinFault injects one fault into a running group and heals it before
+// it returns.
+type groupLinFault func(t *testing.T, g *cluster.Group)
+
+// TestGroup_Linearizable checks docs/CONTRACT.md section 3 promise 1 for a
+// root group with porcupine: six clients put, delete, compare-and-set (a
+// txn conditioned on the mod index) and read with ?linearizable=true a few
+// keys, each request at a random member, while one fault is injected and
+// healed; the history must be linearizable. A write whose outcome a client
+// did not learn is recorded as such; the log tells afterwards whether a put
+// or a compare-and-set (their values are unique) took effect.
+func TestGroup_Linearizable(t *testing.T) {
+	skipShort(t)
+	faults := []struct {
+		name  string
+		fault groupLinFault
+	}{
+		{"LeaderKill", func(t *testing.T, g *cluster.Group) {
+			l := g.WaitLeader(10 * time.Second)
+			l.Kill()
+			t.Logf("killed the leader %s", l.Name)
+			waitNewLeader(t, g, l)
+			time.Sleep(time.Second)
+			l.Start()
+			l.WaitReady(cluster.DefaultReadyTimeout)
+		}},
+		{"LeaderPause", func(t *testing.T, g *cluster.Group) {
+			l := g.WaitLeader(10 * time.Second)
+			l.Pause()
+			t.Logf("stopped the leader %s", l.Name)
+			waitNewLeader(t, g, l)
+			time.Sleep(time.Second)
+			l.Resume()
+		}},
+		{"LeaderPartition", func(t *testing.T, g *cluster.Group) {
+			l := g.WaitLeader(10 * time.Second)
+			g.Isolate(l)
+			t.Logf("isolated the leader %s", l.Name)
+			waitNewLeader(t, g, l)
+			time.Sleep(time.Second)
+			g.Heal(l)
+		}},
+		{"FollowerKill", func(t *testing.T, g *cluster.Group) {
+			l := g.WaitLeader(10 * time.Second)
+			f := g.Members[(slices.Index(g.Members, l)+1)%len(g.Members)]
+			f.Kill()
+			t.Logf("killed the follower %s", f.Name)
+			time.Sleep(1500 * time.Millisecond)
+			f.Start()
+			f.WaitReady(cluster.DefaultReadyTimeout)
+		}},
+	}
+	for _, tc := range faults {
+		t.Run(tc.name, func(t *testing.T) { groupLinearizable(t, tc.fault) })
+	}
+}
+
+// waitNewLeader waits until a majority follows a leader other than old,
+// and logs how long that took.
+func waitNewLeader(t *testing.T, g *cluster.Group, old *cluster.Node) {
+	t.Helper()
+	start := time.Now()
+	var l *cluster.Node
+	cluster.WaitFor(t, 10*time.Second, func() error {
+		var err error
+		if l, err = g.Leader(); err != nil {
+			return err
+		}
+		if l == old {
+			return fmt.Errorf("%s still leads", old.Name)
+		}
+		return nil
+	})
+	t.Logf("%s leads %v later", l.Name, time.Since(start).Round(time.Millisecond))
+}
+
+func groupLinearizable(t *testing.T, fault groupLinFault) {
+	seed := testSeed(t)
+	g := cluster.StartGroup(t, 3, cluster.GroupOptions{Proxies: true})
+	dumpOnFailure(t, g.Members...)
+	clients := groupClients(t, g)
+	hc := &http.Client{Transport: client.NewHTTPClient().Transport}
+	t.Cleanup(hc.CloseIdleConnections)
+
+	const (
+		nClients  = 6
+		opTimeout = 2 * time.Second
+		before    = time.Second             // of clean operation before the fault
+		after     = 1500 * time.Millisecond // after it is healed
+	)
+	keys := []string{"glin/0", "glin/1", "glin/2", "glin/3", "glin/4", "glin/5"}
+	t0 := time.Now()
+	var (
+		mu      sync.Mutex
+		history []porcupine.Operation
+		errs    errSample
+		refused int
+		valSeq  atomic.Int64
+		stop    atomic.Bool
+		wg      sync.WaitGroup
+	)
+	for id := range nClients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := newRand(seed, id)
+			lastMod := map[string]argent.Index{}
+			for !stop.Load() {
+				in := linInput{key: keys[rng.IntN(len(keys))], val: fmt.Sprintf("c%d-%d", id, valSeq.Add(1))}
+				switch p := rng.IntN(10); {
+				case p < 4:
+					in.op = "get"
+				case p < 7:
+					in.op = "put"
+				case p < 8:
+					in.op = "delete"
+				default:
+					in.op = "cas"
+					in.expect = lastMod[in.key]
+					if rng.IntN(4) == 0 {
+						in.expect = argent.Index(rng.IntN(3)) // often wrong
+					}
+				}
+				m := rng.IntN(len(g.Members))
+				ctx, cancel := ctxTimeout(opTimeout)
+				call := time.Since(t0).Nanoseconds()
+				var (
+					out linOutput
+					ok  bool
+					err error
+				)
+				if in.op == "get" {
+					out, ok, err = linGet(ctx, hc, g.Members[m].Addr, in.key)
+				} else {
+					out, ok, err = linDoContext(ctx, clients[m], in)
+				}
+				ret := time.Since(t0).Nanoseconds()
+				cancel()
+				if err != nil {
+					mu.Lock()
+					errs.add(in.op+" "+errClass(err), err)
+					if notSent(err) {
+						refused++
+					}
+					mu.Unlock()
+					time.Sleep(10 * time.Millisecond) // the member may be down
+				}
+				if !ok || notSent(err) {
+					continue // a failed read, or a write that never left: no effect
+				}
+				if out.unknown {
+					ret = math.MaxInt64 // it may take effect at any time later
+				}
+				switch {
+				case in.op == "get" && out.present:
+					lastMod[in.key] = out.mod
+				case in.op == "get", in.op == "delete" && !out.unknown:
+					lastMod[in.key] = 0
+				case !out.unknown && !out.failed:
+					lastMod[in.key] = out.index
+				}
+				mu.Lock()
+				history = append(history, porcupine.Operation{ClientId: id, Input: in, Output: out, Call: call, Return: ret})
+				mu.Unlock()
+			}
+		}()
+	}
+	halt := func() { stop.Store(true); wg.Wait() }
+	defer halt()
+
+	time.Sleep(before)
+	fault(t, g)
+	time.Sleep(after)
+	halt()
+	elapsed := time.Since(t0)
+
+	final := g.WaitConverged(30 * time.Second)
+	entries, err := fetchLog(clients[0], argent.Index(final), 30*time.Second)
+	if err != nil {
+		t.Fatalf("seed %d: %s's log: %v", seed, g.Members[0].Name, err)
+	}
+	for i, c := range clients[1:] {
+		other, err := fetchLog(c, argent.Index(final), 30*time.Second)
+		if err != nil {
+			t.Errorf("%s's log: %v", g.Members[i+1].Name, err)
+		} else if err := compareLogs(entries, other); err != nil {
+			t.Errorf("%s's log differs from %s's: %v", g.Members[i+1].Name, g.Members[0].Name, err)
+		}
+	}
+	history, applied, dropped := resolveUnknownWrites(history, entries)
+	unknownLeft := 0
+	for _, op := range history {
+		if op.Output.(linOutput).unknown {
+			unknownLeft++
+		}
+	}
+	t.Logf("%d operations in %v; writes of unknown outcome: %d took effect, %d did not, %d deletes stay unknown; refused (never sent): %d; errors: %v",
+		len(history), elapsed.Round(time.Millisecond), applied, dropped, unknownLeft, refused, &errs)
+
+	checkReadIndexes(t, seed, history)
+	placeWrites(t, history, entries)
+	model := kvModel.ToModel()
+	res, info := porcupine.CheckOperationsVerbose(model, history, 60*time.Second)
+	switch res {
+	case porcupine.Ok:
+		t.Logf("linearizable")
+	case porcupine.Illegal:
+		path := filepath.Join(os.TempDir(), fmt.Sprintf("argent-group-linearizability-%s-%d.html", filepath.Base(t.Name()), seed))
+		if err := porcupine.VisualizePath(model, info, path); err != nil {
+			t.Logf("visualize: %v", err)
+		}
+		t.Errorf("seed %d: the group's history of %d operations is not linearizable; see %s", seed, len(history), path)
+	default:
+		t.Errorf("seed %d: porcupine could not decide in time (%v)", seed, res)
+	}
+}
+
+// resolveUnknownWrites looks up in the log every put and compare-and-set
+// of history whose outcome the client did not learn (their values are
+// unique): one the log holds took effect at its entry's index, and is given
+// that index, though its return time stays unknown; one it does not hold
+// never took effect and is left out, as a write that was refused. Deletes
+// stay unknown. It returns the new history and the two counts.
+func resolveUnknownWrites(history []porcupine.Operation, entries []logEntry) (out []porcupine.Operation, applied, dropped int) {
+	at := map[string]argent.Index{} // key and value of a put -> its entry
+	for _, e := range entries {
+		for _, op := range e.Ops {
+			if op.Type == argent.OpPut {
+				at[string(op.Key)+"\x00"+string(op.Value)] = e.Index
+			}
+		}
+	}
+	for _, op := range history {
+		in, o := op.Input.(linInput), op.Output.(linOutput)
+		if !o.unknown || in.op == "delete" {
+			out = append(out, op)
+			continue
+		}
+		i, ok := at[in.key+"\x00"+in.val]
+		if !ok {
+			dropped++
+			continue
+		}
+		applied++
+		op.Output = linOutput{index: i}
+		out = append(out, op)
+	}
+	return out, applied, dropped
 }

@@ -490,3 +490,100 @@ func resolveUnknownWrites(history []porcupine.Operation, entries []logEntry) (ou
 	}
 	return out, applied, dropped
 }
+
+// TestGroup_TreeUnderLeaderKills runs the random workload of the tree
+// tests against a tree whose root is a three-member group: two replicas
+// with every member in --upstream (in opposite orders), and a proxy below
+// each of them. Writes go to random members, reads to a proxy (and plain
+// reads to member 1), with a watch at a replica and probes at both
+// replicas and the other proxy, while the leader is killed -9 five times and
+// restarted. Every read must be the truth at its index and never go back
+// at a node, the watch must show the whole log in order, and every node
+// must converge to the same state.
+func TestGroup_TreeUnderLeaderKills(t *testing.T) {
+	skipShort(t)
+	seed := testSeed(t)
+	const kills = 5
+	g := cluster.StartGroup(t, 3, cluster.GroupOptions{})
+	addrs := g.Addrs()
+	r1 := cluster.StartReplica(t, addrs, "--stall-timeout", "3s")
+	r2 := cluster.StartReplica(t, []string{addrs[2], addrs[1], addrs[0]}, "--stall-timeout", "3s")
+	startProxy := func(upstreams ...*cluster.Node) *cluster.Node {
+		px := cluster.NewNode(t, "proxy", "--upstream", upstreams[0].Addr+","+upstreams[1].Addr, "--cache-size", "4KiB",
+			"--window-bytes", "8KiB", "--miss-wait", "5s", "--stall-timeout", "3s")
+		px.Start()
+		px.WaitReady(cluster.DefaultReadyTimeout)
+		px.WaitFirstState(cluster.DefaultReadyTimeout)
+		return px
+	}
+	px1, px2 := startProxy(r1, r2), startProxy(r2, r1)
+	all := append(slices.Clone(g.Members), r1, r2, px1, px2)
+	dumpOnFailure(t, all...)
+	mc := groupClients(t, g)
+	c1 := newClient(t, r1)
+
+	w := newWorkload(seed, mc[0], newClient(t, px1), workloadConfig{
+		writers: 4, readers: 4, rywReaders: 1, rootReaders: 1,
+		duration: 2*kills*time.Second + 3*time.Second, maxOps: 1 << 20,
+	})
+	w.writeTo = mc
+	watch := startWatch(t, c1, "", 1)
+	probeKeys := []string{w.keys[0], w.keys[57], w.keys[123], w.keys[len(w.keys)-1]}
+	probed := []*cluster.Node{r1, r2, px2}
+	var probes []*prober
+	for _, n := range probed {
+		probes = append(probes, startProber(t, n, probeKeys, 5*time.Millisecond))
+	}
+	w.start()
+	defer w.halt() // if a Fatal ends the test early
+
+	for i := range kills {
+		sleepUntil(w.t0.Add(time.Duration(2*i+1) * time.Second))
+		l := g.WaitLeader(10 * time.Second)
+		l.Kill()
+		killed := time.Now()
+		time.Sleep(700 * time.Millisecond)
+		l.Start()
+		l.WaitReady(cluster.DefaultReadyTimeout)
+		t.Logf("kill %d: killed the leader %s at %v, back %v later", i+1, l.Name, killed.Sub(w.t0).Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
+	}
+	w.wait()
+	w.logSummary(t)
+
+	tr := finalTruth(t, w, g.Members[0])
+	final := tr.final()
+	took := waitAllApplied(t, all, final, 30*time.Second)
+	t.Logf("all %d nodes at index %d %v after the writes ended", len(all), final, took.Round(time.Millisecond))
+	if !watch.waitUntil(15*time.Second, reached(final)) {
+		evs, err := watch.snapshot()
+		t.Errorf("%s: did not reach %d within 15 s; %d events, last %s, err %v", watch.desc, final, len(evs), lastEvent(evs), err)
+	}
+	evs, err := watch.stop()
+	if err != nil {
+		t.Errorf("%s ended by itself across the leader kills: %v", watch.desc, err)
+	}
+	checkStream(t, seed, watch.desc+" across the leader kills", evs, tr.entries)
+	for _, m := range g.Members[1:] {
+		checkSameLog(t, tr, newClient(t, m))
+	}
+	checkSameLog(t, tr, newClient(t, r2))
+
+	want := digestTruth(tr, final)
+	checkDigests(t, final, &want, all...)
+	w.checkProblems(t)
+	w.checkWrites(t, tr)
+	for _, node := range []string{"replica", "root"} {
+		w.checkReads(t, tr, node)
+		w.checkMonotonic(t, node)
+	}
+	for i, p := range probes {
+		ps := p.stopProbes()
+		desc := fmt.Sprintf("reads at %s across the leader kills", probed[i].Name)
+		t.Logf("%s: %s", desc, probeSummary(ps))
+		checkProbes(t, desc, tr, ps)
+	}
+	hc := rawHTTP(t)
+	for _, n := range []*cluster.Node{r1, r2, px1, px2} {
+		t.Logf("%s", describeNode(hc, n))
+	}
+}

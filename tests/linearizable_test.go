@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -309,6 +310,11 @@ func TestRoot_Linearizable(t *testing.T) {
 func linDo(c *client.Client, in linInput) (out linOutput, ok bool, err error) {
 	ctx, cancel := ctxTimeout(10 * time.Second)
 	defer cancel()
+	return linDoContext(ctx, c, in)
+}
+
+// linDoContext is linDo bounded by ctx.
+func linDoContext(ctx context.Context, c *client.Client, in linInput) (out linOutput, ok bool, err error) {
 	k := []byte(in.key)
 	switch in.op {
 	case "get":

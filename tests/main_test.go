@@ -1,8 +1,9 @@
 // Package tests holds argent's multi-process tests: each test starts real
-// argent processes (a root and replicas on 127.0.0.1) with
-// internal/testutil/cluster, drives them through the public client and raw
-// HTTP, and checks the promises of docs/CONTRACT.md section 3 against the root's
-// log, replayed as the ground truth.
+// argent processes (a root, or a root group of three members, and replicas
+// and proxies on 127.0.0.1) with internal/testutil/cluster, drives them
+// through the public client and raw HTTP, and checks the promises of
+// docs/CONTRACT.md section 3 against the root's log, replayed as the ground
+// truth.
 //
 // The tests are skipped under -short. The random workloads print their seed;
 // rerun one with

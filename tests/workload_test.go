@@ -82,8 +82,11 @@ type workloadConfig struct {
 type workload struct {
 	seed    uint64
 	keys    []string
-	root    *client.Client // writes go here
+	root    *client.Client // writes go here, unless writeTo is set
 	replica *client.Client // reads
+	// writeTo, when set, are the members of a root group: each write goes
+	// to one of them at random, and root is only read.
+	writeTo []*client.Client
 	t0      time.Time
 	cfg     workloadConfig
 	stop    atomic.Bool
@@ -247,18 +250,22 @@ func (w *workload) deletePrefixOp(rng *rand.Rand) argent.Op {
 }
 
 // send sends b as the kind says and fills rec.
-func (w *workload) send(rec *writeRec) {
+func (w *workload) send(rec *writeRec, rng *rand.Rand) {
 	ctx, cancel := ctxTimeout(10 * time.Second)
 	defer cancel()
+	c := w.root
+	if len(w.writeTo) > 0 {
+		c = w.writeTo[rng.IntN(len(w.writeTo))]
+	}
 	rec.start = time.Now()
 	switch rec.kind {
 	case "put", "ryw":
 		op := rec.batch.Ops[0]
-		rec.index, rec.err = w.root.Put(ctx, op.Key, op.Value)
+		rec.index, rec.err = c.Put(ctx, op.Key, op.Value)
 	case "delete":
-		rec.index, rec.err = w.root.Delete(ctx, rec.batch.Ops[0].Key)
+		rec.index, rec.err = c.Delete(ctx, rec.batch.Ops[0].Key)
 	default:
-		rec.index, rec.err = w.root.Txn(ctx, rec.batch)
+		rec.index, rec.err = c.Txn(ctx, rec.batch)
 	}
 	rec.end = time.Now()
 	switch {
@@ -292,7 +299,7 @@ func (w *workload) writer(name string, rng *rand.Rand, deadline time.Time) {
 		} else {
 			rec.kind, rec.batch = w.randomBatch(rng)
 		}
-		w.send(rec)
+		w.send(rec, rng)
 		if rec.outcome == unknown {
 			time.Sleep(20 * time.Millisecond) // the root may be down
 		}
@@ -342,7 +349,7 @@ func (w *workload) rywReader(name string, rng *rand.Rand, deadline time.Time) {
 	for n := 0; w.running(n, deadline); n++ {
 		k := w.randKey(rng)
 		rec := &writeRec{worker: name, kind: "ryw", batch: argent.Batch{Ops: []argent.Op{{Type: argent.OpPut, Key: []byte(k), Value: w.value(rng)}}}}
-		w.send(rec)
+		w.send(rec, rng)
 		if rec.outcome != acked {
 			time.Sleep(20 * time.Millisecond)
 			continue

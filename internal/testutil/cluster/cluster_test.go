@@ -2,8 +2,10 @@ package cluster_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -243,4 +245,82 @@ func (f *fatalTB) run(fn func()) {
 		fn()
 	}()
 	wg.Wait()
+}
+
+func TestStartGroup(t *testing.T) {
+	for _, proxies := range []bool{false, true} {
+		t.Run(fmt.Sprintf("Proxies=%v", proxies), func(t *testing.T) {
+			g := cluster.StartGroup(t, 3, cluster.GroupOptions{Proxies: proxies, Args: []string{"--upstream", "x"}})
+			l, err := g.Leader()
+			if err != nil || l != g.Members[0] {
+				t.Fatalf("Leader: got %v, %v; want member 1 (%s)", l, err, g.Members[0].Name)
+			}
+			if got := g.WaitConverged(5 * time.Second); got != 1 {
+				t.Fatalf("WaitConverged: got applied index %d, want 1", got)
+			}
+			for i, m := range g.Members {
+				if g.ID(m) != uint64(i+1) || g.Member(uint64(i+1)) != m {
+					t.Fatalf("member %d: ID %d, Member(%d) = %v", i, g.ID(m), i+1, g.Member(uint64(i+1)))
+				}
+				st, err := m.Status()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Upstream != "x" {
+					t.Fatalf("%s: upstream %q, want the extra argument x", m.Name, st.Upstream)
+				}
+				if st.Group == nil || st.Group.ID != uint64(i+1) || len(st.Group.Members) != 3 {
+					t.Fatalf("%s: group %+v, want member %d of 3", m.Name, st.Group, i+1)
+				}
+				for j, p := range st.Group.Members {
+					want := g.Members[j].Addr
+					if proxies && j != i {
+						want = g.Links[i][j].Addr()
+					}
+					if p.ID != uint64(j+1) || p.Addr != want {
+						t.Fatalf("%s: peer %d is %d=%s, want %d=%s", m.Name, j, p.ID, p.Addr, j+1, want)
+					}
+				}
+			}
+			if !proxies {
+				return
+			}
+			// Links[0][1] leads to member 2; Isolate cuts it, Heal restores it.
+			hc := &http.Client{Timeout: 5 * time.Second}
+			defer hc.CloseIdleConnections()
+			viaStatus := func() (cluster.Status, error) {
+				resp, err := hc.Get("http://" + g.Links[0][1].Addr() + "/v1/status")
+				if err != nil {
+					return cluster.Status{}, err
+				}
+				defer resp.Body.Close()
+				var st cluster.Status
+				err = json.NewDecoder(resp.Body).Decode(&st)
+				return st, err
+			}
+			if st, err := viaStatus(); err != nil || st.Group == nil || st.Group.ID != 2 {
+				t.Fatalf("status through Links[0][1]: %+v, %v; want member 2", st, err)
+			}
+			g.Isolate(g.Members[1])
+			if _, err := viaStatus(); err == nil {
+				t.Fatal("status through Links[0][1] after Isolate(member 2): got an answer")
+			}
+			g.Heal(g.Members[1])
+			if st, err := viaStatus(); err != nil || st.Group.ID != 2 {
+				t.Fatalf("status through Links[0][1] after Heal: %+v, %v", st, err)
+			}
+		})
+	}
+}
+
+func TestGroup_LeaderNeedsMajority(t *testing.T) {
+	g := cluster.StartGroup(t, 3, cluster.GroupOptions{})
+	g.Members[1].Kill()
+	if l, err := g.Leader(); err != nil || l != g.Members[0] {
+		t.Fatalf("Leader with member 2 down: %v, %v; want member 1", l, err)
+	}
+	g.Members[2].Kill()
+	if l, err := g.Leader(); err == nil {
+		t.Fatalf("Leader with 1 of 3 members up: got %s, want an error", l.Name)
+	}
 }

@@ -325,6 +325,9 @@ type Status struct {
 	LagSeconds   float64 `json:"lag_seconds"`
 	Upstream     string  `json:"upstream"`
 	Children     []any   `json:"children"`
+	// Group is a root group member's view of its group; nil for other
+	// nodes.
+	Group *GroupStatus `json:"group"`
 
 	// Raw holds every field of the answer, including ones not named above.
 	Raw map[string]any `json:"-"`

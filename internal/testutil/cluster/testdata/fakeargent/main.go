@@ -2,7 +2,8 @@
 // takes the role as its first argument and the flags the harness passes,
 // counts its starts in DATA/starts and serves GET /v1/status with that count
 // as applied_index, so a test can tell that a restart kept the data directory.
-// It exits 0 on SIGTERM unless --ignore-term is given.
+// It exits 0 on SIGTERM unless --ignore-term is given. A root given --id and
+// --peers reports a "group" in its status whose leader is member 1.
 package main
 
 import (
@@ -30,6 +31,8 @@ func main() {
 	data := fs.String("data", "", "data directory")
 	upstream := fs.String("upstream", "", "upstream addresses")
 	ignoreTerm := fs.Bool("ignore-term", false, "ignore SIGTERM")
+	id := fs.Uint64("id", 0, "Raft ID in a root group")
+	peers := fs.String("peers", "", "members of the root group, ID=ADDR,...")
 	_ = fs.Parse(os.Args[2:])
 
 	starts := 0
@@ -63,13 +66,33 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{
+		st := map[string]any{
 			"role":          role,
 			"node_id":       fmt.Sprintf("fake-%d", os.Getpid()),
 			"applied_index": starts,
 			"upstream":      *upstream,
 			"extra":         "x",
-		})
+		}
+		if *id != 0 {
+			st["group"] = groupStatus(*id, *peers)
+		}
+		_ = json.NewEncoder(w).Encode(st)
 	})
 	log.Fatal(http.Serve(ln, mux))
+}
+
+// groupStatus is the status of member id of a group whose leader is member
+// 1, at term 1.
+func groupStatus(id uint64, peers string) map[string]any {
+	state := "follower"
+	if id == 1 {
+		state = "leader"
+	}
+	var members []map[string]any
+	for _, p := range strings.Split(peers, ",") {
+		pid, addr, _ := strings.Cut(p, "=")
+		n, _ := strconv.ParseUint(pid, 10, 64)
+		members = append(members, map[string]any{"id": n, "addr": addr})
+	}
+	return map[string]any{"id": id, "leader": 1, "term": 1, "state": state, "commit": 7, "applied": 7, "members": members}
 }

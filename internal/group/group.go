@@ -191,8 +191,8 @@ type Group struct {
 	removed atomic.Bool
 	applyc  chan applyWork
 	waits   waiters
-	seq     uint64 // the last proposal's sequence number; Run's goroutine only
-	runCtx context.Context // Run's, for snapshot loads
+	seq     uint64          // the last proposal's sequence number; Run's goroutine only
+	runCtx  context.Context // Run's, for snapshot loads
 	// seeded: the group started on a store that holds data; its log is
 	// compacted as soon as its first entries apply, so that members added
 	// later load a snapshot instead of replaying the log on empty stores.

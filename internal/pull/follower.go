@@ -191,6 +191,8 @@ func reason(err error) string {
 	switch {
 	case err == nil:
 		return "eof"
+	case isCut(err):
+		return "cut"
 	case errors.Is(err, argent.ErrCorruption):
 		return "corruption"
 	case errors.Is(err, argent.ErrChainMismatch), errors.Is(err, argent.ErrDatasetMismatch), errors.Is(err, ErrRefused):
@@ -203,6 +205,12 @@ func reason(err error) string {
 }
 
 var errStalled = errors.New("pull: upstream stalled")
+
+// isCut reports whether a stream ended inside a frame: the upstream went
+// away (killed, restarted, a link cut). The partial frame is refused and
+// fetched again like a damaged one, but it is not counted as corruption,
+// so that a dead upstream does not look like bad data on a dashboard.
+func isCut(err error) bool { return errors.Is(err, io.ErrUnexpectedEOF) }
 
 // child is what this node tells a parent about itself.
 func (f *Follower) child() Child {
@@ -383,7 +391,7 @@ func (f *Follower) follow(ctx context.Context, up string) error {
 }
 
 func (f *Follower) countCorrupt(err error) error {
-	if errors.Is(err, argent.ErrCorruption) {
+	if errors.Is(err, argent.ErrCorruption) && !isCut(err) {
 		f.cfg.Metrics.Corruptions.Inc()
 	}
 	return err

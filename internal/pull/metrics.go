@@ -34,7 +34,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		BytesReceived:    prometheus.NewCounter(prometheus.CounterOpts{Name: "argent_log_bytes_received_total", Help: "Bytes of log frames and snapshot chunks received."}),
 		Commits:          prometheus.NewCounter(prometheus.CounterOpts{Name: "argent_apply_commits_total", Help: "Fsynced commits of received entries (several entries may share one)."}),
 		Corruptions:      prometheus.NewCounter(prometheus.CounterOpts{Name: "argent_corrupt_frames_total", Help: "Frames or chunks refused for a bad checksum, length or index sequence."}),
-		Reconnects:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "argent_upstream_reconnects_total", Help: "Log streams ended and restarted, by reason."}, []string{"reason"}),
+		Reconnects:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "argent_upstream_reconnects_total", Help: "Log streams ended and restarted, by reason: eof, cut (ended inside a frame), corruption, refused, stall, error."}, []string{"reason"}),
 		SnapshotsLoaded:  prometheus.NewCounter(prometheus.CounterOpts{Name: "argent_snapshots_loaded_total", Help: "Snapshots this node bootstrapped from."}),
 		SnapshotRecords:  prometheus.NewCounter(prometheus.CounterOpts{Name: "argent_snapshot_records_received_total", Help: "Snapshot records received."}),
 		SnapshotResumes:  prometheus.NewCounter(prometheus.CounterOpts{Name: "argent_snapshot_resumes_total", Help: "Snapshot loads resumed after a cut instead of started over."}),

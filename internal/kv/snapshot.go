@@ -9,6 +9,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/argent-kv/argent"
+
+	"github.com/argent-kv/argent/internal/pebblelog"
 )
 
 // Snapshot is a consistent view of the store at one applied index, for
@@ -256,7 +258,7 @@ func (r *Restore) Add(key []byte, mod argent.Index, value []byte) error {
 
 // flush writes the records held, with the progress they make.
 func (r *Restore) flush() (err error) {
-	defer r.s.catchFatal(&err)
+	defer pebblelog.Catch(&err, r.s.fail)
 	_ = r.b.Set(metaRestoring, r.prog.encode(), nil)
 	if err := r.b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("kv: restore: %w", err)
@@ -282,7 +284,7 @@ func (r *Restore) Finish(want uint64) (err error) {
 		return fmt.Errorf("kv: restore already finished")
 	}
 	defer r.finish()
-	defer r.s.catchFatal(&err)
+	defer pebblelog.Catch(&err, r.s.fail)
 	if want != r.records {
 		return fmt.Errorf("%w: snapshot trailer says %d records, got %d", argent.ErrCorruption, want, r.records)
 	}

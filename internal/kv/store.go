@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +34,8 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/logstore"
+
+	"github.com/argent-kv/argent/internal/pebblelog"
 )
 
 // Options configures a Store. A nil *Options means all defaults.
@@ -167,7 +168,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	popts := &pebble.Options{
 		FS:                 o.FS,
 		Cache:              cache,
-		Logger:             pebbleLogger{o.Logger},
+		Logger:             pebblelog.Logger{L: o.Logger},
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       uint64(o.MemTableSize),
 	}
@@ -449,7 +450,7 @@ func (s *Store) SyncAndPublish(st argent.State) (err error) {
 	if err := s.Failed(); err != nil {
 		return err
 	}
-	defer s.catchFatal(&err)
+	defer pebblelog.Catch(&err, s.fail)
 	if err := s.db.LogData(nil, pebble.Sync); err != nil {
 		return s.fail(fmt.Errorf("kv: sync up to %d: %w", st.Index, err))
 	}
@@ -557,45 +558,4 @@ func (s *Store) fail(err error) error {
 		s.opts.OnFatal(err)
 	}
 	return err
-}
-
-// fatalError is what pebbleLogger.Fatalf panics with: Pebble calls Fatalf
-// when its write pipeline breaks (a failed WAL write or fsync) and carries
-// on as if the write succeeded, so Fatalf must not return.
-type fatalError struct{ msg string }
-
-func (e fatalError) Error() string { return e.msg }
-
-// catchFatal turns a fatalError panic in a write to Pebble into *err (and
-// fails the store); any other panic goes on.
-func (s *Store) catchFatal(err *error) {
-	if r := recover(); r != nil {
-		fe, ok := r.(fatalError)
-		if !ok {
-			panic(r)
-		}
-		*err = s.fail(fe)
-	}
-}
-
-// pebbleLogger sends Pebble's log lines to the node's log: its routine
-// information at debug level, its errors as errors.
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) { p.l.Debug(pebbleMsg(format, args)) }
-
-func (p pebbleLogger) Errorf(format string, args ...any) { p.l.Error(pebbleMsg(format, args)) }
-
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := pebbleMsg(format, args)
-	p.l.Error(msg)
-	panic(fatalError{msg: msg})
-}
-
-func pebbleMsg(format string, args []any) string {
-	msg := fmt.Sprintf(format, args...)
-	if !strings.HasPrefix(msg, "pebble: ") {
-		msg = "pebble: " + msg
-	}
-	return msg
 }

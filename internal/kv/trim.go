@@ -7,6 +7,8 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/logstore"
+
+	"github.com/argent-kv/argent/internal/pebblelog"
 )
 
 // trimBatchLimit bounds the tombstones one Trim call drops, so that it never
@@ -54,7 +56,7 @@ func (s *Store) Trim() (r TrimResult, err error) {
 	if err := s.Failed(); err != nil {
 		return r, err
 	}
-	defer s.catchFatal(&err)
+	defer pebblelog.Catch(&err, s.fail)
 	pub := s.Applied()
 	first := s.LogFirst()
 	if s.restoring.Load() || pub < first {

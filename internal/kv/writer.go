@@ -11,6 +11,8 @@ import (
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/logstore"
 	"github.com/argent-kv/argent/internal/wire"
+
+	"github.com/argent-kv/argent/internal/pebblelog"
 )
 
 // Writer applies consecutive entries in one Pebble batch. Reads through the
@@ -423,7 +425,7 @@ func (w *Writer) commit(opt *pebble.WriteOptions) (_ argent.State, err error) {
 	if err := w.s.Failed(); err != nil {
 		return argent.State{}, err
 	}
-	defer w.s.catchFatal(&err)
+	defer pebblelog.Catch(&err, w.s.fail)
 	if w.open {
 		return argent.State{}, fmt.Errorf("kv: commit with an entry open")
 	}

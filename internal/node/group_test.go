@@ -27,6 +27,16 @@ func startGroup(t *testing.T, n int) []*node.Node {
 	for _, p := range peers {
 		nodes = append(nodes, start(t, node.Config{Role: node.RoleRoot, Listen: p.Addr, GroupID: p.ID, GroupPeers: peers}))
 	}
+	// Until every member applied the initial configuration and knows the
+	// leader, its view of the group is partial.
+	waitFor(t, 10*time.Second, func() error {
+		for i, n := range nodes {
+			if g := n.Status().Group; g == nil || len(g.Members) != len(peers) || g.Leader == 0 {
+				return fmt.Errorf("member %d: group %+v", i+1, g)
+			}
+		}
+		return nil
+	})
 	return nodes
 }
 

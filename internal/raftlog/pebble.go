@@ -2,32 +2,11 @@ package raftlog
 
 import (
 	"fmt"
-	"log/slog"
-	"strings"
 )
 
-// The logger and the fatal-error pattern below are those of internal/kv
-// (docs/DECISIONS.md, "A storage failure stops the node"), copied rather
-// than shared so that the Raft log does not depend on the key-value store.
-
-// fatalError is what pebbleLogger.Fatalf panics with: Pebble calls Fatalf
-// when its write pipeline breaks (a failed WAL write or fsync) and carries
-// on as if the write succeeded, so Fatalf must not return.
-type fatalError struct{ msg string }
-
-func (e fatalError) Error() string { return e.msg }
-
-// catchFatal turns a fatalError panic in a write to Pebble into *err (and
-// fails the storage); any other panic goes on.
-func (s *Storage) catchFatal(err *error) {
-	if r := recover(); r != nil {
-		fe, ok := r.(fatalError)
-		if !ok {
-			panic(r)
-		}
-		*err = s.fail(fe)
-	}
-}
+// A Pebble fatal error stops the storage as it stops a store
+// (docs/DECISIONS.md, "A storage failure stops the node"); both use
+// internal/pebblelog.
 
 // fail records err as the write failure that stops the storage and returns
 // it wrapping ErrStorageFailed.
@@ -45,26 +24,4 @@ func (s *Storage) Failed() error {
 		return *p
 	}
 	return nil
-}
-
-// pebbleLogger sends Pebble's log lines to the member's log: its routine
-// information at debug level, its errors as errors.
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) { p.l.Debug(pebbleMsg(format, args)) }
-
-func (p pebbleLogger) Errorf(format string, args ...any) { p.l.Error(pebbleMsg(format, args)) }
-
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := pebbleMsg(format, args)
-	p.l.Error(msg)
-	panic(fatalError{msg: msg})
-}
-
-func pebbleMsg(format string, args []any) string {
-	msg := fmt.Sprintf(format, args...)
-	if !strings.HasPrefix(msg, "pebble: ") {
-		msg = "pebble: " + msg
-	}
-	return msg
 }

@@ -10,6 +10,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/argent-kv/argent"
+
+	"github.com/argent-kv/argent/internal/pebblelog"
 )
 
 // Save persists one Ready, in one Pebble batch, fsynced when sync is true
@@ -254,7 +256,7 @@ func deleteRange(b *pebble.Batch, space byte, from, to uint64) {
 
 // commit commits b, fsynced when sync is true. A failure fails the storage.
 func (s *Storage) commit(b *pebble.Batch, sync bool) (err error) {
-	defer s.catchFatal(&err)
+	defer pebblelog.Catch(&err, s.fail)
 	opts := pebble.NoSync
 	if sync {
 		opts = pebble.Sync

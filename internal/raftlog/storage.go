@@ -49,6 +49,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/argent-kv/argent"
+
+	"github.com/argent-kv/argent/internal/pebblelog"
 )
 
 // Errors. The errors raft acts on (raft.ErrCompacted, raft.ErrUnavailable,
@@ -170,7 +172,7 @@ func OpenWith(dir string, opts *Options) (*Storage, error) {
 	db, err := pebble.Open(dir, &pebble.Options{
 		FS:                 o.FS,
 		Cache:              cache,
-		Logger:             pebbleLogger{o.Logger},
+		Logger:             pebblelog.Logger{L: o.Logger},
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       uint64(o.MemTableSize),
 	})

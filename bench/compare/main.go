@@ -2,9 +2,10 @@
 // and prints how argent's figures compare, as ratios.
 //
 //	cd bench                       # the benchmarks' own module
-//	go run ./compare               # the whole suite, about 12 minutes (make bench)
+//	go run ./compare               # the whole suite, about 15 minutes (make bench)
 //	go run ./compare -quick        # a smoke run of about two minutes
 //	go run ./compare -workloads reads,writes -duration 10s
+//	go run ./compare -workloads group -docs '' -pprof /tmp/prof  # three-member groups, with CPU profiles
 //
 // It starts every server itself on 127.0.0.1 with free ports and its own
 // temporary directories: an argent root and replica (built from this tree

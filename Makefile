@@ -29,7 +29,7 @@ lint: fmt-check
 	cd bench && go run $(STATICCHECK) ./...
 
 # argent side by side with etcd and Redis: installs them from Debian when
-# missing, about 12 minutes; results in docs/benchmarks.md and bench/results/.
+# missing, about 15 minutes; results in docs/benchmarks.md and bench/results/.
 bench:
 	bench/run.sh $(BENCH_ARGS)
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # make bench: argent side by side with etcd and Redis on this machine.
 #
-#   bench/run.sh                       # the whole suite, about 12 minutes on 2 cores
+#   bench/run.sh                       # the whole suite, about 15 minutes on 2 cores
 #   bench/run.sh -quick                # a smoke run of about two minutes
 #   bench/run.sh -workloads reads,writes -duration 10s
+#   bench/run.sh -workloads group -docs ''  # three-member groups only, docs untouched
 #   bench/run.sh -build-rev HEAD       # argent as last committed, not the working tree
 #
 # Installs Debian's redis-server, redis-tools and etcd-server when

@@ -28,6 +28,19 @@ func newArgentStore(rootAddr, replicaAddr string, conns int) *argentStore {
 	return s
 }
 
+// newArgentWriters is an argentStore that reads and writes at the roots at
+// addrs (the members of a root group, or one root): connection i at
+// addrs[i % len(addrs)], so that the writers spread evenly over them.
+func newArgentWriters(addrs []string, conns int) *argentStore {
+	s := &argentStore{}
+	for i := range conns {
+		a := addrs[i%len(addrs)]
+		s.replica = append(s.replica, rawhttp.New(a))
+		s.root = append(s.root, rawhttp.New(a))
+	}
+	return s
+}
+
 func httpErr(status int) error {
 	switch status {
 	case 200:

@@ -14,30 +14,33 @@ import (
 
 // config is the parsed command line.
 type config struct {
-	duration     time.Duration // of every measured run but propagation
-	propDuration time.Duration // of every propagation run
-	warmup       time.Duration // untimed reads before a data set's first read runs
-	rounds       int           // interleaved rounds that share each run's duration
-	conns        int           // connections (workers) of reads, mget and YCSB, and of the larger write run
-	keys         int           // keys of the 100k data sets
-	bigKeys      int           // keys of the large read data set
-	values       []int         // value sizes of the data sets of keys keys
-	theta        float64       // Zipf exponent
-	openShare    float64       // open-loop rate as a share of the slowest closed-loop rate
-	mgetKeys     int           // keys per mget
-	writers      []int         // writer counts of the write runs
-	propRates    []float64     // batches per second of the propagation runs
-	workloads    map[string]bool
-	quick        bool
-	timeout      time.Duration // how long a request may run past the end of its run
-	seed         uint64
-	keep         bool   // keep the servers' data directories
-	tmpdir       string // parent of the temporary directory
-	bins         bins
-	buildRev     string // build argent from this git revision instead of the working tree
-	docs         string // markdown file whose generated section is replaced; "" for none
-	results      string // directory of the JSON results; "" for none
-	command      string // the command line, for the report
+	duration      time.Duration // of every measured run but propagation
+	propDuration  time.Duration // of every propagation run
+	groupDuration time.Duration // of every run of the group workload
+	warmup        time.Duration // untimed reads before a data set's first read runs
+	rounds        int           // interleaved rounds that share each run's duration
+	conns         int           // connections (workers) of reads, mget and YCSB, and of the larger write run
+	keys          int           // keys of the 100k data sets
+	bigKeys       int           // keys of the large read data set
+	values        []int         // value sizes of the data sets of keys keys
+	theta         float64       // Zipf exponent
+	openShare     float64       // open-loop rate as a share of the slowest closed-loop rate
+	mgetKeys      int           // keys per mget
+	writers       []int         // writer counts of the write runs
+	propRates     []float64     // batches per second of the propagation runs
+	workloads     map[string]bool
+	quick         bool
+	timeout       time.Duration // how long a request may run past the end of its run
+	seed          uint64
+	keep          bool   // keep the servers' data directories
+	tmpdir        string // parent of the temporary directory
+	bins          bins
+	buildRev      string // build argent from this git revision instead of the working tree
+	docs          string // markdown file whose generated section is replaced; "" for none
+	results       string // directory of the JSON results; "" for none
+	command       string // the command line, for the report
+	pprofDir      string // save CPU profiles of the group workload's argent nodes here; "" for none
+	pprofSeconds  int    // length of those profiles
 }
 
 // The workloads, for -workloads.
@@ -50,9 +53,10 @@ const (
 	wlDurable   = "durable"   // redis-benchmark SET against a root alone and Redis with appendfsync always
 	wlBig       = "big"       // point reads on the large data set
 	wlPropagate = "propagate" // write-to-replica propagation
+	wlGroup     = "group"     // writes at a three-member argent root group and a three-member etcd
 )
 
-var allWorkloads = []string{wlReads, wlRESP, wlMGet, wlYCSB, wlWrites, wlDurable, wlBig, wlPropagate}
+var allWorkloads = []string{wlReads, wlRESP, wlMGet, wlYCSB, wlWrites, wlDurable, wlBig, wlPropagate, wlGroup}
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
@@ -60,6 +64,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	fs.DurationVar(&c.duration, "duration", 5*time.Second, "length of each measured run (reads, writes, mget, YCSB, redis-benchmark)")
 	fs.DurationVar(&c.propDuration, "prop-duration", 15*time.Second, "length of each propagation run")
+	fs.DurationVar(&c.groupDuration, "group-duration", 10*time.Second, "length of each run of the group workload (writes at three-member groups)")
 	fs.DurationVar(&c.warmup, "warmup", time.Second, "untimed reads at each system before a data set's first read runs")
 	fs.IntVar(&c.rounds, "rounds", 3, "split each run into this many rounds, interleaved with the other systems' rounds, so that bursts of other jobs fall on all alike")
 	fs.IntVar(&c.conns, "conns", 50, "connections of the read, mget and YCSB runs, and writers of the larger write run")
@@ -72,7 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	writers := fs.String("writers", "", "writer counts of the write runs, comma-separated (default 1 and -conns)")
 	rates := fs.String("prop-rates", "100,1000", "batches per second of the propagation runs, comma-separated")
 	workloads := fs.String("workloads", strings.Join(allWorkloads, ","), "workloads to run, comma-separated")
-	fs.BoolVar(&c.quick, "quick", false, "smoke run of about two minutes: 1 s runs, 3 s propagation, 20,000 and 50,000 keys")
+	fs.BoolVar(&c.quick, "quick", false, "smoke run of about two minutes: 1 s runs, 3 s propagation, 2 s group runs, 20,000 and 50,000 keys")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "how long a request may take past the end of its run")
 	fs.Uint64Var(&c.seed, "seed", 1, "random seed of keys, values and request mixes")
 	fs.BoolVar(&c.keep, "keep", false, "keep the servers' data directories and logs")
@@ -84,6 +89,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.bins.redisBenchmark, "redis-benchmark", "redis-benchmark", "redis-benchmark binary")
 	fs.StringVar(&c.docs, "docs", benchnode.RepoPath("docs/benchmarks.md"), "markdown file whose section between "+markBegin+" and "+markEnd+" is replaced by the results (empty: none)")
 	fs.StringVar(&c.results, "results", benchnode.RepoPath("bench/results"), "directory for compare-DATE.json and compare-latest.json (empty: none)")
+	fs.StringVar(&c.pprofDir, "pprof", "", "group workload: start the argent nodes with --pprof and, after the measured runs, save a CPU profile of each under each argent set-up's load in this directory")
+	fs.IntVar(&c.pprofSeconds, "pprof-seconds", 10, "length of the -pprof profiles")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -130,6 +137,9 @@ func quickDefaults(c *config, set map[string]bool) {
 	if !set["prop-duration"] {
 		c.propDuration = 3 * time.Second
 	}
+	if !set["group-duration"] {
+		c.groupDuration = 2 * time.Second
+	}
 	if !set["warmup"] {
 		c.warmup = 200 * time.Millisecond
 	}
@@ -161,8 +171,10 @@ func parseInts(s string) ([]int, error) {
 
 func (c *config) validate() error {
 	switch {
-	case c.duration <= 0 || c.propDuration <= 0 || c.warmup < 0 || c.timeout <= 0:
-		return errors.New("-duration, -prop-duration and -timeout must be > 0, -warmup >= 0")
+	case c.duration <= 0 || c.propDuration <= 0 || c.groupDuration <= 0 || c.warmup < 0 || c.timeout <= 0:
+		return errors.New("-duration, -prop-duration, -group-duration and -timeout must be > 0, -warmup >= 0")
+	case c.pprofSeconds < 1:
+		return fmt.Errorf("-pprof-seconds %d: want >= 1", c.pprofSeconds)
 	case c.buildRev != "" && c.bins.argent != "":
 		return errors.New("-build-rev and -argent: give one")
 	case c.rounds < 1 || c.rounds > 20:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -27,8 +28,19 @@ const etcdMaxTxnOps = 128
 
 // newEtcdClient connects to the etcd server at addr (host:port).
 func newEtcdClient(ctx context.Context, addr string) (*clientv3.Client, error) {
+	return newEtcdClientOf(ctx, addr)
+}
+
+// newEtcdClientOf connects to the members of one etcd cluster at addrs
+// (host:port each). With more than one, the client balances its requests
+// over them round-robin, one gRPC connection to each member.
+func newEtcdClientOf(ctx context.Context, addrs ...string) (*clientv3.Client, error) {
+	eps := make([]string, len(addrs))
+	for i, a := range addrs {
+		eps[i] = "http://" + a
+	}
 	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:          []string{"http://" + addr},
+		Endpoints:          eps,
 		DialTimeout:        5 * time.Second,
 		Context:            ctx,
 		Logger:             zap.NewNop(),
@@ -36,16 +48,17 @@ func newEtcdClient(ctx context.Context, addr string) (*clientv3.Client, error) {
 		MaxCallRecvMsgSize: 64 << 20,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("etcd: client for %s: %w", addr, err)
+		return nil, fmt.Errorf("etcd: client for %s: %w", strings.Join(addrs, ","), err)
 	}
 	return cli, nil
 }
 
-// newEtcdClients opens n clients to addr.
-func newEtcdClients(ctx context.Context, addr string, n int) ([]*clientv3.Client, error) {
+// newEtcdClients opens n clients to addrs, the members of one cluster:
+// each client balances over all of them.
+func newEtcdClients(ctx context.Context, n int, addrs ...string) ([]*clientv3.Client, error) {
 	clis := make([]*clientv3.Client, 0, n)
 	for range n {
-		cli, err := newEtcdClient(ctx, addr)
+		cli, err := newEtcdClientOf(ctx, addrs...)
 		if err != nil {
 			closeEtcdClients(clis)
 			return nil, err

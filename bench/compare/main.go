@@ -2,9 +2,10 @@
 // and prints how argent's figures compare, as ratios.
 //
 //	cd bench                       # the benchmarks' own module
-//	go run ./compare               # the whole suite, about 12 minutes (make bench)
+//	go run ./compare               # the whole suite, about 15 minutes (make bench)
 //	go run ./compare -quick        # a smoke run of about two minutes
 //	go run ./compare -workloads reads,writes -duration 10s
+//	go run ./compare -workloads group -docs '' -pprof /tmp/prof  # three-member groups, with CPU profiles
 //
 // It starts every server itself on 127.0.0.1 with free ports and its own
 // temporary directories: an argent root and replica (built from this tree
@@ -25,6 +26,11 @@
 // against Redis and argent's RESP port, multi-key reads, YCSB-style mixes B
 // and D, durable writes with 1 and -conns writers, and write-to-replica
 // propagation at each of -prop-rates; point reads also on -big-keys keys.
+// The group workload writes with -conns writers at a three-member argent
+// root group (writers spread over the members, and all at the leader), a
+// three-member etcd and a single argent root, -group-duration each, on
+// -keys keys of the first of -values; with -pprof it also saves CPU
+// profiles of the argent nodes under each argent set-up's load.
 // The durable workload runs redis-benchmark -t set -d 256 -r 100000 with
 // -conns clients against a root alone and Redis with appendfsync always;
 // its aims table ("Durable writes: aims") also draws on the writes, the
@@ -175,6 +181,11 @@ func compare(ctx context.Context, cfg config, log io.Writer) (*results, error) {
 			return nil, fmt.Errorf("propagation: %w", err)
 		}
 	}
+	if w[wlGroup] {
+		if err := runGroup(ctx, cfg, res, tmp, log); err != nil {
+			return nil, fmt.Errorf("group: %w", err)
+		}
+	}
 	res.Finished = time.Now().UTC()
 	res.WallSeconds = res.Finished.Sub(res.Started).Seconds()
 	res.Machine.LoadEnd = benchnode.Loadavg()
@@ -182,6 +193,7 @@ func compare(ctx context.Context, cfg config, log io.Writer) (*results, error) {
 	res.Tables = buildTables(res)
 	res.Targets = buildTargets(res)
 	res.DurableTargets = buildDurableTargets(res)
+	res.GroupTargets = buildGroupTargets(res)
 	return res, nil
 }
 

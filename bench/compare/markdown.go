@@ -68,19 +68,25 @@ func writeMarkdown(w io.Writer, res *results) {
 		fmt.Fprintf(w, "| %s | %s |\n", kv[0], cell(kv[1]))
 	}
 	s := res.Settings
+	group := ""
+	if res.Group != nil {
+		group = ", the group workload's " + s.GroupDuration
+	}
 	fmt.Fprintf(w, "\nEvery server runs on 127.0.0.1 of this machine, with the load generator (this program, and redis-benchmark) on the same %d cores; "+
-		"each run lasts %s, in %d rounds interleaved with the other systems' rounds (a closed loop's throughput is the median round), propagation %s. "+
+		"each run lasts %s, in %d rounds interleaved with the other systems' rounds (a closed loop's throughput is the median round), propagation %s%s. "+
 		"Keys are 16–64 bytes; values random bytes. Ratios are argent ÷ peer: above 1 means argent is ahead for rates, behind for latencies and CPU.\n\n",
-		m.NProc, s.Duration, s.Rounds, s.PropDuration)
+		m.NProc, s.Duration, s.Rounds, s.PropDuration, group)
 	writeAims(w, "Reads and writes against etcd and Redis: aims", "", res.Targets)
 	writeAims(w, "Durable writes: aims", durableAimsNote(res.Settings.Conns), res.DurableTargets)
+	writeAims(w, "Replicated writes: aims", groupAimsNote, res.GroupTargets)
 	for _, t := range res.Tables {
 		writeTable(w, t)
 	}
 	if len(res.Loads) > 0 {
 		fmt.Fprintln(w, "#### Loading the data sets")
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "argent: POST /v1/txn at the root, up to 1,000 puts per txn, 4 in flight, until the replica applied the last; etcd: Txn of up to 128 puts, 8 in flight; Redis: pipelines of 1,000 SETs, 4 in flight, until the replica is in sync.")
+		fmt.Fprintln(w, "argent: POST /v1/txn at the root, up to 1,000 puts per txn, 4 in flight, until the replica applied the last; etcd: Txn of up to 128 puts, 8 in flight; Redis: pipelines of 1,000 SETs, 4 in flight, until the replica is in sync. "+
+			"argent-3 and etcd-3 are the three-member groups of the group workload (argent-3 through its leader, until every member applied the last), argent-1 its single root.")
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "| data set | what | system | seconds | keys/s |")
 		fmt.Fprintln(w, "|---|---|---|---|---|")

@@ -100,7 +100,7 @@ func (p *phase) openClients(ctx context.Context) error {
 	n := p.cfg.conns
 	p.arg = newArgentStore(p.env.root.Addr, p.env.replicas[0].Addr, n)
 	var err error
-	if p.etcd, err = newEtcdClients(ctx, p.env.etcd.Addr, n); err != nil {
+	if p.etcd, err = newEtcdClients(ctx, n, p.env.etcd.Addr); err != nil {
 		return err
 	}
 	p.rdsR = newRedisClients(p.env.redisR.Addr, n)
@@ -139,17 +139,10 @@ func (p *phase) closeClients() {
 func (p *phase) load(ctx context.Context) error {
 	ds := p.ds
 	step := func(system, what string, f func() error) error {
-		start := time.Now()
-		if err := f(); err != nil {
-			return fmt.Errorf("load %s into %s: %w", what, system, err)
-		}
-		took := time.Since(start)
-		p.res.Loads = append(p.res.Loads, loadResult{Dataset: ds.slug, System: system, What: what, Keys: ds.keys, Seconds: took.Seconds()})
-		fmt.Fprintf(p.log, "load %s into %s: %v (%.0f keys/s)\n", what, system, took.Round(time.Millisecond), float64(ds.keys)/took.Seconds())
-		return nil
+		return loadStep(p.res, p.log, ds, system, what, f)
 	}
 	reps := p.env.replicas
-	etcd, err := newEtcdClients(ctx, p.env.etcd.Addr, 8)
+	etcd, err := newEtcdClients(ctx, 8, p.env.etcd.Addr)
 	if err != nil {
 		return err
 	}
@@ -179,6 +172,19 @@ func (p *phase) load(ctx context.Context) error {
 		return err
 	}
 	return step("redis", what, func() error { return loadRedis(ctx, rdsP, rdsR, ds.keys, respKeyName, ds.pool.of) })
+}
+
+// loadStep runs f, which loads what (ds's keys) into system, and records
+// how long it took.
+func loadStep(res *results, log io.Writer, ds *dataset, system, what string, f func() error) error {
+	start := time.Now()
+	if err := f(); err != nil {
+		return fmt.Errorf("load %s into %s: %w", what, system, err)
+	}
+	took := time.Since(start)
+	res.Loads = append(res.Loads, loadResult{Dataset: ds.slug, System: system, What: what, Keys: ds.keys, Seconds: took.Seconds()})
+	fmt.Fprintf(log, "load %s into %s: %v (%.0f keys/s)\n", what, system, took.Round(time.Millisecond), float64(ds.keys)/took.Seconds())
+	return nil
 }
 
 // report records r and prints its line.

@@ -238,7 +238,7 @@ func runPropagation(ctx context.Context, cfg config, res *results, dir string, l
 	argentThree := argentPropSystem(e, maxWriters, argentObserver(e.replicas[2], "argent-r3", 3))
 	defer argentThree.close()
 
-	etcdClis, err := newEtcdClients(ctx, e.etcd.Addr, maxWriters+1)
+	etcdClis, err := newEtcdClients(ctx, maxWriters+1, e.etcd.Addr)
 	if err != nil {
 		return err
 	}

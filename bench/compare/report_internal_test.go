@@ -193,7 +193,8 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.duration != time.Second || c.keys != 1000 || c.bigKeys != 50_000 || len(c.writers) != 2 || c.writers[1] != 50 || !c.workloads[wlPropagate] || !c.workloads[wlDurable] {
+	if c.duration != time.Second || c.keys != 1000 || c.bigKeys != 50_000 || len(c.writers) != 2 || c.writers[1] != 50 || !c.workloads[wlPropagate] || !c.workloads[wlDurable] ||
+		!c.workloads[wlGroup] || c.groupDuration != 2*time.Second || c.pprofDir != "" {
 		t.Errorf("quick config %+v", c)
 	}
 	if c.command != "cd bench && go run ./compare -quick -keys 1000 -docs ''" {
@@ -205,6 +206,8 @@ func TestParseFlags(t *testing.T) {
 		{"-mget-keys", "200"},
 		{"-writers", "1,500"},
 		{"-values", ""},
+		{"-group-duration", "0s"},
+		{"-pprof-seconds", "0"},
 		{"extra"},
 	} {
 		if _, err := parseFlags(args, io.Discard); err == nil {

@@ -28,6 +28,9 @@ type results struct {
 	Runs           []*runResult       `json:"runs"`
 	RedisBenchmark []*rbResult        `json:"redis_benchmark"`
 	Propagation    []*propResult      `json:"propagation"`
+	// Group is what the group workload records besides its runs; nil
+	// when it did not run.
+	Group *groupInfo `json:"group,omitempty"`
 	// Problems lists runs with errors or unmet open-loop rates.
 	Problems []string `json:"problems,omitempty"`
 	// Targets, DurableTargets and Tables are what the markdown section
@@ -35,30 +38,34 @@ type results struct {
 	// when nothing they need ran), and the ratio tables.
 	Targets        []target `json:"targets"`
 	DurableTargets []target `json:"durable_targets,omitempty"`
+	GroupTargets   []target `json:"group_targets,omitempty"`
 	Tables         []table  `json:"tables"`
 }
 
 // settings is the part of the configuration a reader of the results needs.
 type settings struct {
-	Duration     string    `json:"duration"`
-	Rounds       int       `json:"rounds"`
-	PropDuration string    `json:"prop_duration"`
-	Conns        int       `json:"conns"`
-	Keys         int       `json:"keys"`
-	BigKeys      int       `json:"big_keys"`
-	Values       []int     `json:"values"`
-	ZipfTheta    float64   `json:"zipf_theta"`
-	OpenShare    float64   `json:"open_share"`
-	MGetKeys     int       `json:"mget_keys"`
-	Writers      []int     `json:"writers"`
-	PropRates    []float64 `json:"prop_rates"`
-	Quick        bool      `json:"quick"`
-	Seed         uint64    `json:"seed"`
+	Duration     string `json:"duration"`
+	Rounds       int    `json:"rounds"`
+	PropDuration string `json:"prop_duration"`
+	// GroupDuration is that of each run of the group workload; empty in
+	// results from before it.
+	GroupDuration string    `json:"group_duration,omitempty"`
+	Conns         int       `json:"conns"`
+	Keys          int       `json:"keys"`
+	BigKeys       int       `json:"big_keys"`
+	Values        []int     `json:"values"`
+	ZipfTheta     float64   `json:"zipf_theta"`
+	OpenShare     float64   `json:"open_share"`
+	MGetKeys      int       `json:"mget_keys"`
+	Writers       []int     `json:"writers"`
+	PropRates     []float64 `json:"prop_rates"`
+	Quick         bool      `json:"quick"`
+	Seed          uint64    `json:"seed"`
 }
 
 func settingsOf(c config) settings {
 	return settings{
-		Duration: c.duration.String(), Rounds: c.rounds, PropDuration: c.propDuration.String(), Conns: c.conns,
+		Duration: c.duration.String(), Rounds: c.rounds, PropDuration: c.propDuration.String(), GroupDuration: c.groupDuration.String(), Conns: c.conns,
 		Keys: c.keys, BigKeys: c.bigKeys, Values: c.values, ZipfTheta: c.theta, OpenShare: c.openShare,
 		MGetKeys: c.mgetKeys, Writers: c.writers, PropRates: c.propRates, Quick: c.quick, Seed: c.seed,
 	}
@@ -119,7 +126,7 @@ func (res *results) problems() []string {
 			out = append(out, fmt.Sprintf("%s: %d of %d writes seen, %d write errors", r.ID, r.Seen, r.Written, r.Errors))
 		}
 	}
-	return out
+	return append(out, groupProblems(res.Group)...)
 }
 
 // writeJSON writes res to dir/compare-DATE.json and dir/compare-latest.json

@@ -174,20 +174,28 @@ func etcdSpec(c *benchnode.Cluster, bin string) (benchnode.Spec, error) {
 	if err != nil {
 		return benchnode.Spec{}, err
 	}
-	args := []string{
-		"--name", "compare",
-		"--data-dir", filepath.Join(dir, "data"),
+	args := etcdArgs("compare", filepath.Join(dir, "data"), client, peer, "compare=http://"+peer)
+	return benchnode.Spec{Name: "etcd", Bin: bin, Args: args, Addr: client, Ready: etcdReady(client)}, nil
+}
+
+// etcdArgs are the arguments of the etcd member name of the cluster
+// initial (name=http://PEER, comma-separated), serving clients at client
+// and peers at peer, with its data in dataDir: default settings apart from
+// a backend quota of 8 GiB and a quiet log.
+func etcdArgs(name, dataDir, client, peer, initial string) []string {
+	return []string{
+		"--name", name,
+		"--data-dir", dataDir,
 		"--listen-client-urls", "http://" + client,
 		"--advertise-client-urls", "http://" + client,
 		"--listen-peer-urls", "http://" + peer,
 		"--initial-advertise-peer-urls", "http://" + peer,
-		"--initial-cluster", "compare=http://" + peer,
+		"--initial-cluster", initial,
 		"--initial-cluster-state", "new",
 		"--quota-backend-bytes", "8589934592",
 		"--logger", "zap",
 		"--log-level", "warn",
 	}
-	return benchnode.Spec{Name: "etcd", Bin: bin, Args: args, Addr: client, Ready: etcdReady(client)}, nil
 }
 
 // startRedis runs redis-server on a free loopback port with RDB snapshots

@@ -120,6 +120,7 @@ func buildTables(res *results) []table {
 	}{
 		{readsTable(res), "reads/"}, {respTable(res), ""}, {mgetTable(res), "mget/"},
 		{ycsbTable(res), "ycsb-"}, {writesTable(res), "writes/"}, {durableSetTable(res), ""}, {propTable(res), ""},
+		{groupTable(res), "group/"},
 	} {
 		if len(t.t.Rows) == 0 {
 			continue

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -407,27 +406,5 @@ func saveProfile(ctx context.Context, p *benchnode.Proc, at time.Time, seconds i
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", p.Addr, seconds)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	hc := &http.Client{Timeout: time.Duration(seconds)*time.Second + 30*time.Second}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", url, resp.Status)
-	}
-	f, err := os.Create(filepath.Join(dir, p.Name+".pprof"))
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		_ = f.Close()
-		return err
-	}
-	return f.Close()
+	return benchnode.SaveCPUProfile(ctx, p.Addr, seconds, filepath.Join(dir, p.Name+".pprof"))
 }

@@ -84,13 +84,20 @@ func FreeAddr() (string, error) {
 }
 
 // Start runs "argent ROLE --data DIR --listen ADDR args..." as the node
-// name, with its data directory and log under c.Dir, and waits until its
-// /v1/status answers.
+// name, on a free port, with its data directory and log under c.Dir, and
+// waits until its /v1/status answers.
 func (c *Cluster) Start(ctx context.Context, name, role string, args ...string) (*Proc, error) {
 	addr, err := FreeAddr()
 	if err != nil {
 		return nil, err
 	}
+	return c.StartOn(ctx, name, addr, role, args...)
+}
+
+// StartOn is Start on the address addr, for nodes whose arguments must name
+// each other's addresses before they start (the members of a root group).
+func (c *Cluster) StartOn(ctx context.Context, name, addr, role string, args ...string) (*Proc, error) {
+	var err error
 	p := c.newProc(name, addr)
 	p.hc = client.NewHTTPClient()
 	if p.Client, err = client.New(addr, client.WithHTTPClient(p.hc)); err != nil {
@@ -100,7 +107,7 @@ func (c *Cluster) Start(ctx context.Context, name, role string, args ...string) 
 	if err := c.launch(p, c.Bin, full); err != nil {
 		return nil, err
 	}
-	if err := p.waitReady(ctx, func(ctx context.Context) error {
+	if err := p.WaitReady(ctx, func(ctx context.Context) error {
 		_, err := p.Status(ctx)
 		return err
 	}); err != nil {
@@ -135,11 +142,22 @@ func (c *Cluster) NewDir(name string) (string, error) {
 // its log in c.Dir, and waits until spec.Ready returns nil. It is stopped
 // like a node: by PID, by Stop or Close. Its Proc has no Client.
 func (c *Cluster) StartProcess(ctx context.Context, spec Spec) (*Proc, error) {
-	p := c.newProc(spec.Name, spec.Addr)
-	if err := c.launch(p, spec.Bin, spec.Args); err != nil {
+	p, err := c.LaunchProcess(spec)
+	if err != nil {
 		return nil, err
 	}
-	if err := p.waitReady(ctx, spec.Ready); err != nil {
+	if err := p.WaitReady(ctx, spec.Ready); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// LaunchProcess is StartProcess without the wait: for peers that become
+// ready only together (the members of an etcd cluster answer once a quorum
+// of them runs). Wait for each with [Proc.WaitReady].
+func (c *Cluster) LaunchProcess(spec Spec) (*Proc, error) {
+	p := c.newProc(spec.Name, spec.Addr)
+	if err := c.launch(p, spec.Bin, spec.Args); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -202,9 +220,9 @@ func (p *Proc) ExitErr() error {
 	return p.err
 }
 
-// waitReady polls ready until it returns nil, the process exits, or
-// readyTimeout passes.
-func (p *Proc) waitReady(ctx context.Context, ready func(context.Context) error) error {
+// WaitReady polls ready every 20 ms until it returns nil, the process
+// exits, or 20 s pass.
+func (p *Proc) WaitReady(ctx context.Context, ready func(context.Context) error) error {
 	deadline := time.Now().Add(readyTimeout)
 	for {
 		err := ready(ctx)

@@ -41,7 +41,10 @@ func (g *Group) applyLoop() {
 			}
 		}
 		if len(ents) > 0 && g.Failed() == nil {
-			if err := g.apply(ents); err != nil {
+			if err := g.apply(ents); errors.Is(err, ErrStopped) {
+				// Run is stopping: the round stays unpublished, and a
+				// restart replays it.
+			} else if err != nil {
 				g.fail(err)
 			} else {
 				g.setApplied(ents[len(ents)-1].GetIndex())
@@ -50,6 +53,23 @@ func (g *Group) applyLoop() {
 		if barrier != nil {
 			close(barrier)
 		}
+	}
+}
+
+// awaitPublished has Run record raft index i as published, durably, and
+// waits until it did.
+func (g *Group) awaitPublished(i uint64) error {
+	done := make(chan error, 1)
+	select {
+	case g.publishc <- publishReq{raft: i, done: done}:
+	case <-g.stopping:
+		return ErrStopped
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-g.stopping:
+		return ErrStopped
 	}
 }
 
@@ -145,8 +165,14 @@ func (g *Group) apply(ents []*raftpb.Entry) error {
 		if err != nil {
 			return fmt.Errorf("group: commit applied entries: %w", err)
 		}
-		if err := store.SyncAndPublish(st); err != nil {
-			return fmt.Errorf("group: sync applied entries: %w", err)
+		// The store is not synced: the Raft log holds these entries, and
+		// after a crash the member replays them before it serves again,
+		// as far as the published index recorded here (Replayed).
+		if err := g.awaitPublished(ents[len(ents)-1].GetIndex()); err != nil {
+			return err
+		}
+		if err := store.Publish(st); err != nil {
+			return fmt.Errorf("group: publish applied entries: %w", err)
 		}
 	}
 	for _, a := range answers {

@@ -69,6 +69,11 @@ type Log interface {
 	// SetMembers records the members' addresses; Members returns them.
 	SetMembers(v []byte) error
 	Members() ([]byte, error)
+	// SetPublished records the Raft index up to which the member serves
+	// its store (durable with the next synced write when not sync);
+	// Published returns it.
+	SetPublished(i uint64, sync bool) error
+	Published() (uint64, error)
 }
 
 // Transport carries Raft messages to the other members. Received messages
@@ -184,6 +189,14 @@ type Group struct {
 	reports chan report
 	reads   chan *readRequest
 	ctl     chan control
+	// publishc carries the applier's requests to make a round of applied
+	// entries servable (see apply); publishing holds them until the Raft
+	// log's next synced write. replayTo is the Published index found at
+	// start: the member serves again once it applied that far.
+	publishc   chan publishReq
+	publishing []publishReq
+	replayTo   uint64
+	stopping   chan struct{}
 	// book and conf are the members' addresses and Raft's configuration,
 	// Run's goroutine only; removed is set once this member is removed.
 	book    memberBook
@@ -286,10 +299,14 @@ func New(cfg Config) (*Group, error) {
 	g := &Group{cfg: cfg, rn: rn, Queue: writeq.New(4096),
 		recv: make(chan *raftpb.Message, 4096), reports: make(chan report, 256),
 		reads: make(chan *readRequest, 1024), ctl: make(chan control), applyc: make(chan applyWork, 64),
+		publishc: make(chan publishReq, 1), stopping: make(chan struct{}),
 		appliedCh: make(chan struct{}), book: book, conf: cs}
 	g.removed.Store(!slices.Contains(cs.GetVoters(), cfg.ID) && !slices.Contains(cs.GetLearners(), cfg.ID) && len(cs.GetVoters()) > 0)
 	g.waits.m = make(map[uint64]*waiter)
 	g.applied.Store(applied)
+	if g.replayTo, err = cfg.Log.Published(); err != nil {
+		return nil, fmt.Errorf("group: read published index: %w", err)
+	}
 	var seed [8]byte
 	_, _ = rand.Read(seed[:])
 	// A random start keeps a restarted member's sequence numbers apart
@@ -380,6 +397,8 @@ func (g *Group) Run(ctx context.Context) (err error) {
 	g.runCtx = ctx
 	defer func() {
 		reads.failAll(ErrStopped)
+		close(g.stopping)
+		g.ackPublishes(ErrStopped)
 		close(g.applyc)
 		<-applied
 		if err == nil {
@@ -442,6 +461,8 @@ func (g *Group) Run(ctx context.Context) (err error) {
 			reads.queue(rr)
 		case c := <-g.ctl:
 			c.done <- c.fn(g.rn)
+		case pr := <-g.publishc:
+			g.publishing = append(g.publishing, pr)
 		}
 		if err := g.Failed(); err != nil {
 			return err
@@ -452,6 +473,9 @@ func (g *Group) Run(ctx context.Context) (err error) {
 			if err := g.handleReady(&reads); err != nil {
 				return err
 			}
+		}
+		if err := g.publish(true); err != nil {
+			return err
 		}
 		if g.seeded {
 			if err := g.compactSeed(); err != nil {
@@ -561,6 +585,11 @@ func (g *Group) snapshot() (uint64, error) {
 	if at <= cur.GetMetadata().GetIndex() {
 		return at, nil
 	}
+	// The store publishes without syncing (see apply): make it hold the
+	// state at the snapshot's index durably before the snapshot says so.
+	if err := g.cfg.Store.Sync(); err != nil {
+		return 0, fmt.Errorf("group: sync the store before a raft snapshot: %w", err)
+	}
 	if _, err := g.cfg.Log.CreateSnapshot(at, nil, g.snapshotData()); err != nil {
 		return 0, fmt.Errorf("group: snapshot raft log at %d: %w", at, err)
 	}
@@ -610,8 +639,18 @@ func (g *Group) snapshotData() []byte {
 // entries handed to the applier before are applied first.
 func (g *Group) installSnapshot(snap *raftpb.Snapshot) error {
 	done := make(chan struct{})
-	g.applyc <- applyWork{barrier: done}
-	<-done
+	g.sendApply(applyWork{barrier: done})
+	for waiting := true; waiting; {
+		select {
+		case <-done:
+			waiting = false
+		case pr := <-g.publishc:
+			g.publishing = append(g.publishing, pr)
+			if err := g.publish(true); err != nil {
+				return err
+			}
+		}
+	}
 	if err := g.Failed(); err != nil {
 		return err
 	}
@@ -710,9 +749,15 @@ func (g *Group) handleReady(reads *readBatches) error {
 			return err
 		}
 	}
-	if err := g.cfg.Log.Save(rd.HardState, rd.Entries, rd.Snapshot, rd.MustSync); err != nil {
+	// The applier's publish requests ride on this write's fsync.
+	publishing := len(g.publishing) > 0
+	if err := g.publish(false); err != nil {
+		return err
+	}
+	if err := g.cfg.Log.Save(rd.HardState, rd.Entries, rd.Snapshot, rd.MustSync || publishing); err != nil {
 		return fmt.Errorf("group: persist raft log: %w", err)
 	}
+	g.ackPublishes(nil)
 	if !leader {
 		g.cfg.Transport.Send(rd.Messages)
 	}
@@ -722,11 +767,71 @@ func (g *Group) handleReady(reads *readBatches) error {
 				return err
 			}
 		}
-		g.applyc <- applyWork{ents: rd.CommittedEntries}
+		g.sendApply(applyWork{ents: rd.CommittedEntries})
 	}
 	g.rn.Advance(rd)
 	return nil
 }
+
+// sendApply hands work to the applier. While the applier's queue is full it
+// keeps answering the applier's publish requests, which the applier may be
+// waiting on.
+func (g *Group) sendApply(w applyWork) {
+	for {
+		select {
+		case g.applyc <- w:
+			return
+		case pr := <-g.publishc:
+			g.publishing = append(g.publishing, pr)
+			// An error here fails the member; the next round returns it.
+			if err := g.publish(true); err != nil {
+				g.fail(err)
+			}
+		}
+	}
+}
+
+// publish records the highest Raft index the applier asks to serve. With
+// sync it also makes it durable and answers the requests; without, the
+// caller's next synced write does, and the caller answers them
+// (ackPublishes).
+func (g *Group) publish(sync bool) error {
+	if len(g.publishing) == 0 {
+		return nil
+	}
+	var top uint64
+	for _, pr := range g.publishing {
+		top = max(top, pr.raft)
+	}
+	if err := g.cfg.Log.SetPublished(top, sync); err != nil {
+		err = fmt.Errorf("group: record published index %d: %w", top, err)
+		g.ackPublishes(err)
+		return err
+	}
+	if sync {
+		g.ackPublishes(nil)
+	}
+	return nil
+}
+
+// ackPublishes answers the publish requests held.
+func (g *Group) ackPublishes(err error) {
+	for _, pr := range g.publishing {
+		pr.done <- err
+	}
+	g.publishing = g.publishing[:0]
+}
+
+// publishReq asks Run to make the Raft index raft durable as published.
+type publishReq struct {
+	raft uint64
+	done chan error
+}
+
+// Replayed reports whether the member applied its Raft log as far as it
+// had served before it last stopped. Until then its store may be behind
+// what it served, and it must not serve.
+func (g *Group) Replayed() bool { return g.applied.Load() >= g.replayTo }
 
 // proposeInit proposes a dataset ID for a new group. The first such entry
 // applied sets it on every member; later ones (from leaders elected before

@@ -446,6 +446,30 @@ func (s *Store) publish(st *argent.State) {
 // Pebble's WAL) and then publishes st, the state a CommitNoSync returned.
 // States must be published in order; an older one than the published state
 // is ignored.
+// Publish makes st, committed with CommitNoSync, visible to readers without
+// syncing it, for a caller whose entries are durable elsewhere and replayed
+// from there after a crash before it serves again (a root group member and
+// its Raft log). Sync makes them durable here.
+func (s *Store) Publish(st argent.State) error {
+	if err := s.Failed(); err != nil {
+		return err
+	}
+	s.publish(&st)
+	return nil
+}
+
+// Sync makes everything committed durable.
+func (s *Store) Sync() (err error) {
+	if err := s.Failed(); err != nil {
+		return err
+	}
+	defer pebblelog.Catch(&err, s.fail)
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return s.fail(fmt.Errorf("kv: sync: %w", err))
+	}
+	return nil
+}
+
 func (s *Store) SyncAndPublish(st argent.State) (err error) {
 	if err := s.Failed(); err != nil {
 		return err

@@ -483,7 +483,8 @@ func (n *Node) Ready() error {
 	if n.ready.Load() {
 		return nil
 	}
-	if n.dataset().IsZero() || n.follower != nil && n.applied() == 0 && !n.follower.EmptyUpstream() {
+	if n.dataset().IsZero() || n.follower != nil && n.applied() == 0 && !n.follower.EmptyUpstream() ||
+		n.member != nil && !n.member.g.Replayed() {
 		return api.ErrNotReady
 	}
 	n.ready.Store(true)

@@ -15,6 +15,7 @@ import (
 //	msnapshot       raftpb.Snapshot: metadata and the caller's small data
 //	mconfstate      applied index64, then raftpb.ConfState (SetConfState)
 //	mmembers        the caller's record of the members' addresses (SetMembers)
+//	mpublished      index64: the Raft index up to which the caller served (SetPublished)
 //	t<index64>      term64, cum64: the term of the entry at index and the
 //	                bytes of the entries up to and including it
 //	e<index64>      raftpb.Entry
@@ -36,6 +37,7 @@ var (
 	keySnapshot  = []byte("msnapshot")
 	keyConfState = []byte("mconfstate")
 	keyMembers   = []byte("mmembers")
+	keyPublished = []byte("mpublished")
 )
 
 // FormatVersion is the version of the layout above. Open refuses a storage

@@ -416,3 +416,32 @@ func (s *Storage) Members() ([]byte, error) {
 	v, _, err := s.get(keyMembers)
 	return v, err
 }
+
+// SetPublished records i, the Raft index whose state the caller is about
+// to serve, fsynced when sync is set; else the next synced write (a Save)
+// makes it durable with it, as the database's log keeps the order of
+// writes. After a crash the caller replays its log up to Published before
+// it serves again, so that what it served never goes back.
+func (s *Storage) SetPublished(i uint64, sync bool) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := s.writable(); err != nil {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.Set(keyPublished, encodeUint64(i), nil)
+	return s.commit(b, sync)
+}
+
+// Published returns what SetPublished recorded last, 0 if nothing.
+func (s *Storage) Published() (uint64, error) {
+	v, ok, err := s.get(keyPublished)
+	if err != nil || !ok {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("raftlog: %s has %d bytes: %w", keyPublished, len(v), argent.ErrCorruption)
+	}
+	return getUint64(v), nil
+}

@@ -882,6 +882,8 @@ func (g *Group) applyConfChange(e *raftpb.Entry) error {
 			}
 			if id != g.cfg.ID {
 				g.cfg.Transport.SetPeer(id, g.book[id])
+			} else {
+				g.removed.Store(false) // a member replaying its removal and return
 			}
 		case raftpb.ConfChangeRemoveNode:
 			delete(g.book, id)

@@ -16,6 +16,7 @@ import (
 	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/logstore"
 	"github.com/argent-kv/argent/internal/raftlog"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // memNet connects the members of a test group in memory; a member can be
@@ -55,7 +56,8 @@ func (t *memTransport) RemovePeer(uint64)      {}
 
 type member struct {
 	id     uint64
-	join   bool // started empty, to be added to the running group
+	fs     vfs.FS // the store's and the raft log's; nil: the OS's
+	join   bool   // started empty, to be added to the running group
 	g      *group.Group
 	store  *kv.Store
 	logDir string
@@ -110,7 +112,7 @@ func (tg *testGroup) addMember(id uint64, join bool) *member {
 
 func (tg *testGroup) start(m *member) {
 	tg.t.Helper()
-	lg, err := raftlog.Open(m.logDir, nil, nil)
+	lg, err := raftlog.Open(m.logDir, m.fs, nil)
 	if err != nil {
 		tg.t.Fatal(err)
 	}
@@ -626,4 +628,59 @@ func TestGroup_Membership(t *testing.T) {
 			return true
 		})
 	}
+}
+
+// A member that crashes loses what its store had not synced (the store
+// publishes without its own fsync); restarted on what its disk kept, it
+// serves again only once it replayed its Raft log as far as it had served,
+// so it never answers from an older state than before the crash.
+func TestGroup_CrashedMemberReplaysBeforeServing(t *testing.T) {
+	tg := newTestGroup(t, 3)
+	l := tg.leader()
+	var m *member
+	for _, o := range tg.members {
+		if o != l {
+			m = o
+			break
+		}
+	}
+	// Replace m by member 4 on a crashable file system: a fresh store
+	// and log that catch up from the leader's log.
+	tg.stop(m)
+	if err := l.g.RemoveMember(context.Background(), m.id); err != nil {
+		t.Fatal(err)
+	}
+	mem := vfs.NewCrashableMem()
+	store, err := kv.Open("store", &kv.Options{FS: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = &member{id: 4, fs: mem, store: store, logDir: "raft", join: true}
+	tg.members[4] = m
+	tg.start(m)
+	if err := l.g.AddMember(context.Background(), 4, "m4"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 50 {
+		if _, err := m.g.Write(ctx, argent.Batch{Ops: []argent.Op{put(fmt.Sprint("c", i), "v")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	served := m.store.Applied()
+	crashed := mem.CrashClone(vfs.CrashCloneCfg{})
+	tg.stop(m)
+	_ = m.store.Close()
+	store, err = kv.Open("store", &kv.Options{FS: crashed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("served %d before the crash; the store kept %d", served, store.Applied())
+	m.fs, m.store, m.join = crashed, store, false
+	tg.start(m)
+	waitFor(t, m.g.Replayed, "member %d to replay its log", m.id)
+	if got := m.store.Applied(); got < served {
+		t.Fatalf("replayed to %d, below the %d served before the crash", got, served)
+	}
+	tg.converged(served)
 }

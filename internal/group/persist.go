@@ -50,12 +50,8 @@ func (g *Group) persistLoop() {
 				continue // drain until Run stops
 			}
 			if err := g.persist(batch); err != nil {
+				g.fail(err)
 				g.ackPublishes(err)
-				select {
-				case <-g.stopping: // cut short by the stop, not a failure
-				default:
-					g.fail(err)
-				}
 			}
 		case pr := <-g.publishc:
 			g.publishing = append(g.publishing, pr)
@@ -70,11 +66,6 @@ func (g *Group) persistLoop() {
 // loads the store), with one fsync for them all and the publishes held, and
 // then delivers their responses.
 func (g *Group) persist(batch []appendWork) error {
-	select {
-	case pr := <-g.publishc:
-		g.publishing = append(g.publishing, pr)
-	default:
-	}
 	sync := len(g.publishing) > 0
 	for _, w := range batch {
 		m := w.m
@@ -127,14 +118,15 @@ func (g *Group) persist(batch []appendWork) error {
 // for a member behind the group's compacted log, once the applier applied
 // everything handed to it before.
 func (g *Group) loadSnapshot(snap *raftpb.Snapshot, addr string) error {
-	// The applier may wait for a publish on the way, also while its queue
-	// is too full to take the barrier.
 	done := make(chan struct{})
-	barrier := g.applyc
+	select {
+	case g.applyc <- applyWork{barrier: done}:
+	case <-g.stopping:
+		return ErrStopped
+	}
+	// The applier may wait for a publish on the way.
 	for waiting := true; waiting; {
 		select {
-		case barrier <- applyWork{barrier: done}:
-			barrier = nil
 		case <-done:
 			waiting = false
 		case pr := <-g.publishc:

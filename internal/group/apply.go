@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,20 +13,20 @@ import (
 	"github.com/argent-kv/argent/internal/writeq"
 )
 
-// applyWork is what Run hands the applier: committed entries with the
-// responses to deliver to Raft once they are applied, or a barrier, closed
-// once everything handed over before it is applied.
+// applyWork is what Run hands the applier: committed entries, or a
+// barrier, closed once everything handed over before it is applied.
 type applyWork struct {
 	ents    []*raftpb.Entry
-	resp    []*raftpb.Message
 	barrier chan struct{}
 }
 
 // applyLoop applies the committed entries Run hands over, several rounds at
 // once when they queue, until applyc is closed. A failure stops the member.
 func (g *Group) applyLoop() {
+	var barrier chan struct{}
 	for w := range g.applyc {
-		ents, resp, barrier := w.ents, w.resp, w.barrier
+		ents := w.ents
+		barrier = w.barrier
 	more:
 		for barrier == nil && len(ents) < 4096 {
 			select {
@@ -36,7 +35,6 @@ func (g *Group) applyLoop() {
 					break more
 				}
 				ents = append(ents, next.ents...)
-				resp = append(resp, next.resp...)
 				barrier = next.barrier
 			default:
 				break more
@@ -46,16 +44,11 @@ func (g *Group) applyLoop() {
 			if err := g.apply(ents); errors.Is(err, ErrStopped) {
 				// Run is stopping: the round stays unpublished, and a
 				// restart replays it.
-				resp = nil
 			} else if err != nil {
 				g.fail(err)
-				resp = nil
 			} else {
 				g.setApplied(ents[len(ents)-1].GetIndex())
 			}
-		}
-		if len(resp) > 0 {
-			g.local.put(resp...)
 		}
 		if barrier != nil {
 			close(barrier)
@@ -63,8 +56,8 @@ func (g *Group) applyLoop() {
 	}
 }
 
-// awaitPublished has the persister record raft index i as published,
-// durably, and waits until it did.
+// awaitPublished has Run record raft index i as published, durably, and
+// waits until it did.
 func (g *Group) awaitPublished(i uint64) error {
 	done := make(chan error, 1)
 	select {
@@ -269,16 +262,8 @@ type raftLogger struct{ l *slog.Logger }
 func (r raftLogger) Debug(v ...any)                 { r.l.Debug(fmt.Sprint(v...)) }
 func (r raftLogger) Debugf(format string, v ...any) { r.l.Debug(fmt.Sprintf(format, v...)) }
 func (r raftLogger) Info(v ...any)                  { r.l.Info(fmt.Sprint(v...)) }
-func (r raftLogger) Infof(format string, v ...any) {
-	if strings.Contains(format, "missing from unstable log") {
-		// Routine with asynchronous storage writes: an entry already
-		// moved to the stable log when its write's answer came back.
-		r.l.Debug(fmt.Sprintf(format, v...))
-		return
-	}
-	r.l.Info(fmt.Sprintf(format, v...))
-}
-func (r raftLogger) Warning(v ...any) { r.l.Warn(fmt.Sprint(v...)) }
+func (r raftLogger) Infof(format string, v ...any)  { r.l.Info(fmt.Sprintf(format, v...)) }
+func (r raftLogger) Warning(v ...any)               { r.l.Warn(fmt.Sprint(v...)) }
 func (r raftLogger) Warningf(format string, v ...any) {
 	r.l.Warn(fmt.Sprintf(format, v...))
 }

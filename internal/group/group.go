@@ -194,14 +194,9 @@ type Group struct {
 	// log's next synced write. replayTo is the Published index found at
 	// start: the member serves again once it applied that far.
 	publishc   chan publishReq
-	publishing []publishReq // the persister's
+	publishing []publishReq
 	replayTo   uint64
 	stopping   chan struct{}
-	// appendc carries Raft's log writes to the persister; local carries
-	// the responses the persister and the applier deliver back to Raft.
-	appendc chan appendWork
-	local   localQueue
-	savedHS *raftpb.HardState // the persister's: the hard state saved last
 	// book and conf are the members' addresses and Raft's configuration,
 	// Run's goroutine only; removed is set once this member is removed.
 	book    memberBook
@@ -295,10 +290,7 @@ func New(cfg Config) (*Group, error) {
 		CheckQuorum:               true,
 		PreVote:                   true,
 		StepDownOnRemoval:         true,
-		// The Raft log is written by the persister goroutine while the
-		// loop steps, proposes and sends (see persist.go).
-		AsyncStorageWrites: true,
-		Logger:             raftLogger{cfg.Logger},
+		Logger:                    raftLogger{cfg.Logger},
 	}
 	rn, err := raft.NewRawNode(rc)
 	if err != nil {
@@ -307,12 +299,10 @@ func New(cfg Config) (*Group, error) {
 	g := &Group{cfg: cfg, rn: rn, Queue: writeq.New(4096),
 		recv: make(chan *raftpb.Message, 4096), reports: make(chan report, 256),
 		reads: make(chan *readRequest, 1024), ctl: make(chan control), applyc: make(chan applyWork, 64),
-		publishc: make(chan publishReq, 1), stopping: make(chan struct{}), appendc: make(chan appendWork, 256),
+		publishc: make(chan publishReq, 1), stopping: make(chan struct{}),
 		appliedCh: make(chan struct{}), book: book, conf: cs}
 	g.removed.Store(!slices.Contains(cs.GetVoters(), cfg.ID) && !slices.Contains(cs.GetLearners(), cfg.ID) && len(cs.GetVoters()) > 0)
 	g.waits.m = make(map[uint64]*waiter)
-	g.local.wake = make(chan struct{}, 1)
-	g.savedHS = hs
 	g.applied.Store(applied)
 	if g.replayTo, err = cfg.Log.Published(); err != nil {
 		return nil, fmt.Errorf("group: read published index: %w", err)
@@ -397,14 +387,10 @@ func (g *Group) Failed() error {
 func (g *Group) Run(ctx context.Context) (err error) {
 	ticker := time.NewTicker(g.cfg.Tick)
 	defer ticker.Stop()
-	applied, persisted := make(chan struct{}), make(chan struct{})
+	applied := make(chan struct{})
 	go func() {
 		defer close(applied)
 		g.applyLoop()
-	}()
-	go func() {
-		defer close(persisted)
-		g.persistLoop()
 	}()
 	var held []heldRequest // queued writes not yet proposed
 	var reads readBatches  // linearizable reads waiting for a read index
@@ -412,8 +398,7 @@ func (g *Group) Run(ctx context.Context) (err error) {
 	defer func() {
 		reads.failAll(ErrStopped)
 		close(g.stopping)
-		close(g.appendc)
-		<-persisted
+		g.ackPublishes(ErrStopped)
 		close(g.applyc)
 		<-applied
 		if err == nil {
@@ -476,10 +461,8 @@ func (g *Group) Run(ctx context.Context) (err error) {
 			reads.queue(rr)
 		case c := <-g.ctl:
 			c.done <- c.fn(g.rn)
-		case <-g.local.wake:
-			for _, m := range g.local.take() {
-				g.step(m)
-			}
+		case pr := <-g.publishc:
+			g.publishing = append(g.publishing, pr)
 		}
 		if err := g.Failed(); err != nil {
 			return err
@@ -490,6 +473,9 @@ func (g *Group) Run(ctx context.Context) (err error) {
 			if err := g.handleReady(&reads); err != nil {
 				return err
 			}
+		}
+		if err := g.publish(true); err != nil {
+			return err
 		}
 		if g.seeded {
 			if err := g.compactSeed(); err != nil {
@@ -647,36 +633,56 @@ func (g *Group) snapshotData() []byte {
 	return append(b, g.book.encode()...)
 }
 
-// adoptSnapshot takes in the configuration and the members' addresses of a
-// Raft snapshot that a member behind the compacted log received, and
-// returns the address of the member to copy the dataset from (the leader,
-// else the snapshot's maker). The persister loads the store from it
-// (loadSnapshot) before it records the snapshot.
-func (g *Group) adoptSnapshot(snap *raftpb.Snapshot) (string, error) {
+// installSnapshot loads the store from the leader, for a member that fell
+// behind the compacted log. It blocks the member's loop while the transfer
+// runs (the member is a follower that cannot help the group meanwhile);
+// entries handed to the applier before are applied first.
+func (g *Group) installSnapshot(snap *raftpb.Snapshot) error {
+	done := make(chan struct{})
+	g.sendApply(applyWork{barrier: done})
+	for waiting := true; waiting; {
+		select {
+		case <-done:
+			waiting = false
+		case pr := <-g.publishc:
+			g.publishing = append(g.publishing, pr)
+			if err := g.publish(true); err != nil {
+				return err
+			}
+		}
+	}
+	if err := g.Failed(); err != nil {
+		return err
+	}
 	meta := snap.GetMetadata()
 	data := snap.GetData()
 	if len(data) < 2 || data[0] != proposalVersion {
-		return "", fmt.Errorf("group: raft snapshot at %d: %w: unknown data format", meta.GetIndex(), argent.ErrCorruption)
+		return fmt.Errorf("group: raft snapshot at %d: %w: unknown data format", meta.GetIndex(), argent.ErrCorruption)
 	}
 	from, n := binary.Uvarint(data[1:])
 	if n <= 0 {
-		return "", fmt.Errorf("group: raft snapshot at %d: %w: bad member", meta.GetIndex(), argent.ErrCorruption)
+		return fmt.Errorf("group: raft snapshot at %d: %w: bad member", meta.GetIndex(), argent.ErrCorruption)
 	}
 	book, err := decodeMemberBook(data[1+n:])
 	if err != nil {
-		return "", fmt.Errorf("group: raft snapshot at %d: %w", meta.GetIndex(), err)
+		return fmt.Errorf("group: raft snapshot at %d: %w", meta.GetIndex(), err)
 	}
 	for id, addr := range book {
 		if g.book[id] == "" {
 			g.book[id] = addr
 		}
 	}
-	addr := g.book[g.rn.BasicStatus().Lead]
+	lead := g.rn.BasicStatus().Lead
+	addr := g.book[lead]
 	if addr == "" {
 		addr = g.book[from]
 	}
 	if g.cfg.LoadSnapshot == nil || addr == "" {
-		return "", fmt.Errorf("group: this member is behind the group's compacted log (raft index %d) and cannot load a snapshot", meta.GetIndex())
+		return fmt.Errorf("group: this member is behind the group's compacted log (raft index %d) and cannot load a snapshot", meta.GetIndex())
+	}
+	g.cfg.Logger.Info("loading a snapshot from the group", "raft_index", meta.GetIndex(), "from", addr)
+	if err := g.cfg.LoadSnapshot(g.runCtx, addr); err != nil {
+		return fmt.Errorf("group: load snapshot of raft index %d from %s: %w", meta.GetIndex(), addr, err)
 	}
 	g.conf = meta.GetConfState()
 	for id := range g.book {
@@ -690,10 +696,14 @@ func (g *Group) adoptSnapshot(snap *raftpb.Snapshot) (string, error) {
 		}
 	}
 	if err := g.cfg.Log.SetMembers(g.book.encode()); err != nil {
-		return "", fmt.Errorf("group: record member addresses: %w", err)
+		return fmt.Errorf("group: record member addresses: %w", err)
 	}
+	if ds := g.cfg.Store.Dataset(); !ds.IsZero() && g.cfg.OnDataset != nil {
+		g.cfg.OnDataset(ds)
+	}
+	g.setApplied(max(meta.GetIndex(), g.cfg.Store.Source()))
 	g.setStatus(true)
-	return addr, nil
+	return nil
 }
 
 // sweep answers the held requests that waited for a leader longer than
@@ -714,45 +724,102 @@ func (g *Group) sweep(held []heldRequest, now time.Time) []heldRequest {
 	return kept
 }
 
-// handleReady hands what one Ready holds to where it goes: Raft log writes
-// to the persister, committed entries to the applier, messages to the other
-// members at once (those that must wait for a write travel with it, as its
-// responses, see persist.go).
+// handleReady persists, sends and hands over what one Ready holds. A
+// leader sends before it persists (its own acknowledgement counts only once
+// the entries are durable, in Advance), so that the followers' disks work
+// in parallel with its own; a follower sends after, as its answers promise
+// durability.
 func (g *Group) handleReady(reads *readBatches) error {
 	rd := g.rn.Ready()
 	for _, rs := range rd.ReadStates {
 		reads.answer(rs)
 	}
+	leader := g.rn.BasicStatus().RaftState == raft.StateLeader
 	if rd.SoftState != nil && rd.SoftState.RaftState == raft.StateLeader && g.cfg.Store.Dataset().IsZero() {
 		g.proposeInit()
 	}
-	var out []*raftpb.Message
-	for _, m := range rd.Messages {
-		switch m.GetTo() {
-		case raft.LocalAppendThread:
-			w := appendWork{m: m}
-			if snap := m.GetSnapshot(); !raft.IsEmptySnap(snap) {
-				var err error
-				if w.snapFrom, err = g.adoptSnapshot(snap); err != nil {
-					return err
-				}
-			}
-			g.appendc <- w
-		case raft.LocalApplyThread:
-			for _, e := range m.GetEntries() {
-				if err := g.applyConfChange(e); err != nil {
-					return err
-				}
-			}
-			g.applyc <- applyWork{ents: m.GetEntries(), resp: m.GetResponses()}
-		default:
-			out = append(out, m)
+	if leader {
+		g.cfg.Transport.Send(rd.Messages)
+	}
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		// The store must hold the snapshot's state before the log says it
+		// does: a crash in between then finds the old log and a newer
+		// store, which the log's replay skips over.
+		if err := g.installSnapshot(rd.Snapshot); err != nil {
+			return err
 		}
 	}
-	if len(out) > 0 {
-		g.cfg.Transport.Send(out)
+	// The applier's publish requests ride on this write's fsync.
+	publishing := len(g.publishing) > 0
+	if err := g.publish(false); err != nil {
+		return err
+	}
+	if err := g.cfg.Log.Save(rd.HardState, rd.Entries, rd.Snapshot, rd.MustSync || publishing); err != nil {
+		return fmt.Errorf("group: persist raft log: %w", err)
+	}
+	g.ackPublishes(nil)
+	if !leader {
+		g.cfg.Transport.Send(rd.Messages)
+	}
+	if len(rd.CommittedEntries) > 0 {
+		for _, e := range rd.CommittedEntries {
+			if err := g.applyConfChange(e); err != nil {
+				return err
+			}
+		}
+		g.sendApply(applyWork{ents: rd.CommittedEntries})
+	}
+	g.rn.Advance(rd)
+	return nil
+}
+
+// sendApply hands work to the applier. While the applier's queue is full it
+// keeps answering the applier's publish requests, which the applier may be
+// waiting on.
+func (g *Group) sendApply(w applyWork) {
+	for {
+		select {
+		case g.applyc <- w:
+			return
+		case pr := <-g.publishc:
+			g.publishing = append(g.publishing, pr)
+			// An error here fails the member; the next round returns it.
+			if err := g.publish(true); err != nil {
+				g.fail(err)
+			}
+		}
+	}
+}
+
+// publish records the highest Raft index the applier asks to serve. With
+// sync it also makes it durable and answers the requests; without, the
+// caller's next synced write does, and the caller answers them
+// (ackPublishes).
+func (g *Group) publish(sync bool) error {
+	if len(g.publishing) == 0 {
+		return nil
+	}
+	var top uint64
+	for _, pr := range g.publishing {
+		top = max(top, pr.raft)
+	}
+	if err := g.cfg.Log.SetPublished(top, sync); err != nil {
+		err = fmt.Errorf("group: record published index %d: %w", top, err)
+		g.ackPublishes(err)
+		return err
+	}
+	if sync {
+		g.ackPublishes(nil)
 	}
 	return nil
+}
+
+// ackPublishes answers the publish requests held.
+func (g *Group) ackPublishes(err error) {
+	for _, pr := range g.publishing {
+		pr.done <- err
+	}
+	g.publishing = g.publishing[:0]
 }
 
 // publishReq asks Run to make the Raft index raft durable as published.

@@ -62,22 +62,31 @@ func (g *Group) changeMembers(ctx context.Context, cc *raftpb.ConfChange, done f
 }
 
 // TransferLeader asks the leader to hand leadership to member id (after
-// catching it up), and waits until this member sees id lead.
+// catching it up), and waits until this member sees id lead. Raft drops a
+// transfer that does not finish within an election timeout (the target may
+// still be applying a membership change, say); it is asked again then.
 func (g *Group) TransferLeader(ctx context.Context, id uint64) error {
 	if _, ok := g.member(id); !ok {
 		return fmt.Errorf("%w: member %d is not in the group", argent.ErrNotFound, id)
 	}
-	err := g.do(ctx, func(rn *raft.RawNode) error {
-		if rn.BasicStatus().Lead == raft.None {
-			return ErrNoLeader
+	for {
+		err := g.do(ctx, func(rn *raft.RawNode) error {
+			if rn.BasicStatus().Lead == raft.None {
+				return ErrNoLeader
+			}
+			rn.TransferLeader(id)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("group: transfer leadership: %w", err)
 		}
-		rn.TransferLeader(id)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("group: transfer leadership: %w", err)
+		try, cancel := context.WithTimeout(ctx, 2*g.electionTimeout())
+		err = g.waitFor(try, func() bool { return g.Status().Leader == id }, fmt.Sprintf("member %d to lead", id))
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
 	}
-	return g.waitFor(ctx, func() bool { return g.Status().Leader == id }, fmt.Sprintf("member %d to lead", id))
 }
 
 // do runs fn on Run's goroutine, which owns the Raft node.

@@ -471,6 +471,9 @@ func (g *Group) Run(ctx context.Context) (err error) {
 		reads.request(g.rn)
 		for g.rn.HasReady() {
 			if err := g.handleReady(&reads); err != nil {
+				if ctx.Err() != nil {
+					return nil // a snapshot load cut short by the stop
+				}
 				return err
 			}
 		}

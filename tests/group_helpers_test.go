@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,6 +40,59 @@ func groupClients(t *testing.T, g *cluster.Group) []*client.Client {
 		out[i] = c
 	}
 	return out
+}
+
+// linTargets are the members the clients of groupLinearizable send to,
+// each with a client; a membership change replaces them while the clients
+// run. Its methods are safe for concurrent use.
+type linTargets struct {
+	hc *http.Client // the clients' shared pool
+
+	mu      sync.Mutex
+	members []*cluster.Node
+	clients []*client.Client
+}
+
+// newLinTargets returns the members of g as targets.
+func newLinTargets(t *testing.T, g *cluster.Group) *linTargets {
+	t.Helper()
+	ts := &linTargets{hc: client.NewHTTPClient()}
+	t.Cleanup(ts.hc.CloseIdleConnections)
+	for _, m := range g.Members {
+		ts.add(t, m)
+	}
+	return ts
+}
+
+// pick returns a random target and its client.
+func (ts *linTargets) pick(rng *rand.Rand) (*cluster.Node, *client.Client) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	i := rng.IntN(len(ts.members))
+	return ts.members[i], ts.clients[i]
+}
+
+// add makes m a target.
+func (ts *linTargets) add(t *testing.T, m *cluster.Node) {
+	t.Helper()
+	c, err := client.New(m.Addr, client.WithHTTPClient(ts.hc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.members = append(ts.members, m)
+	ts.clients = append(ts.clients, c)
+}
+
+// remove stops sending new requests to m; those under way go on.
+func (ts *linTargets) remove(m *cluster.Node) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if i := slices.Index(ts.members, m); i >= 0 {
+		ts.members = slices.Delete(ts.members, i, i+1)
+		ts.clients = slices.Delete(ts.clients, i, i+1)
+	}
 }
 
 // notSent reports whether a request that failed with err certainly never

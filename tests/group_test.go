@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -242,23 +243,27 @@ func TestGroup_LeaderKills(t *testing.T) {
 }
 
 // groupLinFault injects one fault into a running group and heals it before
-// it returns.
-type groupLinFault func(t *testing.T, g *cluster.Group)
+// it returns, or changes the group's members. The clients send to the
+// members in targets; a change of members updates them.
+type groupLinFault func(t *testing.T, g *cluster.Group, targets *linTargets)
 
 // TestGroup_Linearizable checks docs/CONTRACT.md section 3 promise 1 for a
 // root group with porcupine: six clients put, delete, compare-and-set (a
 // txn conditioned on the mod index) and read with ?linearizable=true a few
 // keys, each request at a random member, while one fault is injected and
-// healed; the history must be linearizable. A write whose outcome a client
-// did not learn is recorded as such; the log tells afterwards whether a put
-// or a compare-and-set (their values are unique) took effect.
+// healed, or the members change (group_members_test.go); the history must
+// be linearizable, and every acknowledged write in the log. A write whose
+// outcome a client did not learn is recorded as such; the log tells
+// afterwards whether a put or a compare-and-set (their values are unique)
+// took effect.
 func TestGroup_Linearizable(t *testing.T) {
 	skipShort(t)
 	faults := []struct {
 		name  string
+		args  []string // of every member
 		fault groupLinFault
 	}{
-		{"LeaderKill", func(t *testing.T, g *cluster.Group) {
+		{"LeaderKill", nil, func(t *testing.T, g *cluster.Group, _ *linTargets) {
 			l := g.WaitLeader(10 * time.Second)
 			l.Kill()
 			t.Logf("killed the leader %s", l.Name)
@@ -267,7 +272,7 @@ func TestGroup_Linearizable(t *testing.T) {
 			l.Start()
 			l.WaitReady(cluster.DefaultReadyTimeout)
 		}},
-		{"LeaderPause", func(t *testing.T, g *cluster.Group) {
+		{"LeaderPause", nil, func(t *testing.T, g *cluster.Group, _ *linTargets) {
 			l := g.WaitLeader(10 * time.Second)
 			l.Pause()
 			t.Logf("stopped the leader %s", l.Name)
@@ -275,7 +280,7 @@ func TestGroup_Linearizable(t *testing.T) {
 			time.Sleep(time.Second)
 			l.Resume()
 		}},
-		{"LeaderPartition", func(t *testing.T, g *cluster.Group) {
+		{"LeaderPartition", nil, func(t *testing.T, g *cluster.Group, _ *linTargets) {
 			l := g.WaitLeader(10 * time.Second)
 			g.Isolate(l)
 			t.Logf("isolated the leader %s", l.Name)
@@ -283,7 +288,7 @@ func TestGroup_Linearizable(t *testing.T) {
 			time.Sleep(time.Second)
 			g.Heal(l)
 		}},
-		{"FollowerKill", func(t *testing.T, g *cluster.Group) {
+		{"FollowerKill", nil, func(t *testing.T, g *cluster.Group, _ *linTargets) {
 			l := g.WaitLeader(10 * time.Second)
 			f := g.Members[(slices.Index(g.Members, l)+1)%len(g.Members)]
 			f.Kill()
@@ -292,9 +297,14 @@ func TestGroup_Linearizable(t *testing.T) {
 			f.Start()
 			f.WaitReady(cluster.DefaultReadyTimeout)
 		}},
+		{"RemoveAndAddFollower", nil, removeAndAddFollower},
+		{"TransferAndRemoveLeader", nil, transferAndRemoveLeader},
+		// A Raft log of 5 entries past the snapshot, compacted every
+		// 100 ms: the new member loads a snapshot.
+		{"JoinAfterCompaction", []string{"--raft-log-keep", "5", "--raft-compact-interval", "100ms"}, joinAfterCompaction},
 	}
 	for _, tc := range faults {
-		t.Run(tc.name, func(t *testing.T) { groupLinearizable(t, tc.fault) })
+		t.Run(tc.name, func(t *testing.T) { groupLinearizable(t, tc.args, tc.fault) })
 	}
 }
 
@@ -317,11 +327,11 @@ func waitNewLeader(t *testing.T, g *cluster.Group, old *cluster.Node) {
 	t.Logf("%s leads %v later", l.Name, time.Since(start).Round(time.Millisecond))
 }
 
-func groupLinearizable(t *testing.T, fault groupLinFault) {
+func groupLinearizable(t *testing.T, args []string, fault groupLinFault) {
 	seed := testSeed(t)
-	g := cluster.StartGroup(t, 3, cluster.GroupOptions{Proxies: true})
+	g := cluster.StartGroup(t, 3, cluster.GroupOptions{Proxies: true, Args: args})
 	dumpOnFailure(t, g.Members...)
-	clients := groupClients(t, g)
+	targets := newLinTargets(t, g)
 	hc := &http.Client{Transport: client.NewHTTPClient().Transport}
 	t.Cleanup(hc.CloseIdleConnections)
 
@@ -364,7 +374,7 @@ func groupLinearizable(t *testing.T, fault groupLinFault) {
 						in.expect = argent.Index(rng.IntN(3)) // often wrong
 					}
 				}
-				m := rng.IntN(len(g.Members))
+				m, c := targets.pick(rng)
 				ctx, cancel := ctxTimeout(opTimeout)
 				call := time.Since(t0).Nanoseconds()
 				var (
@@ -373,9 +383,9 @@ func groupLinearizable(t *testing.T, fault groupLinFault) {
 					err error
 				)
 				if in.op == "get" {
-					out, ok, err = linGet(ctx, hc, g.Members[m].Addr, in.key)
+					out, ok, err = linGet(ctx, hc, m.Addr, in.key)
 				} else {
-					out, ok, err = linDoContext(ctx, clients[m], in)
+					out, ok, err = linDoContext(ctx, c, in)
 				}
 				ret := time.Since(t0).Nanoseconds()
 				cancel()
@@ -412,24 +422,35 @@ func groupLinearizable(t *testing.T, fault groupLinFault) {
 	defer halt()
 
 	time.Sleep(before)
-	fault(t, g)
+	fault(t, g, targets)
 	time.Sleep(after)
 	halt()
 	elapsed := time.Since(t0)
 
 	final := g.WaitConverged(30 * time.Second)
+	clients := groupClients(t, g) // the members now
 	entries, err := fetchLog(clients[0], argent.Index(final), 30*time.Second)
 	if err != nil {
 		t.Fatalf("seed %d: %s's log: %v", seed, g.Members[0].Name, err)
 	}
 	for i, c := range clients[1:] {
+		m := g.Members[i+1]
+		from := argent.Index(1)
 		other, err := fetchLog(c, argent.Index(final), 30*time.Second)
+		if errors.Is(err, argent.ErrCompacted) {
+			// A member that loaded a snapshot keeps the log from it on.
+			from = argent.Index(metric(t, rawHTTP(t), m, "argent_log_first_index"))
+			t.Logf("%s's log starts at %d", m.Name, from)
+			other, err = fetchLogFrom(c, from, argent.Index(final), 30*time.Second)
+		}
 		if err != nil {
-			t.Errorf("%s's log: %v", g.Members[i+1].Name, err)
-		} else if err := compareLogs(entries, other); err != nil {
-			t.Errorf("%s's log differs from %s's: %v", g.Members[i+1].Name, g.Members[0].Name, err)
+			t.Errorf("%s's log: %v", m.Name, err)
+		} else if err := compareLogs(entries[from-1:], other); err != nil {
+			t.Errorf("%s's log differs from %s's: %v", m.Name, g.Members[0].Name, err)
 		}
 	}
+	want := digestTruth(newTruth(entries), argent.Index(final))
+	checkDigests(t, argent.Index(final), &want, g.Members...)
 	history, applied, dropped := resolveUnknownWrites(history, entries)
 	unknownLeft := 0
 	for _, op := range history {

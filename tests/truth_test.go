@@ -23,27 +23,33 @@ type logEntry struct {
 // the stream has a gap or a duplicate, or does not reach final before
 // timeout.
 func fetchLog(c *client.Client, final argent.Index, timeout time.Duration) ([]logEntry, error) {
+	return fetchLogFrom(c, 1, final, timeout)
+}
+
+// fetchLogFrom is fetchLog from index from, for a node whose log starts
+// later (one that loaded a snapshot).
+func fetchLogFrom(c *client.Client, from, final argent.Index, timeout time.Duration) ([]logEntry, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var out []logEntry
-	if final == 0 {
+	if final < from {
 		return out, nil
 	}
-	w, err := c.Watch(ctx, nil, 1)
+	w, err := c.Watch(ctx, nil, from)
 	if err != nil {
-		return nil, fmt.Errorf("watch %s from 1: %w", c.Addr(), err)
+		return nil, fmt.Errorf("watch %s from %d: %w", c.Addr(), from, err)
 	}
 	defer w.Close()
-	for argent.Index(len(out)) < final {
+	for from+argent.Index(len(out)) <= final {
 		ev, err := w.Next()
 		if err != nil {
-			return out, fmt.Errorf("watch %s from 1: after %d batches (want %d): %w", c.Addr(), len(out), final, err)
+			return out, fmt.Errorf("watch %s from %d: after %d batches (want %d): %w", c.Addr(), from, len(out), final-from+1, err)
 		}
 		if ev.Progress {
 			continue
 		}
-		if want := argent.Index(len(out)) + 1; ev.Index != want {
-			return out, fmt.Errorf("watch %s from 1 (prefix \"\"): got batch %d, want %d: the log has a gap or a duplicate", c.Addr(), ev.Index, want)
+		if want := from + argent.Index(len(out)); ev.Index != want {
+			return out, fmt.Errorf("watch %s from %d (prefix \"\"): got batch %d, want %d: the log has a gap or a duplicate", c.Addr(), from, ev.Index, want)
 		}
 		if len(ev.Ops) == 0 {
 			return out, fmt.Errorf("watch %s: batch %d has no ops", c.Addr(), ev.Index)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/alecthomas/kong"
 
@@ -92,6 +93,24 @@ func TestConfig_TOML(t *testing.T) {
 	})
 }
 
+// The Raft log window flags are hidden from --help but parsed.
+func TestRootCmd_RaftLogFlags(t *testing.T) {
+	cli, err := parse(t, "root", "--data", "/tmp/r", "--raft-log-keep", "5", "--raft-compact-interval", "200ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cli.Root; r.RaftLogKeep != 5 || r.RaftCompactInterval != 200*time.Millisecond {
+		t.Fatalf("--raft-log-keep %d, --raft-compact-interval %v; want 5 and 200ms", r.RaftLogKeep, r.RaftCompactInterval)
+	}
+	cli, err = parse(t, "root", "--data", "/tmp/r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cli.Root; r.RaftLogKeep != 0 || r.RaftCompactInterval != 0 {
+		t.Fatalf("defaults: --raft-log-keep %d, --raft-compact-interval %v; want 0 (the group's defaults)", r.RaftLogKeep, r.RaftCompactInterval)
+	}
+}
+
 // Client commands exit non-zero with a one-line message on errors.
 func TestRun_ExitCodes(t *testing.T) {
 	n, err := node.Start(context.Background(), node.Config{Role: node.RoleRoot, DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
@@ -117,6 +136,7 @@ func TestRun_ExitCodes(t *testing.T) {
 		{name: "PeersBadForm", args: []string{"root", "--data", t.TempDir(), "--id", "1", "--peers", "1=a:1,b:1"}, want: 2},
 		{name: "IDWithoutPeers", args: []string{"root", "--data", t.TempDir(), "--id", "1"}, want: 2},
 		{name: "PeersRepeatedID", args: []string{"root", "--data", t.TempDir(), "--id", "1", "--peers", "1=a:1,1=b:1"}, want: 2},
+		{name: "RaftCompactIntervalNegative", args: []string{"root", "--data", t.TempDir(), "--id", "1", "--peers", "1=a:1", "--raft-compact-interval=-1s"}, want: 2},
 		{name: "ReplicaNeedsUpstream", args: []string{"replica", "--data", t.TempDir(), "--listen", "127.0.0.1:0"}, want: 2},
 	}
 	for _, tt := range tests {

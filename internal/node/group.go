@@ -78,7 +78,8 @@ func (n *Node) startGroup(ctx context.Context, store *kv.Store, mux *http.ServeM
 	})
 	m.g, err = group.New(group.Config{ID: cfg.GroupID, Peers: cfg.GroupPeers, Store: store, Log: lg, Transport: m.net,
 		MaxMergeBytes: cfg.MergeBytes, MaxMergeBatches: cfg.MergeBatches, OnCommit: n.commitObserver(),
-		OnDataset: m.net.SetGroup, Join: cfg.GroupJoin, Logger: n.log,
+		OnDataset: m.net.SetGroup, Join: cfg.GroupJoin, LogKeep: cfg.GroupLogKeep, CompactInterval: cfg.GroupCompactInterval,
+		Logger: n.log,
 		LoadSnapshot: func(ctx context.Context, addr string) error {
 			_, err := replica.LoadSnapshot(ctx, store, addr, replica.Config{NodeID: n.nodeID, Addr: n.Addr(), Metrics: pm, Logger: n.log})
 			return err

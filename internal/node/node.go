@@ -87,6 +87,13 @@ type Config struct {
 	// GroupJoin: a member with an empty data directory waits to be added
 	// to a running group instead of starting a new one.
 	GroupJoin bool
+	// GroupLogKeep and GroupCompactInterval are a group member's
+	// group.Config LogKeep and CompactInterval: the applied Raft entries
+	// its log keeps past its snapshot, and how often it compacts to them.
+	// Defaults 10,000 and 10 s. Tests make them small so that a member
+	// added to the group loads a snapshot instead of replaying the log.
+	GroupLogKeep         uint64
+	GroupCompactInterval time.Duration
 	// MaxBatchDelay holds a root's write group open for more writers.
 	// Default 0 (group whatever queued during the previous fsync).
 	MaxBatchDelay time.Duration

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -322,5 +323,90 @@ func TestGroup_LeaderNeedsMajority(t *testing.T) {
 	g.Members[2].Kill()
 	if l, err := g.Leader(); err == nil {
 		t.Fatalf("Leader with 1 of 3 members up: got %s, want an error", l.Name)
+	}
+}
+
+func TestGroup_JoinDrop(t *testing.T) {
+	for _, proxies := range []bool{false, true} {
+		t.Run(fmt.Sprintf("Proxies=%v", proxies), func(t *testing.T) {
+			g := cluster.StartGroup(t, 3, cluster.GroupOptions{Proxies: proxies, Args: []string{"--upstream", "x"}})
+			m, addr := g.Join("--ignore-term")
+			if g.ID(m) != 4 || g.Member(4) != m || len(g.Members) != 4 || g.Members[3] != m {
+				t.Fatalf("after Join: ID %d, Member(4) = %v, %d members; want ID 4 appended", g.ID(m), g.Member(4), len(g.Members))
+			}
+			if !m.Running() {
+				t.Fatal("Join: the new member is not running")
+			}
+			// --peers lists the others, through its own links, then itself.
+			var peers []string
+			for i, o := range g.Members[:3] {
+				a := o.Addr
+				if proxies {
+					if p := g.Links[3][i]; p == nil || p.Upstream() != o.Addr {
+						t.Fatalf("Links[3][%d] = %v, want a proxy in front of %s", i, p, o.Addr)
+					}
+					a = g.Links[3][i].Addr()
+				}
+				peers = append(peers, fmt.Sprintf("%d=%s", i+1, a))
+			}
+			peers = append(peers, "4="+m.Addr)
+			args := strings.Join(m.Args, " ")
+			for _, want := range []string{"--id 4 --join --peers " + strings.Join(peers, ","), "--upstream x --ignore-term"} {
+				if !strings.Contains(args, want) {
+					t.Fatalf("Args %q, want them to hold %q", args, want)
+				}
+			}
+			// The others reach it at addr: itself, or one proxy in front of it.
+			for i := range 3 {
+				p := g.Links[i][3]
+				switch {
+				case !proxies && (p != nil || addr != m.Addr):
+					t.Fatalf("without proxies: Links[%d][3] = %v, address %s; want nil and %s", i, p, addr, m.Addr)
+				case proxies && (p == nil || p.Addr() != addr || p.Upstream() != m.Addr):
+					t.Fatalf("Links[%d][3] = %v, address %s; want the proxy at %s in front of %s", i, p, addr, addr, m.Addr)
+				}
+			}
+			st, err := m.Status()
+			if err != nil || st.Group == nil || st.Group.ID != 4 || len(st.Group.Members) != 4 {
+				t.Fatalf("status of the new member: %+v, %v", st.Group, err)
+			}
+
+			// Drop member 2: the others keep their IDs and links; a new
+			// member gets ID 5, not 2.
+			two := g.Members[1]
+			var dropped []string
+			if proxies {
+				for _, l := range [][2]int{{0, 1}, {1, 0}, {1, 3}, {3, 1}} {
+					dropped = append(dropped, g.Links[l[0]][l[1]].Addr())
+				}
+			}
+			g.Drop(two)
+			if len(g.Members) != 3 || g.Member(2) != nil || g.ID(two) != 0 || g.ID(m) != 4 || g.Member(3) != g.Members[1] {
+				t.Fatalf("after Drop: %d members, Member(2) = %v, ID(m) = %d", len(g.Members), g.Member(2), g.ID(m))
+			}
+			if !two.Running() {
+				t.Fatal("Drop stopped the process")
+			}
+			if len(g.Links) != 3 || len(g.Links[0]) != 3 {
+				t.Fatalf("Links after Drop: %d rows of %d", len(g.Links), len(g.Links[0]))
+			}
+			for _, a := range dropped {
+				if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {
+					c.Close()
+					t.Fatalf("the proxy at %s of a dropped link still accepts connections", a)
+				}
+			}
+			if l, err := g.Leader(); err != nil || l != g.Members[0] {
+				t.Fatalf("Leader after Drop: %v, %v; want member 1", l, err)
+			}
+			if proxies {
+				g.Isolate(m) // every link of the new member is in Links
+				g.Heal(m)
+			}
+			five, _ := g.Join()
+			if g.ID(five) != 5 || g.Member(5) != five {
+				t.Fatalf("second Join: ID %d, want 5", g.ID(five))
+			}
+		})
 	}
 }

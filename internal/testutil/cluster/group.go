@@ -47,16 +47,23 @@ type GroupOptions struct {
 }
 
 // Group is a root group of real argent processes: `argent root --id N
-// --peers ...` for N = 1..n. Members[i] has Raft ID i+1. Its methods that
+// --peers ...` for N = 1..n, then the members Join adds. Its methods that
 // fail call t.Fatal; call them from the test's goroutine.
 type Group struct {
-	// Members are the members' nodes; Members[i] has Raft ID i+1.
+	// Members are the members' nodes: at the start Members[i] has Raft ID
+	// i+1; Join appends and Drop removes (see ID and Member).
 	Members []*Node
-	// Links[i][j] is the proxy member i reaches member j through, when
+	// Links[i][j] is the proxy Members[i] reaches Members[j] through, when
 	// GroupOptions.Proxies is set; nil on the diagonal and without proxies.
+	// Every member reaches one that Join started through the same proxy
+	// (a membership change gives the whole group one address), so cutting
+	// Links[i][j] for such a j cuts every link into it.
 	Links [][]*faultproxy.Proxy
 
-	t testing.TB
+	t      testing.TB
+	opts   GroupOptions
+	ids    []uint64 // ids[i] is Members[i]'s Raft ID
+	nextID uint64   // the ID Join gives next; IDs are never reused
 }
 
 // StartGroup starts an n-member root group and waits until a majority of
@@ -82,9 +89,11 @@ func NewGroup(t testing.TB, n int, opts GroupOptions) *Group {
 	if n < 1 {
 		t.Fatalf("cluster: a group of %d members", n)
 	}
-	g := &Group{t: t, Members: make([]*Node, n), Links: make([][]*faultproxy.Proxy, n)}
+	g := &Group{t: t, opts: opts, Members: make([]*Node, n), Links: make([][]*faultproxy.Proxy, n),
+		ids: make([]uint64, n), nextID: uint64(n) + 1}
 	for i := range n {
 		g.Members[i] = NewNode(t, "root")
+		g.ids[i] = uint64(i + 1)
 	}
 	for i := range n {
 		g.Links[i] = make([]*faultproxy.Proxy, n)
@@ -124,17 +133,94 @@ func (g *Group) Addrs() []string {
 // ID returns m's Raft ID, or 0 if m is not a member of g.
 func (g *Group) ID(m *Node) uint64 {
 	if i := slices.Index(g.Members, m); i >= 0 {
-		return uint64(i + 1)
+		return g.ids[i]
 	}
 	return 0
 }
 
 // Member returns the member with Raft ID id, or nil.
 func (g *Group) Member(id uint64) *Node {
-	if id == 0 || id > uint64(len(g.Members)) {
-		return nil
+	if i := slices.Index(g.ids, id); i >= 0 {
+		return g.Members[i]
 	}
-	return g.Members[id-1]
+	return nil
+}
+
+// Join starts a new member that waits to be added to the group: `argent
+// root --id N --join --peers ...` with a new ID (one above every ID the
+// group gave so far), an empty data directory, --peers listing the
+// members of g and itself, the group's extra arguments and then args. It
+// waits until the member answers /v1/status, appends it to Members and
+// returns it with the address to add it with (POST /v1/members, or
+// client.AddMember): its listen address, or with proxies the proxy in
+// front of it. Adding it is the caller's: until then it is not a member
+// of the Raft group, though Members lists it.
+func (g *Group) Join(args ...string) (*Node, string) {
+	g.t.Helper()
+	id := g.nextID
+	g.nextID++
+	m := NewNode(g.t, "root")
+	n := len(g.Members)
+	out := make([]*faultproxy.Proxy, n+1) // the new row: its links to the others
+	addr := m.Addr
+	if g.opts.Proxies {
+		in := faultproxy.Start(g.t, m.Addr)
+		addr = in.Addr()
+		for i := range n {
+			out[i] = faultproxy.Start(g.t, g.Members[i].Addr)
+			g.Links[i] = append(g.Links[i], in)
+		}
+	} else {
+		for i := range n {
+			g.Links[i] = append(g.Links[i], nil)
+		}
+	}
+	peers := make([]string, 0, n+1)
+	for i, o := range g.Members {
+		a := o.Addr
+		if out[i] != nil {
+			a = out[i].Addr()
+		}
+		peers = append(peers, fmt.Sprintf("%d=%s", g.ids[i], a))
+	}
+	peers = append(peers, fmt.Sprintf("%d=%s", id, m.Addr))
+	m.Args = append(m.Args, "--id", fmt.Sprint(id), "--join", "--peers", strings.Join(peers, ","))
+	m.Args = append(m.Args, g.opts.Args...)
+	m.Args = append(m.Args, args...)
+	g.Members = append(g.Members, m)
+	g.ids = append(g.ids, id)
+	g.Links = append(g.Links, out)
+	m.Start()
+	m.WaitReady(DefaultReadyTimeout)
+	return m, addr
+}
+
+// Drop takes m out of Members, for a member removed from the Raft group
+// (DELETE /v1/members/ID, or client.RemoveMember), and closes the proxies
+// of its links. It neither removes m from the Raft group nor stops its
+// process.
+func (g *Group) Drop(m *Node) {
+	g.t.Helper()
+	k := slices.Index(g.Members, m)
+	if k < 0 {
+		g.t.Fatalf("cluster: drop: %s is not a member of the group", m.Name)
+	}
+	for j := range g.Members {
+		for _, p := range []*faultproxy.Proxy{g.Links[k][j], g.Links[j][k]} {
+			if p == nil {
+				continue
+			}
+			if err := p.Close(); err != nil { // a second Close of a shared one does nothing
+				g.t.Errorf("cluster: drop %s: close link: %v", m.Name, err)
+			}
+		}
+	}
+	g.Members = slices.Delete(g.Members, k, k+1)
+	g.ids = slices.Delete(g.ids, k, k+1)
+	g.Links = slices.Delete(g.Links, k, k+1)
+	for i := range g.Links {
+		g.Links[i] = slices.Delete(g.Links[i], k, k+1)
+	}
 }
 
 // Statuses asks every running member for its status at once, each bounded
@@ -179,7 +265,7 @@ func (g *Group) Leader() (*Node, error) {
 		}
 		gs := st.Group
 		why = append(why, fmt.Sprintf("%s: %s, leader %d, term %d", g.Members[i].Name, gs.State, gs.Leader, gs.Term))
-		if gs.State != "leader" || gs.Leader != uint64(i+1) {
+		if gs.State != "leader" || gs.Leader != g.ids[i] {
 			continue
 		}
 		votes := 0

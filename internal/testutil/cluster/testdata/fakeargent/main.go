@@ -33,6 +33,7 @@ func main() {
 	ignoreTerm := fs.Bool("ignore-term", false, "ignore SIGTERM")
 	id := fs.Uint64("id", 0, "Raft ID in a root group")
 	peers := fs.String("peers", "", "members of the root group, ID=ADDR,...")
+	_ = fs.Bool("join", false, "wait to be added to a root group")
 	_ = fs.Parse(os.Args[2:])
 
 	starts := 0

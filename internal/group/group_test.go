@@ -608,6 +608,14 @@ func TestGroup_Membership(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+	// The removed member refuses at once what it can no longer serve.
+	waitFor(t, func() bool { return len(l.g.Status().Members) == 3 }, "member %d to apply its removal", l.id)
+	if _, err := l.g.ReadIndex(ctx); !errors.Is(err, group.ErrRemoved) {
+		t.Fatalf("linearizable read at the removed member: %v, want ErrRemoved", err)
+	}
+	if _, err := l.g.Write(ctx, argent.Batch{Ops: []argent.Op{put("x", "1")}}); !errors.Is(err, group.ErrRemoved) {
+		t.Fatalf("write at the removed member: %v, want ErrRemoved", err)
+	}
 	tg.stop(l)
 	idx, err := fourth.g.Write(ctx, argent.Batch{Ops: []argent.Op{put("last", "1")}})
 	if err != nil {

@@ -16,6 +16,9 @@ import (
 // heartbeat answers, waited for here until applied. Reads that arrive
 // together share one round of heartbeats.
 func (g *Group) ReadIndex(ctx context.Context) (argent.Index, error) {
+	if g.removed.Load() {
+		return 0, ErrRemoved // no leader answers a removed member
+	}
 	rr := &readRequest{at: time.Now(), done: make(chan readResult, 1)}
 	select {
 	case g.reads <- rr:

@@ -752,15 +752,20 @@ func (g *Group) handleReady(reads *readBatches) error {
 			return err
 		}
 	}
-	// The applier's publish requests ride on this write's fsync.
-	publishing := len(g.publishing) > 0
-	if err := g.publish(false); err != nil {
-		return err
+	// The applier's publish requests ride on this write's fsync when there
+	// is one; else Run syncs them on their own after the Ready loop.
+	ride := len(g.publishing) > 0 && (!raft.IsEmptyHardState(rd.HardState) || len(rd.Entries) > 0 || !raft.IsEmptySnap(rd.Snapshot))
+	if ride {
+		if err := g.publish(false); err != nil {
+			return err
+		}
 	}
-	if err := g.cfg.Log.Save(rd.HardState, rd.Entries, rd.Snapshot, rd.MustSync || publishing); err != nil {
+	if err := g.cfg.Log.Save(rd.HardState, rd.Entries, rd.Snapshot, rd.MustSync || ride); err != nil {
 		return fmt.Errorf("group: persist raft log: %w", err)
 	}
-	g.ackPublishes(nil)
+	if ride {
+		g.ackPublishes(nil)
+	}
 	if !leader {
 		g.cfg.Transport.Send(rd.Messages)
 	}

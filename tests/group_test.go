@@ -3,7 +3,6 @@ package tests
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -401,19 +400,9 @@ func groupLinearizable(t *testing.T, args []string, fault groupLinFault) {
 				if !ok || notSent(err) {
 					continue // a failed read, or a write that never left: no effect
 				}
-				if out.unknown {
-					ret = math.MaxInt64 // it may take effect at any time later
-				}
-				switch {
-				case in.op == "get" && out.present:
-					lastMod[in.key] = out.mod
-				case in.op == "get", in.op == "delete" && !out.unknown:
-					lastMod[in.key] = 0
-				case !out.unknown && !out.failed:
-					lastMod[in.key] = out.index
-				}
+				op := recordLin(lastMod, id, in, out, call, ret)
 				mu.Lock()
-				history = append(history, porcupine.Operation{ClientId: id, Input: in, Output: out, Call: call, Return: ret})
+				history = append(history, op)
 				mu.Unlock()
 			}
 		}()

@@ -71,6 +71,25 @@ type linState struct {
 // position in the log: a key's writes come at increasing positions in
 // linearization order. Writes merged into one entry share its index and
 // are ordered by their ops' order in it.
+// recordLin returns the history entry of one finished operation of client
+// id, and updates the client's lastMod (the mod index its next conditional
+// write expects). An operation of unknown outcome may take effect at any
+// time later, so it returns at the end of time.
+func recordLin(lastMod map[string]argent.Index, id int, in linInput, out linOutput, call, ret int64) porcupine.Operation {
+	if out.unknown {
+		ret = math.MaxInt64
+	}
+	switch {
+	case in.op == "get" && out.present:
+		lastMod[in.key] = out.mod
+	case in.op == "get", in.op == "delete" && !out.unknown:
+		lastMod[in.key] = 0
+	case !out.unknown && !out.failed:
+		lastMod[in.key] = out.index
+	}
+	return porcupine.Operation{ClientId: id, Input: in, Output: out, Call: call, Return: ret}
+}
+
 var kvModel = porcupine.NondeterministicModel{
 	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
 		byKey := map[string][]porcupine.Operation{}
@@ -260,19 +279,9 @@ func TestRoot_Linearizable(t *testing.T) {
 				if !ok {
 					continue // a failed read: no effect, leave it out
 				}
-				if out.unknown {
-					ret = math.MaxInt64 // it may take effect at any time later
-				}
-				switch {
-				case in.op == "get" && out.present:
-					lastMod[in.key] = out.mod
-				case in.op == "get", in.op == "delete" && !out.unknown:
-					lastMod[in.key] = 0
-				case !out.unknown && !out.failed:
-					lastMod[in.key] = out.index
-				}
+				op := recordLin(lastMod, id, in, out, call, ret)
 				mu.Lock()
-				history = append(history, porcupine.Operation{ClientId: id, Input: in, Output: out, Call: call, Return: ret})
+				history = append(history, op)
 				mu.Unlock()
 			}
 		}()

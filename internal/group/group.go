@@ -14,10 +14,12 @@
 // leader's empty entry, configuration changes, merges whose batches all
 // failed) take none, so the argent log stays dense.
 //
-// The Raft log is the member's durable record (Log fsyncs it); the store is
-// synced once per round of applied entries before its state is published, and
-// it remembers the Raft index of its last entry (kv.Store.Source), so that a
-// restarted member applies the Raft log from the entry after it.
+// The Raft log is the member's durable record (Log fsyncs it). The store is
+// committed without a sync; a round of applied entries is published once the
+// Raft log's next synced write recorded its Raft index as published. The
+// store remembers the Raft index of its last entry (kv.Store.Source), so a
+// restarted member applies the Raft log from the entry after it, and it
+// serves again once it reached the published index (Replayed).
 //
 // A writer is answered by the member it wrote to, once that member has
 // applied the entry: the entry is then durable on a quorum, and a read at

@@ -85,8 +85,9 @@ type answer struct {
 }
 
 // apply applies committed Raft entries to the store in one Pebble batch,
-// syncs and publishes the new state, and then answers the writers of this
-// member's proposals among them. Entries the store already holds (a restart
+// publishes the new state once its Raft index is recorded as published
+// (awaitPublished), and then answers the writers of this member's proposals
+// among them. Entries the store already holds (a restart
 // replays the Raft log from the last entry it knows was applied) are
 // skipped.
 func (g *Group) apply(ents []*raftpb.Entry) error {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -205,6 +207,17 @@ func (tg *testGroup) leader() *member {
 	return nil
 }
 
+// followers returns the members other than l, by ID.
+func (tg *testGroup) followers(l *member) []*member {
+	var out []*member
+	for _, id := range slices.Sorted(maps.Keys(tg.members)) {
+		if m := tg.members[id]; m != l {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // converged waits until every running member applied the same state, at
 // least want, and returns it.
 func (tg *testGroup) converged(want argent.Index) argent.State {
@@ -376,13 +389,7 @@ func TestGroup_LeaderCutOff(t *testing.T) {
 	}
 	tg.net.setCut(old.id, true)
 	cutAt := time.Now()
-	var other *member
-	for _, m := range tg.members {
-		if m != old {
-			other = m
-			break
-		}
-	}
+	other := tg.followers(old)[0]
 	// A write at a follower during the election waits for the new leader,
 	// or, if the follower forwarded it to the old one, fails as of unknown
 	// outcome when the new leader takes over; a client then writes again.
@@ -422,13 +429,7 @@ func TestGroup_MemberRestart(t *testing.T) {
 	tg := newTestGroup(t, 3)
 	l := tg.leader()
 	ctx := context.Background()
-	var follower *member
-	for _, m := range tg.members {
-		if m != l {
-			follower = m
-			break
-		}
-	}
+	follower := tg.followers(l)[0]
 	for i := range 5 {
 		if _, err := l.g.Write(ctx, argent.Batch{Ops: []argent.Op{put(fmt.Sprint(i), "a")}}); err != nil {
 			t.Fatal(err)
@@ -457,13 +458,7 @@ func TestGroup_CompactsLog(t *testing.T) {
 	tg := newTestGroup(t, 3, group.Config{LogKeep: 50, CompactInterval: 20 * time.Millisecond})
 	l := tg.leader()
 	ctx := context.Background()
-	var follower *member
-	for _, m := range tg.members {
-		if m != l {
-			follower = m
-			break
-		}
-	}
+	follower := tg.followers(l)[0]
 	write := func(n int) argent.Index {
 		var idx argent.Index
 		for i := range n {
@@ -532,12 +527,7 @@ func TestGroup_ReadIndex(t *testing.T) {
 	tg := newTestGroup(t, 3)
 	l := tg.leader()
 	ctx := context.Background()
-	var followers []*member
-	for _, m := range tg.members {
-		if m != l {
-			followers = append(followers, m)
-		}
-	}
+	followers := tg.followers(l)
 	for i := range 20 {
 		k := fmt.Sprint("r", i)
 		idx, err := l.g.Write(ctx, argent.Batch{Ops: []argent.Op{put(k, k)}})
@@ -645,13 +635,7 @@ func TestGroup_Membership(t *testing.T) {
 func TestGroup_CrashedMemberReplaysBeforeServing(t *testing.T) {
 	tg := newTestGroup(t, 3)
 	l := tg.leader()
-	var m *member
-	for _, o := range tg.members {
-		if o != l {
-			m = o
-			break
-		}
-	}
+	m := tg.followers(l)[0]
 	// Replace m by member 4 on a crashable file system: a fresh store
 	// and log that catch up from the leader's log.
 	tg.stop(m)

@@ -358,21 +358,7 @@ func groupLinearizable(t *testing.T, args []string, fault groupLinFault) {
 			rng := newRand(seed, id)
 			lastMod := map[string]argent.Index{}
 			for !stop.Load() {
-				in := linInput{key: keys[rng.IntN(len(keys))], val: fmt.Sprintf("c%d-%d", id, valSeq.Add(1))}
-				switch p := rng.IntN(10); {
-				case p < 4:
-					in.op = "get"
-				case p < 7:
-					in.op = "put"
-				case p < 8:
-					in.op = "delete"
-				default:
-					in.op = "cas"
-					in.expect = lastMod[in.key]
-					if rng.IntN(4) == 0 {
-						in.expect = argent.Index(rng.IntN(3)) // often wrong
-					}
-				}
+				in := linOp(rng, keys[rng.IntN(len(keys))], fmt.Sprintf("c%d-%d", id, valSeq.Add(1)), lastMod)
 				m, c := targets.pick(rng)
 				ctx, cancel := ctxTimeout(opTimeout)
 				call := time.Since(t0).Nanoseconds()

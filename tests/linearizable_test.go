@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -71,6 +72,29 @@ type linState struct {
 // position in the log: a key's writes come at increasing positions in
 // linearization order. Writes merged into one entry share its index and
 // are ordered by their ops' order in it.
+// linOp picks a client's next operation on key: a get (40 %), a put of val
+// (30 %), a delete (10 %), or a put of val on condition (20 %) that key still
+// has the mod index the client last saw (lastMod), now and then a wrong one
+// on purpose.
+func linOp(rng *rand.Rand, key, val string, lastMod map[string]argent.Index) linInput {
+	in := linInput{key: key, val: val}
+	switch p := rng.IntN(10); {
+	case p < 4:
+		in.op = "get"
+	case p < 7:
+		in.op = "put"
+	case p < 8:
+		in.op = "delete"
+	default:
+		in.op = "cas"
+		in.expect = lastMod[key]
+		if rng.IntN(4) == 0 {
+			in.expect = argent.Index(rng.IntN(3)) // often wrong
+		}
+	}
+	return in
+}
+
 // recordLin returns the history entry of one finished operation of client
 // id, and updates the client's lastMod (the mod index its next conditional
 // write expects). An operation of unknown outcome may take effect at any
@@ -249,25 +273,11 @@ func TestRoot_Linearizable(t *testing.T) {
 			rng := newRand(seed, id)
 			lastMod := map[string]argent.Index{}
 			for n := 0; n < opsEach && time.Now().Before(deadline); n++ {
-				in := linInput{key: keys[rng.IntN(len(keys))]}
 				mu.Lock()
 				valSeq++
-				in.val = fmt.Sprintf("c%d-%d", id, valSeq)
+				val := fmt.Sprintf("c%d-%d", id, valSeq)
 				mu.Unlock()
-				switch p := rng.IntN(10); {
-				case p < 4:
-					in.op = "get"
-				case p < 7:
-					in.op = "put"
-				case p < 8:
-					in.op = "delete"
-				default:
-					in.op = "cas"
-					in.expect = lastMod[in.key]
-					if rng.IntN(4) == 0 {
-						in.expect = argent.Index(rng.IntN(3)) // often wrong
-					}
-				}
+				in := linOp(rng, keys[rng.IntN(len(keys))], val, lastMod)
 				call := time.Since(t0).Nanoseconds()
 				out, ok, err := linDo(c, in)
 				ret := time.Since(t0).Nanoseconds()

@@ -650,8 +650,7 @@ func (g *Group) installSnapshot(snap *raftpb.Snapshot) error {
 		case <-done:
 			waiting = false
 		case pr := <-g.publishc:
-			g.publishing = append(g.publishing, pr)
-			if err := g.publish(true); err != nil {
+			if err := g.publishNow(pr); err != nil {
 				return err
 			}
 		}
@@ -792,9 +791,8 @@ func (g *Group) sendApply(w applyWork) {
 		case g.applyc <- w:
 			return
 		case pr := <-g.publishc:
-			g.publishing = append(g.publishing, pr)
 			// An error here fails the member; the next round returns it.
-			if err := g.publish(true); err != nil {
+			if err := g.publishNow(pr); err != nil {
 				g.fail(err)
 			}
 		}
@@ -822,6 +820,13 @@ func (g *Group) publish(sync bool) error {
 		g.ackPublishes(nil)
 	}
 	return nil
+}
+
+// publishNow makes pr durable at once, with any held before it: for when
+// Run cannot wait for its next write (the applier may be waiting on it).
+func (g *Group) publishNow(pr publishReq) error {
+	g.publishing = append(g.publishing, pr)
+	return g.publish(true)
 }
 
 // ackPublishes answers the publish requests held.

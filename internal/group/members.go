@@ -129,11 +129,12 @@ func (g *Group) waitFor(ctx context.Context, cond func() bool, what string) erro
 
 // member returns the address of member id.
 func (g *Group) member(id uint64) (string, bool) {
-	i := slices.IndexFunc(g.Status().Members, func(p Peer) bool { return p.ID == id })
+	members := g.Status().Members
+	i := slices.IndexFunc(members, func(p Peer) bool { return p.ID == id })
 	if i < 0 {
 		return "", false
 	}
-	return g.Status().Members[i].Addr, true
+	return members[i].Addr, true
 }
 
 // memberBook is what a member knows of the others' addresses: the initial

@@ -470,13 +470,9 @@ func (s *Store) Sync() (err error) {
 	return nil
 }
 
-func (s *Store) SyncAndPublish(st argent.State) (err error) {
-	if err := s.Failed(); err != nil {
+func (s *Store) SyncAndPublish(st argent.State) error {
+	if err := s.Sync(); err != nil {
 		return err
-	}
-	defer pebblelog.Catch(&err, s.fail)
-	if err := s.db.LogData(nil, pebble.Sync); err != nil {
-		return s.fail(fmt.Errorf("kv: sync up to %d: %w", st.Index, err))
 	}
 	s.publish(&st)
 	return nil

@@ -399,17 +399,7 @@ func (s *Storage) SetConfState(cs *raftpb.ConfState, appliedIndex uint64) error 
 
 // SetMembers records, fsynced, the caller's description of the members
 // (their addresses): Raft's configuration holds only their IDs.
-func (s *Storage) SetMembers(v []byte) error {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if err := s.writable(); err != nil {
-		return err
-	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	_ = b.Set(keyMembers, v, nil)
-	return s.commit(b, true)
-}
+func (s *Storage) SetMembers(v []byte) error { return s.setMeta(keyMembers, v, true) }
 
 // Members returns what SetMembers recorded last, nil if nothing.
 func (s *Storage) Members() ([]byte, error) {
@@ -423,6 +413,11 @@ func (s *Storage) Members() ([]byte, error) {
 // writes. After a crash the caller replays its log up to Published before
 // it serves again, so that what it served never goes back.
 func (s *Storage) SetPublished(i uint64, sync bool) error {
+	return s.setMeta(keyPublished, encodeUint64(i), sync)
+}
+
+// setMeta writes one meta key, fsynced when sync is set.
+func (s *Storage) setMeta(k, v []byte, sync bool) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if err := s.writable(); err != nil {
@@ -430,7 +425,7 @@ func (s *Storage) SetPublished(i uint64, sync bool) error {
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	_ = b.Set(keyPublished, encodeUint64(i), nil)
+	_ = b.Set(k, v, nil)
 	return s.commit(b, sync)
 }
 

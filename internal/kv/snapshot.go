@@ -9,7 +9,6 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/argent-kv/argent"
-
 	"github.com/argent-kv/argent/internal/pebblelog"
 )
 

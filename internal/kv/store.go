@@ -34,7 +34,6 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/logstore"
-
 	"github.com/argent-kv/argent/internal/pebblelog"
 )
 

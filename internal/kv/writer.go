@@ -10,9 +10,8 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/logstore"
-	"github.com/argent-kv/argent/internal/wire"
-
 	"github.com/argent-kv/argent/internal/pebblelog"
+	"github.com/argent-kv/argent/internal/wire"
 )
 
 // Writer applies consecutive entries in one Pebble batch. Reads through the

@@ -170,6 +170,9 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// inGroup reports whether the root is a member of a root group.
+func (c *Config) inGroup() bool { return len(c.GroupPeers) > 0 }
+
 // Node is a running argent node.
 type Node struct {
 	cfg      Config
@@ -234,7 +237,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, dataDirError(cfg.DataDir, err)
 	}
-	if cfg.Role == RoleRoot && len(cfg.GroupPeers) == 0 {
+	if cfg.Role == RoleRoot && !cfg.inGroup() {
 		if _, err := store.InitDataset(); err != nil {
 			store.Close()
 			return nil, err
@@ -248,7 +251,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.store = store
 	// A root's state is the dataset's, whatever its index: it is ready. A
 	// group member is once the group has its dataset ID.
-	n.ready.Store(cfg.Role == RoleRoot && len(cfg.GroupPeers) == 0)
+	n.ready.Store(cfg.Role == RoleRoot && !cfg.inGroup())
 	n.fatal = fatal
 
 	pm := pull.NewMetrics(n.reg)
@@ -259,7 +262,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	ctx, n.cancel = context.WithCancel(ctx)
 	mux := http.NewServeMux()
 	switch {
-	case cfg.Role == RoleRoot && len(cfg.GroupPeers) > 0:
+	case cfg.Role == RoleRoot && cfg.inGroup():
 		if err := n.startGroup(ctx, store, mux, pm); err != nil {
 			n.cancel()
 			n.ln.Close()

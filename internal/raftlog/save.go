@@ -10,7 +10,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/argent-kv/argent"
-
 	"github.com/argent-kv/argent/internal/pebblelog"
 )
 

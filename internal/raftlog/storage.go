@@ -49,7 +49,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/argent-kv/argent"
-
 	"github.com/argent-kv/argent/internal/pebblelog"
 )
 

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/argent-kv/argent"
 
+	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/pull"
 	"github.com/argent-kv/argent/internal/wire"

@@ -3,11 +3,11 @@ package pulltest
 import (
 	"bytes"
 	"context"
-	"github.com/argent-kv/argent/internal/logstore"
 	"testing"
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/logstore"
 )
 
 // CheckSame fails unless got holds want's state: the same applied index

@@ -164,9 +164,9 @@ func logProxyTiers(t *testing.T, px *cluster.Node) {
 			m[name] = v
 		}
 	}
-	t.Logf("proxy reads: window %v, cache %v, filter %v, replica %v; admitted %v, failed misses %v",
+	t.Logf("proxy reads: window %v, cache %v, filter %v, l2 %v, l3 %v; admitted %v, failed misses %v",
 		m["argent_proxy_reads_window_total"], m["argent_proxy_reads_cache_total"], m["argent_proxy_reads_filter_total"],
-		m["argent_proxy_reads_replica_total"], m["argent_proxy_admitted_total"], m["argent_proxy_miss_failures_total"])
+		m["argent_proxy_reads_l2_total"], m["argent_proxy_reads_l3_total"], m["argent_proxy_admitted_total"], m["argent_proxy_miss_failures_total"])
 }
 
 // TestProxy_LearnsReplicas gives a proxy one replica, A, in --upstream and

@@ -138,7 +138,9 @@ type ProxyCmd struct {
 	WindowBytes   byteSize      `help:"Memory for the sliding window of recent writes, which proves a lagging replica's answer still holds." default:"16MiB"`
 	StallTimeout  time.Duration `help:"Move to another upstream after this long without a frame." default:"30s"`
 	RESPListen    string        `name:"resp-listen" help:"Also serve the Redis protocol on this address; off when empty."`
-	DC            string        `name:"dc" help:"This proxy's data center: misses go to replicas of the same DC first."`
+	DC            string        `name:"dc" help:"This proxy's data center: misses go to replicas of the same DC first, and the DC's proxies share one cache (L2), each owning some of its 1,024 shards."`
+	DCPeers       string        `name:"dc-peers" help:"The other proxies of the DC, comma-separated, as they listen (optional: a relay names them too)."`
+	L2Timeout     time.Duration `name:"l2-timeout" help:"How long a miss waits for the DC peer owning its shard before asking a replica; a peer that fails is skipped for a while." default:"250ms"`
 	MaxKey        byteSize      `help:"Largest key accepted." default:"1024"`
 	MaxValue      byteSize      `help:"Largest value accepted." default:"32MiB"`
 	MaxBatch      byteSize      `help:"Largest batch (sum of keys and values) accepted." default:"64MiB"`
@@ -150,7 +152,7 @@ type ProxyCmd struct {
 func (c *ProxyCmd) Run(ctx context.Context) error {
 	cfg := node.Config{Role: node.RoleProxy, DataDir: c.Data, Listen: c.Listen, Upstreams: splitList(c.Upstream),
 		CacheSize: int64(c.CacheSize), FreeDiskFloor: int64(c.FreeDiskFloor), MissWait: c.MissWait, WindowBytes: int64(c.WindowBytes),
-		StallTimeout: c.StallTimeout, RESPListen: c.RESPListen, Pprof: c.Pprof, DC: c.DC,
+		StallTimeout: c.StallTimeout, RESPListen: c.RESPListen, Pprof: c.Pprof, DC: c.DC, DCPeers: splitList(c.DCPeers), L2Timeout: c.L2Timeout,
 		Limits: argent.Limits{MaxKey: int(c.MaxKey), MaxValue: int(c.MaxValue), MaxBatch: int(c.MaxBatch)},
 		Logger: newLogger(c.LogLevel)}
 	return serve(ctx, cfg)

@@ -62,6 +62,11 @@ type Config struct {
 	// DC names the node's data center; proxies resolve misses at replicas
 	// of their own DC first.
 	DC string
+	// DCPeers are the other proxies of a proxy's DC, which share the
+	// DC-wide cache (L2) with it; relays name more. L2Timeout bounds one
+	// request to an L2 owner (default 250 ms).
+	DCPeers   []string
+	L2Timeout time.Duration
 
 	// CacheSize is a proxy's disk budget for cached keys and values.
 	CacheSize int64

@@ -21,15 +21,17 @@ func startProxy(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, dataDirError(cfg.DataDir, err)
 	}
-	p, err := proxy.New(proxy.Config{Cache: pc, Replicas: cfg.Upstreams, DC: cfg.DC, MissWait: cfg.MissWait,
-		Window: window.Options{MaxBytes: int(cfg.WindowBytes)},
-		Limits: cfg.Limits, Logger: cfg.Logger})
+	n, err := newNode(cfg, pc.NodeID())
 	if err != nil {
 		pc.Close()
 		return nil, err
 	}
-	n, err := newNode(cfg, pc.NodeID())
+	p, err := proxy.New(proxy.Config{Cache: pc, Replicas: cfg.Upstreams, DC: cfg.DC, MissWait: cfg.MissWait,
+		DCPeers: cfg.DCPeers, Self: n.Addr(), L2Timeout: cfg.L2Timeout,
+		Window: window.Options{MaxBytes: int(cfg.WindowBytes)},
+		Limits: cfg.Limits, Logger: cfg.Logger})
 	if err != nil {
+		n.ln.Close()
 		pc.Close()
 		return nil, err
 	}
@@ -46,7 +48,9 @@ func startProxy(ctx context.Context, cfg Config) (*Node, error) {
 	n.follower = proxyFollower{f, heard}
 	n.goRun(func() { _ = f.Run(ctx) })
 	n.goRun(func() { p.Run(ctx) })
-	return n.serve(http.NewServeMux())
+	mux := http.NewServeMux()
+	mux.HandleFunc(proxy.L2Path, p.ServeL2)
+	return n.serve(mux)
 }
 
 // proxyFollower is a proxy's side facing its upstream: the Follower that
@@ -74,10 +78,11 @@ func (n *Node) registerProxyGauges() {
 	for _, t := range []struct {
 		tier string
 		c    interface{ Load() uint64 }
-	}{{proxy.TierWindow, &st.Window}, {proxy.TierCache, &st.Cache}, {proxy.TierFilter, &st.Filter}, {proxy.TierReplica, &st.Replica}} {
+	}{{proxy.TierWindow, &st.Window}, {proxy.TierCache, &st.Cache}, {proxy.TierFilter, &st.Filter}, {proxy.TierL2, &st.L2}, {proxy.TierL3, &st.L3}} {
 		c := t.c
 		counter("argent_proxy_reads_"+t.tier+"_total", "Reads answered by the proxy's "+t.tier+".", func() float64 { return float64(c.Load()) })
 	}
 	counter("argent_proxy_miss_failures_total", "Misses no replica could resolve in time.", func() float64 { return float64(st.Failed.Load()) })
 	counter("argent_proxy_admitted_total", "Resolved misses admitted to the cache.", func() float64 { return float64(st.Admitted.Load()) })
+	counter("argent_proxy_l2_served_total", "Keys this proxy answered to DC peers as the owner of their shard.", func() float64 { return float64(st.L2Served.Load()) })
 }

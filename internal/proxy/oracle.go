@@ -28,6 +28,9 @@ type oracle struct {
 	// forget drops a learned replica silent for this long; the --upstream
 	// ones stay.
 	forget time.Duration
+	// onRelay, when set, is given the addresses of the proxies of the
+	// oracle's DC that a relay names as its children.
+	onRelay func(proxies []string)
 
 	mu    sync.Mutex
 	peers map[string]*peer // by address
@@ -191,6 +194,15 @@ func (o *oracle) refresh(ctx context.Context) {
 		o.mu.Unlock()
 		if st.Role == "proxy" {
 			continue // a proxy answers no lookups; it was named in error
+		}
+		if st.Role == "relay" && o.onRelay != nil && st.DC == o.dc {
+			var proxies []string
+			for _, c := range st.Children {
+				if c.Role == "proxy" && c.DC == o.dc && c.Addr != "" {
+					proxies = append(proxies, c.Addr)
+				}
+			}
+			o.onRelay(proxies)
 		}
 		if st.Upstream != "" {
 			_, _ = o.add(st.Upstream, false)

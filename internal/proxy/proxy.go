@@ -36,10 +36,13 @@ import (
 
 // Tiers name the layer that answered a read, for Argent-Tier.
 const (
-	TierWindow  = "window"
-	TierCache   = "cache"
-	TierFilter  = "filter"
-	TierReplica = "replica"
+	TierWindow = "window"
+	TierCache  = "cache"
+	TierFilter = "filter"
+	// TierL2 is a DC peer that owns the key's shard; TierL3 a replica (or
+	// the relay in front of the DC's replicas) asked for a miss.
+	TierL2 = "l2"
+	TierL3 = "l3"
 )
 
 // Config configures a Proxy. The zero value of each optional field means
@@ -52,6 +55,15 @@ type Config struct {
 	Replicas []string
 	// DC is the proxy's data center: replicas of the same DC come first.
 	DC string
+	// DCPeers are the other proxies of the DC (addresses as they listen),
+	// which share the DC-wide cache (L2) with this one; relays among the
+	// replicas name more. Self is this proxy's own address in that form.
+	// L2 is on when DC and Self are set.
+	DCPeers []string
+	Self    string
+	// L2Timeout bounds one request to an L2 owner; an owner that fails is
+	// skipped for a while and its keys are asked at L3. Default 250 ms.
+	L2Timeout time.Duration
 	// StatusInterval is how often the proxy asks the replicas it knows for
 	// their status. Default 2 s.
 	StatusInterval time.Duration
@@ -86,6 +98,10 @@ func (c Config) withDefaults() Config {
 	if c.FilterInterval <= 0 {
 		c.FilterInterval = 10 * time.Second
 	}
+	if c.L2Timeout <= 0 {
+		c.L2Timeout = 250 * time.Millisecond
+	}
+	c.Limits = c.Limits.WithDefaults()
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
 	}
@@ -103,6 +119,7 @@ type Proxy struct {
 	win    *window.Window
 	oracle *oracle
 	ring   *logRing
+	dc     *dcView // nil outside a data center
 
 	// applyMu orders the log applier against filter installs; last is the
 	// state of the last entry applied to the cache, durable or not.
@@ -131,9 +148,26 @@ type installedFilter struct {
 	base argent.Index
 }
 
-// Stats counts reads by tier, for metrics.
+// Stats counts reads by tier, for metrics, and the keys answered to DC
+// peers as their L2 owner.
 type Stats struct {
-	Window, Cache, Filter, Replica, Admitted, Failed atomic.Uint64
+	Window, Cache, Filter, L2, L3, Admitted, Failed, L2Served atomic.Uint64
+}
+
+// count adds a read answered by tier.
+func (s *Stats) count(tier string, n uint64) {
+	switch tier {
+	case TierWindow:
+		s.Window.Add(n)
+	case TierCache:
+		s.Cache.Add(n)
+	case TierFilter:
+		s.Filter.Add(n)
+	case TierL2:
+		s.L2.Add(n)
+	case TierL3:
+		s.L3.Add(n)
+	}
 }
 
 // New returns a Proxy over cfg.Cache, at the cache's applied state.
@@ -154,6 +188,10 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, err
 	}
 	p.oracle = o
+	if cfg.DC != "" && cfg.Self != "" {
+		p.dc = newDCView(cfg.Self, cfg.DCPeers, cfg.L2Timeout)
+		o.onRelay = p.learnDCPeers
+	}
 	return p, nil
 }
 
@@ -237,18 +275,19 @@ func (p *Proxy) GetTier(ctx context.Context, key []byte, at argent.Index) (argen
 		return argent.Value{}, "", err
 	}
 	if v, tier, err := p.getLocal(key, at); tier != "" {
+		p.stats.count(tier, 1)
 		return v, tier, err
 	}
-	rs, err := p.resolve(ctx, [][]byte{key}, at)
+	rs, err := p.resolve(ctx, [][]byte{key}, at, false)
 	if err != nil {
 		p.stats.Failed.Add(1)
 		return argent.Value{}, "", err
 	}
-	p.stats.Replica.Add(1)
+	p.stats.count(rs[0].tier, 1)
 	if rs[0].Absent {
-		return argent.Value{}, TierReplica, argent.ErrNotFound
+		return argent.Value{}, rs[0].tier, argent.ErrNotFound
 	}
-	return rs[0].Value, TierReplica, nil
+	return rs[0].Value, rs[0].tier, nil
 }
 
 // checkAt refuses a read at an index the proxy has not reached.
@@ -271,6 +310,7 @@ func (p *Proxy) GetLocal(ctx context.Context, key []byte, at argent.Index) (arge
 		return argent.Value{}, true, err
 	}
 	v, tier, err := p.getLocal(key, at)
+	p.stats.count(tier, 1)
 	return v, tier != "", err
 }
 
@@ -284,7 +324,20 @@ func (p *Proxy) GetMany(ctx context.Context, keys [][]byte, at argent.Index) (va
 	if err := p.checkAt(at); err != nil {
 		return nil, nil, err
 	}
-	vals, found = make([]argent.Value, len(keys)), make([]bool, len(keys))
+	vals, found, tiers, err := p.getMany(ctx, keys, at, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, t := range tiers {
+		p.stats.count(t, 1)
+	}
+	return vals, found, nil
+}
+
+// getMany is GetMany, which also says which tier answered each key: the
+// proxy's own tiers, or resolve for the misses (direct: at L3 only).
+func (p *Proxy) getMany(ctx context.Context, keys [][]byte, at argent.Index, direct bool) (vals []argent.Value, found []bool, tiers []string, err error) {
+	vals, found, tiers = make([]argent.Value, len(keys)), make([]bool, len(keys)), make([]string, len(keys))
 	var miss [][]byte                // the distinct keys missed
 	missAt := make([]int, len(keys)) // position in miss of each key; -1: answered here
 	pos := make(map[string]int)      // key -> position in miss
@@ -295,8 +348,9 @@ func (p *Proxy) GetMany(ctx context.Context, keys [][]byte, at argent.Index) (va
 			case err == nil:
 				vals[i], found[i] = v, true
 			case !errors.Is(err, argent.ErrNotFound):
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
+			tiers[i] = tier
 			continue
 		}
 		j, dup := pos[string(k)]
@@ -308,20 +362,23 @@ func (p *Proxy) GetMany(ctx context.Context, keys [][]byte, at argent.Index) (va
 		missAt[i] = j
 	}
 	if len(miss) == 0 {
-		return vals, found, nil
+		return vals, found, tiers, nil
 	}
-	rs, err := p.resolve(ctx, miss, at)
+	rs, err := p.resolve(ctx, miss, at, direct)
 	if err != nil {
 		p.stats.Failed.Add(uint64(len(miss)))
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	p.stats.Replica.Add(uint64(len(miss)))
 	for i, j := range missAt {
-		if j >= 0 && !rs[j].Absent {
+		if j < 0 {
+			continue
+		}
+		tiers[i] = rs[j].tier
+		if !rs[j].Absent {
 			vals[i], found[i] = rs[j].Value, true
 		}
 	}
-	return vals, found, nil
+	return vals, found, tiers, nil
 }
 
 // getLocal answers a read of key at index at from the proxy's own tiers:
@@ -329,18 +386,15 @@ func (p *Proxy) GetMany(ctx context.Context, keys [][]byte, at argent.Index) (va
 // tier is "" on a miss, which only a replica can resolve.
 func (p *Proxy) getLocal(key []byte, at argent.Index) (argent.Value, string, error) {
 	if wr, found, ok := p.win.Latest(key, at); ok && found {
-		p.stats.Window.Add(1)
 		return writeValue(wr), TierWindow, writeErr(wr)
 	}
 	if e, ok := p.cache.Get(key); ok && e.Since <= at {
-		p.stats.Cache.Add(1)
 		if !e.Present {
 			return argent.Value{}, TierCache, argent.ErrNotFound
 		}
 		return e.Value, TierCache, nil
 	}
 	if f := p.filter.Load(); f != nil && at >= f.base && !f.f.MayContain(key) {
-		p.stats.Filter.Add(1)
 		return argent.Value{}, TierFilter, argent.ErrNotFound
 	}
 	return argent.Value{}, "", nil

@@ -211,7 +211,7 @@ func TestProxy_ReadsEqualTheValueAtItsIndex(t *testing.T) {
 		}
 	}
 	t.Logf("reads by tier: %v", tiers)
-	for _, tier := range []string{proxy.TierWindow, proxy.TierCache, proxy.TierReplica} {
+	for _, tier := range []string{proxy.TierWindow, proxy.TierCache, proxy.TierL3} {
 		if tiers[tier] == 0 {
 			t.Errorf("no read answered by tier %s: %v", tier, tiers)
 		}

@@ -17,11 +17,21 @@ import (
 type flightKey struct {
 	key string
 	at  argent.Index
+	// direct flights go to L3 only: an owner answering a DC peer never
+	// asks another owner, and its flights are not shared with its own
+	// reads, which may ask owners.
+	direct bool
+}
+
+// answer is a resolved miss and the tier that answered it.
+type answer struct {
+	lookup.Result
+	tier string
 }
 
 type flight struct {
 	done chan struct{}
-	r    lookup.Result
+	a    answer
 	err  error
 	// abandoned is set when the read that led the flight went away (its
 	// ctx ended) before the key was resolved: the flight's error then says
@@ -46,17 +56,17 @@ type flight struct {
 // flight whose leader went away before it resolved is abandoned, and the
 // reads that waited on it try its key again (one of them leading the new
 // flight), so one reader leaving never fails another.
-func (p *Proxy) resolve(ctx context.Context, keys [][]byte, at argent.Index) ([]lookup.Result, error) {
+func (p *Proxy) resolve(ctx context.Context, keys [][]byte, at argent.Index, direct bool) ([]answer, error) {
 	wctx, cancel := context.WithTimeout(ctx, p.cfg.MissWait)
 	defer cancel()
-	out := make([]lookup.Result, len(keys))
+	out := make([]answer, len(keys))
 	todo := make([]int, len(keys)) // positions of the keys not resolved yet
 	for i := range todo {
 		todo[i] = i
 	}
 	for len(todo) > 0 {
 		var err error
-		if todo, err = p.resolveOnce(ctx, wctx, keys, todo, at, out); err != nil {
+		if todo, err = p.resolveOnce(ctx, wctx, keys, todo, at, direct, out); err != nil {
 			return nil, err
 		}
 	}
@@ -67,12 +77,12 @@ func (p *Proxy) resolve(ctx context.Context, keys [][]byte, at argent.Index) ([]
 // flights of the keys no other read is looking up, within wctx (ctx bounded
 // by MissWait), and then waits on the others. It returns the positions
 // whose flights were abandoned, to try again.
-func (p *Proxy) resolveOnce(ctx, wctx context.Context, keys [][]byte, todo []int, at argent.Index, out []lookup.Result) (retry []int, err error) {
+func (p *Proxy) resolveOnce(ctx, wctx context.Context, keys [][]byte, todo []int, at argent.Index, direct bool, out []answer) (retry []int, err error) {
 	flights := make([]*flight, len(todo))
 	var lead []int // positions in todo of the keys this call looks up
 	p.flightMu.Lock()
 	for j, i := range todo {
-		fk := flightKey{key: string(keys[i]), at: at}
+		fk := flightKey{key: string(keys[i]), at: at, direct: direct}
 		if f, ok := p.flights[fk]; ok {
 			flights[j] = f
 			continue
@@ -89,20 +99,20 @@ func (p *Proxy) resolveOnce(ctx, wctx context.Context, keys [][]byte, todo []int
 		for n, j := range lead {
 			ask[n] = keys[todo[j]]
 		}
-		rs, errs := p.lookupAt(wctx, ask, at)
+		rs, errs := p.lookupAt(wctx, ask, at, direct)
 		gone := ctx.Err() != nil
 		p.flightMu.Lock()
 		for _, j := range lead {
-			delete(p.flights, flightKey{key: string(keys[todo[j]]), at: at})
+			delete(p.flights, flightKey{key: string(keys[todo[j]]), at: at, direct: direct})
 		}
 		p.flightMu.Unlock()
 		for n, j := range lead {
 			f := flights[j]
-			f.r, f.err = rs[n], errs[n]
+			f.a, f.err = rs[n], errs[n]
 			f.abandoned = f.err != nil && gone
 			close(f.done)
 			if f.err == nil {
-				p.admit(keys[todo[j]], f.r, at)
+				p.admit(keys[todo[j]], f.a.Result, at)
 			}
 		}
 	}
@@ -119,7 +129,7 @@ func (p *Proxy) resolveOnce(ctx, wctx context.Context, keys [][]byte, todo []int
 		}
 		switch {
 		case f.err == nil:
-			out[i] = f.r
+			out[i] = f.a
 		case ctx.Err() != nil:
 			return nil, readerGone(ctx, fmt.Sprintf("miss of %q at %d", keys[i], at))
 		case f.abandoned:
@@ -138,17 +148,24 @@ func readerGone(ctx context.Context, what string) error {
 	return fmt.Errorf("%w: proxy: %s: the reader went away: %w", argent.ErrUnavailable, what, ctx.Err())
 }
 
-// lookupAt asks the replicas, in turn, for keys as of at until every
-// answer is proven to be the value at at (see prove), or ctx ends. Each
-// replica gets one request for all the keys not proven yet (see fetch).
-// After a round it waits a little for the replicas to catch up. It returns
-// each key's result or, once ctx ended, why it was not proven.
-func (p *Proxy) lookupAt(ctx context.Context, keys [][]byte, at argent.Index) ([]lookup.Result, []error) {
-	out := make([]lookup.Result, len(keys))
+// lookupAt resolves keys as of at. In a data center, unless direct, it
+// first asks the owners of their shards (L2, see askOwners). Then it asks
+// the replicas (L3), in turn, for the keys left until every answer is
+// proven to be the value at at (see prove), or ctx ends. Each replica gets
+// one request for all the keys not proven yet (see fetch). After a round
+// it waits a little for the replicas to catch up. It returns each key's
+// answer or, once ctx ended, why it was not proven.
+func (p *Proxy) lookupAt(ctx context.Context, keys [][]byte, at argent.Index, direct bool) ([]answer, []error) {
+	out := make([]answer, len(keys))
 	errs := make([]error, len(keys)) // why each key is not proven yet
 	todo := make([]int, len(keys))   // positions of the keys not proven yet
 	for i := range todo {
 		todo[i] = i
+	}
+	if p.dc != nil && !direct {
+		if todo = p.askOwners(ctx, keys, todo, at, out); len(todo) == 0 {
+			return out, errs
+		}
 	}
 	ask := make([][]byte, 0, len(keys))
 	proven := p.askReplicas(ctx, at, func(c *lookup.Client) bool {
@@ -161,7 +178,8 @@ func (p *Proxy) lookupAt(ctx context.Context, keys [][]byte, at argent.Index) ([
 		for j, i := range todo {
 			err := ferrs[j]
 			if err == nil {
-				out[i], err = p.prove(c.Addr(), keys[i], rs[j], at)
+				out[i].tier = TierL3
+				out[i].Result, err = p.prove(c.Addr(), keys[i], rs[j], at)
 			} else if errors.Is(err, argent.ErrUnavailable) {
 				down = true
 			}

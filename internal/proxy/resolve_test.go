@@ -107,7 +107,7 @@ func TestProxy_AdmitRefusesKeyChangedDuringMiss(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the read of k at 2 did not end within 10 s of the replica's answer")
 	}
-	if a.err != nil || a.tier != proxy.TierReplica || string(a.v.Value) != "old" || a.v.ModIndex != 1 {
+	if a.err != nil || a.tier != proxy.TierL3 || string(a.v.Value) != "old" || a.v.ModIndex != 1 {
 		t.Fatalf("read of k at 2 = %q@%d from tier %q, %v; want \"old\"@1 from the replica", a.v.Value, a.v.ModIndex, a.tier, a.err)
 	}
 

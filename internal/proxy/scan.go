@@ -48,7 +48,7 @@ func (p *Proxy) Scan(ctx context.Context, prefix, after []byte, limit int, at ar
 		p.stats.Failed.Add(1)
 		return nil, false, err
 	}
-	p.stats.Replica.Add(1)
+	p.stats.L3.Add(1)
 	return items, more, nil
 }
 

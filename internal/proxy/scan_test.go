@@ -102,7 +102,7 @@ func TestProxy_ScanAheadReplica(t *testing.T) {
 			t.Fatalf("walk at %d: %q, want %q", p.Applied(), walked, keys)
 		}
 	}
-	if n := p.Stats().Replica.Load(); n == 0 {
+	if n := p.Stats().L3.Load(); n == 0 {
 		t.Errorf("no scan counted as answered by a replica")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/argent-kv/argent"
@@ -228,6 +229,22 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	var out StatusResponse
 	if err := c.call(ctx, http.MethodGet, "/v1/status", nil, nil, &out); err != nil {
 		return StatusResponse{}, fmt.Errorf("client: status: %w", err)
+	}
+	return out, nil
+}
+
+// Trace returns the path of one read of key through the node's tiers
+// (GET /v1/trace/{key}): on a proxy the window, cache, filter, the DC peer
+// owning the key's shard and the replicas asked, each with its answer,
+// index and latency; on a root or replica its own store.
+func (c *Client) Trace(ctx context.Context, key []byte, opts ReadOptions) (Trace, error) {
+	if len(key) == 0 {
+		return Trace{}, fmt.Errorf("client: trace: %w: empty key", argent.ErrInvalid)
+	}
+	var out Trace
+	path := "/v1/trace/" + strings.TrimPrefix(keyPath(key), "/v1/kv/")
+	if err := c.call(ctx, http.MethodGet, path, opts.query(nil), nil, &out); err != nil {
+		return Trace{}, fmt.Errorf("client: trace %q: %w", key, err)
 	}
 	return out, nil
 }

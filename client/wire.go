@@ -55,6 +55,10 @@ type (
 	// StatusResponse is the answer to GET /v1/status. Shape:
 	// {"role":"replica","node_id":"...","dataset_id":"...","applied_index":N,"root_index":N,"lag_seconds":0.004,"upstream":"...","children":[...]}.
 	StatusResponse = apiwire.StatusResponse
+	// Trace is the answer to GET /v1/trace/{key}: the path of one read
+	// through a node's tiers, TraceStep one tier asked.
+	Trace     = apiwire.TraceResponse
+	TraceStep = apiwire.TraceStep
 
 	// GroupStatus is a root group member's view of its group (the group
 	// field of StatusResponse); GroupMember one member in it.

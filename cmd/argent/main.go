@@ -31,6 +31,7 @@ type CLI struct {
 	Scan   ScanCmd   `cmd:"" help:"List keys with a prefix."`
 	Watch  WatchCmd  `cmd:"" help:"Stream committed batches touching a prefix."`
 	Status StatusCmd `cmd:"" help:"Show a node's status."`
+	Trace  TraceCmd  `cmd:"" help:"Show the path of one read through a node's tiers (window, cache, filter, L2 owner, L3)."`
 	Member MemberCmd `cmd:"" help:"Look at and change the members of a root group: list, add, remove, transfer."`
 
 	Version kong.VersionFlag `help:"Print the version and exit."`

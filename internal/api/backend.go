@@ -123,3 +123,10 @@ type AsyncWriter interface {
 	// Write.
 	SubmitWrite(b argent.Batch, done func(argent.Index, error)) bool
 }
+
+// Tracer is implemented by a Reader whose reads go through several tiers
+// (a proxy): GET /v1/trace/{key} shows the path of one read through them.
+// Readers without it are traced as one step, their own store.
+type Tracer interface {
+	Trace(ctx context.Context, key []byte, at argent.Index) (apiwire.TraceResponse, error)
+}

@@ -239,6 +239,11 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) (route, int) {
 			return routeWatch, s.serveWatch(w, r)
 		}
 		return routeOther, s.methodNotAllowed(w, r, "GET, HEAD")
+	case strings.HasPrefix(p, tracePrefix):
+		if isGet {
+			return routeOther, s.serveTrace(w, r, p[len(tracePrefix):])
+		}
+		return routeOther, s.methodNotAllowed(w, r, "GET, HEAD")
 	case p == "/v1/status":
 		if isGet {
 			return routeStatus, s.serveStatus(w, r)

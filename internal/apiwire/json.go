@@ -252,3 +252,32 @@ func (r *TxnRequest) Batch() (argent.Batch, error) {
 	}
 	return b, nil
 }
+
+// TraceResponse is GET /v1/trace/{key}'s answer: the path of one read of
+// key at index Index through the node's tiers, in the order they were
+// asked, and the answer (Tier answered; Value base64 unless Absent).
+type TraceResponse struct {
+	Key      string       `json:"key"`
+	Node     string       `json:"node"`
+	Index    argent.Index `json:"index"`
+	Tier     string       `json:"tier"`
+	Absent   bool         `json:"absent,omitempty"`
+	Value    []byte       `json:"value,omitempty"`
+	ModIndex argent.Index `json:"mod_index,omitempty"`
+	Steps    []TraceStep  `json:"steps"`
+}
+
+// TraceStep is one tier asked during a traced read. Answer is one of:
+// "hit" (a value), "absent" (the key does not exist), "miss" (not held
+// here), "skip" (not asked, Detail says why), "newer" (an L2 owner is past
+// the read's index and the key changed since), "unproven" (an answer as of
+// an older index the window could not prove), "error". Index is the index
+// the answer was as of; Micros the step's latency.
+type TraceStep struct {
+	Tier   string       `json:"tier"`
+	Node   string       `json:"node,omitempty"`
+	Answer string       `json:"answer"`
+	Index  argent.Index `json:"index,omitempty"`
+	Micros float64      `json:"micros"`
+	Detail string       `json:"detail,omitempty"`
+}

@@ -6,11 +6,13 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/dcshard"
 	"github.com/argent-kv/argent/internal/lookup"
 	"github.com/argent-kv/argent/internal/proxy"
@@ -286,5 +288,61 @@ func TestL2_ServeRefusesBadInput(t *testing.T) {
 				t.Errorf("status %d (%s), want %d with a JSON error", resp.StatusCode, resp.Header.Get("Content-Type"), tc.want)
 			}
 		})
+	}
+}
+
+// TestTrace_ShowsEachTier traces reads at a proxy of a DC: a key its owner
+// has cached goes window, cache, filter, then l2; a key the proxy owns
+// skips l2 and is resolved at l3; a key in the window stops there. The
+// trace admits nothing to the cache.
+func TestTrace_ShowsEachTier(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	h := makeHistory(t, rng, 60, 200)
+	r := newReplica(t, h, 60)
+	d := newDC(t, h, 2, []string{r.addr}, 1<<20, window.Options{MaxBatches: 1})
+	for _, p := range d.proxies {
+		apply(t, p, h, 60, rng)
+	}
+	var other, own string
+	for _, k := range keysNotInWindow(h, 200, 0) {
+		if _, present := h.stateAt(60)[k]; !present {
+			continue
+		}
+		switch d.owner(k) {
+		case 1:
+			other = k
+		case 0:
+			own = k
+		}
+	}
+	checkRead(t, d.proxies[1], h, other, false) // the owner caches it
+	ctx := context.Background()
+	tiers := func(tr apiwire.TraceResponse) (out []string) {
+		for _, s := range tr.Steps {
+			out = append(out, s.Tier+":"+s.Answer)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		key, tier string
+		steps     []string
+	}{
+		{other, proxy.TierL2, []string{"window:miss", "cache:miss", "filter:skip", "l2:hit"}},
+		{own, proxy.TierL3, []string{"window:miss", "cache:miss", "filter:skip", "l2:skip", "l3:hit"}},
+	} {
+		for range 2 { // twice: nothing was admitted by the first
+			tr, err := d.proxies[0].Trace(ctx, []byte(tc.key), d.proxies[0].Applied())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tiers(tr); tr.Tier != tc.tier || !slices.Equal(got, tc.steps) || string(tr.Value) != h.stateAt(60)[tc.key] {
+				t.Errorf("trace of %s: tier %s, steps %v, value %q; want %s, %v, %q", tc.key, tr.Tier, got, tr.Value, tc.tier, tc.steps, h.stateAt(60)[tc.key])
+			}
+		}
+	}
+	last := h.entries[59].Ops[0]
+	tr, err := d.proxies[0].Trace(ctx, last.Key, 60)
+	if err != nil || tr.Tier != proxy.TierWindow || len(tr.Steps) != 1 {
+		t.Errorf("trace of a key in the window: %+v, %v", tr, err)
 	}
 }

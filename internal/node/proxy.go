@@ -84,5 +84,6 @@ func (n *Node) registerProxyGauges() {
 	}
 	counter("argent_proxy_miss_failures_total", "Misses no replica could resolve in time.", func() float64 { return float64(st.Failed.Load()) })
 	counter("argent_proxy_admitted_total", "Resolved misses admitted to the cache.", func() float64 { return float64(st.Admitted.Load()) })
+	counter("argent_proxy_prefetched_total", "Keys admitted to the cache from the DC's miss stream (reactive prefetch).", func() float64 { return float64(st.Prefetched.Load()) })
 	counter("argent_proxy_l2_served_total", "Keys this proxy answered to DC peers as the owner of their shard.", func() float64 { return float64(st.L2Served.Load()) })
 }

@@ -234,6 +234,21 @@ func (o *oracle) status(ctx context.Context, addr string) (apiwire.StatusRespons
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
+// relays returns the addresses of the known relays of the oracle's DC
+// that answered their last status.
+func (o *oracle) relays() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []string
+	for _, p := range o.peers {
+		if p.checked && p.healthy && p.role == "relay" && p.dc == o.dc {
+			out = append(out, p.addr)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // replicas returns the addresses of the known replicas (not the root, not
 // proxies) that answered their last status, for the log follower.
 func (o *oracle) replicas() []string {

@@ -152,6 +152,8 @@ type installedFilter struct {
 // peers as their L2 owner.
 type Stats struct {
 	Window, Cache, Filter, L2, L3, Admitted, Failed, L2Served atomic.Uint64
+	// Prefetched counts the keys admitted from the DC's miss stream.
+	Prefetched atomic.Uint64
 }
 
 // count adds a read answered by tier.
@@ -195,8 +197,8 @@ func New(cfg Config) (*Proxy, error) {
 	return p, nil
 }
 
-// Run keeps the proxy's view of the replicas and its filter current until
-// ctx ends.
+// Run keeps the proxy's view of the replicas and its filter current, and
+// in a data center follows its relays' miss streams, until ctx ends.
 func (p *Proxy) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -204,6 +206,13 @@ func (p *Proxy) Run(ctx context.Context) {
 		defer wg.Done()
 		p.oracle.run(ctx, p.cfg.StatusInterval)
 	}()
+	if p.cfg.DC != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.runPrefetch(ctx)
+		}()
+	}
 	p.RunFilter(ctx)
 	wg.Wait()
 }

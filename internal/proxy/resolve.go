@@ -322,20 +322,30 @@ func (p *Proxy) missErrs(keys [][]byte, todo []int, at argent.Index, errs []erro
 
 // admit offers r, the value at index at, to the cache at the cache's
 // applied index S2, if the window proves nothing wrote the key in
-// (at, S2]. The cache refuses it if an Apply moved S2 meanwhile; the next
-// miss brings it again.
-func (p *Proxy) admit(key []byte, r lookup.Result, at argent.Index) {
+// (at, S2], and reports whether the cache took it. The cache refuses it if
+// an Apply moved S2 meanwhile; the next miss brings it again.
+func (p *Proxy) admit(key []byte, r lookup.Result, at argent.Index) bool {
 	s2 := p.cache.Applied()
 	if changed, ok := p.win.Changed(key, at, s2); !ok || changed {
-		return
+		return false
 	}
 	e := proxycache.Entry{Present: !r.Absent, Value: r.Value}
 	if r.Absent {
 		e.Since = at // absent at at, and nothing changed it up to s2
 	}
-	if ok, err := p.cache.Admit(key, e, s2); err != nil {
+	return p.admitEntry(key, e, s2)
+}
+
+// admitEntry offers e, key's value at the cache's applied index s2, to the
+// cache, and reports whether the cache took it.
+func (p *Proxy) admitEntry(key []byte, e proxycache.Entry, s2 argent.Index) bool {
+	ok, err := p.cache.Admit(key, e, s2)
+	if err != nil {
 		p.cfg.Logger.Warn("proxy: admit to cache", "err", err)
-	} else if ok {
+		return false
+	}
+	if ok {
 		p.stats.Admitted.Add(1)
 	}
+	return ok
 }

@@ -1,0 +1,94 @@
+package proxy
+
+import (
+	"context"
+	"time"
+
+	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/dcstream"
+	"github.com/argent-kv/argent/internal/lookup"
+	"github.com/argent-kv/argent/internal/proxycache"
+)
+
+// Prefetch offers a miss another proxy of the DC resolved (a line of a
+// relay's miss stream: key's value at index m.Index) to the cache, through
+// the same proof as the proxy's own misses, and the cache's normal
+// admission (reactive prefetch). A key already cached is left alone. It
+// reports whether the cache took it.
+//
+// At the cache's applied index S2: a miss as of X <= S2 is taken if the
+// window shows no write of the key in (X, S2]; one as of X > S2 only if
+// the key was present with a mod index M <= S2, since no write in (M, X]
+// means none in (M, S2] either. Anything else is dropped: it is a
+// prefetch, and the next read of the key resolves it.
+func (p *Proxy) Prefetch(m dcstream.Miss) bool {
+	if _, cached := p.cache.Get(m.Key); cached {
+		return false
+	}
+	s2 := p.cache.Applied()
+	r := lookup.Result{Item: argent.Item{Key: m.Key, Value: argent.Value{Value: m.Value, ModIndex: m.ModIndex}}, Index: m.Index, Absent: m.Absent}
+	var took bool
+	switch {
+	case m.Index <= s2:
+		took = p.admit(m.Key, r, m.Index)
+	case !m.Absent && m.ModIndex <= s2:
+		took = p.admitEntry(m.Key, proxycache.Entry{Present: true, Value: r.Value}, s2)
+	}
+	if took {
+		p.stats.Prefetched.Add(1)
+	}
+	return took
+}
+
+// runPrefetch follows the miss stream of every relay of the proxy's DC the
+// oracle knows, until ctx ends: one subscription per relay, opened again a
+// second after it ends.
+func (p *Proxy) runPrefetch(ctx context.Context) {
+	subs := make(map[string]context.CancelFunc)
+	defer func() {
+		for _, cancel := range subs {
+			cancel()
+		}
+	}()
+	t := time.NewTicker(p.cfg.StatusInterval)
+	defer t.Stop()
+	for {
+		relays := p.oracle.relays()
+		want := make(map[string]bool, len(relays))
+		for _, addr := range relays {
+			want[addr] = true
+			if subs[addr] == nil {
+				sctx, cancel := context.WithCancel(ctx)
+				subs[addr] = cancel
+				go p.follow(sctx, addr)
+			}
+		}
+		for addr, cancel := range subs {
+			if !want[addr] {
+				cancel()
+				delete(subs, addr)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// follow subscribes to one relay's miss stream until ctx ends.
+func (p *Proxy) follow(ctx context.Context, addr string) {
+	opts := &dcstream.SubscribeOptions{Dataset: p.cache.Dataset()}
+	for ctx.Err() == nil {
+		opts.Dataset = p.cache.Dataset()
+		err := dcstream.SubscribeWith(ctx, addr, opts, func(m dcstream.Miss) { p.Prefetch(m) })
+		if err != nil {
+			p.cfg.Logger.Debug("proxy: DC miss stream ended", "relay", addr, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}

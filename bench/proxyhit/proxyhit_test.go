@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	mrand "math/rand/v2"
 	"strings"
 	"testing"
@@ -146,23 +145,6 @@ func TestValueSizes(t *testing.T) {
 	}
 	if _, err := valueSizes(1, "zipf", 1, 1); err == nil {
 		t.Error("unknown distribution accepted")
-	}
-}
-
-func TestReadTierResponse(t *testing.T) {
-	in := "HTTP/1.1 200 OK\r\nArgent-Index: 7\r\nArgent-Tier: cache\r\nContent-Length: 5\r\n\r\nhello" +
-		"HTTP/1.1 404 Not Found\r\nargent-tier: filter\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
-	br := bufio.NewReader(strings.NewReader(in))
-	status, tier, n, keep, err := readTierResponse(br)
-	if err != nil || status != 200 || tier != "cache" || n != 5 || !keep {
-		t.Errorf("first: %d %q %d %v %v", status, tier, n, keep, err)
-	}
-	status, tier, n, keep, err = readTierResponse(br)
-	if err != nil || status != 404 || tier != "filter" || n != 2 || keep {
-		t.Errorf("second: %d %q %d %v %v", status, tier, n, keep, err)
-	}
-	if _, _, _, _, err := readTierResponse(bufio.NewReader(strings.NewReader("HTTP/1.1 200 OK\r\n\r\n"))); err == nil {
-		t.Error("an answer without Content-Length was accepted")
 	}
 }
 

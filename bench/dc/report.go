@@ -178,11 +178,12 @@ func counterDeltas(before, after []map[string]float64, prefix string) map[string
 	return out
 }
 
+// Formatting of the report's figures: thousands, bytes, latencies in µs,
+// shares, table cells and budgets as percentages.
 func fmtInt[T ~int | ~int64 | ~uint64](n T) string    { return numfmt.Thousands(int64(n)) }
 func fmtBytes[T ~int | ~int64 | ~float64](n T) string { return numfmt.Bytes(float64(n)) }
 func fmtUs[T ~int64 | ~float64](us T) string          { return numfmt.Micros(float64(us)) }
 func pct(f float64) string                            { return fmt.Sprintf("%.1f%%", f*100) }
-func yesNo(ok bool) string                            { return map[bool]string{true: "yes", false: "no"}[ok] }
 func cell(s string) string                            { return strings.ReplaceAll(s, "|", `\|`) }
 func budgetLabel(f float64) string {
 	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", f*100), "0"), ".") + "%"

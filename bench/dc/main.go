@@ -366,9 +366,11 @@ func runMode(ctx context.Context, cfg config, bin, tmp string, b *base, mode str
 			return nil, ctx.Err()
 		}
 		mr.Light = &lightResult{Reads: t.reads, Rate: cfg.lightRate, Tiers: t.tiers, Latency: t.latencies()}
-		l2 := mr.Light.Latency[tierL2]
-		fmt.Fprintf(log, "dc: %s: light load, %s reads: %s; l2 p50 %s, p99 %s\n", mode, fmtInt(t.reads),
-			tierList(t.tiers), fmtUs(l2.P50), fmtUs(l2.P99))
+		l2 := "no l2 answers"
+		if l, ok := mr.Light.Latency[tierL2]; ok {
+			l2 = fmt.Sprintf("l2 p50 %s, p99 %s", fmtUs(l.P50), fmtUs(l.P99))
+		}
+		fmt.Fprintf(log, "dc: %s: light load, %s reads: %s; %s\n", mode, fmtInt(t.reads), tierList(t.tiers), l2)
 	}
 	for _, p := range c.Procs() {
 		if p.Exited() {

@@ -40,7 +40,7 @@ bench-quick:
 # One data center of eight proxies on Zipf traces, v1.5 against the v2
 # tier (relay and L2 shards), beside the offline optimum: a few minutes;
 # results in docs/benchmarks.md and bench/results/dc-latest.json.
-# BENCH_ARGS=-quick for a smoke run of about a minute.
+# BENCH_ARGS=-quick for a smoke run of well under a minute.
 bench-dc:
 	cd bench && go run ./dc $(BENCH_ARGS)
 

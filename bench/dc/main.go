@@ -7,7 +7,7 @@
 //
 //	cd bench                  # the benchmarks' own module
 //	go run ./dc               # the whole benchmark, a few minutes on 2 cores
-//	go run ./dc -quick        # a smoke run of about a minute
+//	go run ./dc -quick        # a smoke run of well under a minute
 //	go run ./dc -modes v1.5 -reads 50000
 //
 // Nodes. It builds ./cmd/argent and starts a root and two replicas

@@ -2,7 +2,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build test test-short lint bench bench-quick bench-go fmt-check
+.PHONY: build test test-short lint bench bench-quick bench-dc bench-go fmt-check
 
 build:
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/argent ./cmd/argent
@@ -36,6 +36,13 @@ bench:
 # The same in about two minutes, as a smoke test of the suite.
 bench-quick:
 	bench/run.sh -quick $(BENCH_ARGS)
+
+# One data center of eight proxies on Zipf traces, v1.5 against the v2
+# tier (relay and L2 shards), beside the offline optimum: a few minutes;
+# results in docs/benchmarks.md and bench/results/dc-latest.json.
+# BENCH_ARGS=-quick for a smoke run of well under a minute.
+bench-dc:
+	cd bench && go run ./dc $(BENCH_ARGS)
 
 # Store and root micro-benchmarks (testing.B).
 bench-go:

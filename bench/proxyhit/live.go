@@ -16,16 +16,13 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
-	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/bench/internal/benchnode"
 )
 
 const (
-	prefillBatch   = 1000 // keys per txn
-	prefillWriters = 4    // txns in flight
-	histMin        = 1    // µs
-	histMax        = 60_000_000
-	histSig        = 3
+	histMin = 1 // µs
+	histMax = 60_000_000
+	histSig = 3
 	// tailKeys: the keys written last may still be in the proxy's sliding
 	// window (and answer "window"); hit and miss keys are drawn from the
 	// others.
@@ -149,10 +146,8 @@ func runLive(ctx context.Context, cfg config, tmp string, log io.Writer) (res *l
 	fmt.Fprintf(log, "proxyhit: root %s (pid %d), replica %s (pid %d), proxy %s (pid %d, --cache-size %s, --window-bytes %s)\n",
 		root.Addr, root.PID(), replica.Addr, replica.PID(), proxy.Addr, proxy.PID(), fmtBytes(res.CacheSize), cfg.windowBytes)
 
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: prefillWriters, DisableCompression: true}}
-	defer hc.CloseIdleConnections()
 	start := time.Now()
-	last, err := prefill(ctx, root, cfg.liveKeys, cfg.liveValue, cfg.seed)
+	last, err := benchnode.Fill(ctx, root, cfg.liveKeys, keyName, cfg.liveValue, cfg.seed)
 	if err != nil {
 		return nil, problems, err
 	}
@@ -402,56 +397,6 @@ func measure(ctx context.Context, cfg config, addr string, hot [][]byte, missIDs
 		return nil, 0, firstErr
 	}
 	return out, secs, nil
-}
-
-// prefill writes keys 0..keys-1, value random bytes each, through the root
-// with POST /v1/txn and returns the last index written.
-func prefill(ctx context.Context, root *benchnode.Proc, keys, value int, seed uint64) (argent.Index, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		mu       sync.Mutex
-		last     argent.Index
-		firstErr error
-		wg       sync.WaitGroup
-	)
-	starts := make(chan int)
-	for w := range prefillWriters {
-		wg.Go(func() {
-			r := mrand.New(mrand.NewPCG(seed, uint64(w)))
-			for from := range starts {
-				to := min(from+prefillBatch, keys)
-				b := argent.Batch{Ops: make([]argent.Op, 0, to-from)}
-				for k := from; k < to; k++ {
-					v := make([]byte, value)
-					for i := range v {
-						v[i] = byte(r.Uint32())
-					}
-					b.Ops = append(b.Ops, argent.Op{Type: argent.OpPut, Key: []byte(keyName(k)), Value: v})
-				}
-				idx, err := root.Client.Txn(ctx, b)
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = fmt.Errorf("txn of keys %d..%d: %w", from, to-1, err)
-					cancel()
-				}
-				last = max(last, idx)
-				mu.Unlock()
-			}
-		})
-	}
-	for from := 0; from < keys && ctx.Err() == nil; from += prefillBatch {
-		select {
-		case starts <- from:
-		case <-ctx.Done():
-		}
-	}
-	close(starts)
-	wg.Wait()
-	if firstErr != nil {
-		return 0, firstErr
-	}
-	return last, ctx.Err()
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

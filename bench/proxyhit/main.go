@@ -50,6 +50,7 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent/bench/internal/benchnode"
+	"github.com/argent-kv/argent/bench/internal/cachetrace"
 )
 
 func main() {
@@ -237,7 +238,7 @@ func run(ctx context.Context, cfg config, log io.Writer) (*results, error) {
 			_ = os.RemoveAll(tmp)
 		}
 	}()
-	if cfg.overhead, err = measureOverhead(tmp); err != nil {
+	if cfg.overhead, err = cachetrace.EntryOverhead(tmp); err != nil {
 		return nil, fmt.Errorf("per-entry overhead of proxycache: %w", err)
 	}
 	res.Settings = settingsOf(cfg)

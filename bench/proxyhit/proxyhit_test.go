@@ -1,12 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"math"
 	mrand "math/rand/v2"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/argent-kv/argent/bench/internal/cachetrace"
 )
 
 // unit returns n weights of 1.
@@ -27,138 +27,22 @@ func tr(s string) []int32 {
 	return out
 }
 
-func TestBelady_HandMade(t *testing.T) {
-	for _, tt := range []struct {
-		name   string
-		trace  string
-		keys   int
-		budget int64
-		want   int
-	}{
-		// One slot: caching B would cost A's hit; bypass keeps it.
-		{"bypass", "ABA", 2, 1, 1},
-		{"nothing fits", "AAAA", 1, 0, 0},
-		{"all fit", "ABCABC", 3, 3, 3},
-		// C is never read again: not cached, A and B both hit.
-		{"never again", "ABCAB", 3, 2, 2},
-		// At C (next read at 4), A is next read at 5 and B at 3: evict A
-		// for C; then B, C, C and B hit, and A misses.
-		{"furthest", "ABCBCACB", 3, 2, 4},
-		// The textbook string (3 frames): demand paging MIN faults 9
-		// times (11 hits); with bypass it does better.
-		{"textbook", "HABCADAECDADCBCABHAB", 8, 3, 12},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			trace := tr(tt.trace)
-			got := belady(trace, unit(tt.keys), tt.budget, len(trace))
-			if got.All != tt.want || got.Late != 0 {
-				t.Errorf("belady(%s, %d) = %+v, want %d hits", tt.trace, tt.budget, got, tt.want)
-			}
-			if bf := bruteForce(trace, unit(tt.keys), tt.budget); bf != tt.want {
-				t.Errorf("brute force(%s, %d) = %d, want %d", tt.trace, tt.budget, bf, tt.want)
-			}
-		})
-	}
-}
-
-func TestBelady_Late(t *testing.T) {
-	// "AABB" with room for one: hits at 1 and 3; from 2 on only the one at 3.
-	got := belady(tr("AABB"), unit(2), 1, 2)
-	if got != (hits{All: 2, Late: 1}) {
-		t.Errorf("belady = %+v, want 2 hits, 1 late", got)
-	}
-}
-
-func TestBelady_Weights(t *testing.T) {
-	// A weighs 2, B and C 1, budget 2. "ABCBCA": caching A (next at 5)
-	// would take the whole budget and cost B's and C's hits; B and C
-	// fit together and hit twice.
-	w := []int64{2, 1, 1}
-	if got := belady(tr("ABCBCA"), w, 2, 6); got.All != 2 {
-		t.Errorf("belady = %+v, want 2 hits", got)
-	}
-	// Making room for B (weight 2) takes evicting both A and C, both read
-	// after B, so the heuristic does (the bypass check looks past the
-	// first victim) and gets B's one hit, where keeping A and C gets two:
-	// with unequal weights it is not the optimum.
-	w = []int64{1, 2, 1}
-	if got := belady(tr("ACBBAC"), w, 2, 6); got.All != 1 {
-		t.Errorf("belady = %+v, want 1 hit (B)", got)
-	}
-	if got := bruteForce(tr("ACBBAC"), w, 2); got != 2 {
-		t.Errorf("brute force = %d, want 2", got)
-	}
-}
-
-// bruteForce is the best any policy can do: after each read the cache may
-// hold any subset of what it held plus the key just read that fits the
-// budget (fetching is optional, evicting is free). Small key counts only.
-func bruteForce(trace []int32, weight []int64, budget int64) int {
-	keys := len(weight)
-	memo := map[[2]int]int{}
-	var best func(i, mask int) int
-	best = func(i, mask int) int {
-		if i == len(trace) {
-			return 0
-		}
-		if v, ok := memo[[2]int{i, mask}]; ok {
-			return v
-		}
-		k := int(trace[i])
-		hit := 0
-		if mask&(1<<k) != 0 {
-			hit = 1
-		}
-		all := mask | 1<<k
-		top := 0
-		for sub := all; ; sub = (sub - 1) & all {
-			var w int64
-			for j := range keys {
-				if sub&(1<<j) != 0 {
-					w += weight[j]
-				}
-			}
-			if w <= budget {
-				top = max(top, best(i+1, sub))
-			}
-			if sub == 0 {
-				break
-			}
-		}
-		memo[[2]int{i, mask}] = hit + top
-		return hit + top
-	}
-	return best(0, 0)
-}
-
-// TestBelady_BruteForce checks on random small traces that belady is
-// optimal with equal weights, and feasible (never above the optimum) with
-// unequal ones.
-func TestBelady_BruteForce(t *testing.T) {
+// TestBaselines_BruteForce checks on random small traces that the online
+// baselines never score above the optimum.
+func TestBaselines_BruteForce(t *testing.T) {
 	r := mrand.New(mrand.NewPCG(1, 2))
-	for n := range 400 {
+	for range 200 {
 		keys := 2 + r.IntN(4)
 		trace := make([]int32, 4+r.IntN(11))
 		for i := range trace {
 			trace[i] = int32(r.IntN(keys))
 		}
 		w := unit(keys)
-		budget := int64(1 + r.IntN(keys))
-		equal := n%2 == 0
-		if !equal {
-			for i := range w {
-				w[i] = int64(1 + r.IntN(3))
-			}
-			budget = int64(1 + r.IntN(2*keys))
+		for i := range w {
+			w[i] = int64(1 + r.IntN(3))
 		}
-		got := belady(trace, w, budget, len(trace)).All
-		want := bruteForce(trace, w, budget)
-		switch {
-		case equal && got != want:
-			t.Fatalf("trace %v, budget %d: belady %d hits, optimum %d", trace, budget, got, want)
-		case got > want:
-			t.Fatalf("trace %v, weights %v, budget %d: belady %d hits, above the optimum %d", trace, w, budget, got, want)
-		}
+		budget := int64(1 + r.IntN(2*keys))
+		want := cachetrace.BruteForce(trace, w, budget)
 		if s := staticBest(trace, w, budget, len(trace)).All; s > want {
 			t.Fatalf("trace %v, weights %v, budget %d: static best %d hits, above the optimum %d", trace, w, budget, s, want)
 		}
@@ -171,7 +55,7 @@ func TestBelady_BruteForce(t *testing.T) {
 func TestStaticBest(t *testing.T) {
 	// Counts: A 3, B 2, C 4; room for two: C and A, minus first reads.
 	trace := tr("AAABBCCCC")
-	if got := staticBest(trace, unit(3), 2, 4); got != (hits{All: 5, Late: 3}) {
+	if got := staticBest(trace, unit(3), 2, 4); got != (cachetrace.Hits{All: 5, Late: 3}) {
 		t.Errorf("staticBest = %+v, want 5 hits, 3 late (C at 6, 7, 8)", got)
 	}
 	// By reads per byte: C weighs 4 (1 read per byte), A and B 1.
@@ -187,37 +71,6 @@ func TestLRU(t *testing.T) {
 	}
 	if got := lru(tr("ABAB"), []int64{1, 3}, 2, 4); got.All != 1 {
 		t.Errorf("lru with a key above the budget = %+v, want 1 hit", got)
-	}
-}
-
-func TestZipf(t *testing.T) {
-	const n, s = 1000, 0.99
-	z := newZipf(n, s)
-	if z.cdf[n-1] != 1 {
-		t.Fatalf("cdf ends at %v", z.cdf[n-1])
-	}
-	for k := 1; k < n; k++ {
-		if z.cdf[k] <= z.cdf[k-1] {
-			t.Fatalf("cdf not increasing at %d", k)
-		}
-	}
-	if got, want := z.prob(0)/z.prob(1), math.Pow(2, s); math.Abs(got-want) > 1e-9 {
-		t.Errorf("P(0)/P(1) = %v, want %v", got, want)
-	}
-	if z.rank(0) != 0 || z.rank(math.Nextafter(1, 0)) != n-1 {
-		t.Errorf("rank(0) = %d, rank(1-) = %d", z.rank(0), z.rank(math.Nextafter(1, 0)))
-	}
-	r := mrand.New(mrand.NewPCG(3, 4))
-	const draws = 200_000
-	counts := make([]int, n)
-	for range draws {
-		counts[z.rank(r.Float64())]++
-	}
-	for _, k := range []int{0, 1, 9, 99} {
-		want := z.prob(k) * draws
-		if got := float64(counts[k]); math.Abs(got-want) > 5*math.Sqrt(want) {
-			t.Errorf("rank %d drawn %v times, want about %.0f", k, got, want)
-		}
 	}
 }
 
@@ -292,23 +145,6 @@ func TestValueSizes(t *testing.T) {
 	}
 	if _, err := valueSizes(1, "zipf", 1, 1); err == nil {
 		t.Error("unknown distribution accepted")
-	}
-}
-
-func TestReadTierResponse(t *testing.T) {
-	in := "HTTP/1.1 200 OK\r\nArgent-Index: 7\r\nArgent-Tier: cache\r\nContent-Length: 5\r\n\r\nhello" +
-		"HTTP/1.1 404 Not Found\r\nargent-tier: filter\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
-	br := bufio.NewReader(strings.NewReader(in))
-	status, tier, n, keep, err := readTierResponse(br)
-	if err != nil || status != 200 || tier != "cache" || n != 5 || !keep {
-		t.Errorf("first: %d %q %d %v %v", status, tier, n, keep, err)
-	}
-	status, tier, n, keep, err = readTierResponse(br)
-	if err != nil || status != 404 || tier != "filter" || n != 2 || keep {
-		t.Errorf("second: %d %q %d %v %v", status, tier, n, keep, err)
-	}
-	if _, _, _, _, err := readTierResponse(bufio.NewReader(strings.NewReader("HTTP/1.1 200 OK\r\n\r\n"))); err == nil {
-		t.Error("an answer without Content-Length was accepted")
 	}
 }
 

@@ -88,34 +88,10 @@ func describeMachine(ctx context.Context) machine {
 func fmtInt[T ~int | ~int64 | ~uint64](n T) string { return numfmt.Thousands(int64(n)) }
 
 // fmtBytes writes n in B, KiB, MiB or GiB with three significant digits.
-func fmtBytes[T ~int | ~int64 | ~uint64 | ~float64](n T) string {
-	v := float64(n)
-	for _, u := range []string{"B", "KiB", "MiB", "GiB"} {
-		if v < 1024 || u == "GiB" {
-			switch {
-			case u == "B":
-				return fmt.Sprintf("%.0f B", v)
-			case v < 10:
-				return fmt.Sprintf("%.2f %s", v, u)
-			case v < 100:
-				return fmt.Sprintf("%.1f %s", v, u)
-			default:
-				return fmt.Sprintf("%.0f %s", v, u)
-			}
-		}
-		v /= 1024
-	}
-	return ""
-}
+func fmtBytes[T ~int | ~int64 | ~uint64 | ~float64](n T) string { return numfmt.Bytes(float64(n)) }
 
 // fmtUs writes a latency in microseconds as ms or µs.
-func fmtUs[T ~int64 | ~float64](us T) string {
-	v := float64(us)
-	if v >= 1000 {
-		return fmt.Sprintf("%.2f ms", v/1000)
-	}
-	return fmt.Sprintf("%.0f µs", v)
-}
+func fmtUs[T ~int64 | ~float64](us T) string { return numfmt.Micros(float64(us)) }
 
 func pct(f float64) string { return fmt.Sprintf("%.1f%%", f*100) }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/maypok86/otter/v2"
 
 	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/bench/internal/cachetrace"
 	"github.com/argent-kv/argent/internal/proxycache"
 )
 
@@ -49,8 +50,8 @@ type policyResult struct {
 	LateRate float64 `json:"hit_rate_second_half"`
 }
 
-func toPolicy(h hits, n, late int) policyResult {
-	a, l := h.rates(n, late)
+func toPolicy(h cachetrace.Hits, n, late int) policyResult {
+	a, l := h.Rates(n, late)
 	return policyResult{Hits: h.All, HitRate: a, LateHits: h.Late, LateRate: l}
 }
 
@@ -78,46 +79,21 @@ func newDataset(keys int, sizes []int32, overhead int64) *dataset {
 	return d
 }
 
-// measureOverhead admits one entry to a scratch cache and returns what the
-// cache adds to its key and value bytes when it weighs it.
-func measureOverhead(dir string) (int64, error) {
-	c, err := proxycache.Open(filepath.Join(dir, "overhead"), proxycache.Options{Budget: 1 << 20})
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = c.Close() }()
-	if err := c.Reset(argent.State{Index: 1}); err != nil {
-		return 0, err
-	}
-	key, val := []byte("k/00000000"), make([]byte, 100)
-	if _, err := c.Admit(key, proxycache.Entry{Present: true, Value: argent.Value{Value: val, ModIndex: 1}}, 1); err != nil {
-		return 0, err
-	}
-	if err := c.EvictNow(); err != nil {
-		return 0, err
-	}
-	w := int64(c.Weight())
-	if w <= int64(len(key)+len(val)) {
-		return 0, fmt.Errorf("proxycache weighs an entry of %d key and value bytes as %d", len(key)+len(val), w)
-	}
-	return w - int64(len(key)+len(val)), nil
-}
-
 // replayCache replays trace against a real proxycache.Cache opened in dir
 // with the given budget, as the proxy drives it: Get, and on a miss Admit
 // the key's entry at the cache's applied index. No log entries arrive, so
 // the applied index stays 1 and every Admit is accepted by the index check.
-func replayCache(ctx context.Context, dir string, d *dataset, trace []int32, budget int64, late int) (hits, proxycache.Stats, error) {
+func replayCache(ctx context.Context, dir string, d *dataset, trace []int32, budget int64, late int) (cachetrace.Hits, proxycache.Stats, error) {
 	c, err := proxycache.Open(dir, proxycache.Options{Budget: budget})
 	if err != nil {
-		return hits{}, proxycache.Stats{}, err
+		return cachetrace.Hits{}, proxycache.Stats{}, err
 	}
 	defer func() {
 		_ = c.Close()
 		_ = os.RemoveAll(dir)
 	}()
 	if err := c.Reset(argent.State{Index: 1}); err != nil {
-		return hits{}, proxycache.Stats{}, err
+		return cachetrace.Hits{}, proxycache.Stats{}, err
 	}
 	maxSize := int32(0)
 	for _, s := range d.sizes {
@@ -127,10 +103,10 @@ func replayCache(ctx context.Context, dir string, d *dataset, trace []int32, bud
 	for i := range value {
 		value[i] = byte(i*7 + 3)
 	}
-	var out hits
+	var out cachetrace.Hits
 	for i, k := range trace {
 		if i&0xffff == 0 && ctx.Err() != nil {
-			return hits{}, proxycache.Stats{}, ctx.Err()
+			return cachetrace.Hits{}, proxycache.Stats{}, ctx.Err()
 		}
 		key := d.names[k]
 		if _, ok := c.Get(key); ok {
@@ -142,11 +118,11 @@ func replayCache(ctx context.Context, dir string, d *dataset, trace []int32, bud
 		}
 		e := proxycache.Entry{Present: true, Value: argent.Value{Value: value[:d.sizes[k]], ModIndex: 1}}
 		if _, err := c.Admit(key, e, c.Applied()); err != nil {
-			return hits{}, proxycache.Stats{}, fmt.Errorf("admit %s: %w", key, err)
+			return cachetrace.Hits{}, proxycache.Stats{}, fmt.Errorf("admit %s: %w", key, err)
 		}
 	}
 	if err := c.EvictNow(); err != nil {
-		return hits{}, proxycache.Stats{}, err
+		return cachetrace.Hits{}, proxycache.Stats{}, err
 	}
 	return out, c.Stats(), nil
 }
@@ -159,7 +135,7 @@ func replayCache(ctx context.Context, dir string, d *dataset, trace []int32, bud
 // writes into the policy, evicting) on the calling goroutine instead of a
 // new one (proxycache's setting, not otter's default), so fewer reads are
 // dropped from its lossy read buffer before the policy sees them.
-func replayOtter(d *dataset, trace []int32, budget int64, late int, inline bool) hits {
+func replayOtter(d *dataset, trace []int32, budget int64, late int, inline bool) cachetrace.Hits {
 	o := &otter.Options[int32, struct{}]{
 		MaximumWeight: uint64(budget),
 		Weigher:       func(k int32, _ struct{}) uint32 { return uint32(d.weights[k]) },
@@ -169,7 +145,7 @@ func replayOtter(d *dataset, trace []int32, budget int64, late int, inline bool)
 		o.Executor = func(fn func()) { fn() }
 	}
 	c := otter.Must(o)
-	var out hits
+	var out cachetrace.Hits
 	for i, k := range trace {
 		if _, ok := c.GetIfPresent(k); ok {
 			out.All++
@@ -213,7 +189,7 @@ func simulate(ctx context.Context, cfg config, d *dataset, tmp string, log io.Wr
 			r.OtterSync = toPolicy(replayOtter(d, trace, budget, late, true), len(trace), late)
 			r.LRU = toPolicy(lru(trace, d.weights, budget, late), len(trace), late)
 			r.Static = toPolicy(staticBest(trace, d.weights, budget, late), len(trace), late)
-			r.Optimum = toPolicy(belady(trace, d.weights, budget, late), len(trace), late)
+			r.Optimum = toPolicy(cachetrace.Belady(trace, d.weights, budget, late), len(trace), late)
 			if r.Optimum.HitRate > 0 {
 				r.Ratio = r.Proxycache.HitRate / r.Optimum.HitRate
 			}

@@ -4,46 +4,9 @@ import (
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
-	"sort"
+
+	"github.com/argent-kv/argent/bench/internal/cachetrace"
 )
-
-// zipf draws ranks in [0, n) with P(rank k) proportional to 1/(k+1)^s, by
-// inverting the exact cumulative distribution (one O(n) table, a binary
-// search per draw). It takes any s > 0, unlike math/rand/v2's Zipf (s > 1),
-// and unlike YCSB's approximation it is exact for every n.
-type zipf struct {
-	cdf []float64 // cdf[k] = P(rank <= k); cdf[n-1] = 1
-}
-
-func newZipf(n int, s float64) *zipf {
-	if n < 1 || s <= 0 {
-		panic(fmt.Sprintf("zipf: n %d, s %v", n, s))
-	}
-	cdf := make([]float64, n)
-	sum := 0.0
-	for k := range cdf {
-		sum += 1 / math.Pow(float64(k+1), s)
-		cdf[k] = sum
-	}
-	for k := range cdf {
-		cdf[k] /= sum
-	}
-	cdf[n-1] = 1
-	return &zipf{cdf: cdf}
-}
-
-// prob returns P(rank k).
-func (z *zipf) prob(k int) float64 {
-	if k == 0 {
-		return z.cdf[0]
-	}
-	return z.cdf[k] - z.cdf[k-1]
-}
-
-// rank returns the rank for u, a uniform draw in [0, 1).
-func (z *zipf) rank(u float64) int {
-	return min(sort.SearchFloat64s(z.cdf, u), len(z.cdf)-1)
-}
 
 // traceSpec describes one read trace over the key numbers [0, keys).
 type traceSpec struct {
@@ -77,12 +40,12 @@ func makeTrace(keys int, s traceSpec) []int32 {
 		perm[i] = int32(i)
 	}
 	r.Shuffle(len(perm), func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
-	z := newZipf(keys, s.Theta)
+	z := cachetrace.NewZipf(keys, s.Theta)
 	phases := max(s.Phases, 1)
 	out := make([]int32, s.Reads)
 	for i := range out {
 		p := int(int64(i) * int64(phases) / int64(s.Reads))
-		rank := z.rank(r.Float64())
+		rank := z.Rank(r.Float64())
 		out[i] = perm[(rank+p*s.Shift)%keys]
 	}
 	return out

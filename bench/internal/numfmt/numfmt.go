@@ -2,6 +2,7 @@
 package numfmt
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -23,4 +24,35 @@ func Thousands(n int64) string {
 		b.WriteRune(c)
 	}
 	return b.String()
+}
+
+// Bytes writes n bytes in B, KiB, MiB or GiB with three significant
+// digits: 3<<20 as "3.00 MiB", 314000 as "307 KiB".
+func Bytes(n float64) string {
+	v := n
+	for _, u := range []string{"B", "KiB", "MiB", "GiB"} {
+		if v < 1024 || u == "GiB" {
+			switch {
+			case u == "B":
+				return fmt.Sprintf("%.0f B", v)
+			case v < 10:
+				return fmt.Sprintf("%.2f %s", v, u)
+			case v < 100:
+				return fmt.Sprintf("%.1f %s", v, u)
+			default:
+				return fmt.Sprintf("%.0f %s", v, u)
+			}
+		}
+		v /= 1024
+	}
+	return ""
+}
+
+// Micros writes a latency of us microseconds as "48 µs" or, from a
+// millisecond on, "4.42 ms".
+func Micros(us float64) string {
+	if us >= 1000 {
+		return fmt.Sprintf("%.2f ms", us/1000)
+	}
+	return fmt.Sprintf("%.0f µs", us)
 }

@@ -15,3 +15,14 @@ func TestThousands(t *testing.T) {
 		}
 	}
 }
+
+func TestBytesMicros(t *testing.T) {
+	for _, tc := range []struct{ got, want string }{
+		{Bytes(512), "512 B"}, {Bytes(3 << 20), "3.00 MiB"}, {Bytes(307 << 10), "307 KiB"}, {Bytes(15 << 30), "15.0 GiB"},
+		{Micros(48), "48 µs"}, {Micros(4420), "4.42 ms"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}

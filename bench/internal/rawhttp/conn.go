@@ -37,6 +37,7 @@ type Conn struct {
 	tail []byte // " HTTP/1.1\r\nHost: ...\r\n"
 	wbuf []byte // requests are assembled here
 	body []byte // mget bodies are assembled here
+	hval []byte // GetHeader's value
 }
 
 // New returns a Conn to addr (host:port). It does not dial yet.
@@ -98,6 +99,18 @@ func (c *Conn) Get(key []byte) (status, n int, err error) {
 	return c.RoundTrip(b)
 }
 
+// GetHeader is Get that also returns the value of the answer's header
+// called name (for example "Argent-Tier"), or an empty slice. The value is
+// valid until the next request on c.
+func (c *Conn) GetHeader(key []byte, name string) (status, n int, value []byte, err error) {
+	b := append(c.wbuf[:0], "GET "...)
+	b = AppendKeyPath(b, key)
+	b = append(b, c.tail...)
+	b = append(b, "\r\n"...)
+	c.wbuf = b
+	return c.roundTrip(b, name)
+}
+
 // Put sends PUT /v1/kv/{key} with value as the body.
 func (c *Conn) Put(key, value []byte) (status, n int, err error) {
 	b := append(c.wbuf[:0], "PUT "...)
@@ -133,18 +146,26 @@ func (c *Conn) Post(path string, body []byte) (status, n int, err error) {
 // RoundTrip writes req, a whole HTTP/1.1 request, and reads the answer. On
 // any error the connection is closed, and the next call redials.
 func (c *Conn) RoundTrip(req []byte) (status, n int, err error) {
+	status, n, _, err = c.roundTrip(req, "")
+	return status, n, err
+}
+
+// roundTrip is RoundTrip that also returns the value of the header called
+// name (see ReadResponseHeader), kept in c.hval.
+func (c *Conn) roundTrip(req []byte, name string) (status, n int, value []byte, err error) {
 	if c.c == nil {
 		if err := c.dial(); err != nil {
-			return 0, 0, err
+			return 0, 0, c.hval[:0], err
 		}
 	}
 	if _, err := c.c.Write(req); err != nil {
 		c.Close()
-		return 0, 0, err
+		return 0, 0, c.hval[:0], err
 	}
-	status, n, keep, err := ReadResponse(c.br)
+	status, n, value, keep, err := ReadResponseHeader(c.br, name, c.hval)
+	c.hval = value
 	if err != nil || !keep {
 		c.Close()
 	}
-	return status, n, err
+	return status, n, value, err
 }

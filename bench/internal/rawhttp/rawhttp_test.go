@@ -49,6 +49,25 @@ func TestReadResponse(t *testing.T) {
 	}
 }
 
+func TestReadResponseHeader(t *testing.T) {
+	in := "HTTP/1.1 200 OK\r\nArgent-Index: 7\r\nArgent-Tier: cache\r\nContent-Length: 5\r\n\r\nhello" +
+		"HTTP/1.1 404 Not Found\r\nargent-tier:  filter \r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}" +
+		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"
+	br := bufio.NewReader(strings.NewReader(in))
+	var buf []byte
+	for _, want := range []struct {
+		status, n int
+		tier      string
+		keep      bool
+	}{{200, 5, "cache", true}, {404, 2, "filter", false}, {200, 1, "", true}} {
+		status, n, tier, keep, err := rawhttp.ReadResponseHeader(br, "Argent-Tier", buf)
+		if err != nil || status != want.status || n != want.n || string(tier) != want.tier || keep != want.keep {
+			t.Errorf("got %d %d %q %v %v, want %+v", status, n, tier, keep, err, want)
+		}
+		buf = tier
+	}
+}
+
 // TestReadResponse_Pipelined checks that a parsed answer leaves the reader
 // at the start of the next one.
 func TestReadResponse_Pipelined(t *testing.T) {
@@ -97,6 +116,7 @@ func TestConn(t *testing.T) {
 		body, _ := io.ReadAll(r.Body)
 		switch {
 		case r.Method == http.MethodGet && r.URL.Path == "/v1/kv/a/key:1":
+			w.Header().Set("Argent-Tier", "cache")
 			_, _ = w.Write([]byte("value"))
 		case r.Method == http.MethodPut && r.URL.Path == "/v1/kv/a/key:1" && string(body) == "v2":
 			_, _ = w.Write([]byte(`{"index":2}`))
@@ -133,6 +153,13 @@ func TestConn(t *testing.T) {
 		{"Put", func() (int, int, error) { return c.Put(key, []byte("v2")) }, 200, 11},
 		{"MGet", func() (int, int, error) { return c.MGet([][]byte{key, []byte("b")}) }, 200, 22},
 		{"Missing", func() (int, int, error) { return c.Get([]byte("nope")) }, 404, 19},
+		{"GetHeader", func() (int, int, error) {
+			status, n, tier, err := c.GetHeader(key, "argent-tier")
+			if string(tier) != "cache" {
+				t.Errorf("GetHeader: Argent-Tier %q, want cache", tier)
+			}
+			return status, n, err
+		}, 200, 5},
 	} {
 		status, n, err := tt.do()
 		if err != nil || status != tt.status || n != tt.n {

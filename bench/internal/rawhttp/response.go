@@ -25,50 +25,63 @@ var (
 // returns the status, the body length, and whether the connection may be
 // reused.
 func ReadResponse(br *bufio.Reader) (status, n int, keep bool, err error) {
+	status, n, _, keep, err = ReadResponseHeader(br, "", nil)
+	return status, n, keep, err
+}
+
+// ReadResponseHeader is ReadResponse that also returns the value of the
+// header called name (case-insensitive), appended to dst[:0], so that a
+// caller reusing dst reads a header such as Argent-Tier without
+// allocating. The value is empty when the answer has no such header or
+// name is empty.
+func ReadResponseHeader(br *bufio.Reader, name string, dst []byte) (status, n int, value []byte, keep bool, err error) {
+	value = dst[:0]
 	line, err := br.ReadSlice('\n')
 	if err != nil {
-		return 0, 0, false, err
+		return 0, 0, value, false, err
 	}
 	// "HTTP/1.1 200 OK\r\n"
 	if len(line) < 14 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
-		return 0, 0, false, fmt.Errorf("%w: status line %q", ErrMalformed, line)
+		return 0, 0, value, false, fmt.Errorf("%w: status line %q", ErrMalformed, line)
 	}
 	keep = line[7] == '1' // HTTP/1.0 closes by default
 	for _, d := range line[9:12] {
 		if d < '0' || d > '9' {
-			return 0, 0, false, fmt.Errorf("%w: status line %q", ErrMalformed, line)
+			return 0, 0, value, false, fmt.Errorf("%w: status line %q", ErrMalformed, line)
 		}
 		status = status*10 + int(d-'0')
 	}
 	clen, chunked := -1, false
 	for i := 0; ; i++ {
 		if i == maxHeaders {
-			return status, 0, false, fmt.Errorf("%w: more than %d header lines", ErrMalformed, maxHeaders)
+			return status, 0, value, false, fmt.Errorf("%w: more than %d header lines", ErrMalformed, maxHeaders)
 		}
 		line, err = br.ReadSlice('\n')
 		if err != nil {
-			return status, 0, false, err
+			return status, 0, value, false, err
 		}
 		line = bytes.TrimRight(line, "\r\n")
 		if len(line) == 0 {
 			break
 		}
-		name, val, ok := bytes.Cut(line, []byte(":"))
+		key, val, ok := bytes.Cut(line, []byte(":"))
 		if !ok {
-			return status, 0, false, fmt.Errorf("%w: header line %q", ErrMalformed, line)
+			return status, 0, value, false, fmt.Errorf("%w: header line %q", ErrMalformed, line)
 		}
 		val = bytes.TrimSpace(val)
 		switch {
-		case bytes.EqualFold(name, []byte("Content-Length")):
+		case name != "" && bytes.EqualFold(key, []byte(name)):
+			value = append(value[:0], val...)
+		case bytes.EqualFold(key, []byte("Content-Length")):
 			if clen, err = atoi(val); err != nil {
-				return status, 0, false, err
+				return status, 0, value, false, err
 			}
-		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+		case bytes.EqualFold(key, []byte("Transfer-Encoding")):
 			chunked = bytes.EqualFold(val, []byte("chunked"))
 			if !chunked {
-				return status, 0, false, fmt.Errorf("%w: transfer-encoding %q", ErrMalformed, val)
+				return status, 0, value, false, fmt.Errorf("%w: transfer-encoding %q", ErrMalformed, val)
 			}
-		case bytes.EqualFold(name, []byte("Connection")):
+		case bytes.EqualFold(key, []byte("Connection")):
 			if bytes.EqualFold(val, []byte("close")) {
 				keep = false
 			} else if bytes.EqualFold(val, []byte("keep-alive")) {
@@ -78,15 +91,15 @@ func ReadResponse(br *bufio.Reader) (status, n int, keep bool, err error) {
 	}
 	switch {
 	case status == 204 || status == 304 || status < 200:
-		return status, 0, keep, nil
+		return status, 0, value, keep, nil
 	case chunked:
 		n, err = discardChunked(br)
-		return status, n, keep && err == nil, err
+		return status, n, value, keep && err == nil, err
 	case clen >= 0:
 		n, err = br.Discard(clen)
-		return status, n, keep && err == nil, err
+		return status, n, value, keep && err == nil, err
 	}
-	return status, 0, false, ErrNoLength
+	return status, 0, value, false, ErrNoLength
 }
 
 // discardChunked reads and discards a chunked body and its trailers.

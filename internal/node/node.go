@@ -255,7 +255,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.fatal = fatal
 
 	pm := pull.NewMetrics(n.reg)
-	n.pullS = pull.NewServer(pull.ServerConfig{Store: store, NodeID: n.nodeID, Root: n, Heartbeat: cfg.Heartbeat,
+	n.pullS = pull.NewServer(pull.ServerConfig{Source: store, NodeID: n.nodeID, Root: n, Heartbeat: cfg.Heartbeat,
 		SnapshotRate: cfg.SnapshotRate, SnapshotConcurrency: cfg.SnapshotConcurrency, Metrics: pm, Logger: n.log})
 	n.registerGauges()
 

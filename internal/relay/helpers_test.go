@@ -144,4 +144,3 @@ func waitFor(t *testing.T, timeout time.Duration, f func() error) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
-

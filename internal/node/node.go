@@ -294,6 +294,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	lk.Register(mux)
+	n.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "argent_lookup_keys_total", Help: "Keys proxies and relays looked up at this node (misses resolved here).",
+	}, func() float64 { return float64(lk.KeysLookedUp()) }))
 	return n.serve(mux)
 }
 

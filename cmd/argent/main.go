@@ -1,4 +1,4 @@
-// Command argent runs any argent role (root, replica, dev) and talks to a
+// Command argent runs any argent role (root, replica, proxy, relay, dev) and talks to a
 // running node (get, put, del, scan, watch, status).
 package main
 
@@ -23,6 +23,7 @@ type CLI struct {
 	Root    RootCmd    `cmd:"" help:"Run the root: the write path."`
 	Replica ReplicaCmd `cmd:"" help:"Run a replica: a full copy that follows an upstream."`
 	Proxy   ProxyCmd   `cmd:"" help:"Run a proxy: a disk-budgeted cache that follows a replica and resolves misses there."`
+	Relay   RelayCmd   `cmd:"" help:"Run a relay: a data center's node between its proxies and replicas (log fan-out, shared lookups, miss stream); nothing on disk."`
 	Dev     DevCmd     `cmd:"" help:"Run a whole local tree (root + replica) on 127.0.0.1 with demo data."`
 
 	Get    GetCmd    `cmd:"" help:"Read a key."`

@@ -138,6 +138,10 @@ func TestRun_ExitCodes(t *testing.T) {
 		{name: "PeersRepeatedID", args: []string{"root", "--data", t.TempDir(), "--id", "1", "--peers", "1=a:1,1=b:1"}, want: 2},
 		{name: "RaftCompactIntervalNegative", args: []string{"root", "--data", t.TempDir(), "--id", "1", "--peers", "1=a:1", "--raft-compact-interval=-1s"}, want: 2},
 		{name: "ReplicaNeedsUpstream", args: []string{"replica", "--data", t.TempDir(), "--listen", "127.0.0.1:0"}, want: 2},
+		{name: "RelayNeedsUpstream", args: []string{"relay", "--listen", "127.0.0.1:0"}, want: 2},
+		{name: "RelayTakesNoData", args: []string{"relay", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1"}, want: 2},
+		{name: "RelayZeroBuffer", args: []string{"relay", "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1", "--log-buffer", "0"}, want: 2},
+		{name: "RelayFollowsItself", args: []string{"relay", "--listen", "127.0.0.1:7", "--upstream", "127.0.0.1:7"}, want: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

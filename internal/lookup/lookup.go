@@ -63,6 +63,7 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	s.keys.Add(1)
 	kb := []byte(key)
 	var v argent.Value
 	x, applied, err := s.readAs(at, func(x argent.Index) error {
@@ -121,6 +122,7 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	s.keys.Add(uint64(len(keys)))
 	out := apiwire.MGetResponse{Items: make([]apiwire.Item, len(keys))}
 	x, applied, err := s.readAs(at, func(x argent.Index) error {
 		return api.ReadItems(r.Context(), s.st, keys, req.Keys, x, out.Items)

@@ -263,6 +263,9 @@ func TestServer_PostOneIndex(t *testing.T) {
 		}
 		checkMany(t, got, keys, x, f.states[x])
 	}
+	if got, want := f.srv.KeysLookedUp(), uint64(len(keys))*uint64(applied+3); got != want {
+		t.Errorf("KeysLookedUp = %d, want %d", got, want)
+	}
 	// No keys: an empty answer at the index.
 	resp := f.post("at=2", `{"keys":[]}`)
 	raw, _ := io.ReadAll(resp.Body)

@@ -42,6 +42,7 @@ type Server struct {
 	// build admits one filter build at a time; see filter.go.
 	build  chan struct{}
 	builds atomic.Uint64 // filters built, for FilterBuilds
+	keys   atomic.Uint64 // keys looked up, for KeysLookedUp
 
 	mu struct {
 		sync.Mutex
@@ -63,6 +64,10 @@ func NewServer(st *kv.Store, cfg *Config) (*Server, error) {
 	s.Register(s.mux)
 	return s, nil
 }
+
+// KeysLookedUp returns how many keys the Server was asked to look up (one
+// per key of a many-key lookup), counting the lookups that were admitted.
+func (s *Server) KeysLookedUp() uint64 { return s.keys.Load() }
 
 // Register adds the Server's paths to mux.
 func (s *Server) Register(mux *http.ServeMux) {

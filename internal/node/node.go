@@ -35,6 +35,7 @@ import (
 	"github.com/argent-kv/argent/internal/proxy"
 	"github.com/argent-kv/argent/internal/proxycache"
 	"github.com/argent-kv/argent/internal/pull"
+	"github.com/argent-kv/argent/internal/relay"
 	"github.com/argent-kv/argent/internal/replica"
 	"github.com/argent-kv/argent/internal/resp"
 	"github.com/argent-kv/argent/internal/root"
@@ -45,18 +46,20 @@ const (
 	RoleRoot    = "root"
 	RoleReplica = "replica"
 	RoleProxy   = "proxy"
+	RoleRelay   = "relay"
 )
 
 // Config is a node's configuration. Zero fields take the defaults noted.
 type Config struct {
-	Role    string // RoleRoot or RoleReplica
-	DataDir string // Pebble directory
+	Role    string // RoleRoot, RoleReplica, RoleProxy or RoleRelay
+	DataDir string // Pebble directory; a relay has none
 	Listen  string // client API, node-to-node streams and /metrics
 	// RESPListen, if set, serves the Redis protocol (RESP2) read port
 	// there: GET, MGET, EXISTS, SCAN, INFO, and SET/DEL forwarded as writes.
 	RESPListen string
 	// Upstreams are a replica's parents, in order of preference; a proxy's
-	// replicas, which feed it the log and resolve its misses.
+	// replicas (or its DC's relay), which feed it the log and resolve its
+	// misses; a relay's replicas.
 	Upstreams []string
 
 	// DC names the node's data center; proxies resolve misses at replicas
@@ -79,6 +82,9 @@ type Config struct {
 	// WindowBytes bounds a proxy's sliding window of recent writes.
 	// Default 16 MiB.
 	WindowBytes int64
+	// LogBuffer bounds the bytes of log a relay keeps in memory for its
+	// children. Default 64 MiB.
+	LogBuffer int64
 
 	// MergeBytes and MergeBatches bound the client batches a root merges
 	// into one committed batch. Default root.DefaultMergeBytes and
@@ -151,7 +157,7 @@ func (c *Config) Validate() error {
 		if err := validateGroup(c.GroupID, c.GroupPeers); err != nil {
 			return err
 		}
-	case RoleReplica, RoleProxy:
+	case RoleReplica, RoleProxy, RoleRelay:
 		if len(c.Upstreams) == 0 {
 			return fmt.Errorf("node: a %s needs at least one --upstream", c.Role)
 		}
@@ -166,7 +172,12 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("node: unknown role %q", c.Role)
 	}
-	if c.DataDir == "" {
+	switch {
+	case c.Role == RoleRelay && c.DataDir != "":
+		return fmt.Errorf("node: a relay keeps nothing on disk: it takes no --data")
+	case c.Role == RoleRelay && c.LogBuffer < 0:
+		return fmt.Errorf("node: --log-buffer must not be negative")
+	case c.Role != RoleRelay && c.DataDir == "":
 		return fmt.Errorf("node: --data is required")
 	}
 	if c.Listen == "" {
@@ -184,6 +195,7 @@ type Node struct {
 	store    *kv.Store         // root and replica
 	pcache   *proxycache.Cache // proxy
 	proxy    *proxy.Proxy      // proxy
+	relay    *relay.Relay      // relay
 	nodeID   string
 	reg      *prometheus.Registry
 	ln       net.Listener
@@ -222,8 +234,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		cfg.TrimInterval = 10 * time.Second
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
-	if cfg.Role == RoleProxy {
+	switch cfg.Role {
+	case RoleProxy:
 		return startProxy(ctx, cfg)
+	case RoleRelay:
+		return startRelay(ctx, cfg)
 	}
 	fatal := &fatalSignal{ch: make(chan struct{})}
 	store, err := kv.Open(cfg.DataDir, &kv.Options{
@@ -260,7 +275,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.fatal = fatal
 
 	pm := pull.NewMetrics(n.reg)
-	n.pullS = pull.NewServer(pull.ServerConfig{Store: store, NodeID: n.nodeID, Root: n, Heartbeat: cfg.Heartbeat,
+	n.pullS = pull.NewServer(pull.ServerConfig{Source: store, NodeID: n.nodeID, Root: n, Heartbeat: cfg.Heartbeat,
 		SnapshotRate: cfg.SnapshotRate, SnapshotConcurrency: cfg.SnapshotConcurrency, Metrics: pm, Logger: n.log})
 	n.registerGauges()
 
@@ -299,6 +314,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	lk.Register(mux)
+	n.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "argent_lookup_keys_total", Help: "Keys proxies and relays looked up at this node (misses resolved here).",
+	}, func() float64 { return float64(lk.KeysLookedUp()) }))
 	return n.serve(mux)
 }
 
@@ -397,20 +415,30 @@ func (n *Node) Close() error {
 	if n.resp != nil {
 		n.resp.Close()
 	}
-	n.api.Close() // ends watch streams
+	if n.api != nil {
+		n.api.Close() // ends watch streams
+	}
+	if n.relay != nil {
+		n.relay.Close() // ends children's log and miss streams
+	}
 	if n.pullS != nil {
 		n.pullS.Close() // ends children's streams
 	}
-	_ = n.lane.Close() // ends fast-lane connections; handed-off ones are srv's
+	if n.lane != nil {
+		_ = n.lane.Close() // ends fast-lane connections; handed-off ones are srv's
+	}
 	if err := n.srv.Shutdown(shutCtx); err != nil {
 		// Long-lived streams (watch, children) do not end by themselves.
 		_ = n.srv.Close()
 	}
 	n.wg.Wait()
-	if n.pcache != nil {
+	switch {
+	case n.pcache != nil:
 		return n.pcache.Close()
+	case n.store != nil:
+		return n.store.Close()
 	}
-	return n.store.Close()
+	return nil
 }
 
 // fatalSignal is raised once when the node's storage fails (see
@@ -469,6 +497,10 @@ func (n *Node) served() (argent.Index, int64) {
 		st := n.proxy.State()
 		return st.Index, st.Time
 	}
+	if n.relay != nil {
+		st := n.relay.Ring().State()
+		return st.Index, st.Time
+	}
 	st := n.store.State()
 	return st.Index, st.Time
 }
@@ -478,6 +510,9 @@ func (n *Node) applied() argent.Index { i, _ := n.served(); return i }
 func (n *Node) dataset() argent.DatasetID {
 	if n.pcache != nil {
 		return n.pcache.Dataset()
+	}
+	if n.relay != nil {
+		return n.relay.Ring().Dataset()
 	}
 	return n.store.Dataset()
 }

@@ -167,8 +167,8 @@ func (t *InmemTransport) Probe(ctx context.Context, up string) (ParentStatus, er
 		<-ctx.Done()
 		return ParentStatus{}, ctx.Err()
 	}
-	st := ParentStatus{NodeID: s.cfg.NodeID, Applied: s.cfg.Store.Applied()}
-	if ds := s.cfg.Store.Dataset(); !ds.IsZero() {
+	st := ParentStatus{NodeID: s.cfg.NodeID, Applied: s.cfg.Source.Applied()}
+	if ds := s.cfg.Source.Dataset(); !ds.IsZero() {
 		st.Dataset = ds.String()
 	}
 	return st, nil

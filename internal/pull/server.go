@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -38,7 +39,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/logstore"
 	"github.com/argent-kv/argent/internal/wire"
 )
@@ -58,9 +58,16 @@ type RootClock interface {
 
 // ServerConfig configures a Server.
 type ServerConfig struct {
-	Store  *kv.Store
+	// Source is the log (and snapshots) served: a *kv.Store on roots and
+	// replicas, a relay's in-memory log buffer. Required.
+	Source Source
 	NodeID string
 	Root   RootClock
+	// RefuseRoles lists the roles of children this node must not feed
+	// (their Child.Role); they are refused with 409 and move on to another
+	// upstream. A relay refuses replicas, which need snapshots and a full
+	// history it does not keep. Default: none.
+	RefuseRoles []string
 	// Heartbeat is the interval between heartbeats. Default 1s.
 	Heartbeat time.Duration
 	// WriteTimeout drops a child that does not take bytes for this long.
@@ -179,8 +186,12 @@ func (s *Server) admit(p params, resp responder) (argent.DatasetID, bool) {
 		refuse(resp, http.StatusConflict, "refusing to feed node %s its own log", s.cfg.NodeID)
 		return argent.DatasetID{}, false
 	}
-	ours := s.cfg.Store.Dataset()
-	if ours.IsZero() || s.cfg.Store.Restoring() {
+	if slices.Contains(s.cfg.RefuseRoles, p.role) {
+		refuse(resp, http.StatusConflict, "node %s does not feed a %s: follow another upstream", s.cfg.NodeID, p.role)
+		return argent.DatasetID{}, false
+	}
+	ours := s.cfg.Source.Dataset()
+	if ours.IsZero() || s.cfg.Source.Restoring() {
 		refuse(resp, http.StatusServiceUnavailable, "node has no data yet")
 		return ours, false
 	}
@@ -239,7 +250,7 @@ func (s *Server) serveLog(ctx context.Context, p params, resp responder) {
 
 	fw, flush := s.startFrames(resp)
 	rootIdx, rootTime := s.cfg.Root.Root()
-	hello := wire.Hello{Dataset: ds, NodeID: s.cfg.NodeID, Applied: s.cfg.Store.Applied(), RootIndex: rootIdx, RootTime: rootTime, RootSent: s.cfg.Root.RootSent()}
+	hello := wire.Hello{Dataset: ds, NodeID: s.cfg.NodeID, Applied: s.cfg.Source.Applied(), RootIndex: rootIdx, RootTime: rootTime, RootSent: s.cfg.Root.RootSent()}
 	if err := fw.WriteFrame(wire.FrameHello, hello.Append(nil)); err != nil {
 		return
 	}
@@ -255,7 +266,7 @@ func (s *Server) serveLog(ctx context.Context, p params, resp responder) {
 // stream sends entries from index next on, heartbeats while idle, until the
 // child goes away or falls behind the log.
 func (s *Server) stream(ctx context.Context, fw *wire.Writer, flush func() error, c *childStream, next argent.Index) error {
-	st := s.cfg.Store
+	st := s.cfg.Source
 	hb := time.NewTicker(s.cfg.Heartbeat)
 	defer hb.Stop()
 	var payload []byte
@@ -335,7 +346,11 @@ func (s *Server) serveSnapshot(ctx context.Context, p params, resp responder) {
 		refuse(resp, http.StatusServiceUnavailable, "%d snapshot transfers under way: try again later", cap(s.snapSlots))
 		return
 	}
-	snap, err := s.cfg.Store.NewSnapshot()
+	snap, err := s.cfg.Source.NewSnapshot()
+	if errors.Is(err, ErrNoSnapshots) {
+		refuse(resp, http.StatusConflict, "%v", err)
+		return
+	}
 	if err != nil {
 		refuse(resp, http.StatusServiceUnavailable, "%v", err)
 		return

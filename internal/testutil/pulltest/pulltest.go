@@ -177,7 +177,7 @@ func NewNetwork(t testing.TB, kind string) *Network {
 func (n *Network) Serve(name string, s *kv.Store, cfg pull.ServerConfig) string {
 	t := n.t
 	t.Helper()
-	cfg.Store = s
+	cfg.Source = s
 	cfg.NodeID = name
 	cfg.Root = storeClock{s}
 	if cfg.Heartbeat == 0 {

@@ -19,8 +19,9 @@ import (
 // misses at, with what each last said of itself (health, applied index,
 // lag, data center). It starts from the --upstream list and learns more
 // from each known node's status: its upstream and its children that are
-// replicas. Misses go to the best replicas first: healthy, in the proxy's
-// own DC, at or past the index asked for, least lag.
+// replicas. Misses go to the best replicas first: healthy, the relay of
+// the proxy's DC, in the proxy's own DC, at or past the index asked for,
+// least lag.
 type oracle struct {
 	dc     string
 	http   *http.Client
@@ -98,22 +99,25 @@ func (o *oracle) order(at argent.Index) []*lookup.Client {
 		ps = append(ps, &cp)
 	}
 	o.mu.Unlock()
-	rank := func(p *peer) [4]int {
-		r := [4]int{}
+	rank := func(p *peer) [5]int {
+		r := [5]int{}
 		switch {
 		case !p.healthy:
 			r[0] = 2
 		case !p.checked:
 			r[0] = 1 // not asked yet: after the ones known to be well
 		}
+		if o.dc != "" && (p.role != "relay" || p.dc != o.dc) {
+			r[1] = 1 // the DC's relay first: it shares misses across the DC
+		}
 		if o.dc != "" && p.dc != o.dc {
-			r[1] = 1
+			r[2] = 1
 		}
 		if p.checked && p.applied < at {
-			r[2] = 1 // behind: its answer needs the window's proof
+			r[3] = 1 // behind: its answer needs the window's proof
 		}
 		if p.role == "root" {
-			r[3] = 1 // spare the root
+			r[4] = 1 // spare the root
 		}
 		return r
 	}

@@ -9,20 +9,26 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/demo"
 	"github.com/argent-kv/argent/internal/group"
 	"github.com/argent-kv/argent/internal/node"
 )
 
-// DevCmd runs a root, a replica and a proxy in one process, with demo data.
+// DevCmd runs a whole tree in one process, with demo data: a root (or a
+// root group), a replica, and a data center of proxies behind a relay
+// with a second replica, or a single proxy.
 type DevCmd struct {
-	Data          string   `help:"Data directory (root/, replica/ and proxy/ below it)." default:"./argent-dev" type:"path"`
+	Data          string   `help:"Data directory (root/, replica/, proxy/ and the DC's nodes below it)." default:"./argent-dev" type:"path"`
 	RootListen    string   `help:"Root address (with --roots, the first member's)." default:"127.0.0.1:7400"`
 	Roots         int      `help:"Root members: 1 (a single root) or 3 or 5 (a Raft group; the other members listen on the ports after the proxy's)." default:"1"`
 	ReplicaListen string   `help:"Replica address." default:"127.0.0.1:7401"`
-	ProxyListen   string   `help:"Proxy address (empty: no proxy)." default:"127.0.0.1:7402"`
-	ProxyCache    byteSize `help:"Disk budget of the proxy's cache." default:"4MiB"`
-	RESPListen    string   `name:"resp-listen" help:"Redis-protocol read port of the replica (empty: off)." default:"127.0.0.1:7379"`
+	ProxyListen   string   `help:"First proxy's address (empty: no proxy)." default:"127.0.0.1:7402"`
+	ProxyCache    byteSize `help:"Disk budget of each proxy's cache." default:"4MiB"`
+	Proxies       int      `help:"Proxies: 1 (a lone proxy following the replica) or more (a data center: a second replica, a relay and this many proxies sharing L2 shards)." default:"4"`
+	DCListen      string   `name:"dc-listen" help:"With --proxies above 1: the second replica's address; the relay and the other proxies take the ports after it." default:"127.0.0.1:7410"`
+	WindowBytes   byteSize `help:"Memory for each proxy's sliding window of recent writes." default:"16MiB" hidden:""`
+	RESPListen    string   `name:"resp-listen" help:"Redis-protocol read port of the first proxy (of the replica without a proxy; empty: off)." default:"127.0.0.1:7379"`
 	Empty         bool     `help:"Do not load the demo data set."`
 	Hosts         int      `help:"Number of demo hosts (egress policies) to load." default:"20000"`
 	LogLevel      string   `help:"Log level: debug, info, warn, error." default:"warn" enum:"debug,info,warn,error"`
@@ -59,7 +65,11 @@ func (c *DevCmd) Run(ctx context.Context) error {
 	for _, r := range roots {
 		rootAddrs = append(rootAddrs, r.Addr())
 	}
-	replica, err := node.Start(ctx, node.Config{Role: node.RoleReplica, DataDir: filepath.Join(c.Data, "replica"), Listen: c.ReplicaListen, RESPListen: c.RESPListen, Upstreams: rootAddrs, Logger: logger.With("dev", "replica")})
+	replicaRESP := ""
+	if c.ProxyListen == "" {
+		replicaRESP = c.RESPListen
+	}
+	replica, err := node.Start(ctx, node.Config{Role: node.RoleReplica, DataDir: filepath.Join(c.Data, "replica"), Listen: c.ReplicaListen, RESPListen: replicaRESP, Upstreams: rootAddrs, Logger: logger.With("dev", "replica")})
 	if err != nil {
 		return fmt.Errorf("start replica: %w", err)
 	}
@@ -68,16 +78,15 @@ func (c *DevCmd) Run(ctx context.Context) error {
 	if _, err := replica.Store().WaitApplied(ctx, 60*time.Second, want); err != nil {
 		return fmt.Errorf("replica did not catch up with the root: %w", err)
 	}
-	var px *node.Node
-	if c.ProxyListen != "" {
-		px, err = node.Start(ctx, node.Config{Role: node.RoleProxy, DataDir: filepath.Join(c.Data, "proxy"), Listen: c.ProxyListen,
-			Upstreams: []string{replica.Addr()}, CacheSize: int64(c.ProxyCache), Logger: logger.With("dev", "proxy")})
-		if err != nil {
-			return fmt.Errorf("start proxy: %w", err)
+	var dcNodes, proxies []*node.Node
+	defer func() {
+		for i := len(dcNodes) - 1; i >= 0; i-- {
+			dcNodes[i].Close()
 		}
-		defer px.Close()
-		if _, err := px.Reader().WaitApplied(ctx, 60*time.Second, want); err != nil {
-			return fmt.Errorf("proxy did not catch up with the root: %w", err)
+	}()
+	if c.ProxyListen != "" {
+		if dcNodes, proxies, err = c.startDC(ctx, logger, rootAddrs, replica.Addr(), want); err != nil {
+			return err
 		}
 	}
 	host := demo.ExampleHost()
@@ -90,11 +99,23 @@ func (c *DevCmd) Run(ctx context.Context) error {
 		}
 	}
 	fmt.Printf("  replica  http://%s   follows the root, serves reads\n", replica.Addr())
-	if px != nil {
+	var px *node.Node
+	switch {
+	case len(proxies) == 1:
+		px = proxies[0]
 		fmt.Printf("  proxy    http://%s   caches what is read (%d KiB disk budget), resolves misses at the replica\n", px.Addr(), int64(c.ProxyCache)>>10)
+	case len(proxies) > 1:
+		px = proxies[0]
+		fmt.Printf("  replica  http://%s   a second replica, for the data center %q\n", dcNodes[0].Addr(), devDC)
+		fmt.Printf("  relay    http://%s   feeds the DC's proxies the log, shares their misses\n", dcNodes[1].Addr())
+		for _, p := range proxies {
+			fmt.Printf("  proxy    http://%s   caches what is read (%d KiB), owns a quarter of the DC's L2 shards\n", p.Addr(), int64(c.ProxyCache)>>10)
+		}
 	}
-	if replica.RESPAddr() != "" {
-		fmt.Printf("  RESP     redis://%s   the replica, for redis-cli and Redis clients\n", replica.RESPAddr())
+	for _, n := range append([]*node.Node{replica}, proxies...) {
+		if n.RESPAddr() != "" {
+			fmt.Printf("  RESP     redis://%s   the %s at %s, for redis-cli and Redis clients\n", n.RESPAddr(), n.Role(), n.Addr())
+		}
 	}
 	if loaded != "" {
 		fmt.Printf("  %s\n", loaded)
@@ -108,6 +129,7 @@ Try:
 `, host, replica.Addr())
 	if px != nil {
 		fmt.Printf(`  curl -si http://%[2]s/v1/kv/%[1]s   (the proxy; Argent-Tier says which layer answered)
+  go run ./cmd/argent trace %[1]s --server %[2]s   (the path of one read through the tiers)
 `, host, px.Addr())
 	}
 	fmt.Print("\nPress Ctrl-C to stop.\n")
@@ -122,6 +144,87 @@ Try:
 	case <-replica.Failed():
 		return fmt.Errorf("replica storage failed, stopping: %w", replica.FailedErr())
 	}
+}
+
+// devDC is the data center of argent dev's proxies.
+const devDC = "dev"
+
+// startDC starts the proxies after the replica at replicaAddr has reached
+// index want: one proxy following it; or a data center of c.Proxies
+// proxies behind a relay that follows the replica and a second replica
+// (on the DC ports). It returns the nodes it started, in start order, and
+// the proxies, once each has reached want.
+func (c *DevCmd) startDC(ctx context.Context, logger *slog.Logger, rootAddrs []string, replicaAddr string, want argent.Index) (started, proxies []*node.Node, err error) {
+	fail := func(err error) ([]*node.Node, []*node.Node, error) {
+		for i := len(started) - 1; i >= 0; i-- {
+			started[i].Close()
+		}
+		return nil, nil, err
+	}
+	if c.Proxies < 1 {
+		return fail(exitError{code: 2, msg: fmt.Sprintf("--proxies %d: at least 1", c.Proxies)})
+	}
+	proxyAddrs := []string{c.ProxyListen}
+	upstreams := []string{replicaAddr}
+	dc := ""
+	if c.Proxies > 1 {
+		ports, err := followingPorts(c.DCListen, 2+c.Proxies-1)
+		if err != nil {
+			return fail(err)
+		}
+		r2, err := node.Start(ctx, node.Config{Role: node.RoleReplica, DataDir: filepath.Join(c.Data, "replica2"), Listen: ports[0], Upstreams: rootAddrs, Logger: logger.With("dev", "replica2")})
+		if err != nil {
+			return fail(fmt.Errorf("start second replica: %w", err))
+		}
+		started = append(started, r2)
+		rl, err := node.Start(ctx, node.Config{Role: node.RoleRelay, Listen: ports[1], Upstreams: []string{replicaAddr, r2.Addr()}, DC: devDC, Logger: logger.With("dev", "relay")})
+		if err != nil {
+			return fail(fmt.Errorf("start relay: %w", err))
+		}
+		started = append(started, rl)
+		proxyAddrs = append(proxyAddrs, ports[2:]...)
+		upstreams, dc = []string{rl.Addr()}, devDC
+	}
+	for i, addr := range proxyAddrs {
+		resp := ""
+		if i == 0 {
+			resp = c.RESPListen
+		}
+		name := "proxy"
+		if i > 0 {
+			name = fmt.Sprintf("proxy%d", i+1)
+		}
+		p, err := node.Start(ctx, node.Config{Role: node.RoleProxy, DataDir: filepath.Join(c.Data, name), Listen: addr, RESPListen: resp,
+			Upstreams: upstreams, DC: dc, DCPeers: proxyAddrs, CacheSize: int64(c.ProxyCache), WindowBytes: int64(c.WindowBytes), Logger: logger.With("dev", name)})
+		if err != nil {
+			return fail(fmt.Errorf("start %s: %w", name, err))
+		}
+		started = append(started, p)
+		proxies = append(proxies, p)
+	}
+	for _, p := range proxies {
+		if _, err := p.Reader().WaitApplied(ctx, 60*time.Second, want); err != nil {
+			return fail(fmt.Errorf("proxy %s did not catch up with the root: %w", p.Addr(), err))
+		}
+	}
+	return started, proxies, nil
+}
+
+// followingPorts returns n addresses: addr and the n-1 ports after it.
+func followingPorts(addr string, n int) ([]string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, exitError{code: 2, msg: fmt.Sprintf("--dc-listen %q: %v", addr, err)}
+	}
+	first, err := strconv.Atoi(port)
+	if err != nil || first == 0 {
+		return nil, exitError{code: 2, msg: fmt.Sprintf("--dc-listen %q: the data center needs a numeric, non-zero port", addr)}
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = net.JoinHostPort(host, strconv.Itoa(first+i))
+	}
+	return out, nil
 }
 
 // startRoots starts the single root, or the members of a root group on the

@@ -579,3 +579,7 @@ func dataDirError(dir string, err error) error {
 	}
 	return err
 }
+
+// Role returns the node's role: RoleRoot, RoleReplica, RoleProxy or
+// RoleRelay.
+func (n *Node) Role() string { return n.cfg.Role }

@@ -27,7 +27,7 @@ type DevCmd struct {
 	ProxyCache    byteSize `help:"Disk budget of each proxy's cache." default:"4MiB"`
 	Proxies       int      `help:"Proxies: 1 (a lone proxy following the replica) or more (a data center: a second replica, a relay and this many proxies sharing L2 shards)." default:"4"`
 	DCListen      string   `name:"dc-listen" help:"With --proxies above 1: the second replica's address; the relay and the other proxies take the ports after it." default:"127.0.0.1:7410"`
-	WindowBytes   byteSize `help:"Memory for each proxy's sliding window of recent writes." default:"16MiB" hidden:""`
+	WindowBytes   byteSize `help:"Memory for each proxy's sliding window of recent writes (small here, so that reads of older keys show the cache and L2 tiers)." default:"64KiB"`
 	RESPListen    string   `name:"resp-listen" help:"Redis-protocol read port of the first proxy (of the replica without a proxy; empty: off)." default:"127.0.0.1:7379"`
 	Empty         bool     `help:"Do not load the demo data set."`
 	Hosts         int      `help:"Number of demo hosts (egress policies) to load." default:"20000"`
@@ -109,7 +109,7 @@ func (c *DevCmd) Run(ctx context.Context) error {
 		fmt.Printf("  replica  http://%s   a second replica, for the data center %q\n", dcNodes[0].Addr(), devDC)
 		fmt.Printf("  relay    http://%s   feeds the DC's proxies the log, shares their misses\n", dcNodes[1].Addr())
 		for _, p := range proxies {
-			fmt.Printf("  proxy    http://%s   caches what is read (%d KiB), owns a quarter of the DC's L2 shards\n", p.Addr(), int64(c.ProxyCache)>>10)
+			fmt.Printf("  proxy    http://%s   caches what is read (%d KiB), owns 1/%d of the DC's L2 shards\n", p.Addr(), int64(c.ProxyCache)>>10, len(proxies))
 		}
 	}
 	for _, n := range append([]*node.Node{replica}, proxies...) {

@@ -24,7 +24,7 @@ type CLI struct {
 	Replica ReplicaCmd `cmd:"" help:"Run a replica: a full copy that follows an upstream."`
 	Proxy   ProxyCmd   `cmd:"" help:"Run a proxy: a disk-budgeted cache that follows a replica and resolves misses there."`
 	Relay   RelayCmd   `cmd:"" help:"Run a relay: a data center's node between its proxies and replicas (log fan-out, shared lookups, miss stream); nothing on disk."`
-	Dev     DevCmd     `cmd:"" help:"Run a whole local tree (root + replica) on 127.0.0.1 with demo data."`
+	Dev     DevCmd     `cmd:"" help:"Run a whole local tree on 127.0.0.1 with demo data: root, replicas, a relay and a data center of proxies."`
 
 	Get    GetCmd    `cmd:"" help:"Read a key."`
 	Put    PutCmd    `cmd:"" help:"Write a key."`

@@ -24,7 +24,7 @@ type builtFilter struct {
 
 // serveFilterGet answers GET /internal/v1/filter[?min_index=N].
 func (s *Server) serveFilterGet(w http.ResponseWriter, r *http.Request) {
-	q, err := parseQuery(r.URL.RawQuery)
+	q, err := ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -40,12 +40,12 @@ func (s *Server) readAs(at argent.Index, read func(argent.Index) error) (x, appl
 
 // serveGet answers GET /internal/v1/lookup?key=K&at=S.
 func (s *Server) serveGet(w http.ResponseWriter, r *http.Request) {
-	q, err := parseQuery(r.URL.RawQuery)
+	q, err := ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	key, err := one(q, "key")
+	key, err := Param(q, "key")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -54,7 +54,7 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("lookup: %w", err))
 		return
 	}
-	at, err := indexParam(q, "at")
+	at, err := IndexParam(q, "at")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -91,12 +91,12 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request) {
 // servePost answers POST /internal/v1/lookup?at=S with {"keys":[...]}:
 // every key at one index.
 func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
-	q, err := parseQuery(r.URL.RawQuery)
+	q, err := ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	at, err := indexParam(q, "at")
+	at, err := IndexParam(q, "at")
 	if err != nil {
 		s.writeError(w, r, err)
 		return

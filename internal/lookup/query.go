@@ -13,9 +13,9 @@ func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: lookup: "+format, append([]any{argent.ErrInvalid}, args...)...)
 }
 
-// parseQuery parses the raw query, refusing malformed escapes that
+// ParseQuery parses the raw query, refusing malformed escapes that
 // url.Values would silently drop.
-func parseQuery(raw string) (url.Values, error) {
+func ParseQuery(raw string) (url.Values, error) {
 	q, err := url.ParseQuery(raw)
 	if err != nil {
 		return nil, invalidf("query: %v", err)
@@ -23,9 +23,9 @@ func parseQuery(raw string) (url.Values, error) {
 	return q, nil
 }
 
-// one returns the single value of parameter name: absent or repeated is
+// Param returns the single value of parameter name: absent or repeated is
 // invalid, so that a proxy's bug never reads another key or index than meant.
-func one(q url.Values, name string) (string, error) {
+func Param(q url.Values, name string) (string, error) {
 	vs, ok := q[name]
 	switch {
 	case !ok:
@@ -36,9 +36,9 @@ func one(q url.Values, name string) (string, error) {
 	return vs[0], nil
 }
 
-// indexParam parses a required index parameter.
-func indexParam(q url.Values, name string) (argent.Index, error) {
-	v, err := one(q, name)
+// IndexParam parses a required index parameter.
+func IndexParam(q url.Values, name string) (argent.Index, error) {
+	v, err := Param(q, name)
 	if err != nil {
 		return 0, err
 	}
@@ -54,7 +54,7 @@ func optionalIndex(q url.Values, name string) (argent.Index, error) {
 	if _, ok := q[name]; !ok {
 		return 0, nil
 	}
-	return indexParam(q, name)
+	return IndexParam(q, name)
 }
 
 // optional returns the value of parameter name and whether it was given:
@@ -63,6 +63,6 @@ func optional(q url.Values, name string) (string, bool, error) {
 	if _, ok := q[name]; !ok {
 		return "", false, nil
 	}
-	v, err := one(q, name)
+	v, err := Param(q, name)
 	return v, err == nil, err
 }

@@ -44,11 +44,11 @@ type scanRequest struct {
 // (required) and wait (optional, a Go duration, cut to ScanWait).
 func (s *Server) parseScan(raw string) (scanRequest, error) {
 	var req scanRequest
-	q, err := parseQuery(raw)
+	q, err := ParseQuery(raw)
 	if err != nil {
 		return req, err
 	}
-	prefix, err := one(q, "prefix")
+	prefix, err := Param(q, "prefix")
 	if err != nil {
 		return req, err
 	}
@@ -62,7 +62,7 @@ func (s *Server) parseScan(raw string) (scanRequest, error) {
 		}
 	}
 	req.prefix, req.after = []byte(prefix), []byte(after)
-	lim, err := one(q, "limit")
+	lim, err := Param(q, "limit")
 	if err != nil {
 		return req, err
 	}
@@ -70,7 +70,7 @@ func (s *Server) parseScan(raw string) (scanRequest, error) {
 		return req, invalidf("limit=%q is not a count of at least 1", lim)
 	}
 	req.limit = min(req.limit, s.cfg.MaxScanLimit)
-	if req.at, err = indexParam(q, "at"); err != nil {
+	if req.at, err = IndexParam(q, "at"); err != nil {
 		return req, err
 	}
 	maxWait := max(s.cfg.ScanWait, 0)

@@ -161,14 +161,14 @@ func (rl *Relay) serveFilter(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, r, "GET")
 		return
 	}
-	q, err := parseQuery(r.URL.RawQuery)
+	q, err := lookup.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	var minIndex argent.Index
 	if _, ok := q["min_index"]; ok {
-		if minIndex, err = indexParam(q, "min_index"); err != nil {
+		if minIndex, err = lookup.IndexParam(q, "min_index"); err != nil {
 			writeError(w, err)
 			return
 		}

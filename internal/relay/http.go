@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 
 	"github.com/argent-kv/argent"
@@ -16,42 +15,6 @@ import (
 // invalidf returns an argent.ErrInvalid error.
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: relay: "+format, append([]any{argent.ErrInvalid}, args...)...)
-}
-
-// parseQuery parses the raw query, refusing malformed escapes that
-// url.Values would silently drop (as a replica does).
-func parseQuery(raw string) (url.Values, error) {
-	q, err := url.ParseQuery(raw)
-	if err != nil {
-		return nil, invalidf("query: %v", err)
-	}
-	return q, nil
-}
-
-// one returns the single value of parameter name; absent or repeated is
-// invalid.
-func one(q url.Values, name string) (string, error) {
-	vs, ok := q[name]
-	switch {
-	case !ok:
-		return "", invalidf("missing %s", name)
-	case len(vs) != 1:
-		return "", invalidf("%s given %d times", name, len(vs))
-	}
-	return vs[0], nil
-}
-
-// indexParam parses a required index parameter.
-func indexParam(q url.Values, name string) (argent.Index, error) {
-	v, err := one(q, name)
-	if err != nil {
-		return 0, err
-	}
-	n, err := strconv.ParseUint(v, 10, 64)
-	if err != nil {
-		return 0, invalidf("%s=%q is not an index", name, v)
-	}
-	return argent.Index(n), nil
 }
 
 // setIndex sets Argent-Index.

@@ -42,12 +42,12 @@ func (rl *Relay) serveLookup(w http.ResponseWriter, r *http.Request) {
 
 // serveLookupGet answers GET /internal/v1/lookup?key=K&at=S.
 func (rl *Relay) serveLookupGet(w http.ResponseWriter, r *http.Request) {
-	q, err := parseQuery(r.URL.RawQuery)
+	q, err := lookup.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	key, err := one(q, "key")
+	key, err := lookup.Param(q, "key")
 	if err != nil {
 		writeError(w, err)
 		return
@@ -56,7 +56,7 @@ func (rl *Relay) serveLookupGet(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("relay: lookup: %w", err))
 		return
 	}
-	at, err := indexParam(q, "at")
+	at, err := lookup.IndexParam(q, "at")
 	if err != nil {
 		writeError(w, err)
 		return
@@ -85,12 +85,12 @@ func (rl *Relay) serveLookupGet(w http.ResponseWriter, r *http.Request) {
 // serveLookupPost answers POST /internal/v1/lookup?at=S with
 // {"keys":[...]}: every key at one index.
 func (rl *Relay) serveLookupPost(w http.ResponseWriter, r *http.Request) {
-	q, err := parseQuery(r.URL.RawQuery)
+	q, err := lookup.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	at, err := indexParam(q, "at")
+	at, err := lookup.IndexParam(q, "at")
 	if err != nil {
 		writeError(w, err)
 		return

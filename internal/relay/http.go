@@ -12,11 +12,6 @@ import (
 	"github.com/argent-kv/argent/internal/lookup"
 )
 
-// invalidf returns an argent.ErrInvalid error.
-func invalidf(format string, args ...any) error {
-	return fmt.Errorf("%w: relay: "+format, append([]any{argent.ErrInvalid}, args...)...)
-}
-
 // setIndex sets Argent-Index.
 func setIndex(h http.Header, i argent.Index) {
 	h.Set(apiwire.HeaderIndex, strconv.FormatUint(uint64(i), 10))

@@ -56,7 +56,7 @@ type writeRec struct {
 
 // readRec is one successful read a workload made.
 type readRec struct {
-	node       string // "replica" or "root"
+	node       string // "replica", "root" or the name of a node of readAt
 	worker     string
 	kind       string // get, mget, scan
 	keys       []string

@@ -56,7 +56,7 @@ type writeRec struct {
 
 // readRec is one successful read a workload made.
 type readRec struct {
-	node       string // "replica" or "root"
+	node       string // "replica", "root" or the name of a node of readAt
 	worker     string
 	kind       string // get, mget, scan
 	keys       []string
@@ -87,9 +87,14 @@ type workload struct {
 	// writeTo, when set, are the members of a root group: each write goes
 	// to one of them at random, and root is only read.
 	writeTo []*client.Client
-	t0      time.Time
-	cfg     workloadConfig
-	stop    atomic.Bool
+	// readAt, when set, replaces replica: each read of the readers and
+	// read-your-writes readers goes to one of these nodes at random and is
+	// recorded under its name, so each is checked on its own (monotonic
+	// reads hold per node, not across nodes).
+	readAt []readTarget
+	t0     time.Time
+	cfg    workloadConfig
+	stop   atomic.Bool
 
 	valSeq   atomic.Uint64
 	maxAcked atomic.Uint64
@@ -110,6 +115,34 @@ func newWorkload(seed uint64, root, replica *client.Client, cfg workloadConfig) 
 	w.mu.reads = map[string][]*readRec{}
 	w.mu.readErrs = map[string]*errSample{"replica": {}, "root": {}}
 	return w
+}
+
+// readTarget is a node the reads of a workload may go to, and the name its
+// reads are recorded under.
+type readTarget struct {
+	node string
+	c    *client.Client
+}
+
+// newSpreadWorkload returns a workload whose reads (but the root readers')
+// are spread over several nodes, each checked under its own name.
+func newSpreadWorkload(seed uint64, root *client.Client, at []readTarget, cfg workloadConfig) *workload {
+	w := newWorkload(seed, root, nil, cfg)
+	w.readAt = at
+	for _, t := range at {
+		w.mu.readErrs[t.node] = &errSample{}
+	}
+	return w
+}
+
+// pickReader returns the node a reader's next read goes to: the replica,
+// or one of readAt at random.
+func (w *workload) pickReader(rng *rand.Rand) (string, *client.Client) {
+	if len(w.readAt) == 0 {
+		return "replica", w.replica
+	}
+	t := w.readAt[rng.IntN(len(w.readAt))]
+	return t.node, t.c
 }
 
 // start starts the workers; they run until cfg.duration has passed, each
@@ -134,12 +167,12 @@ func (w *workload) start() {
 	}
 	for i := range w.cfg.readers {
 		spawn(func(name string, rng *rand.Rand, deadline time.Time) {
-			w.reader(name, "replica", w.replica, rng, deadline)
+			w.reader(name, w.pickReader, rng, deadline)
 		})(fmt.Sprintf("reader-%d", i))
 	}
 	for i := range w.cfg.rootReaders {
 		spawn(func(name string, rng *rand.Rand, deadline time.Time) {
-			w.reader(name, "root", w.root, rng, deadline)
+			w.reader(name, func(*rand.Rand) (string, *client.Client) { return "root", w.root }, rng, deadline)
 		})(fmt.Sprintf("root-reader-%d", i))
 	}
 	for i := range w.cfg.rywReaders {
@@ -331,8 +364,10 @@ func (w *workload) casBatch(rec *writeRec, rng *rand.Rand) bool {
 	return true
 }
 
-func (w *workload) reader(name, node string, c *client.Client, rng *rand.Rand, deadline time.Time) {
+// reader reads until the workload ends, each read at the node pick gives.
+func (w *workload) reader(name string, pick func(*rand.Rand) (string, *client.Client), rng *rand.Rand, deadline time.Time) {
 	for n := 0; w.running(n, deadline); n++ {
+		node, c := pick(rng)
 		var minIdx argent.Index
 		if rng.IntN(4) == 0 {
 			minIdx = argent.Index(w.maxAcked.Load())
@@ -354,7 +389,8 @@ func (w *workload) rywReader(name string, rng *rand.Rand, deadline time.Time) {
 			time.Sleep(20 * time.Millisecond)
 			continue
 		}
-		r := w.readOnce(name, "replica", w.replica, rng, rec.index, k)
+		node, c := w.pickReader(rng)
+		r := w.readOnce(name, node, c, rng, rec.index, k)
 		if r == nil {
 			time.Sleep(10 * time.Millisecond)
 			continue

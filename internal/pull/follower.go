@@ -30,6 +30,12 @@ type FollowerConfig struct {
 	// MoreUpstreams, if set, names parents learned since start (a proxy's
 	// oracle); they are tried after Upstreams.
 	MoreUpstreams func() []string
+	// ReturnInterval is how often, while it follows a parent learned
+	// through MoreUpstreams, the Follower asks Upstreams whether one of
+	// them is back and caught up with it; it then goes back to that one
+	// (a proxy returns to its data center's relay once the relay is back).
+	// Default 5 s; negative: never.
+	ReturnInterval time.Duration
 	// StallTimeout moves to another upstream after this long without a
 	// frame. Default 30s.
 	StallTimeout time.Duration
@@ -61,6 +67,9 @@ type Follower struct {
 func NewFollower(cfg FollowerConfig) *Follower {
 	if cfg.StallTimeout == 0 {
 		cfg.StallTimeout = 30 * time.Second
+	}
+	if cfg.ReturnInterval == 0 {
+		cfg.ReturnInterval = 5 * time.Second
 	}
 	if cfg.MaxGroup == 0 {
 		cfg.MaxGroup = 4096
@@ -131,8 +140,10 @@ func (f *Follower) Run(ctx context.Context) error {
 	backoff := 50 * time.Millisecond
 	avoid := ""
 	failures := 0 // consecutive streams that applied nothing
+	back := false // a listed upstream is back: prefer the listed ones
 	for ctx.Err() == nil {
-		up := f.pick(ctx, avoid)
+		up := f.pick(ctx, avoid, back)
+		back = false
 		if up == "" {
 			f.cfg.Metrics.UpstreamFailures.Inc()
 			select {
@@ -151,7 +162,12 @@ func (f *Follower) Run(ctx context.Context) error {
 			// A cut bootstrap: finish it before following the log.
 			err = errTooOld{}
 		} else {
-			err = f.follow(ctx, up)
+			err = f.followOrReturn(ctx, up)
+		}
+		if errors.Is(err, errReturn) {
+			f.cfg.Logger.Info("going back to a listed upstream", "leaving", up)
+			back, avoid = true, ""
+			continue
 		}
 		var tooOld errTooOld
 		if errors.As(err, &tooOld) && ctx.Err() == nil {
@@ -185,6 +201,46 @@ func (f *Follower) Run(ctx context.Context) error {
 		avoid = up
 	}
 	return nil
+}
+
+// errReturn ends a stream from a learned parent when a listed one is back.
+var errReturn = errors.New("pull: a listed upstream is back")
+
+// followOrReturn follows up; when up is a learned parent, it also checks
+// every ReturnInterval whether a listed upstream is healthy and caught up
+// with this node, and then ends the stream with errReturn.
+func (f *Follower) followOrReturn(ctx context.Context, up string) error {
+	if f.cfg.ReturnInterval < 0 || slices.Contains(f.cfg.Upstreams, up) {
+		return f.follow(ctx, up)
+	}
+	fctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(f.cfg.ReturnInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-fctx.Done():
+				return
+			case <-t.C:
+			}
+			for _, l := range f.cfg.Upstreams {
+				if applied, err := f.probe(fctx, l); err == nil && applied >= f.target.Applied() {
+					cancel(errReturn)
+					return
+				}
+			}
+		}
+	}()
+	err := f.follow(fctx, up)
+	cancel(nil)
+	<-done
+	if ctx.Err() == nil && errors.Is(context.Cause(fctx), errReturn) {
+		return errReturn
+	}
+	return err
 }
 
 func reason(err error) string {

@@ -2,6 +2,7 @@ package pull_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/kv"
@@ -183,4 +184,31 @@ func TestFollower_ChainMismatch(t *testing.T) {
 	if f.Upstream() != aAddr {
 		t.Errorf("upstream %q, want %q", f.Upstream(), aAddr)
 	}
+}
+
+// A child that moved to a learned parent when its listed one failed goes
+// back to the listed one once it is healthy and caught up again.
+func TestFollower_ReturnsToListedUpstream(t *testing.T) {
+	n := pulltest.NewNetwork(t, "inmem")
+	r := pulltest.NewRoot(t, kv.Options{}, argent.DatasetID{})
+	r.Write(t, "a", 20)
+	rootAddr := n.Serve("root", r.Store, pull.ServerConfig{})
+	mid := pulltest.NewStore(t, kv.Options{})
+	midAddr := n.Serve("mid", mid, pull.ServerConfig{})
+	follow(t, n.Transport, mid, pull.FollowerConfig{NodeID: "mid", Upstreams: []string{rootAddr}})
+	pulltest.WaitApplied(t, mid, r.Applied())
+
+	n.Inmem.Unregister(midAddr)
+	s := pulltest.NewStore(t, kv.Options{})
+	f := follow(t, n.Transport, s, pull.FollowerConfig{Upstreams: []string{midAddr},
+		MoreUpstreams: func() []string { return []string{rootAddr} }, ReturnInterval: 50 * time.Millisecond})
+	pulltest.WaitFor(t, "a move to the learned root", func() bool { return f.Upstream() == rootAddr && f.Connected() })
+	last := r.Write(t, "b", 5)
+	pulltest.WaitApplied(t, s, last)
+
+	n.Serve("mid", mid, pull.ServerConfig{})
+	pulltest.WaitFor(t, "a return to the listed mid", func() bool { return f.Upstream() == midAddr && f.Connected() })
+	last = r.Write(t, "c", 5)
+	pulltest.WaitApplied(t, s, last)
+	pulltest.CheckSame(t, s, r.Store)
 }

@@ -23,9 +23,10 @@ type candidate struct {
 // pick probes every upstream's status (/v1/status over HTTP) at once and returns the healthiest
 // one to follow: reachable, of our dataset, not ourselves, with the highest
 // applied index (ties go to the earlier one in the list). The upstream that
-// just failed (avoid) is chosen only when no other is healthy. It returns ""
-// when none is.
-func (f *Follower) pick(ctx context.Context, avoid string) string {
+// just failed (avoid) is chosen only when no other is healthy. With
+// listedFirst, a healthy upstream of FollowerConfig.Upstreams is chosen
+// over any learned one. It returns "" when none is healthy.
+func (f *Follower) pick(ctx context.Context, avoid string, listedFirst bool) string {
 	ups := f.upstreams()
 	if len(ups) == 1 {
 		return ups[0]
@@ -51,7 +52,7 @@ func (f *Follower) pick(ctx context.Context, avoid string) string {
 			fallback = c.addr
 			continue
 		}
-		if best < 0 || c.applied > cands[best].applied {
+		if best < 0 || f.better(c, cands[best], listedFirst) {
 			best = i
 		}
 	}
@@ -59,6 +60,17 @@ func (f *Follower) pick(ctx context.Context, avoid string) string {
 		return cands[best].addr
 	}
 	return fallback
+}
+
+// better reports whether candidate c beats b: with listedFirst a listed
+// upstream beats a learned one; otherwise the higher applied index wins.
+func (f *Follower) better(c, b candidate, listedFirst bool) bool {
+	if listedFirst {
+		if cl, bl := c.order < len(f.cfg.Upstreams), b.order < len(f.cfg.Upstreams); cl != bl {
+			return cl
+		}
+	}
+	return c.applied > b.applied
 }
 
 // probe asks up for its status and checks that it is a usable parent.

@@ -220,7 +220,7 @@ func (p *Proxy) proveL2(key []byte, it l2Item, at argent.Index) (answer, bool) {
 			return answer{}, false
 		}
 	}
-	a := answer{Result: lookup.Result{Index: at, Absent: it.Absent}, tier: TierL2}
+	a := answer{Result: lookup.Result{Index: at, Absent: it.Absent}, tier: TierL2, owned: true}
 	if !it.Absent {
 		a.Item = argent.Item{Key: key, Value: argent.Value{Value: it.Value, ModIndex: it.ModIndex}}
 	} else {
@@ -260,8 +260,14 @@ func (p *Proxy) askOwner(ctx context.Context, owner string, keys [][]byte, at ar
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		return nil, fmt.Errorf("proxy: L2 owner %s: %s", owner, resp.Status)
 	}
+	// Read the whole body: a connection is kept alive only once its
+	// answer was read to the end.
+	body, err = io.ReadAll(io.LimitReader(resp.Body, int64(len(keys))*int64(p.cfg.Limits.MaxValue*4/3+1024)+1024))
+	if err != nil {
+		return nil, fmt.Errorf("proxy: L2 owner %s: %w", owner, err)
+	}
 	var ans l2Answer
-	if err := json.NewDecoder(io.LimitReader(resp.Body, int64(len(keys))*int64(p.cfg.Limits.MaxValue*4/3+1024)+1024)).Decode(&ans); err != nil {
+	if err := json.Unmarshal(body, &ans); err != nil {
 		return nil, fmt.Errorf("%w from %s: %v", errL2Answer, owner, err)
 	}
 	if len(ans.Items) != len(keys) {

@@ -120,6 +120,7 @@ type Proxy struct {
 	oracle *oracle
 	ring   *logRing
 	dc     *dcView // nil outside a data center
+	door   *doorkeeper
 
 	// applyMu orders the log applier against filter installs; last is the
 	// state of the last entry applied to the cache, durable or not.
@@ -147,6 +148,10 @@ type installedFilter struct {
 	f    *negfilter.Filter
 	base argent.Index
 }
+
+// doorkeeperKeys sizes a DC proxy's doorkeeper: it remembers the last
+// 64Ki to 128Ki keys asked of owners, in about 4 MiB.
+const doorkeeperKeys = 64 << 10
 
 // Stats counts reads by tier, for metrics, and the keys answered to DC
 // peers as their L2 owner.
@@ -192,6 +197,7 @@ func New(cfg Config) (*Proxy, error) {
 	p.oracle = o
 	if cfg.DC != "" && cfg.Self != "" {
 		p.dc = newDCView(cfg.Self, cfg.DCPeers, cfg.L2Timeout)
+		p.door = newDoorkeeper(doorkeeperKeys)
 		o.onRelay = p.learnDCPeers
 	}
 	return p, nil

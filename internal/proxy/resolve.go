@@ -27,6 +27,9 @@ type flightKey struct {
 type answer struct {
 	lookup.Result
 	tier string
+	// owned: a DC peer, the owner of the key's shard, answered; the key
+	// enters this proxy's cache only past the doorkeeper.
+	owned bool
 }
 
 type flight struct {
@@ -111,7 +114,7 @@ func (p *Proxy) resolveOnce(ctx, wctx context.Context, keys [][]byte, todo []int
 			f.a, f.err = rs[n], errs[n]
 			f.abandoned = f.err != nil && gone
 			close(f.done)
-			if f.err == nil {
+			if f.err == nil && (!f.a.owned || p.door.seen(keys[todo[j]])) {
 				p.admit(keys[todo[j]], f.a.Result, at)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/dcshard"
 	"github.com/argent-kv/argent/internal/testutil/cluster"
 	"github.com/argent-kv/argent/internal/testutil/faultproxy"
 )
@@ -179,7 +180,9 @@ func readAtLeast(c *client.Client, key string, idx argent.Index, timeout time.Du
 // (SIGSTOP) for a second, so it falls behind the owners it asks and the
 // proxies asking it wait at most --l2-timeout; its reads after it resumes
 // must still be right. No read may fail (but a min_index read whose wait
-// ran out), and the DC's L2 and prefetch paths must have answered reads.
+// ran out), and the DC's L2 path must have answered reads. Then a key
+// resolved at L3 while its owner is paused reaches the owner through the
+// relay's miss stream.
 func TestDC_CheckerAtEveryProxy(t *testing.T) {
 	skipShort(t)
 	seed := testSeed(t)
@@ -213,9 +216,76 @@ func TestDC_CheckerAtEveryProxy(t *testing.T) {
 	if sum.l2 == 0 {
 		t.Errorf("no proxy answered a read from L2 (a DC peer owning the key's shard): %+v", sum)
 	}
-	if sum.prefetched == 0 {
-		t.Errorf("no proxy took a key from the relay's miss stream: %+v", sum)
+	checkPrefetchReachesOwner(t, d)
+}
+
+// checkPrefetchReachesOwner has a proxy resolve, at L3, a key whose shard
+// another proxy owns, while that owner is paused: the relay publishes the
+// miss, and the owner, once resumed, takes it from the miss stream
+// (reactive prefetch), so the DC's next read of the key is an L2 hit.
+func checkPrefetchReachesOwner(t *testing.T, d *dcTree) {
+	t.Helper()
+	var addrs []string
+	for _, px := range d.proxies {
+		addrs = append(addrs, px.Addr)
 	}
+	ring := dcshard.NewRing(addrs)
+	owner, asker := d.proxies[1], d.proxies[0]
+	key := ""
+	for i := 0; key == ""; i++ {
+		if k := fmt.Sprintf("prefetch/%d", i); ownerOf(ring, k) == owner.Addr {
+			key = k
+		}
+	}
+	rc := newClient(t, d.root)
+	ctx, cancel := ctxTimeout(30 * time.Second)
+	defer cancel()
+	if _, err := rc.Put(ctx, []byte(key), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	// Push the key out of every proxy's 8 KiB window, so that a read of it
+	// misses.
+	var last argent.Index
+	for i := range 24 {
+		idx, err := rc.Put(ctx, []byte(fmt.Sprintf("filler/%d", i)), make([]byte, 1024))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = idx
+	}
+	if _, err := readAtLeast(newClient(t, owner), "filler/0", last, 20*time.Second); err != nil {
+		t.Fatalf("%s did not reach %d: %v", owner.Name, last, err)
+	}
+	hc := rawHTTP(t)
+	before, err := scrapeMetrics(hc, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner.Pause()
+	v, err := newClient(t, asker).Get(ctx, []byte(key), client.ReadOptions{MinIndex: last})
+	owner.Resume()
+	if err != nil || string(v.Value) != "v" || v.Tier != "l3" {
+		t.Fatalf("read of %s at %s with its owner paused: %+v, %v; want v from l3", key, asker.Name, v, err)
+	}
+	cluster.WaitFor(t, 10*time.Second, func() error {
+		m, err := scrapeMetrics(hc, owner)
+		if err != nil {
+			return err
+		}
+		if m["argent_proxy_prefetched_total"] <= before["argent_proxy_prefetched_total"] {
+			return fmt.Errorf("%s took no key from the miss stream", owner.Name)
+		}
+		return nil
+	})
+	v, err = newClient(t, d.proxies[2]).Get(ctx, []byte(key), client.ReadOptions{MinIndex: last})
+	if err != nil || string(v.Value) != "v" || v.Tier != "l2" {
+		t.Errorf("read of %s at %s after its owner took it from the miss stream: %+v, %v; want v from l2", key, d.proxies[2].Name, v, err)
+	}
+}
+
+func ownerOf(r *dcshard.Ring, key string) string {
+	o, _ := r.Owner(dcshard.Of([]byte(key)), nil)
+	return o
 }
 
 // TestDC_OwnerAndRelayKilled kills -9 one proxy (the owner of about a

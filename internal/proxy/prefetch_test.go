@@ -4,11 +4,21 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/dcstream"
+	"github.com/argent-kv/argent/internal/proxy"
 	"github.com/argent-kv/argent/internal/window"
 )
+
+// newLoneDCProxy returns the only proxy of a data center: it owns every
+// shard, so it takes any prefetched key it can prove.
+func newLoneDCProxy(t *testing.T, replica string, win window.Options) *proxy.Proxy {
+	t.Helper()
+	return newProxyWith(t, 1<<20, proxy.Config{Replicas: []string{replica}, Window: win, MissWait: 300 * time.Millisecond,
+		DC: "dc1", Self: "127.0.0.1:1"})
+}
 
 // missAt is the line a relay would publish for key resolved as of index x
 // of h: its value and mod index there, or absent.
@@ -39,7 +49,7 @@ func TestPrefetch_OnlyWhatItCanProve(t *testing.T) {
 	rng := rand.New(rand.NewPCG(41, 42))
 	h := makeHistory(t, rng, 300, 60)
 	r := newReplica(t, h, 300)
-	p := newProxy(t, []string{r.addr}, 1<<20, window.Options{MaxBatches: 40})
+	p := newLoneDCProxy(t, r.addr, window.Options{MaxBatches: 40})
 	apply(t, p, h, 150, rng)
 	took := 0
 	for range 400 {
@@ -107,7 +117,7 @@ func TestPrefetch_TableOfCases(t *testing.T) {
 		{"AsOfLaterModBelow", 10, 190, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := newProxy(t, []string{r.addr}, 1<<20, window.Options{MaxBatches: tc.window})
+			p := newLoneDCProxy(t, r.addr, window.Options{MaxBatches: tc.window})
 			apply(t, p, h, 160, rng)
 			if got := p.Prefetch(missAt(h, stable[0], tc.x)); got != tc.want {
 				t.Fatalf("Prefetch of %s as of %d at 160 with a %d-batch window = %v, want %v", stable[0], tc.x, tc.window, got, tc.want)
@@ -120,5 +130,32 @@ func TestPrefetch_TableOfCases(t *testing.T) {
 				t.Errorf("a key already cached was taken again")
 			}
 		})
+	}
+}
+
+// TestPrefetch_OnlyOwnShards offers every key to two proxies of a DC: each
+// takes the keys of the shards it owns and no other.
+func TestPrefetch_OnlyOwnShards(t *testing.T) {
+	rng := rand.New(rand.NewPCG(45, 46))
+	h := makeHistory(t, rng, 50, 100)
+	r := newReplica(t, h, 50)
+	d := newDC(t, h, 2, []string{r.addr}, 1<<20, window.Options{MaxBatches: 50})
+	for _, p := range d.proxies {
+		apply(t, p, h, 50, rng)
+	}
+	took := [2]int{}
+	for i := range 100 {
+		k := fmt.Sprintf("k%03d", i)
+		for j, p := range d.proxies {
+			if p.Prefetch(missAt(h, k, 50)) {
+				took[j]++
+				if d.owner(k) != j {
+					t.Errorf("proxy %d took %s, owned by proxy %d", j, k, d.owner(k))
+				}
+			}
+		}
+	}
+	if took[0] == 0 || took[1] == 0 {
+		t.Errorf("keys taken by each proxy: %v; want some at both", took)
 	}
 }

@@ -314,3 +314,10 @@ func (c *Cache) DiskUsage() uint64 { return c.db.Metrics().DiskSpaceUsage() }
 // Weight returns the weight of the cached entries as the eviction policy
 // counts it: at most the budget, once pending evictions are done.
 func (c *Cache) Weight() uint64 { return c.policy.otter().WeightedSize() }
+
+// Contains reports whether key is cached, without counting an access: for
+// callers that are not reads (a prefetch deciding whether to offer a key).
+func (c *Cache) Contains(key []byte) bool {
+	_, ok := c.policy.get(key)
+	return ok
+}

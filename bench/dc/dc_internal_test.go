@@ -293,7 +293,7 @@ func TestWriteMarkdown(t *testing.T) {
 		"| figure | goal | v1.5 | v2 |",
 		"| L3 lookups per distinct key, per DC | v2 ≤ 1.1 (v1.5: up to 1) | 2.00 | – |",
 		"| L1+L2 hit rate ÷ optimum | ≥ 0.95 | 0.882 (not met) | – |",
-		"| l2 p99 at light load | < 1.00 ms | no l2 answers | – |",
+		"| l2 p99 at light load, paced | < 1.00 ms | no l2 answers | – |",
 		"| v1.5 | 80,000 | 8,000 | 75.0% | 75.0% | 20,000 | 20,000 | 10,000 | **2.00** | 85.0% | **0.882** | 0 |",
 		"| v1.5 | proxy1 | 10,000 | 3,000 | 75.0% | 75.0% | 2,500 | 0 | cache 7,500, replica 2,500 |",
 		"| v1.5 | **DC** | 80,000 |",

@@ -83,8 +83,9 @@ func appendKeyName(b []byte, i int) []byte {
 }
 
 // lightLoad reads n keys drawn from pop, one at a time, at most rate per
-// second, from the proxies in turn, and returns their tally. It stops early
-// when ctx ends or limit passes.
+// second (rate <= 0: each as soon as the last is answered), from the
+// proxies in turn, and returns their tally. It stops early when ctx ends
+// or limit passes.
 func lightLoad(ctx context.Context, addrs []string, pop *popularity, n int, rate float64, seed uint64, limit time.Duration) *tally {
 	t := newTally()
 	conns := make([]*rawhttp.Conn, len(addrs))
@@ -93,7 +94,10 @@ func lightLoad(ctx context.Context, addrs []string, pop *popularity, n int, rate
 		defer conns[i].Close()
 	}
 	r := mrand.New(mrand.NewPCG(seed, lightStream))
-	interval := time.Duration(float64(time.Second) / rate)
+	var interval time.Duration
+	if rate > 0 {
+		interval = time.Duration(float64(time.Second) / rate)
+	}
 	start := time.Now()
 	deadline := start.Add(limit)
 	key := make([]byte, 0, 16)

@@ -356,7 +356,7 @@ func (n *Node) serve(mux *http.ServeMux) (*Node, error) {
 	n.srv = &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
 	// The hot API requests take the fast lane; every other connection is
 	// handed to n.srv.
-	n.lane = fastlane.New(ln, n.api, fastlane.Options{Eligible: api.LaneEligible, Logger: n.log})
+	n.lane = fastlane.New(ln, n.api, fastlane.Options{Eligible: n.laneEligible, Logger: n.log})
 	n.goRun(func() {
 		if err := n.lane.Serve(); err != nil {
 			n.log.Error("serve fast lane", "err", err)
@@ -578,6 +578,20 @@ func dataDirError(dir string, err error) error {
 		return fmt.Errorf("node: data directory %s is in use by another node of this process (lock held on %s): %w", dir, lock, err)
 	}
 	return err
+}
+
+// laneEligible says which requests the fast lane serves: the client API's
+// hot ones, and the lookups other nodes send on a miss (a proxy's L2
+// requests to the owner of a shard, a proxy's or relay's lookups at a
+// replica), whose latency is a read's.
+func (n *Node) laneEligible(method, path string) bool {
+	switch {
+	case n.proxy != nil && path == proxy.L2Path:
+		return true
+	case n.store != nil && path == lookup.LookupPath:
+		return true
+	}
+	return api.LaneEligible(method, path)
 }
 
 // Role returns the node's role: RoleRoot, RoleReplica, RoleProxy or

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/argent-kv/argent"
@@ -46,13 +47,15 @@ func (p *Proxy) Prefetch(m dcstream.Miss) bool {
 
 // runPrefetch follows the miss stream of every relay of the proxy's DC the
 // oracle knows, until ctx ends: one subscription per relay, opened again a
-// second after it ends.
+// second after it ends. It returns once every subscription has ended.
 func (p *Proxy) runPrefetch(ctx context.Context) {
 	subs := make(map[string]context.CancelFunc)
+	var wg sync.WaitGroup
 	defer func() {
 		for _, cancel := range subs {
 			cancel()
 		}
+		wg.Wait()
 	}()
 	t := time.NewTicker(p.cfg.StatusInterval)
 	defer t.Stop()
@@ -64,7 +67,11 @@ func (p *Proxy) runPrefetch(ctx context.Context) {
 			if subs[addr] == nil {
 				sctx, cancel := context.WithCancel(ctx)
 				subs[addr] = cancel
-				go p.follow(sctx, addr)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					p.follow(sctx, addr)
+				}()
 			}
 		}
 		for addr, cancel := range subs {
@@ -83,7 +90,7 @@ func (p *Proxy) runPrefetch(ctx context.Context) {
 
 // follow subscribes to one relay's miss stream until ctx ends.
 func (p *Proxy) follow(ctx context.Context, addr string) {
-	opts := &dcstream.SubscribeOptions{Dataset: p.cache.Dataset()}
+	opts := &dcstream.SubscribeOptions{HTTPClient: p.cfg.HTTPClient}
 	for ctx.Err() == nil {
 		opts.Dataset = p.cache.Dataset()
 		err := dcstream.SubscribeWith(ctx, addr, opts, func(m dcstream.Miss) { p.Prefetch(m) })

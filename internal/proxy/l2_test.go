@@ -38,7 +38,7 @@ func (s *handlerSwitch) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*s.
 
 // newDC starts n proxies of DC "dc1" of h's dataset over the replicas, each with a cache
 // of budget bytes and the given window.
-func newDC(t *testing.T, h *history, n int, replicas []string, budget int64, win window.Options) *dc {
+func newDC(t testing.TB, h *history, n int, replicas []string, budget int64, win window.Options) *dc {
 	t.Helper()
 	d := &dc{}
 	switches := make([]*handlerSwitch, n)
@@ -344,5 +344,35 @@ func TestTrace_ShowsEachTier(t *testing.T) {
 	tr, err := d.proxies[0].Trace(ctx, last.Key, 60)
 	if err != nil || tr.Tier != proxy.TierWindow || len(tr.Steps) != 1 {
 		t.Errorf("trace of a key in the window: %+v, %v", tr, err)
+	}
+}
+
+// BenchmarkL2_AskOwner measures one L2 request from a proxy to the owner
+// of a key's shard, which has the key cached, over loopback HTTP in one
+// process: the asker's encoding, the owner's answer, the asker's proof.
+func BenchmarkL2_AskOwner(b *testing.B) {
+	t := b
+	rng := rand.New(rand.NewPCG(51, 52))
+	h := makeHistory(t, rng, 50, 100)
+	r := newReplica(t, h, 50)
+	d := newDC(t, h, 2, []string{r.addr}, 1<<20, window.Options{MaxBatches: 1})
+	for _, p := range d.proxies {
+		apply(t, p, h, 50, rng)
+	}
+	key := ""
+	for _, k := range keysNotInWindow(h, 100, 0) {
+		if _, present := h.stateAt(50)[k]; present && d.owner(k) == 1 {
+			key = k
+			break
+		}
+	}
+	checkRead(t, d.proxies[1], h, key, false) // the owner caches it
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		tr, err := d.proxies[0].Trace(ctx, []byte(key), 50)
+		if err != nil || tr.Tier != proxy.TierL2 {
+			b.Fatalf("trace: %+v, %v", tr, err)
+		}
 	}
 }

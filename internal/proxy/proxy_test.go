@@ -32,7 +32,7 @@ func (h *history) stateAt(i argent.Index) map[string]string { return h.states[i]
 
 // makeHistory writes n random batches over keys k000..k(keys-1) to a root
 // store and records them.
-func makeHistory(t *testing.T, rng *rand.Rand, n, keys int) *history {
+func makeHistory(t testing.TB, rng *rand.Rand, n, keys int) *history {
 	t.Helper()
 	root, err := kv.Open(t.TempDir(), nil)
 	if err != nil {
@@ -82,14 +82,14 @@ type replica struct {
 	addr string
 }
 
-func newReplica(t *testing.T, h *history, upTo int) *replica {
+func newReplica(t testing.TB, h *history, upTo int) *replica {
 	t.Helper()
 	return newReplicaWith(t, h, upTo, nil)
 }
 
 // newReplicaWith is newReplica with wrap, when not nil, in front of the
 // lookup server.
-func newReplicaWith(t *testing.T, h *history, upTo int, wrap func(http.Handler) http.Handler) *replica {
+func newReplicaWith(t testing.TB, h *history, upTo int, wrap func(http.Handler) http.Handler) *replica {
 	t.Helper()
 	st, err := kv.Open(t.TempDir(), nil)
 	if err != nil {
@@ -116,7 +116,7 @@ func newReplicaWith(t *testing.T, h *history, upTo int, wrap func(http.Handler) 
 }
 
 // feed applies the history's entries up to index upTo.
-func (r *replica) feed(t *testing.T, h *history, upTo int) {
+func (r *replica) feed(t testing.TB, h *history, upTo int) {
 	t.Helper()
 	for i := int(r.st.Applied()); i < upTo; i++ {
 		w := r.st.NewWriter()
@@ -129,14 +129,14 @@ func (r *replica) feed(t *testing.T, h *history, upTo int) {
 	}
 }
 
-func newProxy(t *testing.T, replicas []string, budget int64, win window.Options) *proxy.Proxy {
+func newProxy(t testing.TB, replicas []string, budget int64, win window.Options) *proxy.Proxy {
 	t.Helper()
 	return newProxyWith(t, budget, proxy.Config{Replicas: replicas, Window: win, MissWait: 300 * time.Millisecond})
 }
 
 // newProxyWith returns a proxy configured by cfg over a new cache of the
 // given budget.
-func newProxyWith(t *testing.T, budget int64, cfg proxy.Config) *proxy.Proxy {
+func newProxyWith(t testing.TB, budget int64, cfg proxy.Config) *proxy.Proxy {
 	t.Helper()
 	c, err := proxycache.Open(t.TempDir(), proxycache.Options{Budget: budget})
 	if err != nil {
@@ -152,7 +152,7 @@ func newProxyWith(t *testing.T, budget int64, cfg proxy.Config) *proxy.Proxy {
 }
 
 // apply feeds the proxy the history's entries up to index upTo, in groups.
-func apply(t *testing.T, p *proxy.Proxy, h *history, upTo int, rng *rand.Rand) {
+func apply(t testing.TB, p *proxy.Proxy, h *history, upTo int, rng *rand.Rand) {
 	t.Helper()
 	tg := p.Target()
 	for i := int(tg.Applied()); i < upTo; {
@@ -172,7 +172,7 @@ func apply(t *testing.T, p *proxy.Proxy, h *history, upTo int, rng *rand.Rand) {
 // checkRead reads key at the proxy's applied index and compares it with
 // the history: a value must be the value at that index; a failure is
 // allowed only where allowFail says so.
-func checkRead(t *testing.T, p *proxy.Proxy, h *history, key string, allowFail bool) string {
+func checkRead(t testing.TB, p *proxy.Proxy, h *history, key string, allowFail bool) string {
 	t.Helper()
 	at := p.Applied()
 	v, tier, err := p.GetTier(context.Background(), []byte(key), at)

@@ -22,19 +22,24 @@ import (
 // dc is a data center of proxies sharing L2, each serving L2Path on its
 // own test server.
 type dc struct {
-	proxies []*proxy.Proxy
-	addrs   []string
-	servers []*httptest.Server
-	ring    *dcshard.Ring
+	proxies  []*proxy.Proxy
+	addrs    []string
+	servers  []*httptest.Server
+	switches []*handlerSwitch
+	ring     *dcshard.Ring
 }
 
 // handlerSwitch lets a test server exist, with its address, before the
 // proxy it serves.
 type handlerSwitch struct {
-	h atomic.Pointer[http.HandlerFunc]
+	h        atomic.Pointer[http.HandlerFunc]
+	requests atomic.Int64
 }
 
-func (s *handlerSwitch) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*s.h.Load())(w, r) }
+func (s *handlerSwitch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.requests.Add(1)
+	(*s.h.Load())(w, r)
+}
 
 // newDC starts n proxies of DC "dc1" of h's dataset over the replicas, each with a cache
 // of budget bytes and the given window.
@@ -60,6 +65,7 @@ func newDC(t testing.TB, h *history, n int, replicas []string, budget int64, win
 		d.proxies = append(d.proxies, p)
 	}
 	d.ring = dcshard.NewRing(d.addrs)
+	d.switches = switches
 	return d
 }
 
@@ -373,6 +379,36 @@ func BenchmarkL2_AskOwner(b *testing.B) {
 		tr, err := d.proxies[0].Trace(ctx, []byte(key), 50)
 		if err != nil || tr.Tier != proxy.TierL2 {
 			b.Fatalf("trace: %+v, %v", tr, err)
+		}
+	}
+}
+
+// TestL2_GetManyOneRequestPerOwner reads many keys in one mget at a proxy
+// whose peers own them: each owner gets one L2 request for all its keys.
+func TestL2_GetManyOneRequestPerOwner(t *testing.T) {
+	rng := rand.New(rand.NewPCG(53, 54))
+	h := makeHistory(t, rng, 100, 80)
+	r := newReplica(t, h, 100)
+	d := newDC(t, h, 3, []string{r.addr}, 1<<20, window.Options{MaxBatches: 1})
+	for _, p := range d.proxies {
+		apply(t, p, h, 100, rng)
+	}
+	var keys []string
+	owners := map[int]int{}
+	for _, k := range keysNotInWindow(h, 80, 0) {
+		if o := d.owner(k); o != 0 {
+			keys = append(keys, k)
+			owners[o]++
+		}
+	}
+	if len(owners) != 2 {
+		t.Fatalf("keys owned by %d peers, want 2", len(owners))
+	}
+	before := []int64{d.switches[1].requests.Load(), d.switches[2].requests.Load()}
+	checkMany(t, d.proxies[0], h, keys, false)
+	for i, o := range []int{1, 2} {
+		if got := d.switches[o].requests.Load() - before[i]; got != 1 {
+			t.Errorf("proxy %d, owner of %d of the keys, got %d L2 requests for one mget, want 1", o, owners[o], got)
 		}
 	}
 }

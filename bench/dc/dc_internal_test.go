@@ -334,3 +334,19 @@ func TestWriteMarkdown_Goals(t *testing.T) {
 		t.Error("v2 said to be unavailable")
 	}
 }
+
+// TestWriteDisk compares each mode's proxies with a DC of full replicas.
+func TestWriteDisk(t *testing.T) {
+	var b strings.Builder
+	writeDisk(&b, []*modeResult{{Mode: modeV15, Disk: 4 << 20}, {Mode: modeV2, Disk: 8 << 20}}, 10<<20, 8)
+	for _, want := range []string{"| 8 full replicas | 80.0 MiB | 1 |", "| v1.5: 8 proxies | 4.00 MiB | 0.050 |", "| v2: 8 proxies | 8.00 MiB | 0.100 |"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("disk table lacks %q:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	writeDisk(&b, nil, 0, 8)
+	if b.Len() != 0 {
+		t.Errorf("a table without the replica's size: %q", b.String())
+	}
+}

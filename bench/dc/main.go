@@ -280,6 +280,7 @@ func run(ctx context.Context, cfg config, log io.Writer) (*results, error) {
 			res.Problems = append(res.Problems, fmt.Sprintf("%s exited during the run: %v", p.Name, p.ExitErr()))
 		}
 	}
+	res.ReplicaDisk = benchnode.DirSize(b.replicas[0].Dir)
 	res.Machine.LoadEnd = benchnode.Loadavg()
 	res.WallSeconds = time.Since(res.Started).Seconds()
 	return res, nil
@@ -385,6 +386,9 @@ func runMode(ctx context.Context, cfg config, bin, tmp string, b *base, mode str
 			}
 			fmt.Fprintf(log, "dc: %s: %s, %s reads: %s; %s\n", mode, phase.name, fmtInt(t.reads), tierList(t.tiers), l2)
 		}
+	}
+	for _, p := range d.proxies {
+		mr.Disk += benchnode.DirSize(p.Dir)
 	}
 	for _, p := range c.Procs() {
 		if p.Exited() {

@@ -42,7 +42,10 @@ type results struct {
 	LoadSecs    float64       `json:"load_seconds"`
 	LastIndex   uint64        `json:"last_index"`
 	Modes       []*modeResult `json:"modes"`
-	Problems    []string      `json:"problems,omitempty"`
+	// ReplicaDisk is the bytes of one full replica's data directory at the
+	// end of the run: a DC of full replicas holds that many per server.
+	ReplicaDisk int64    `json:"replica_disk_bytes"`
+	Problems    []string `json:"problems,omitempty"`
 }
 
 // settings is the part of the configuration a reader of the results needs.
@@ -105,7 +108,10 @@ type modeResult struct {
 	RelayMetrics map[string]float64 `json:"relay_metrics,omitempty"`
 	Light        *lightResult       `json:"light_load,omitempty"`
 	Closed       *lightResult       `json:"one_at_a_time,omitempty"`
-	Problems     []string           `json:"problems,omitempty"`
+	// Disk is the bytes of the proxies' data directories after the replay
+	// (a relay keeps nothing on disk).
+	Disk     int64    `json:"disk_bytes"`
+	Problems []string `json:"problems,omitempty"`
 }
 
 // proxyResult is one proxy's reads, or the DC's.
@@ -257,6 +263,7 @@ func writeMarkdown(w io.Writer, res *results) {
 		writeProxies(w, ran)
 		writeLatency(w, ran)
 		writeLight(w, ran, s)
+		writeDisk(w, ran, res.ReplicaDisk, s.Proxies)
 	}
 	var problems []string
 	problems = append(problems, res.Problems...)
@@ -431,6 +438,26 @@ func writeLight(w io.Writer, modes []*modeResult, s settings) {
 		}
 		return mr.Closed.Latency
 	})
+}
+
+// writeDisk compares the disk the DC's servers take with a DC whose
+// servers each hold a full replica, what a DC took before proxies.
+func writeDisk(w io.Writer, modes []*modeResult, replica int64, proxies int) {
+	if replica <= 0 {
+		return
+	}
+	fmt.Fprintln(w, "#### Disk per DC")
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "The data directories of the DC's %d servers after the replay, against %d full replicas (one replica's directory, %s, times %d).\n\n",
+		proxies, proxies, fmtBytes(replica), proxies)
+	fmt.Fprintln(w, "| DC | disk | ÷ full replicas |")
+	fmt.Fprintln(w, "|---|---|---|")
+	full := replica * int64(proxies)
+	fmt.Fprintf(w, "| %d full replicas | %s | 1 |\n", proxies, fmtBytes(full))
+	for _, mr := range modes {
+		fmt.Fprintf(w, "| %s: %d proxies | %s | %.3f |\n", mr.Mode, proxies, fmtBytes(mr.Disk), float64(mr.Disk)/float64(full))
+	}
+	fmt.Fprintln(w)
 }
 
 // firstLine returns s up to its first newline.

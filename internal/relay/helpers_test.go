@@ -298,3 +298,12 @@ func errorCode(b []byte) string {
 	}
 	return e.Error.Code
 }
+
+// newLocalServer serves h on 127.0.0.1 until the test ends and returns its
+// address.
+func newLocalServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}

@@ -224,7 +224,7 @@ func TestRelay_FilterAdmission(t *testing.T) {
 	t.Cleanup(rl.Close)
 	resp, body := httpGet(t, "http://"+addr+lookup.FilterPath)
 	if resp.StatusCode != http.StatusServiceUnavailable || errorCode(body) != apiwire.CodeUnavailable {
-		t.Fatalf("filter from a relay with no data = %d %s", resp.StatusCode, body)
+		t.Fatalf("filter from a relay with no data = %d %.200q", resp.StatusCode, body)
 	}
 	if err := rl.Ring().AdoptDataset(ds); err != nil {
 		t.Fatal(err)

@@ -210,12 +210,19 @@ func commit(t *testing.T, st *kv.Store, ops ...argent.Op) argent.Index {
 // test ends.
 func serveStore(t *testing.T, st *kv.Store, cfg *lookup.Config) *storeReplica {
 	t.Helper()
+	return serveStores(t, st, st, cfg)
+}
+
+// serveStores is serveStore with the log of logSt and the lookups of st:
+// a replica whose log is of another history than its store.
+func serveStores(t *testing.T, logSt, st *kv.Store, cfg *lookup.Config) *storeReplica {
+	t.Helper()
 	lk, err := lookup.NewServer(st, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &storeReplica{st: st, lk: lk}
-	ps := pull.NewServer(pull.ServerConfig{Source: st, NodeID: "replica", Root: storeClock{st}, Heartbeat: pulltest.Heartbeat})
+	ps := pull.NewServer(pull.ServerConfig{Source: logSt, NodeID: "replica", Root: storeClock{logSt}, Heartbeat: pulltest.Heartbeat})
 	mux := http.NewServeMux()
 	ps.Register(mux)
 	mux.Handle(lookup.FilterPath, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/apiwire"
+	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/lookup"
 	"github.com/argent-kv/argent/internal/relay"
 )
@@ -235,5 +236,57 @@ func TestRelay_FilterAdmission(t *testing.T) {
 	}
 	if n := rep.filters.Load(); n != 0 {
 		t.Fatalf("refused requests cost %d filters", n)
+	}
+}
+
+// The filter the relay serves is at least as new as the oldest state its
+// log can feed a child from, so that a proxy starting over with it can
+// follow the relay: an upstream behind that state is passed over, and with
+// none ahead of it the relay answers 503.
+func TestRelay_FilterFollowableFromRing(t *testing.T) {
+	behind := newStore(t, ds)
+	for i := range 20 {
+		commit(t, behind, put(fmt.Sprintf("k/%02d", i), "v"))
+	}
+	ahead := newStore(t, ds)
+	for i := range 60 {
+		commit(t, ahead, put(fmt.Sprintf("k/%02d", i), "v"))
+	}
+	for _, tt := range []struct {
+		name   string
+		ups    []*kv.Store
+		status int
+		index  argent.Index
+	}{
+		{"BehindThenAhead", []*kv.Store{behind, ahead}, http.StatusOK, 60},
+		{"OnlyBehind", []*kv.Store{behind}, http.StatusServiceUnavailable, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var addrs []string
+			for _, st := range tt.ups {
+				addrs = append(addrs, serveStore(t, st, nil).addr())
+			}
+			rl, addr := startRelayWith(t, ds, relay.Config{Upstreams: addrs, LogBuffer: 2000})
+			// The ring holds the last few of 50 entries: a child can be
+			// fed from the state before its first.
+			apply(t, rl.Ring(), entries(argent.State{}, 50))
+			from := rl.Ring().LogFirst() - 1
+			if from <= 20 || from >= 50 {
+				t.Fatalf("the ring feeds from %d; the test wants it between the upstreams' 20 and 60", from)
+			}
+			resp, body := httpGet(t, "http://"+addr+lookup.FilterPath)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("filter = %d (Argent-Index %s), want %d", resp.StatusCode, resp.Header.Get(apiwire.HeaderIndex), tt.status)
+			}
+			if tt.status != http.StatusOK {
+				if errorCode(body) != apiwire.CodeUnavailable {
+					t.Fatalf("filter = %d %.200q, want unavailable", resp.StatusCode, body)
+				}
+				return
+			}
+			if got := resp.Header.Get(apiwire.HeaderIndex); got != strconv.FormatUint(uint64(tt.index), 10) {
+				t.Fatalf("filter as of %s, want %d (the ring feeds from %d)", got, tt.index, from)
+			}
+		})
 	}
 }

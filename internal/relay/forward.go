@@ -155,7 +155,10 @@ func (rl *Relay) fetchState(ctx context.Context, up string) (argent.State, error
 // serveFilter answers GET /internal/v1/filter[?min_index=N] with a filter
 // from the upstreams, cached for FilterMaxAge. It asks for one at least as
 // new as the oldest state the relay's log can be followed from, so that a
-// proxy starting over with it can follow the relay.
+// proxy starting over with it can follow the relay, and passes over an
+// upstream that answers with an older one (a replica behind the relay
+// answers with its own): with no upstream ahead of that state, it answers
+// 503. A filter older than min_index alone is passed on, as a replica's.
 func (rl *Relay) serveFilter(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		methodNotAllowed(w, r, "GET")
@@ -178,16 +181,23 @@ func (rl *Relay) serveFilter(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	want := max(minIndex, rl.ring.LogFirst()-1)
+	feedFrom := rl.ring.LogFirst() - 1
+	want := max(minIndex, feedFrom)
 	cf := rl.filters.fresh(want)
 	if cf == nil {
 		rl.filters.fetchMu.Lock()
 		if cf = rl.filters.fresh(want); cf == nil {
 			ctx, cancel := context.WithTimeout(r.Context(), rl.cfg.LookupTimeout)
 			err = rl.ups.try(ctx, ds, func(c *lookup.Client) error {
-				var err error
-				cf, err = rl.fetchFilter(ctx, c, want)
-				return err
+				f, err := rl.fetchFilter(ctx, c, want)
+				if err != nil {
+					return err
+				}
+				if f.state.Index < feedFrom {
+					return fmt.Errorf("%w: relay: filter from %s is as of %d; the relay's log feeds from %d", argent.ErrUnavailable, c.Addr(), f.state.Index, feedFrom)
+				}
+				cf = f
+				return nil
 			})
 			cancel()
 		}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/argent-kv/argent"
@@ -244,6 +245,12 @@ func (c *StatusCmd) Run(ctx context.Context) error {
 	if st.Upstream != "" {
 		fmt.Printf("upstream:    %s\n", st.Upstream)
 	}
+	if st.DC != "" {
+		fmt.Printf("dc:          %s\n", st.DC)
+	}
+	if len(st.DCPeers) > 0 {
+		fmt.Printf("l2 peers:    %s\n", strings.Join(st.DCPeers, ", "))
+	}
 	if g := st.Group; g != nil {
 		fmt.Printf("group:       member %d (%s), leader %d, term %d, raft applied %d, commit %d\n", g.ID, g.State, g.Leader, g.Term, g.Applied, g.Commit)
 		for _, m := range g.Members {
@@ -266,8 +273,12 @@ func isTerminal(f *os.File) bool {
 // asked for its own status. A child that does not answer is shown with the
 // error; a node seen twice (a loop) is not descended into again.
 func printTree(ctx context.Context, addr string, st client.Status, first, rest string, seen map[string]bool) {
-	fmt.Printf("%s%s %s  node %s  applied %d  lag %.3fs (%d indexes)\n", first, st.Role, addr, st.NodeID,
-		st.AppliedIndex, st.LagSeconds, st.RootIndex-min(st.RootIndex, st.AppliedIndex))
+	dc := ""
+	if st.DC != "" {
+		dc = "  dc " + st.DC
+	}
+	fmt.Printf("%s%s %s  node %s  applied %d  lag %.3fs (%d indexes)%s\n", first, st.Role, addr, st.NodeID,
+		st.AppliedIndex, st.LagSeconds, st.RootIndex-min(st.RootIndex, st.AppliedIndex), dc)
 	for i, ch := range st.Children {
 		branch, indent := "├── ", "│   "
 		if i == len(st.Children)-1 {

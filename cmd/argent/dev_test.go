@@ -138,6 +138,9 @@ func TestDev_DataCenter(t *testing.T) {
 	if len(started) != 6 || len(proxies) != 4 || started[1].Role() != node.RoleRelay {
 		t.Fatalf("started %d nodes, %d proxies", len(started), len(proxies))
 	}
+	if peers := proxies[1].Status().DCPeers; len(peers) != 4 {
+		t.Errorf("a proxy's status names %d L2 peers, want 4: %v", len(peers), peers)
+	}
 	tiers := map[string]int{}
 	for _, p := range proxies {
 		cl, err := client.New(p.Addr())

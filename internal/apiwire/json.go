@@ -92,16 +92,19 @@ type WatchLine struct {
 // StatusResponse is the answer to GET /v1/status. Shape:
 // {"role":"replica","node_id":"...","dataset_id":"...","applied_index":N,"root_index":N,"lag_seconds":0.004,"upstream":"...","children":[...]}.
 type StatusResponse struct {
-	Role         string        `json:"role"`            // "root", "replica", "proxy" or "relay"
-	NodeID       string        `json:"node_id"`         // the node's ID
-	DatasetID    string        `json:"dataset_id"`      // argent.DatasetID.String(); empty if not known yet
-	AppliedIndex argent.Index  `json:"applied_index"`   // the highest index the node serves
-	RootIndex    argent.Index  `json:"root_index"`      // the root's latest index, as last heard
-	LagSeconds   float64       `json:"lag_seconds"`     // how far the node's state is behind the root's
-	Upstream     string        `json:"upstream"`        // the address the node pulls from; empty on the root
-	DC           string        `json:"dc,omitempty"`    // the node's data center (--dc)
-	Children     []StatusChild `json:"children"`        // the nodes pulling from this one
-	Group        *GroupStatus  `json:"group,omitempty"` // a root group member's view of the group
+	Role         string       `json:"role"`          // "root", "replica", "proxy" or "relay"
+	NodeID       string       `json:"node_id"`       // the node's ID
+	DatasetID    string       `json:"dataset_id"`    // argent.DatasetID.String(); empty if not known yet
+	AppliedIndex argent.Index `json:"applied_index"` // the highest index the node serves
+	RootIndex    argent.Index `json:"root_index"`    // the root's latest index, as last heard
+	LagSeconds   float64      `json:"lag_seconds"`   // how far the node's state is behind the root's
+	Upstream     string       `json:"upstream"`      // the address the node pulls from; empty on the root
+	DC           string       `json:"dc,omitempty"`  // the node's data center (--dc)
+	// DCPeers are, on a proxy of a data center, the proxies sharing its
+	// L2 shards, itself included.
+	DCPeers  []string      `json:"dc_peers,omitempty"`
+	Children []StatusChild `json:"children"`        // the nodes pulling from this one
+	Group    *GroupStatus  `json:"group,omitempty"` // a root group member's view of the group
 }
 
 // GroupStatus is a root group member's view of its Raft group. Commit and

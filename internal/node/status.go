@@ -76,6 +76,9 @@ func (n *Node) Status() apiwire.StatusResponse {
 	if n.member != nil {
 		s.Group = n.member.status()
 	}
+	if n.proxy != nil {
+		s.DCPeers = n.proxy.DCPeers()
+	}
 	if n.pullS == nil {
 		return s
 	}

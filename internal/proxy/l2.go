@@ -179,9 +179,7 @@ func (p *Proxy) askOwners(ctx context.Context, keys [][]byte, todo []int, at arg
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for owner, idx := range byOwner {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		askOne := func() {
 			ask := make([][]byte, len(idx))
 			for j, i := range idx {
 				ask[j] = keys[i]
@@ -204,6 +202,15 @@ func (p *Proxy) askOwners(ctx context.Context, keys [][]byte, todo []int, at arg
 					left = append(left, i)
 				}
 			}
+		}
+		if len(byOwner) == 1 { // on this goroutine: no hand-off to wait for
+			askOne()
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			askOne()
 		}()
 	}
 	wg.Wait()

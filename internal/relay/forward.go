@@ -37,9 +37,28 @@ func (rl *Relay) serveScan(w http.ResponseWriter, r *http.Request) {
 		header http.Header
 		body   []byte
 	}
+	// The asker's wait is shared out among the upstreams tried, so that
+	// replicas all behind answer within it, not within one wait each. A
+	// query the relay cannot read goes as it is, for the replica to refuse.
+	q, err := lookup.ParseQuery(r.URL.RawQuery)
+	split := err == nil
+	wait := lookup.DefaultScanWait
+	if v := q.Get("wait"); split && v != "" {
+		d, err := time.ParseDuration(v)
+		split = err == nil && d >= 0
+		wait = d
+	}
+	deadline := time.Now().Add(wait)
 	var last *answer
-	for _, c := range rl.ups.order(ds) {
-		req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, c.Addr()+lookup.ScanPath+"?"+r.URL.RawQuery, nil)
+	ups := rl.ups.order(ds)
+	for i, c := range ups {
+		query := r.URL.RawQuery
+		if split {
+			share := max(time.Until(deadline)/time.Duration(len(ups)-i), 0)
+			q.Set("wait", strconv.FormatInt(share.Milliseconds(), 10)+"ms")
+			query = q.Encode()
+		}
+		req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, c.Addr()+lookup.ScanPath+"?"+query, nil)
 		if err != nil {
 			writeError(w, fmt.Errorf("relay: scan: %w", err))
 			return

@@ -202,3 +202,21 @@ func TestRelay_ScanBehind(t *testing.T) {
 		})
 	}
 }
+
+// TestRelay_ScanWaitShared asks two replicas, both behind, for a scan with
+// a wait of 400 ms: the relay shares the wait out between them, so its
+// 504 comes within the wait, not after one wait at each.
+func TestRelay_ScanWaitShared(t *testing.T) {
+	slow := &lookup.Config{ScanWait: time.Second}
+	_, addr := startRelay(t, ds, serveStore(t, scanStore(t, 2), slow).addr(), serveStore(t, scanStore(t, 3), slow).addr())
+	q := url.Values{"prefix": {"a/"}, "limit": {"10"}, "at": {"6"}, "wait": {"400ms"}}
+	start := time.Now()
+	resp, body := httpGet(t, "http://"+addr+lookup.ScanPath+"?"+q.Encode())
+	took := time.Since(start)
+	if resp.StatusCode != http.StatusGatewayTimeout || resp.Header.Get(apiwire.HeaderIndex) != "3" {
+		t.Fatalf("scan as of 6 = %d %s (Argent-Index %s), want 504 from the second replica, at 3", resp.StatusCode, body, resp.Header.Get(apiwire.HeaderIndex))
+	}
+	if took < 350*time.Millisecond || took > 760*time.Millisecond {
+		t.Errorf("two replicas behind answered in %v; the wait was 400ms, shared between them", took)
+	}
+}

@@ -54,6 +54,7 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent/bench/internal/benchnode"
+	"github.com/argent-kv/argent/bench/internal/mdsection"
 )
 
 func main() {
@@ -91,25 +92,13 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "compare: wrote %s\n", path)
 	}
 	if cfg.docs != "" {
-		if err := updateDocs(cfg.docs, md.String()); err != nil {
+		if err := mdsection.UpdateFile(cfg.docs, markBegin, markEnd, md.String()); err != nil {
 			fmt.Fprintf(stderr, "compare: %v\n", err)
 			return 1
 		}
 		fmt.Fprintf(stderr, "compare: updated the generated section of %s\n", cfg.docs)
 	}
 	return 0
-}
-
-// updateDocs replaces the generated section of the markdown file at path.
-func updateDocs(path, section string) error {
-	b, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("docs: %w", err)
-	}
-	if err := os.WriteFile(path, []byte(replaceSection(string(b), section)), 0o644); err != nil {
-		return fmt.Errorf("docs: %w", err)
-	}
-	return nil
 }
 
 // compare runs every configured workload and returns the results.

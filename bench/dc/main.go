@@ -69,6 +69,7 @@ import (
 
 	"github.com/argent-kv/argent/bench/internal/benchnode"
 	"github.com/argent-kv/argent/bench/internal/cachetrace"
+	"github.com/argent-kv/argent/bench/internal/publish"
 )
 
 func main() {
@@ -201,22 +202,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	}
 	var md strings.Builder
 	writeMarkdown(&md, res)
-	fmt.Fprint(stdout, md.String())
-	if cfg.results != "" {
-		if err := res.writeJSON(cfg.results); err != nil {
-			fmt.Fprintf(stderr, "dc: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stderr, "dc: wrote %s\n", cfg.results)
-	}
-	if cfg.docs != "" {
-		if err := updateDocs(cfg.docs, md.String()); err != nil {
-			fmt.Fprintf(stderr, "dc: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stderr, "dc: updated %s\n", cfg.docs)
-	}
-	return 0
+	return publish.Report{Name: "dc", Markdown: md.String(), Results: res, ResultsPath: cfg.results,
+		DocsPath: cfg.docs, Begin: markBegin, End: markEnd}.Write(stdout, stderr)
 }
 
 // run starts the shared nodes, loads the keys, and runs each mode.

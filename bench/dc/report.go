@@ -2,18 +2,14 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
 
 	"github.com/argent-kv/argent/bench/internal/benchnode"
 	"github.com/argent-kv/argent/bench/internal/cachetrace"
-	"github.com/argent-kv/argent/bench/internal/mdsection"
 	"github.com/argent-kv/argent/bench/internal/numfmt"
 )
 
@@ -464,24 +460,4 @@ func writeDisk(w io.Writer, modes []*modeResult, replica int64, proxies int) {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
-}
-
-func (res *results) writeJSON(path string) error {
-	b, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return fmt.Errorf("results: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("results: %w", err)
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
-
-// updateDocs replaces the dc section of the markdown file at path.
-func updateDocs(path, section string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, []byte(mdsection.Replace(string(b), markBegin, markEnd, section)), 0o644)
 }

@@ -51,6 +51,7 @@ import (
 
 	"github.com/argent-kv/argent/bench/internal/benchnode"
 	"github.com/argent-kv/argent/bench/internal/cachetrace"
+	"github.com/argent-kv/argent/bench/internal/publish"
 )
 
 func main() {
@@ -208,22 +209,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	}
 	var md strings.Builder
 	writeMarkdown(&md, res)
-	fmt.Fprint(stdout, md.String())
-	if cfg.results != "" {
-		if err := res.writeJSON(cfg.results); err != nil {
-			fmt.Fprintf(stderr, "proxyhit: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stderr, "proxyhit: wrote %s\n", cfg.results)
-	}
-	if cfg.docs != "" {
-		if err := updateDocs(cfg.docs, md.String()); err != nil {
-			fmt.Fprintf(stderr, "proxyhit: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stderr, "proxyhit: updated %s\n", cfg.docs)
-	}
-	return 0
+	return publish.Report{Name: "proxyhit", Markdown: md.String(), Results: res, ResultsPath: cfg.results,
+		DocsPath: cfg.docs, Begin: markBegin, End: markEnd}.Write(stdout, stderr)
 }
 
 // run measures everything cfg asks for.

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -216,26 +213,6 @@ func writeLive(w io.Writer, l *liveResult) {
 
 // cell makes s safe inside a markdown table cell or list item.
 func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
-
-func (res *results) writeJSON(path string) error {
-	b, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return fmt.Errorf("results: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("results: %w", err)
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
-
-// updateDocs replaces the proxyhit section of the markdown file at path.
-func updateDocs(path, section string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, []byte(replaceSection(string(b), section)), 0o644)
-}
 
 // replaceSection returns doc with its generated section replaced by
 // section (see mdsection.Replace).

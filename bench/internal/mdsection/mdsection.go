@@ -3,7 +3,12 @@
 // replaces its own results and leaves hand-written text alone.
 package mdsection
 
-import "strings"
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
 
 // Replace returns doc with the text from begin to end (both included)
 // replaced by section, which should start with begin and end with end, or
@@ -27,4 +32,17 @@ func Replace(doc, begin, end, section string) string {
 		return doc + section + "\n"
 	}
 	return doc[:i] + section + doc[j+len(end):]
+}
+
+// UpdateFile replaces the section from begin to end of the markdown file
+// at path with section (see Replace), creating the file if it is missing.
+func UpdateFile(path, begin, end, section string) error {
+	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("docs: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(Replace(string(b), begin, end, section)), 0o644); err != nil {
+		return fmt.Errorf("docs: %w", err)
+	}
+	return nil
 }

@@ -69,6 +69,14 @@ func newDC(t testing.TB, h *history, n int, replicas []string, budget int64, win
 	return d
 }
 
+// applyAll feeds every proxy the history's entries up to index upTo.
+func (d *dc) applyAll(t testing.TB, h *history, upTo int, rng *rand.Rand) {
+	t.Helper()
+	for _, p := range d.proxies {
+		apply(t, p, h, upTo, rng)
+	}
+}
+
 // owner returns the position of the proxy that owns key's shard.
 func (d *dc) owner(key string) int {
 	o, _ := d.ring.Owner(dcshard.Of([]byte(key)), nil)
@@ -106,9 +114,7 @@ func TestL2_OneL3LookupPerKey(t *testing.T) {
 	var cnt keyCounter
 	r := newReplicaWith(t, h, 100, cnt.wrap)
 	d := newDC(t, h, 4, []string{r.addr}, 1<<20, window.Options{MaxBatches: 1})
-	for _, p := range d.proxies {
-		apply(t, p, h, 100, rng)
-	}
+	d.applyAll(t, h, 100, rng)
 	tiers := map[string]int{}
 	keys := keysNotInWindow(h, 80, 0)
 	for _, k := range keys {
@@ -206,9 +212,7 @@ func TestL2_DeadOwner(t *testing.T) {
 	h := makeHistory(t, rng, 50, 200)
 	r := newReplica(t, h, 50)
 	d := newDC(t, h, 3, []string{r.addr}, 1<<20, window.Options{MaxBatches: 1})
-	for _, p := range d.proxies {
-		apply(t, p, h, 50, rng)
-	}
+	d.applyAll(t, h, 50, rng)
 	hang := make(chan struct{})
 	defer close(hang)
 	// Proxy 2 hangs: its server takes requests and never answers.
@@ -306,9 +310,7 @@ func TestTrace_ShowsEachTier(t *testing.T) {
 	h := makeHistory(t, rng, 60, 200)
 	r := newReplica(t, h, 60)
 	d := newDC(t, h, 2, []string{r.addr}, 1<<20, window.Options{MaxBatches: 1})
-	for _, p := range d.proxies {
-		apply(t, p, h, 60, rng)
-	}
+	d.applyAll(t, h, 60, rng)
 	var other, own string
 	for _, k := range keysNotInWindow(h, 200, 0) {
 		if _, present := h.stateAt(60)[k]; !present {
@@ -362,9 +364,7 @@ func BenchmarkL2_AskOwner(b *testing.B) {
 	h := makeHistory(t, rng, 50, 100)
 	r := newReplica(t, h, 50)
 	d := newDC(t, h, 2, []string{r.addr}, 1<<20, window.Options{MaxBatches: 1})
-	for _, p := range d.proxies {
-		apply(t, p, h, 50, rng)
-	}
+	d.applyAll(t, h, 50, rng)
 	key := ""
 	for _, k := range keysNotInWindow(h, 100, 0) {
 		if _, present := h.stateAt(50)[k]; present && d.owner(k) == 1 {
@@ -390,9 +390,7 @@ func TestL2_GetManyOneRequestPerOwner(t *testing.T) {
 	h := makeHistory(t, rng, 100, 80)
 	r := newReplica(t, h, 100)
 	d := newDC(t, h, 3, []string{r.addr}, 1<<20, window.Options{MaxBatches: 1})
-	for _, p := range d.proxies {
-		apply(t, p, h, 100, rng)
-	}
+	d.applyAll(t, h, 100, rng)
 	var keys []string
 	owners := map[int]int{}
 	for _, k := range keysNotInWindow(h, 80, 0) {

@@ -140,9 +140,7 @@ func TestPrefetch_OnlyOwnShards(t *testing.T) {
 	h := makeHistory(t, rng, 50, 100)
 	r := newReplica(t, h, 50)
 	d := newDC(t, h, 2, []string{r.addr}, 1<<20, window.Options{MaxBatches: 50})
-	for _, p := range d.proxies {
-		apply(t, p, h, 50, rng)
-	}
+	d.applyAll(t, h, 50, rng)
 	took := [2]int{}
 	for i := range 100 {
 		k := fmt.Sprintf("k%03d", i)

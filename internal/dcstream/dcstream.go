@@ -5,12 +5,17 @@
 // misses once per DC instead of once per proxy.
 //
 // The stream is GET /internal/v1/dc/misses (Path): a long-lived answer of
-// newline-delimited JSON, one object a line (format version 1, in the
+// newline-delimited JSON, one object a line (format version 2, in the
 // Argent-Stream-Version header):
 //
-//	{"key":"<base64>","value":"<base64>","mod_index":7,"absent":false,"index":123}
-//	{"key":"<base64>","mod_index":0,"absent":true,"index":123}
+//	{"key":"<base64>","value":"<base64>","mod_index":7,"absent":false,"index":123,"crc":3141592653}
+//	{"key":"<base64>","mod_index":0,"absent":true,"index":123,"crc":2718281828}
 //	{"progress":true}
+//
+// A miss line's crc is the CRC-32C of the line up to `,"crc"`: a proxy
+// caches what it takes from the stream, so a line damaged in transit is
+// refused (ErrMalformed ends the subscription, which starts again) rather
+// than cached.
 //
 // A miss line says that Key had Value (written at ModIndex) at index Index,
 // or was absent there: Index is the state the replica answered from (its
@@ -43,6 +48,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"strconv"
 
 	"github.com/argent-kv/argent"
@@ -53,7 +59,7 @@ const Path = "/internal/v1/dc/misses"
 
 // Version is the stream's format version, sent in HeaderVersion. A
 // subscriber refuses a stream of another version.
-const Version = "1"
+const Version = "2"
 
 // HeaderVersion carries Version on the stream's answer.
 const HeaderVersion = "Argent-Stream-Version"
@@ -86,8 +92,19 @@ type Miss struct {
 // size is what m costs a subscriber's buffer.
 func (m *Miss) size() int { return len(m.Key) + len(m.Value) + 64 }
 
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
 // AppendLine appends m's line, newline included, to dst.
 func AppendLine(dst []byte, m *Miss) []byte {
+	start := len(dst)
+	dst = appendFields(dst, m)
+	dst = append(dst, `,"crc":`...)
+	dst = strconv.AppendUint(dst, uint64(crc32.Checksum(dst[start:len(dst)-len(`,"crc":`)], castagnoli)), 10)
+	return append(dst, "}\n"...)
+}
+
+// appendFields appends m's line up to its crc.
+func appendFields(dst []byte, m *Miss) []byte {
 	dst = append(dst, `{"key":"`...)
 	dst = base64.StdEncoding.AppendEncode(dst, m.Key)
 	dst = append(dst, '"')
@@ -101,8 +118,7 @@ func AppendLine(dst []byte, m *Miss) []byte {
 	dst = append(dst, `,"absent":`...)
 	dst = strconv.AppendBool(dst, m.Absent)
 	dst = append(dst, `,"index":`...)
-	dst = strconv.AppendUint(dst, uint64(m.Index), 10)
-	return append(dst, "}\n"...)
+	return strconv.AppendUint(dst, uint64(m.Index), 10)
 }
 
 // ProgressLine is the progress line, newline included.
@@ -116,12 +132,14 @@ type line struct {
 	Absent   bool         `json:"absent"`
 	Index    argent.Index `json:"index"`
 	Progress bool         `json:"progress"`
+	CRC      *uint32      `json:"crc"`
 }
 
 // DecodeLine decodes one line (without or with its newline): a miss, or
 // progress true for a progress line. A line that breaks the format (a
 // present key without a mod index, an absent one with a value, a mod index
-// past the index) fails with an error wrapping ErrMalformed.
+// past the index) or whose crc does not match fails with an error wrapping
+// ErrMalformed.
 func DecodeLine(b []byte) (m Miss, progress bool, err error) {
 	var l line
 	if err := json.Unmarshal(b, &l); err != nil {
@@ -140,6 +158,13 @@ func DecodeLine(b []byte) (m Miss, progress bool, err error) {
 		return Miss{}, false, fmt.Errorf("%w: absent key %q with a value", ErrMalformed, m.Key)
 	case !m.Absent && (m.ModIndex == 0 || m.ModIndex > m.Index):
 		return Miss{}, false, fmt.Errorf("%w: key %q has mod index %d at index %d", ErrMalformed, m.Key, m.ModIndex, m.Index)
+	}
+	if l.CRC == nil {
+		return Miss{}, false, fmt.Errorf("%w: key %q without a crc", ErrMalformed, m.Key)
+	}
+	// The line as it was sent, but for its crc, is the line m encodes to.
+	if sum := crc32.Checksum(appendFields(nil, &m), castagnoli); sum != *l.CRC {
+		return Miss{}, false, fmt.Errorf("%w: key %q: crc %d, computed %d (damaged in transit)", ErrMalformed, m.Key, *l.CRC, sum)
 	}
 	if !m.Absent && m.Value == nil {
 		m.Value = []byte{}

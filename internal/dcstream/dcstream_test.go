@@ -24,11 +24,11 @@ func TestAppendLine_Format(t *testing.T) {
 		want string
 	}{
 		{"Present", dcstream.Miss{Key: []byte("k"), Value: []byte("hi"), ModIndex: 7, Index: 123},
-			`{"key":"aw==","value":"aGk=","mod_index":7,"absent":false,"index":123}`},
+			`{"key":"aw==","value":"aGk=","mod_index":7,"absent":false,"index":123,"crc":2241945317}`},
 		{"Absent", dcstream.Miss{Key: []byte("k"), Absent: true, Index: 123},
-			`{"key":"aw==","mod_index":0,"absent":true,"index":123}`},
+			`{"key":"aw==","mod_index":0,"absent":true,"index":123,"crc":162466461}`},
 		{"EmptyValue", dcstream.Miss{Key: []byte{0, 0xff}, Value: []byte{}, ModIndex: 1, Index: 1},
-			`{"key":"AP8=","value":"","mod_index":1,"absent":false,"index":1}`},
+			`{"key":"AP8=","value":"","mod_index":1,"absent":false,"index":1,"crc":2540826319}`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := string(dcstream.AppendLine(nil, &tt.m))
@@ -59,6 +59,12 @@ func TestDecodeLine_Refuses(t *testing.T) {
 		{"PresentNoMod", `{"key":"aw==","value":"aGk=","mod_index":0,"index":3}`},
 		{"ModPastIndex", `{"key":"aw==","value":"aGk=","mod_index":4,"index":3}`},
 		{"BadBase64", `{"key":"!!","mod_index":0,"absent":true,"index":3}`},
+		// Lines damaged in transit: each would decode to a valid miss.
+		{"NoCRC", `{"key":"aw==","value":"aGk=","mod_index":7,"absent":false,"index":123}`},
+		{"ValueChanged", `{"key":"aw==","value":"aWk=","mod_index":7,"absent":false,"index":123,"crc":2241945317}`},
+		{"KeyChanged", `{"key":"bw==","value":"aGk=","mod_index":7,"absent":false,"index":123,"crc":2241945317}`},
+		{"IndexChanged", `{"key":"aw==","value":"aGk=","mod_index":7,"absent":false,"index":122,"crc":2241945317}`},
+		{"CRCChanged", `{"key":"aw==","value":"aGk=","mod_index":7,"absent":false,"index":123,"crc":2241945316}`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, _, err := dcstream.DecodeLine([]byte(tt.line)); !errors.Is(err, dcstream.ErrMalformed) {

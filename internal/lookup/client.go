@@ -17,6 +17,7 @@ import (
 	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/negfilter"
+	"github.com/argent-kv/argent/internal/wirecheck"
 )
 
 // ClientOptions configures a Client. The zero value of each field means its
@@ -36,6 +37,10 @@ type ClientOptions struct {
 	MaxFilterBytes int64
 	// UserAgent is sent with every request. Default "argent-lookup".
 	UserAgent string
+	// OnCorrupt, if set, is called for every answer refused because it was
+	// damaged in transit (see package wirecheck); the request then fails
+	// as if the connection broke.
+	OnCorrupt func(req *http.Request, err error)
 }
 
 // DefaultMaxFilterBytes is the default of ClientOptions.MaxFilterBytes.
@@ -72,6 +77,9 @@ func NewClient(addr string, opts *ClientOptions) (*Client, error) {
 	if hc == nil {
 		hc = client.NewHTTPClient()
 	}
+	// Every answer is checksummed end to end: a proxy caches what it gets.
+	maxBody := max(o.MaxFilterBytes, 2*int64(o.Limits.MaxBatch)+1<<20)
+	hc = wirecheck.Client(hc, wirecheck.Transport{MaxBody: maxBody, OnCorrupt: o.OnCorrupt})
 	return &Client{base: base, hc: hc, opts: o}, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/lookup"
 	"github.com/argent-kv/argent/internal/negfilter"
+	"github.com/argent-kv/argent/internal/wirecheck"
 )
 
 // checkResult checks a Client result against the model's state at x.
@@ -269,7 +270,7 @@ func TestClient_Protocol(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			hs := httptest.NewServer(tc.handler)
+			hs := httptest.NewServer(wirecheck.Handler(tc.handler))
 			defer hs.Close()
 			c, err := lookup.NewClient(hs.URL, &lookup.ClientOptions{HTTPClient: hs.Client()})
 			if err != nil {

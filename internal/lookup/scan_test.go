@@ -19,6 +19,7 @@ import (
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/lookup"
+	"github.com/argent-kv/argent/internal/wirecheck"
 )
 
 // modelScan is the page of a scan of the model's state want: at most limit
@@ -398,7 +399,7 @@ func TestClient_ScanProtocol(t *testing.T) {
 		{name: "EmptyWithMore", handler: page("10", `{"index":10,"items":[],"more":true}`)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			hs := httptest.NewServer(tc.handler)
+			hs := httptest.NewServer(wirecheck.Handler(tc.handler))
 			defer hs.Close()
 			c, err := lookup.NewClient(hs.URL, &lookup.ClientOptions{HTTPClient: hs.Client()})
 			if err != nil {
@@ -415,7 +416,7 @@ func TestClient_ScanProtocol(t *testing.T) {
 		})
 	}
 	// A well-formed page passes the same checks.
-	hs := httptest.NewServer(page("10", `{"index":10,"items":[`+a+`,`+b+`],"more":true}`))
+	hs := httptest.NewServer(wirecheck.Handler(page("10", `{"index":10,"items":[`+a+`,`+b+`],"more":true}`)))
 	defer hs.Close()
 	c, err := lookup.NewClient(hs.URL, &lookup.ClientOptions{HTTPClient: hs.Client()})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/wirecheck"
 )
 
 // The paths the Server serves.
@@ -71,9 +72,9 @@ func (s *Server) KeysLookedUp() uint64 { return s.keys.Load() }
 
 // Register adds the Server's paths to mux.
 func (s *Server) Register(mux *http.ServeMux) {
-	mux.HandleFunc(LookupPath, s.serveLookup)
-	mux.HandleFunc(FilterPath, s.getOnly(s.serveFilterGet))
-	mux.HandleFunc(ScanPath, s.getOnly(s.serveScan))
+	mux.Handle(LookupPath, wirecheck.Handler(http.HandlerFunc(s.serveLookup)))
+	mux.Handle(FilterPath, wirecheck.Handler(s.getOnly(s.serveFilterGet)))
+	mux.Handle(ScanPath, wirecheck.Handler(s.getOnly(s.serveScan)))
 }
 
 // ServeHTTP serves LookupPath, ScanPath and FilterPath; other paths get

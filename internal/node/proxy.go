@@ -10,6 +10,7 @@ import (
 	"github.com/argent-kv/argent/internal/proxycache"
 	"github.com/argent-kv/argent/internal/pull"
 	"github.com/argent-kv/argent/internal/window"
+	"github.com/argent-kv/argent/internal/wirecheck"
 )
 
 // startProxy starts a proxy: its cache, the log follower feeding it from a
@@ -49,7 +50,7 @@ func startProxy(ctx context.Context, cfg Config) (*Node, error) {
 	n.goRun(func() { _ = f.Run(ctx) })
 	n.goRun(func() { p.Run(ctx) })
 	mux := http.NewServeMux()
-	mux.HandleFunc(proxy.L2Path, p.ServeL2)
+	mux.Handle(proxy.L2Path, wirecheck.Handler(http.HandlerFunc(p.ServeL2)))
 	return n.serve(mux)
 }
 
@@ -85,5 +86,6 @@ func (n *Node) registerProxyGauges() {
 	counter("argent_proxy_miss_failures_total", "Misses no replica could resolve in time.", func() float64 { return float64(st.Failed.Load()) })
 	counter("argent_proxy_admitted_total", "Resolved misses admitted to the cache.", func() float64 { return float64(st.Admitted.Load()) })
 	counter("argent_proxy_prefetched_total", "Keys admitted to the cache from the DC's miss stream (reactive prefetch).", func() float64 { return float64(st.Prefetched.Load()) })
+	counter("argent_wire_corrupt_answers_total", "Answers of replicas, relays and L2 owners refused because their checksums did not match (damaged in transit).", func() float64 { return float64(st.Corrupt.Load()) })
 	counter("argent_proxy_l2_served_total", "Keys this proxy answered to DC peers as the owner of their shard.", func() float64 { return float64(st.L2Served.Load()) })
 }

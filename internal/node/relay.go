@@ -111,6 +111,7 @@ func (n *Node) registerRelayMetrics() {
 	counter("argent_relay_lookups_total", "Keys children asked the relay to look up.", func() float64 { return float64(st.Lookups.Load()) })
 	counter("argent_relay_upstream_lookups_total", "Keys the relay asked replicas for, after sharing (retries included).", func() float64 { return float64(st.UpstreamLookups.Load()) })
 	counter("argent_relay_lookup_shared_total", "Keys that shared a lookup already under way for the same key and index.", func() float64 { return float64(st.Shared.Load()) })
+	counter("argent_wire_corrupt_answers_total", "Answers of upstream replicas refused because their checksums did not match (damaged in transit).", func() float64 { return float64(st.Corrupt.Load()) })
 	counter("argent_relay_misses_published_total", "Resolved misses published on the DC's miss stream.", func() float64 { return float64(rl.HubStats().Published) })
 	counter("argent_relay_subscriber_drops_total", "Misses dropped from slow subscribers' buffers.", func() float64 { return float64(rl.HubStats().Drops) })
 	gauge("argent_relay_subscribers", "Subscribers of the miss stream.", func() float64 { return float64(rl.HubStats().Subscribers) })

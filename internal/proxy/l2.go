@@ -258,7 +258,7 @@ func (p *Proxy) askOwner(ctx context.Context, owner string, keys [][]byte, at ar
 	if ds := p.cache.Dataset(); !ds.IsZero() {
 		req.Header.Set(lookup.HeaderDataset, ds.String())
 	}
-	resp, err := p.cfg.HTTPClient.Do(req)
+	resp, err := p.checked.Do(req)
 	if err != nil {
 		return nil, err
 	}

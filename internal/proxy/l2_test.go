@@ -17,6 +17,7 @@ import (
 	"github.com/argent-kv/argent/internal/lookup"
 	"github.com/argent-kv/argent/internal/proxy"
 	"github.com/argent-kv/argent/internal/window"
+	"github.com/argent-kv/argent/internal/wirecheck"
 )
 
 // dc is a data center of proxies sharing L2, each serving L2Path on its
@@ -60,7 +61,7 @@ func newDC(t testing.TB, h *history, n int, replicas []string, budget int64, win
 		if err := p.Target().AdoptDataset(h.dataset); err != nil {
 			t.Fatal(err)
 		}
-		serve := http.HandlerFunc(p.ServeL2)
+		serve := http.HandlerFunc(wirecheck.Handler(http.HandlerFunc(p.ServeL2)).ServeHTTP)
 		switches[i].h.Store(&serve)
 		d.proxies = append(d.proxies, p)
 	}

@@ -29,6 +29,8 @@ type oracle struct {
 	// forget drops a learned replica silent for this long; the --upstream
 	// ones stay.
 	forget time.Duration
+	// onCorrupt, when set, is told of every answer damaged in transit.
+	onCorrupt func(*http.Request, error)
 	// onRelay, when set, is given the addresses of the proxies of the
 	// oracle's DC that a relay names as its children.
 	onRelay func(proxies []string)
@@ -49,8 +51,8 @@ type peer struct {
 	lastOK   time.Time // last status answer, or when it was learned
 }
 
-func newOracle(addrs []string, dc string, hc *http.Client, limits argent.Limits) (*oracle, error) {
-	o := &oracle{dc: dc, http: hc, limits: limits, forget: time.Minute, peers: make(map[string]*peer)}
+func newOracle(addrs []string, dc string, hc *http.Client, limits argent.Limits, onCorrupt func(*http.Request, error)) (*oracle, error) {
+	o := &oracle{dc: dc, http: hc, limits: limits, onCorrupt: onCorrupt, forget: time.Minute, peers: make(map[string]*peer)}
 	for _, a := range addrs {
 		if _, err := o.add(a, true); err != nil {
 			return nil, err
@@ -68,7 +70,7 @@ func (o *oracle) add(addr string, listed bool) (*peer, error) {
 		p.listed = p.listed || listed
 		return p, nil
 	}
-	c, err := lookup.NewClient(addr, &lookup.ClientOptions{HTTPClient: o.http, Limits: o.limits})
+	c, err := lookup.NewClient(addr, &lookup.ClientOptions{HTTPClient: o.http, Limits: o.limits, OnCorrupt: o.onCorrupt})
 	if err != nil {
 		return nil, fmt.Errorf("proxy: replica %s: %w", addr, err)
 	}

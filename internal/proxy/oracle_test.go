@@ -50,7 +50,7 @@ func TestOracle_LearnsAndRanks(t *testing.T) {
 		{Addr: px, Role: "proxy"}, {Addr: dead, Role: "replica"},
 	}
 	rootSt.Store(&apiwire.StatusResponse{Role: "root", AppliedIndex: 100, Children: children})
-	o, err := newOracle([]string{far}, "ams", http.DefaultClient, argent.Limits{})
+	o, err := newOracle([]string{far}, "ams", http.DefaultClient, argent.Limits{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/argent-kv/argent/internal/negfilter"
 	"github.com/argent-kv/argent/internal/proxycache"
 	"github.com/argent-kv/argent/internal/window"
+	"github.com/argent-kv/argent/internal/wirecheck"
 )
 
 // Tiers name the layer that answered a read, for Argent-Tier.
@@ -121,6 +122,8 @@ type Proxy struct {
 	ring   *logRing
 	dc     *dcView // nil outside a data center
 	door   *doorkeeper
+	// checked is cfg.HTTPClient with answers checksummed, for L2 owners.
+	checked *http.Client
 
 	// applyMu orders the log applier against filter installs; last is the
 	// state of the last entry applied to the cache, durable or not.
@@ -159,6 +162,9 @@ type Stats struct {
 	Window, Cache, Filter, L2, L3, Admitted, Failed, L2Served atomic.Uint64
 	// Prefetched counts the keys admitted from the DC's miss stream.
 	Prefetched atomic.Uint64
+	// Corrupt counts answers of replicas, relays and L2 owners refused as
+	// damaged in transit (package wirecheck).
+	Corrupt atomic.Uint64
 }
 
 // count adds a read answered by tier.
@@ -190,7 +196,8 @@ func New(cfg Config) (*Proxy, error) {
 	p := &Proxy{cfg: cfg, cache: cfg.Cache, win: window.New(st.Index, cfg.Window), last: st, ring: newLogRing(cfg.LogBytes),
 		changed: make(chan struct{}), filterStale: make(chan struct{}, 1), flights: make(map[flightKey]*flight)}
 	p.published.Store(&st)
-	o, err := newOracle(cfg.Replicas, cfg.DC, cfg.HTTPClient, cfg.Limits)
+	p.checked = wirecheck.Client(cfg.HTTPClient, wirecheck.Transport{OnCorrupt: p.corrupt})
+	o, err := newOracle(cfg.Replicas, cfg.DC, cfg.HTTPClient, cfg.Limits, p.corrupt)
 	if err != nil {
 		return nil, err
 	}
@@ -221,6 +228,12 @@ func (p *Proxy) Run(ctx context.Context) {
 	}
 	p.RunFilter(ctx)
 	wg.Wait()
+}
+
+// corrupt counts and logs an answer damaged in transit.
+func (p *Proxy) corrupt(_ *http.Request, err error) {
+	p.stats.Corrupt.Add(1)
+	p.cfg.Logger.Warn("proxy: refused an answer damaged in transit", "err", err)
 }
 
 // Stats returns the proxy's read counters.

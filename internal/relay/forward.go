@@ -65,7 +65,7 @@ func (rl *Relay) serveScan(w http.ResponseWriter, r *http.Request) {
 		}
 		req.Header.Set(lookup.HeaderDataset, ds.String())
 		req.Header.Set("User-Agent", "argent-relay")
-		resp, err := rl.cfg.HTTPClient.Do(req)
+		resp, err := rl.checked.Do(req)
 		if err != nil {
 			if r.Context().Err() != nil {
 				return

@@ -18,6 +18,7 @@ import (
 	"github.com/argent-kv/argent/internal/pull"
 	"github.com/argent-kv/argent/internal/relay"
 	"github.com/argent-kv/argent/internal/testutil/pulltest"
+	"github.com/argent-kv/argent/internal/wirecheck"
 )
 
 // fakeReplica answers the lookup protocol from a map, as of
@@ -44,7 +45,7 @@ func startReplica(t *testing.T, f *fakeReplica) *fakeReplica {
 	if f.applied == 0 {
 		f.applied = 1 << 30
 	}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	f.srv = httptest.NewServer(wirecheck.Handler(http.HandlerFunc(f.serve)))
 	t.Cleanup(f.srv.Close)
 	return f
 }
@@ -263,11 +264,11 @@ func (c storeClock) RootSent() int64 { return time.Now().UnixNano() }
 // error of code, as a replica with no data (503) or one that fails.
 func statusReplica(t *testing.T, status int, code string) string {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	srv := httptest.NewServer(wirecheck.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(apiwire.ErrorBody{Error: apiwire.ErrorDetail{Code: code, Message: "fake"}})
-	}))
+	})))
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/lookup"
+	"github.com/argent-kv/argent/internal/wirecheck"
 )
 
 // version is a value a key took at an index.
@@ -46,7 +47,7 @@ func startHistoryReplica(t *testing.T, h *historyReplica) *historyReplica {
 	t.Helper()
 	h.release = make(chan struct{})
 	h.releaseHeld = sync.OnceFunc(func() { close(h.release) })
-	h.addr = newLocalServer(t, http.HandlerFunc(h.serve))
+	h.addr = newLocalServer(t, wirecheck.Handler(http.HandlerFunc(h.serve)))
 	t.Cleanup(h.releaseHeld) // first: the server waits for held lookups
 	return h
 }

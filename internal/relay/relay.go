@@ -38,6 +38,7 @@ import (
 	"github.com/argent-kv/argent/internal/lookup"
 	"github.com/argent-kv/argent/internal/pull"
 	"github.com/argent-kv/argent/internal/wire"
+	"github.com/argent-kv/argent/internal/wirecheck"
 )
 
 // Role is the role a relay reports to its upstreams and in its status.
@@ -86,6 +87,9 @@ type Stats struct {
 	Lookups         atomic.Uint64 // keys asked by children
 	UpstreamLookups atomic.Uint64 // keys asked at replicas, after sharing
 	Shared          atomic.Uint64 // keys that shared another request's lookup
+	// Corrupt counts upstream answers refused as damaged in transit
+	// (package wirecheck).
+	Corrupt atomic.Uint64
 }
 
 // Relay is a running relay. Its methods are safe for concurrent use.
@@ -97,6 +101,7 @@ type Relay struct {
 	server   *pull.Server
 	hub      *dcstream.Hub
 	ups      *upstreams
+	checked  *http.Client // cfg.HTTPClient, answers checksummed
 	filters  *filterCache
 	stats    Stats
 
@@ -135,7 +140,8 @@ func New(cfg Config) (*Relay, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	rl := &Relay{cfg: cfg, flights: make(map[flightKey]*flight)}
-	ups, err := newUpstreams(cfg.Upstreams, cfg.HTTPClient, cfg.Limits)
+	rl.checked = wirecheck.Client(cfg.HTTPClient, wirecheck.Transport{OnCorrupt: rl.corrupt})
+	ups, err := newUpstreams(cfg.Upstreams, cfg.HTTPClient, cfg.Limits, rl.corrupt)
 	if err != nil {
 		return nil, err
 	}
@@ -167,6 +173,12 @@ func New(cfg Config) (*Relay, error) {
 	return rl, nil
 }
 
+// corrupt counts and logs an upstream answer damaged in transit.
+func (rl *Relay) corrupt(_ *http.Request, err error) {
+	rl.stats.Corrupt.Add(1)
+	rl.cfg.Logger.Warn("relay: refused an upstream answer damaged in transit", "err", err)
+}
+
 // heard takes a heartbeat from the upstream: the root's clock, passed on
 // to the children, and whether the dataset is empty.
 func (rl *Relay) heard(h wire.Heartbeat) {
@@ -189,9 +201,9 @@ func (rl *Relay) Close() {
 // the lookup protocol (lookups, scans, filter) and the miss stream.
 func (rl *Relay) Register(mux *http.ServeMux) {
 	rl.server.Register(mux)
-	mux.HandleFunc(lookup.LookupPath, rl.serveLookup)
-	mux.HandleFunc(lookup.ScanPath, rl.serveScan)
-	mux.HandleFunc(lookup.FilterPath, rl.serveFilter)
+	mux.Handle(lookup.LookupPath, wirecheck.Handler(http.HandlerFunc(rl.serveLookup)))
+	mux.Handle(lookup.ScanPath, wirecheck.Handler(http.HandlerFunc(rl.serveScan)))
+	mux.Handle(lookup.FilterPath, wirecheck.Handler(http.HandlerFunc(rl.serveFilter)))
 	mux.Handle(dcstream.Path, rl.hub)
 }
 

@@ -15,9 +15,10 @@ import (
 // at, tried in turn from the one that answered last, with one lookup.Client
 // each over one shared keep-alive http.Client.
 type upstreams struct {
-	addrs  []string
-	hc     *http.Client
-	limits argent.Limits
+	addrs     []string
+	hc        *http.Client
+	limits    argent.Limits
+	onCorrupt func(*http.Request, error)
 
 	mu struct {
 		sync.Mutex
@@ -27,8 +28,8 @@ type upstreams struct {
 	}
 }
 
-func newUpstreams(addrs []string, hc *http.Client, limits argent.Limits) (*upstreams, error) {
-	u := &upstreams{addrs: addrs, hc: hc, limits: limits}
+func newUpstreams(addrs []string, hc *http.Client, limits argent.Limits, onCorrupt func(*http.Request, error)) (*upstreams, error) {
+	u := &upstreams{addrs: addrs, hc: hc, limits: limits, onCorrupt: onCorrupt}
 	if err := u.build(argent.DatasetID{}); err != nil {
 		return nil, err
 	}
@@ -40,7 +41,7 @@ func newUpstreams(addrs []string, hc *http.Client, limits argent.Limits) (*upstr
 func (u *upstreams) build(ds argent.DatasetID) error {
 	cs := make([]*lookup.Client, len(u.addrs))
 	for i, a := range u.addrs {
-		c, err := lookup.NewClient(a, &lookup.ClientOptions{HTTPClient: u.hc, Dataset: ds, Limits: u.limits, UserAgent: "argent-relay"})
+		c, err := lookup.NewClient(a, &lookup.ClientOptions{HTTPClient: u.hc, Dataset: ds, Limits: u.limits, UserAgent: "argent-relay", OnCorrupt: u.onCorrupt})
 		if err != nil {
 			return fmt.Errorf("relay: upstream %s: %w", a, err)
 		}
@@ -72,7 +73,7 @@ func (u *upstreams) client(addr string, ds argent.DatasetID) (*lookup.Client, er
 			return c, nil
 		}
 	}
-	return lookup.NewClient(addr, &lookup.ClientOptions{HTTPClient: u.hc, Dataset: ds, Limits: u.limits, UserAgent: "argent-relay"})
+	return lookup.NewClient(addr, &lookup.ClientOptions{HTTPClient: u.hc, Dataset: ds, Limits: u.limits, UserAgent: "argent-relay", OnCorrupt: u.onCorrupt})
 }
 
 // answered makes c the first to try next time.

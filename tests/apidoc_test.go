@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -215,6 +216,12 @@ func TestDocs_Examples(t *testing.T) {
 			ctx := context.Background()
 			for _, ex := range exs {
 				cmd := tree.Replace(ex.cmd)
+				if tool := strings.Fields(cmd)[0]; tool != tree.Bin {
+					if _, err := exec.LookPath(tool); err != nil {
+						t.Errorf("%s:%d: %s: the examples need %s on PATH (curl: Debian's curl; redis-cli: redis-tools)", doc, ex.line, ex.cmd, tool)
+						continue
+					}
+				}
 				out, err := runShell(ctx, tree.Dir, tree.Root, cmd, 30*time.Second)
 				if err != nil {
 					t.Errorf("%s:%d: %s: %v\n%s", doc, ex.line, ex.cmd, err, out)

@@ -186,8 +186,8 @@ func readAnswer(resp *http.Response) ([]byte, error) {
 }
 
 // Every endpoint of a real tree (root, replica, relay, proxies of a DC, a
-// replica that never synced, a root group) answers as docs/openapi.yaml
-// says, for successes and for errors, and every operation of the document
+// replica that never synced, a root that trimmed its log, a root group)
+// answers as docs/openapi.yaml says, for successes and for errors, and every operation of the document
 // is exercised with a 2xx and an error answer.
 func TestOpenAPI_RealAnswers(t *testing.T) {
 	skipShort(t)
@@ -205,6 +205,33 @@ func TestOpenAPI_RealAnswers(t *testing.T) {
 		}
 	}
 	hc := rawHTTP(t)
+	// A root that keeps 64 KiB of log: a watch from index 1 is compacted
+	// once a few larger writes went through.
+	trimmed := cluster.StartRoot(t, "--log-bytes", "64KiB", "--trim-interval", "100ms")
+	for i := range 8 {
+		req, err := http.NewRequest("PUT", fmt.Sprintf("%s/v1/kv/big/%d", trimmed.URL(), i), bytes.NewReader(make([]byte, 32<<10)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("put big/%d at %s: %s", i, trimmed.Addr, resp.Status)
+		}
+	}
+	cluster.WaitFor(t, 20*time.Second, func() error {
+		m, err := scrapeMetrics(hc, trimmed)
+		if err != nil {
+			return err
+		}
+		if first := m["argent_log_first_index"]; first <= 1 {
+			return fmt.Errorf("log of %s starts at %v", trimmed.Addr, first)
+		}
+		return nil
+	})
 
 	root, rep, px, relay := tree.Root, tree.Replica, tree.Proxy, tree.DC[1]
 	kv := "/v1/kv/{key}"
@@ -256,6 +283,8 @@ func TestOpenAPI_RealAnswers(t *testing.T) {
 
 		{name: "watch", addr: rep, method: "GET", path: "/v1/watch?prefix=config/&from=22", route: "/v1/watch", status: 200},
 		{name: "watch at a proxy", addr: px, method: "GET", path: "/v1/watch?prefix=config/", route: "/v1/watch", status: 200},
+		{name: "watch from a trimmed index", addr: trimmed.Addr, method: "GET", path: "/v1/watch?from=1", route: "/v1/watch", status: 410},
+		{name: "post to watch", addr: rep, method: "POST", path: "/v1/watch", route: "/v1/watch", status: 405},
 		{name: "watch from a bad index", addr: rep, method: "GET", path: "/v1/watch?from=yesterday", route: "/v1/watch", status: 400, badRequest: true},
 
 		{name: "trace at a proxy", addr: px, method: "GET", path: "/v1/trace/" + host, route: "/v1/trace/{key}", params: key(host), status: 200},

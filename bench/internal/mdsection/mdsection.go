@@ -46,3 +46,17 @@ func UpdateFile(path, begin, end, section string) error {
 	}
 	return nil
 }
+
+// Check returns an error unless doc holds begin exactly once and end
+// exactly once after it: the shape Replace needs to rewrite the section in
+// place rather than append a second copy.
+func Check(doc, begin, end string) error {
+	nb, ne := strings.Count(doc, begin), strings.Count(doc, end)
+	switch {
+	case nb != 1 || ne != 1:
+		return fmt.Errorf("want %s and %s once each, found %d and %d", begin, end, nb, ne)
+	case strings.Index(doc, end) < strings.Index(doc, begin):
+		return fmt.Errorf("%s comes before %s", end, begin)
+	}
+	return nil
+}

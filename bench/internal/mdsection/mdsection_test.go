@@ -21,3 +21,22 @@ func TestReplace(t *testing.T) {
 		}
 	}
 }
+
+func TestCheck(t *testing.T) {
+	const b, e = "<!-- x:begin -->", "<!-- x:end -->"
+	tests := []struct {
+		name, doc string
+		ok        bool
+	}{
+		{"pair", "a\n" + b + "\nx\n" + e + "\nz\n", true},
+		{"none", "a\n", false},
+		{"begin only", b + "\n", false},
+		{"two pairs", b + e + b + e, false},
+		{"reversed", e + "\n" + b, false},
+	}
+	for _, tt := range tests {
+		if err := mdsection.Check(tt.doc, b, e); (err == nil) != tt.ok {
+			t.Errorf("%s: Check = %v, want ok %v", tt.name, err, tt.ok)
+		}
+	}
+}

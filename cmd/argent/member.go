@@ -28,7 +28,7 @@ func (c *MemberListCmd) Run(ctx context.Context) error {
 	}
 	g, err := cl.Members(ctx)
 	if err != nil {
-		return serverErr(c.Server, err)
+		return opError("member list", "", err)
 	}
 	printGroup(ctx, g, "")
 	return nil
@@ -93,7 +93,7 @@ func (f *ServerFlag) change(ctx context.Context, do func(*client.Client) (client
 	}
 	g, err := do(cl)
 	if err != nil {
-		return serverErr(f.Server, err)
+		return opError("member", "", err)
 	}
 	printGroup(ctx, g, "")
 	return nil

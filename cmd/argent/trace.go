@@ -28,7 +28,7 @@ func (c *TraceCmd) Run(ctx context.Context) error {
 	}
 	tr, err := cl.Trace(ctx, []byte(c.Key), c.options())
 	if err != nil {
-		return serverErr(c.Server, err)
+		return opError("trace", c.Key, err)
 	}
 	if c.JSON {
 		enc := json.NewEncoder(os.Stdout)

@@ -329,7 +329,8 @@ type StatusCmd struct {
 }
 
 // Run prints the status.
-func (c *StatusCmd) Run(ctx context.Context) error {
+func (c *StatusCmd) Run(ctx context.Context, io *stdio) error {
+	w := io.out
 	cl, err := c.client()
 	if err != nil {
 		return err
@@ -340,40 +341,40 @@ func (c *StatusCmd) Run(ctx context.Context) error {
 	}
 	if c.Tree {
 		if st.Group != nil {
-			printGroup(ctx, *st.Group, "")
+			printGroup(ctx, w, *st.Group, "")
 		}
-		printTree(ctx, c.Server, st, "", "", map[string]bool{st.NodeID: true})
+		printTree(ctx, w, strings.TrimPrefix(cl.Addr(), "http://"), st, "", "", map[string]bool{st.NodeID: true})
 		return nil
 	}
 	if c.JSON {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)
 	}
-	fmt.Printf("role:        %s\n", st.Role)
-	fmt.Printf("node:        %s\n", st.NodeID)
-	fmt.Printf("dataset:     %s\n", st.DatasetID)
-	fmt.Printf("applied:     %d\n", st.AppliedIndex)
-	fmt.Printf("root index:  %d\n", st.RootIndex)
-	fmt.Printf("lag:         %s (%d indexes)\n", strconv.FormatFloat(st.LagSeconds, 'f', 3, 64)+"s", st.RootIndex-min(st.RootIndex, st.AppliedIndex))
+	fmt.Fprintf(w, "role:        %s\n", st.Role)
+	fmt.Fprintf(w, "node:        %s\n", st.NodeID)
+	fmt.Fprintf(w, "dataset:     %s\n", st.DatasetID)
+	fmt.Fprintf(w, "applied:     %d\n", st.AppliedIndex)
+	fmt.Fprintf(w, "root index:  %d\n", st.RootIndex)
+	fmt.Fprintf(w, "lag:         %s (%d indexes)\n", strconv.FormatFloat(st.LagSeconds, 'f', 3, 64)+"s", st.RootIndex-min(st.RootIndex, st.AppliedIndex))
 	if st.Upstream != "" {
-		fmt.Printf("upstream:    %s\n", st.Upstream)
+		fmt.Fprintf(w, "upstream:    %s\n", st.Upstream)
 	}
 	if st.DC != "" {
-		fmt.Printf("dc:          %s\n", st.DC)
+		fmt.Fprintf(w, "dc:          %s\n", st.DC)
 	}
 	if len(st.DCPeers) > 0 {
-		fmt.Printf("l2 peers:    %s\n", strings.Join(st.DCPeers, ", "))
+		fmt.Fprintf(w, "l2 peers:    %s\n", strings.Join(st.DCPeers, ", "))
 	}
 	if g := st.Group; g != nil {
-		fmt.Printf("group:       member %d (%s), leader %d, term %d, raft applied %d, commit %d\n", g.ID, g.State, g.Leader, g.Term, g.Applied, g.Commit)
+		fmt.Fprintf(w, "group:       member %d (%s), leader %d, term %d, raft applied %d, commit %d\n", g.ID, g.State, g.Leader, g.Term, g.Applied, g.Commit)
 		for _, m := range g.Members {
-			fmt.Printf("  member %d  %s\n", m.ID, m.Addr)
+			fmt.Fprintf(w, "  member %d  %s\n", m.ID, m.Addr)
 		}
 	}
-	fmt.Printf("children:    %d\n", len(st.Children))
+	fmt.Fprintf(w, "children:    %d\n", len(st.Children))
 	for _, ch := range st.Children {
-		fmt.Printf("  %s  node %s  sent up to %d\n", ch.Addr, ch.NodeID, ch.AppliedIndex)
+		fmt.Fprintf(w, "  %s  node %s  sent up to %d\n", ch.Addr, ch.NodeID, ch.AppliedIndex)
 	}
 	return nil
 }
@@ -386,12 +387,12 @@ func isTerminal(f *os.File) bool {
 // printTree prints a node and, recursively, the children it reports, each
 // asked for its own status. A child that does not answer is shown with the
 // error; a node seen twice (a loop) is not descended into again.
-func printTree(ctx context.Context, addr string, st client.Status, first, rest string, seen map[string]bool) {
+func printTree(ctx context.Context, w goio.Writer, addr string, st client.Status, first, rest string, seen map[string]bool) {
 	dc := ""
 	if st.DC != "" {
 		dc = "  dc " + st.DC
 	}
-	fmt.Printf("%s%s %s  node %s  applied %d  lag %.3fs (%d indexes)%s\n", first, st.Role, addr, st.NodeID,
+	fmt.Fprintf(w, "%s%s %s  node %s  applied %d  lag %.3fs (%d indexes)%s\n", first, st.Role, addr, st.NodeID,
 		st.AppliedIndex, st.LagSeconds, st.RootIndex-min(st.RootIndex, st.AppliedIndex), dc)
 	for i, ch := range st.Children {
 		branch, indent := "├── ", "│   "
@@ -401,12 +402,12 @@ func printTree(ctx context.Context, addr string, st client.Status, first, rest s
 		cst, err := childStatus(ctx, ch.Addr)
 		switch {
 		case err != nil:
-			fmt.Printf("%s%s? %s  node %s  (no answer: %v)\n", rest, branch, ch.Addr, ch.NodeID, err)
+			fmt.Fprintf(w, "%s%s? %s  node %s  (no answer: %v)\n", rest, branch, ch.Addr, ch.NodeID, err)
 		case seen[cst.NodeID]:
-			fmt.Printf("%s%s%s %s  node %s  (seen above)\n", rest, branch, cst.Role, ch.Addr, cst.NodeID)
+			fmt.Fprintf(w, "%s%s%s %s  node %s  (seen above)\n", rest, branch, cst.Role, ch.Addr, cst.NodeID)
 		default:
 			seen[cst.NodeID] = true
-			printTree(ctx, ch.Addr, cst, rest+branch, rest+indent, seen)
+			printTree(ctx, w, ch.Addr, cst, rest+branch, rest+indent, seen)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/node"
 )
 
@@ -381,5 +382,72 @@ func TestProgress_Terminal(t *testing.T) {
 	p.done()
 	if s := b.String(); !strings.HasPrefix(s, "\r[##############################] 100% 200/200 keys") || !strings.Contains(s, "ETA 0s") || !strings.HasSuffix(s, "\n") {
 		t.Fatalf("bar %q", s)
+	}
+}
+
+func TestScan_StatusTrace(t *testing.T) {
+	n := startRoot(t)
+	srv := "--server=" + n.Addr()
+	mustRun(t, "", "txn", srv, "--put", "s/a=1", "--put", "s/b=\x01", "--put", "s/c=3", "--put", "t=4")
+	for _, tt := range []struct {
+		name      string
+		args      []string
+		out, errs string
+	}{
+		{"Keys", []string{"scan", srv, "s/"}, "s/a\ns/b\ns/c\n", "3 keys at index 1\n"},
+		{"Values", []string{"scan", srv, "--values", "s/"}, "s/a\t1\ns/b\tbase64:AQ==\ns/c\t3\n", "3 keys at index 1\n"},
+		{"Limit", []string{"scan", srv, "--limit", "2"}, "s/a\ns/b\n", "2 keys at index 1\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut := mustRun(t, "", tt.args...)
+			if out != tt.out || errOut != tt.errs {
+				t.Fatalf("stdout %q stderr %q, want %q %q", out, errOut, tt.out, tt.errs)
+			}
+		})
+	}
+	if out, _ := mustRun(t, "", "status", srv); !strings.Contains(out, "role:        root") || !strings.Contains(out, "applied:     1") {
+		t.Fatalf("status:\n%s", out)
+	}
+	if out, _ := mustRun(t, "", "trace", srv, "s/a"); !strings.Contains(out, `read of "s/a" at index 1`) {
+		t.Fatalf("trace:\n%s", out)
+	}
+}
+
+// Every page of a listing is read at the first page's index, also when a
+// write commits between two pages.
+func TestScanPages_OneIndex(t *testing.T) {
+	n := startRoot(t)
+	ctx := context.Background()
+	put := func(v string) argent.Index {
+		var ops []argent.Op
+		for i := range 1500 {
+			ops = append(ops, argent.Op{Type: argent.OpPut, Key: []byte(fmt.Sprintf("p/%04d", i)), Value: []byte(v)})
+		}
+		idx, err := n.Write(ctx, argent.Batch{Ops: ops})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return idx
+	}
+	first := put("old")
+	cl, err := client.New(n.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	keys := 0
+	at, err := scanPages(ctx, cl, []byte("p/"), 0, client.ReadOptions{}, func(it client.Item) bool {
+		if keys == 0 {
+			put("new") // commits before the second page is asked for
+		}
+		keys++
+		seen[string(it.Value)]++
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at != first || keys != 1500 || seen["old"] != 1500 {
+		t.Fatalf("listing at %d (want %d): %d keys, values %v; want all old", at, first, keys, seen)
 	}
 }

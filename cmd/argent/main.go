@@ -60,14 +60,13 @@ func main() {
 type stdio struct {
 	in       io.Reader
 	out, err io.Writer
-	tty      bool // out is a terminal
-	errTTY   bool // err is a terminal
+	errTTY   bool // err is a terminal: load draws a progress bar
 }
 
 // run parses args and runs the command with the process's stdin, stdout and
 // stderr, returning the exit code.
 func run(ctx context.Context, args []string) int {
-	return runWith(ctx, args, &stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr, tty: isTerminal(os.Stdout), errTTY: isTerminal(os.Stderr)})
+	return runWith(ctx, args, &stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr, errTTY: isTerminal(os.Stderr)})
 }
 
 // runWith parses args and runs the command with io, returning the exit

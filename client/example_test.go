@@ -81,12 +81,13 @@ func ExampleClient_Session() {
 		log.Fatal(err)
 	}
 	s := root.Session()
-	if _, err := s.Put(ctx, []byte("config/greeting"), []byte("hello")); err != nil {
+	idx, err := s.Put(ctx, []byte("config/greeting"), []byte("hello"))
+	if err != nil {
 		log.Fatal(err)
 	}
 	v, err := s.On(replicas).Get(ctx, []byte("config/greeting"), client.ReadOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("%s at index %d >= %d\n", v.Value, v.Index, s.Index())
+	fmt.Printf("%s, written at %d, read at %d\n", v.Value, idx, v.Index)
 }

@@ -2,10 +2,16 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build test test-short lint bench bench-quick bench-dc bench-go fmt-check
+.PHONY: build dev test test-short lint bench bench-quick bench-dc bench-go fmt-check
 
 build:
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/argent ./cmd/argent
+
+# The whole tree in one process with demo data (see argent dev --help).
+# It runs the built binary, not go run, so that Ctrl-C or a kill of its
+# pid stops dev itself. DEV_ARGS passes flags, e.g. DEV_ARGS="--roots 3".
+dev: build
+	bin/argent dev $(DEV_ARGS)
 
 # Every test, with the race detector: the product module, then the
 # benchmarks' module in bench/ (its own go.mod; unit tests of a few seconds).

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,16 +13,21 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/argent-kv/argent"
 )
 
-// Client talks to one argent node over its HTTP API. It is safe for
+// Client talks to argent nodes over their HTTP API. It is safe for
 // concurrent use. Writes sent to a node other than the root are forwarded or
 // redirected (307) there by the node; the client follows redirects.
+//
+// A Client made with several addresses fails over: see New.
 type Client struct {
-	base      string // scheme://host[:port][/path], without a trailing slash
+	base      string     // first address: scheme://host[:port][/path], without a trailing slash
+	bases     []*url.URL // every address, parsed, in the order given
+	cur       atomic.Int32
 	hc        *http.Client
 	userAgent string
 }
@@ -79,12 +85,44 @@ var sharedHTTPClient = sync.OnceValue(NewHTTPClient)
 // or a URL "http://host:port" or "https://host:port", optionally with a path
 // prefix under which the API is served. It returns an argent.ErrInvalid error
 // for a malformed address.
+//
+// addr may list several nodes separated by commas ("a:7401,b:7401"); the
+// Client then fails over, as NewFailover describes.
 func New(addr string, opts ...Option) (*Client, error) {
-	base, err := ParseAddr(addr)
-	if err != nil {
-		return nil, fmt.Errorf("client: address %q: %w", addr, err)
+	return NewFailover(strings.Split(addr, ","), opts...)
+}
+
+// NewFailover returns a Client for several nodes, each an address as New
+// takes. A request goes to the node that answered last (the first at the
+// start) and moves on to the next node, in order, when that node cannot
+// answer it:
+//   - the connection failed: for a read (get, mget, scan, status, watch)
+//     whatever the cause; for a write only when no connection was made, so
+//     that a write the node may have received is never sent twice;
+//   - the node answered 5xx not_ready (it has no state yet).
+//
+// Any other answer, a 4xx above all, is the answer: a key absent at one node
+// is not looked for at another. When every node failed, the error is the
+// last node's.
+func NewFailover(addrs []string, opts ...Option) (*Client, error) {
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("client: %w: no address", argent.ErrInvalid)
 	}
-	c := &Client{base: base, userAgent: DefaultUserAgent}
+	c := &Client{userAgent: DefaultUserAgent}
+	for _, addr := range addrs {
+		base, err := ParseAddr(strings.TrimSpace(addr))
+		if err != nil {
+			return nil, fmt.Errorf("client: address %q: %w", addr, err)
+		}
+		u, err := url.Parse(base)
+		if err != nil {
+			return nil, fmt.Errorf("client: address %q: %w: %v", addr, argent.ErrInvalid, err)
+		}
+		if c.base == "" {
+			c.base = base
+		}
+		c.bases = append(c.bases, u)
+	}
 	for _, o := range opts {
 		o(c)
 	}
@@ -121,13 +159,32 @@ func ParseAddr(addr string) (string, error) {
 }
 
 // Addr returns the base URL the Client sends requests to, for example
-// "http://127.0.0.1:7400".
-func (c *Client) Addr() string { return c.base }
+// "http://127.0.0.1:7400": with several addresses, the one that answered
+// last.
+func (c *Client) Addr() string {
+	if len(c.bases) < 2 {
+		return c.base
+	}
+	return strings.TrimSuffix(c.bases[c.cur.Load()].String(), "/")
+}
+
+// Addrs returns the base URLs of every node the Client may send requests
+// to, in the order given to New.
+func (c *Client) Addrs() []string {
+	out := make([]string, len(c.bases))
+	for i, u := range c.bases {
+		out[i] = strings.TrimSuffix(u.String(), "/")
+	}
+	return out
+}
 
 // newRequest builds a request for path (already escaped) and query. A
 // non-nil body is sent with contentType.
 func (c *Client) newRequest(ctx context.Context, method, path string, q url.Values, body []byte, contentType string) (*http.Request, error) {
 	u := c.base + path
+	if len(c.bases) > 1 {
+		u = c.Addr() + path
+	}
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
@@ -149,10 +206,90 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 	return req, nil
 }
 
-// do sends req. On a 2xx answer it returns the response with its body to
+// do sends req, failing over to the next nodes as New says when the Client
+// has several. On a 2xx answer it returns the response with its body to
 // read and close. On any other answer it returns the response, its body
 // consumed and closed, and an *Error; on a transport error, a nil response.
 func (c *Client) do(req *http.Request) (*http.Response, error) {
+	if len(c.bases) < 2 {
+		return c.doOne(req)
+	}
+	n := len(c.bases)
+	from := c.baseOf(req.URL)
+	var resp *http.Response
+	var err error
+	for try := range n {
+		i := (from + try) % n
+		r := req
+		if try > 0 {
+			if r, err = c.retarget(req, from, i); err != nil {
+				return nil, err
+			}
+		}
+		resp, err = c.doOne(r)
+		if err == nil || !shouldFailOver(r, resp, err) {
+			if err == nil || resp != nil {
+				c.cur.Store(int32(i))
+			}
+			return resp, err
+		}
+	}
+	return resp, err
+}
+
+// baseOf returns the index of the address u was made for (by scheme and
+// host), 0 if none.
+func (c *Client) baseOf(u *url.URL) int {
+	for i, b := range c.bases {
+		if b.Scheme == u.Scheme && b.Host == u.Host {
+			return i
+		}
+	}
+	return 0
+}
+
+// retarget returns a copy of req, made for address from, sent to address to
+// instead: same method, headers, path and query, and a fresh copy of the
+// body.
+func (c *Client) retarget(req *http.Request, from, to int) (*http.Request, error) {
+	r := req.Clone(req.Context())
+	fb, tb := c.bases[from], c.bases[to]
+	u := *req.URL
+	u.Scheme, u.Host = tb.Scheme, tb.Host
+	u.Path = tb.Path + strings.TrimPrefix(req.URL.Path, fb.Path)
+	if req.URL.RawPath != "" {
+		u.RawPath = tb.EscapedPath() + strings.TrimPrefix(req.URL.RawPath, fb.EscapedPath())
+	}
+	r.URL, r.Host = &u, ""
+	if req.GetBody != nil {
+		body, err := req.GetBody()
+		if err != nil {
+			return nil, err
+		}
+		r.Body = body
+	}
+	return r, nil
+}
+
+// shouldFailOver says whether a request that failed at one node goes on to
+// the next (see NewFailover).
+func shouldFailOver(req *http.Request, resp *http.Response, err error) bool {
+	if req.Context().Err() != nil {
+		return false
+	}
+	if resp != nil {
+		var e *Error
+		return resp.StatusCode >= 500 && errors.As(err, &e) && e.Code == CodeNotReady
+	}
+	if req.Method == http.MethodGet || strings.HasSuffix(req.URL.Path, "/v1/mget") {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// doOne sends req to the node it names; see do.
+func (c *Client) doOne(req *http.Request) (*http.Response, error) {
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, err

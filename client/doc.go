@@ -3,7 +3,10 @@
 // types the server encodes and decodes (they are defined once, in the
 // module's internal/apiwire, and re-exported here with type aliases).
 //
-// A Client talks to one node. Reads are served by that node from its own
+// A Client talks to one node, or to several with failover (New with
+// "a:7401,b:7401", or NewFailover): a request that cannot connect, or meets
+// a node that is not ready yet (503 not_ready), goes to the next node; any
+// other answer is final. Reads are served by that node from its own
 // state at some index S, which every answer reports; writes go to the root
 // (a non-root node forwards or redirects them) and return the index of the
 // committed batch. Passing that index as ReadOptions.MinIndex to a later read
@@ -40,6 +43,16 @@
 //			apply(ev.Ops)
 //		}
 //	}
+//
+// A Session does that bookkeeping: it remembers the highest index it has
+// written or read and sends it as min_index with every read, so its reads
+// are never older than its own past, whichever node answers:
+//
+//	s := c.Session()
+//	if _, err := s.Put(ctx, []byte("config/greeting"), []byte("hello")); err != nil {
+//		return err
+//	}
+//	v, err = s.On(nearbyReplica).Get(ctx, []byte("config/greeting"), client.ReadOptions{})
 //
 // Conditional writes use Txn:
 //

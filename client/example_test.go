@@ -66,3 +66,28 @@ func ExampleClient_Watch() {
 		w.Close()
 	}
 }
+
+// This example writes through the root and reads through nearby replicas
+// (with failover between them) in one session: every read is at least as
+// new as the session's last write or read, without passing indexes around.
+func ExampleClient_Session() {
+	ctx := context.Background()
+	root, err := client.New("127.0.0.1:7400")
+	if err != nil {
+		log.Fatal(err)
+	}
+	replicas, err := client.New("127.0.0.1:7401,127.0.0.1:7410")
+	if err != nil {
+		log.Fatal(err)
+	}
+	s := root.Session()
+	idx, err := s.Put(ctx, []byte("config/greeting"), []byte("hello"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	v, err := s.On(replicas).Get(ctx, []byte("config/greeting"), client.ReadOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s, written at %d, read at %d\n", v.Value, idx, v.Index)
+}

@@ -146,7 +146,26 @@ type Page struct {
 // ReadOptions{MinIndex: first.Index} for later pages so that no page is
 // older than the first.
 func (c *Client) Scan(ctx context.Context, prefix, after []byte, limit int, opts ReadOptions) (Page, error) {
+	return c.scan(ctx, prefix, after, limit, 0, opts)
+}
+
+// ScanAt is Scan read at index at exactly (GET /v1/kv?...&at=N): the node
+// waits for at as for opts.MinIndex and answers from that state even when
+// it has moved on, so that every page of a listing shows one state. When at
+// is older than the node's history the error wraps argent.ErrCompacted;
+// start again from a newer index.
+func (c *Client) ScanAt(ctx context.Context, prefix, after []byte, limit int, at argent.Index, opts ReadOptions) (Page, error) {
+	if at == 0 {
+		return Page{}, fmt.Errorf("client: scan %q: %w: index 0", prefix, argent.ErrInvalid)
+	}
+	return c.scan(ctx, prefix, after, limit, at, opts)
+}
+
+func (c *Client) scan(ctx context.Context, prefix, after []byte, limit int, at argent.Index, opts ReadOptions) (Page, error) {
 	q := url.Values{"prefix": {string(prefix)}}
+	if at > 0 {
+		q.Set("at", strconv.FormatUint(uint64(at), 10))
+	}
 	if len(after) > 0 {
 		q.Set("after", string(after))
 	}

@@ -16,7 +16,7 @@ func (c *Client) Members(ctx context.Context) (GroupStatus, error) {
 		return GroupStatus{}, err
 	}
 	if st.Group == nil {
-		return GroupStatus{}, fmt.Errorf("client: members: %s is a %s, not a member of a root group", c.base, st.Role)
+		return GroupStatus{}, fmt.Errorf("client: members: %s is a %s, not a member of a root group", c.Addr(), st.Role)
 	}
 	return *st.Group, nil
 }

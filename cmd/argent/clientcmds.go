@@ -2,10 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	goio "io"
 	"os"
 	"strconv"
 	"strings"
@@ -15,15 +16,15 @@ import (
 	"github.com/argent-kv/argent/client"
 )
 
-// ServerFlag picks the node a client command talks to.
+// ServerFlag picks the nodes a client command talks to.
 type ServerFlag struct {
-	Server string `help:"Node to talk to (host:port). Writes sent to a replica are forwarded to the root." default:"127.0.0.1:7400" env:"ARGENT_SERVER"`
+	Server string `help:"Node to talk to (host:port), or several, comma-separated: the next is tried when one cannot be reached or is not ready. Writes sent to a non-root node are forwarded to the root." default:"127.0.0.1:7400" env:"ARGENT_SERVER"`
 }
 
 func (f *ServerFlag) client() (*client.Client, error) {
 	c, err := client.New(f.Server)
 	if err != nil {
-		return nil, exitError{code: 2, msg: fmt.Sprintf("--server %q: %v", f.Server, err)}
+		return nil, exitError{code: 2, msg: fmt.Sprintf("--server %q: %s", f.Server, cause(err, ""))}
 	}
 	return c, nil
 }
@@ -38,35 +39,99 @@ func (f *ReadFlags) options() client.ReadOptions {
 	return client.ReadOptions{MinIndex: argent.Index(f.MinIndex), Wait: f.Wait}
 }
 
+// checkKey refuses an empty key before anything is sent.
+func checkKey(op, key string) error {
+	if key == "" {
+		return exitError{code: 1, msg: op + ": key is empty"}
+	}
+	return nil
+}
+
 // GetCmd reads one key.
 type GetCmd struct {
 	Key     string `arg:"" help:"Key to read."`
+	Raw     bool   `help:"Write the value's exact bytes, without the newline (for binary values and pipes)."`
 	Verbose bool   `short:"v" help:"Print the index, mod index and tier on stderr."`
 	ReadFlags
 	ServerFlag
 }
 
-// Run prints the value on stdout.
-func (c *GetCmd) Run(ctx context.Context) error {
+// Run prints the value and a newline on stdout (the exact bytes with
+// --raw).
+func (c *GetCmd) Run(ctx context.Context, io *stdio) error {
+	if err := checkKey("get", c.Key); err != nil {
+		return err
+	}
 	cl, err := c.client()
 	if err != nil {
 		return err
 	}
 	v, err := cl.Get(ctx, []byte(c.Key), c.options())
 	if errors.Is(err, argent.ErrNotFound) {
-		return exitError{code: 1, msg: fmt.Sprintf("%s: not found (index %d)", c.Key, v.Index)}
+		return exitError{code: 1, msg: fmt.Sprintf("get %s: not found (index %d)", shortKey(c.Key), v.Index)}
 	}
 	if err != nil {
-		return serverErr(c.Server, err)
+		return opError("get", c.Key, err)
 	}
 	if c.Verbose {
-		fmt.Fprintf(os.Stderr, "index=%d mod_index=%d tier=%s\n", v.Index, v.ModIndex, v.Tier)
+		fmt.Fprintf(io.err, "index=%d mod_index=%d tier=%s\n", v.Index, v.ModIndex, v.Tier)
 	}
-	_, err = os.Stdout.Write(v.Value)
-	if err == nil && isTerminal(os.Stdout) {
-		fmt.Println()
+	if _, err := io.out.Write(v.Value); err != nil {
+		return err
+	}
+	if !c.Raw {
+		_, err = fmt.Fprintln(io.out)
 	}
 	return err
+}
+
+// MGetCmd reads several keys at one index.
+type MGetCmd struct {
+	Keys []string `arg:"" sep:"none" help:"Keys to read."`
+	JSON bool     `name:"json" help:"Print the API's JSON answer (values in base64)."`
+	ReadFlags
+	ServerFlag
+}
+
+// Run prints "key value" per key (text values as is, others as base64:...;
+// an absent key as "key (absent)"), and the index on stderr.
+func (c *MGetCmd) Run(ctx context.Context, io *stdio) error {
+	keys := make([][]byte, len(c.Keys))
+	for i, k := range c.Keys {
+		if err := checkKey("mget", k); err != nil {
+			return err
+		}
+		keys[i] = []byte(k)
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	at, items, err := cl.MGet(ctx, keys, c.options())
+	if err != nil {
+		return opError("mget", "", err)
+	}
+	if c.JSON {
+		return json.NewEncoder(io.out).Encode(client.MGetResponse{Index: at, Items: items})
+	}
+	for _, it := range items {
+		if it.Absent {
+			fmt.Fprintf(io.out, "%s (absent)\n", it.Key)
+			continue
+		}
+		fmt.Fprintf(io.out, "%s %s\n", it.Key, showValue(it.Value))
+	}
+	fmt.Fprintf(io.err, "%d keys at index %d\n", len(items), at)
+	return nil
+}
+
+// showValue is a value on one line: as is when printable text, else
+// "base64:" and its base64.
+func showValue(v []byte) string {
+	if printable(v) {
+		return string(v)
+	}
+	return "base64:" + base64.StdEncoding.EncodeToString(v)
 }
 
 // PutCmd writes one key.
@@ -77,7 +142,10 @@ type PutCmd struct {
 }
 
 // Run writes and prints the commit index.
-func (c *PutCmd) Run(ctx context.Context) error {
+func (c *PutCmd) Run(ctx context.Context, io *stdio) error {
+	if err := checkKey("put", c.Key); err != nil {
+		return err
+	}
 	cl, err := c.client()
 	if err != nil {
 		return err
@@ -85,14 +153,14 @@ func (c *PutCmd) Run(ctx context.Context) error {
 	var value []byte
 	if c.Value != nil {
 		value = []byte(*c.Value)
-	} else if value, err = io.ReadAll(os.Stdin); err != nil {
+	} else if value, err = goio.ReadAll(io.in); err != nil {
 		return fmt.Errorf("read value from stdin: %w", err)
 	}
 	idx, err := cl.Put(ctx, []byte(c.Key), value)
 	if err != nil {
-		return serverErr(c.Server, err)
+		return opError("put", c.Key, err)
 	}
-	fmt.Printf("index %d\n", idx)
+	fmt.Fprintf(io.out, "index %d\n", idx)
 	return nil
 }
 
@@ -104,7 +172,12 @@ type DelCmd struct {
 }
 
 // Run deletes and prints the commit index.
-func (c *DelCmd) Run(ctx context.Context) error {
+func (c *DelCmd) Run(ctx context.Context, io *stdio) error {
+	if !c.Prefix {
+		if err := checkKey("del", c.Key); err != nil {
+			return err
+		}
+	}
 	cl, err := c.client()
 	if err != nil {
 		return err
@@ -116,9 +189,9 @@ func (c *DelCmd) Run(ctx context.Context) error {
 		idx, err = cl.Delete(ctx, []byte(c.Key))
 	}
 	if err != nil {
-		return serverErr(c.Server, err)
+		return opError("del", c.Key, err)
 	}
-	fmt.Printf("index %d\n", idx)
+	fmt.Fprintf(io.out, "index %d\n", idx)
 	return nil
 }
 
@@ -126,44 +199,61 @@ func (c *DelCmd) Run(ctx context.Context) error {
 type ScanCmd struct {
 	Prefix string `arg:"" optional:"" help:"Key prefix; all keys when omitted."`
 	Limit  int    `help:"Stop after this many keys (0: all)." default:"100"`
-	Values bool   `help:"Print values too (key<TAB>value)."`
+	Values bool   `help:"Print values too (key<TAB>value; values that are not text as base64:...)."`
 	ReadFlags
 	ServerFlag
 }
 
 // Run prints one key per line. Every page after the first is read at the
-// index of the first, so the listing is one consistent state.
-func (c *ScanCmd) Run(ctx context.Context) error {
+// index of the first (scan at=N), so the listing is one state.
+func (c *ScanCmd) Run(ctx context.Context, io *stdio) error {
 	cl, err := c.client()
 	if err != nil {
 		return err
 	}
-	opts := c.options()
-	var after []byte
 	n := 0
+	at, err := scanPages(ctx, cl, []byte(c.Prefix), 0, c.options(), func(it client.Item) bool {
+		if c.Values {
+			fmt.Fprintf(io.out, "%s\t%s\n", it.Key, showValue(it.Value))
+		} else {
+			fmt.Fprintln(io.out, it.Key)
+		}
+		n++
+		return c.Limit <= 0 || n < c.Limit
+	})
+	if err != nil {
+		return opError("scan", c.Prefix, err)
+	}
+	fmt.Fprintf(io.err, "%d keys at index %d\n", n, at)
+	return nil
+}
+
+// scanPages reads the keys under prefix page by page and gives each to
+// each until it returns false. Every page is read at one index: at when
+// not 0, else the first page's; it returns that index.
+func scanPages(ctx context.Context, cl *client.Client, prefix []byte, at argent.Index, opts client.ReadOptions, each func(client.Item) bool) (argent.Index, error) {
+	var after []byte
 	for {
-		page := 1000
-		if c.Limit > 0 && c.Limit-n < page {
-			page = c.Limit - n
+		var p client.Page
+		var err error
+		if at == 0 {
+			p, err = cl.Scan(ctx, prefix, after, 1000, opts)
+		} else {
+			p, err = cl.ScanAt(ctx, prefix, after, 1000, at, opts)
 		}
-		p, err := cl.Scan(ctx, []byte(c.Prefix), after, page, opts)
 		if err != nil {
-			return serverErr(c.Server, err)
+			return at, err
 		}
+		at = p.Index
 		for _, it := range p.Items {
-			if c.Values {
-				fmt.Printf("%s\t%s\n", it.Key, it.Value)
-			} else {
-				fmt.Println(it.Key)
+			if !each(it) {
+				return at, nil
 			}
 		}
-		n += len(p.Items)
-		if len(p.Next) == 0 || (c.Limit > 0 && n >= c.Limit) {
-			fmt.Fprintf(os.Stderr, "%d keys at index %d\n", n, p.Index)
-			return nil
+		if len(p.Next) == 0 {
+			return at, nil
 		}
 		after = p.Next
-		opts.MinIndex = p.Index
 	}
 }
 
@@ -172,39 +262,63 @@ type WatchCmd struct {
 	Prefix   string `arg:"" optional:"" help:"Key prefix; all keys when omitted."`
 	From     uint64 `help:"First index to stream (default: the next one)."`
 	Progress bool   `help:"Print progress markers too."`
+	JSON     bool   `name:"json" help:"Print the API's NDJSON lines (values in base64) instead of text."`
 	ServerFlag
 }
 
-// Run prints one JSON line per batch until interrupted.
-func (c *WatchCmd) Run(ctx context.Context) error {
+// Run prints one line per operation ("INDEX put KEY VALUE", "INDEX delete
+// KEY", "INDEX delete_prefix PREFIX"), or with --json one JSON line per
+// batch, until interrupted.
+func (c *WatchCmd) Run(ctx context.Context, io *stdio) error {
 	cl, err := c.client()
 	if err != nil {
 		return err
 	}
 	w, err := cl.Watch(ctx, []byte(c.Prefix), argent.Index(c.From))
 	if err != nil {
-		return serverErr(c.Server, err)
+		return opError("watch", c.Prefix, err)
 	}
 	defer w.Close()
-	enc := json.NewEncoder(os.Stdout)
+	enc := json.NewEncoder(io.out)
 	for {
 		ev, err := w.Next()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return serverErr(c.Server, err)
+			return opError("watch", c.Prefix, err)
 		}
-		if ev.Progress {
-			if c.Progress {
-				_ = enc.Encode(client.NewProgressLine(ev.Index))
-			}
-			continue
+		switch {
+		case ev.Progress && !c.Progress:
+		case c.JSON && ev.Progress:
+			err = enc.Encode(client.NewProgressLine(ev.Index))
+		case c.JSON:
+			err = enc.Encode(client.NewWatchLine(ev.Index, ev.Ops))
+		case ev.Progress:
+			_, err = fmt.Fprintf(io.out, "%d progress\n", ev.Index)
+		default:
+			err = writeOps(io.out, ev.Index, ev.Ops)
 		}
-		if err := enc.Encode(client.NewWatchLine(ev.Index, ev.Ops)); err != nil {
+		if err != nil {
 			return err
 		}
 	}
+}
+
+// writeOps writes one text line per operation of the batch at index.
+func writeOps(w goio.Writer, index argent.Index, ops []argent.Op) error {
+	for _, op := range ops {
+		var err error
+		if op.Type == argent.OpPut {
+			_, err = fmt.Fprintf(w, "%d put %s %s\n", index, op.Key, showValue(op.Value))
+		} else {
+			_, err = fmt.Fprintf(w, "%d %s %s\n", index, op.Type, op.Key)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // StatusCmd shows a node's status.
@@ -215,51 +329,52 @@ type StatusCmd struct {
 }
 
 // Run prints the status.
-func (c *StatusCmd) Run(ctx context.Context) error {
+func (c *StatusCmd) Run(ctx context.Context, io *stdio) error {
+	w := io.out
 	cl, err := c.client()
 	if err != nil {
 		return err
 	}
 	st, err := cl.Status(ctx)
 	if err != nil {
-		return serverErr(c.Server, err)
+		return opError("status", "", err)
 	}
 	if c.Tree {
 		if st.Group != nil {
-			printGroup(ctx, *st.Group, "")
+			printGroup(ctx, w, *st.Group, "")
 		}
-		printTree(ctx, c.Server, st, "", "", map[string]bool{st.NodeID: true})
+		printTree(ctx, w, strings.TrimPrefix(cl.Addr(), "http://"), st, "", "", map[string]bool{st.NodeID: true})
 		return nil
 	}
 	if c.JSON {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)
 	}
-	fmt.Printf("role:        %s\n", st.Role)
-	fmt.Printf("node:        %s\n", st.NodeID)
-	fmt.Printf("dataset:     %s\n", st.DatasetID)
-	fmt.Printf("applied:     %d\n", st.AppliedIndex)
-	fmt.Printf("root index:  %d\n", st.RootIndex)
-	fmt.Printf("lag:         %s (%d indexes)\n", strconv.FormatFloat(st.LagSeconds, 'f', 3, 64)+"s", st.RootIndex-min(st.RootIndex, st.AppliedIndex))
+	fmt.Fprintf(w, "role:        %s\n", st.Role)
+	fmt.Fprintf(w, "node:        %s\n", st.NodeID)
+	fmt.Fprintf(w, "dataset:     %s\n", st.DatasetID)
+	fmt.Fprintf(w, "applied:     %d\n", st.AppliedIndex)
+	fmt.Fprintf(w, "root index:  %d\n", st.RootIndex)
+	fmt.Fprintf(w, "lag:         %s (%d indexes)\n", strconv.FormatFloat(st.LagSeconds, 'f', 3, 64)+"s", st.RootIndex-min(st.RootIndex, st.AppliedIndex))
 	if st.Upstream != "" {
-		fmt.Printf("upstream:    %s\n", st.Upstream)
+		fmt.Fprintf(w, "upstream:    %s\n", st.Upstream)
 	}
 	if st.DC != "" {
-		fmt.Printf("dc:          %s\n", st.DC)
+		fmt.Fprintf(w, "dc:          %s\n", st.DC)
 	}
 	if len(st.DCPeers) > 0 {
-		fmt.Printf("l2 peers:    %s\n", strings.Join(st.DCPeers, ", "))
+		fmt.Fprintf(w, "l2 peers:    %s\n", strings.Join(st.DCPeers, ", "))
 	}
 	if g := st.Group; g != nil {
-		fmt.Printf("group:       member %d (%s), leader %d, term %d, raft applied %d, commit %d\n", g.ID, g.State, g.Leader, g.Term, g.Applied, g.Commit)
+		fmt.Fprintf(w, "group:       member %d (%s), leader %d, term %d, raft applied %d, commit %d\n", g.ID, g.State, g.Leader, g.Term, g.Applied, g.Commit)
 		for _, m := range g.Members {
-			fmt.Printf("  member %d  %s\n", m.ID, m.Addr)
+			fmt.Fprintf(w, "  member %d  %s\n", m.ID, m.Addr)
 		}
 	}
-	fmt.Printf("children:    %d\n", len(st.Children))
+	fmt.Fprintf(w, "children:    %d\n", len(st.Children))
 	for _, ch := range st.Children {
-		fmt.Printf("  %s  node %s  sent up to %d\n", ch.Addr, ch.NodeID, ch.AppliedIndex)
+		fmt.Fprintf(w, "  %s  node %s  sent up to %d\n", ch.Addr, ch.NodeID, ch.AppliedIndex)
 	}
 	return nil
 }
@@ -272,12 +387,12 @@ func isTerminal(f *os.File) bool {
 // printTree prints a node and, recursively, the children it reports, each
 // asked for its own status. A child that does not answer is shown with the
 // error; a node seen twice (a loop) is not descended into again.
-func printTree(ctx context.Context, addr string, st client.Status, first, rest string, seen map[string]bool) {
+func printTree(ctx context.Context, w goio.Writer, addr string, st client.Status, first, rest string, seen map[string]bool) {
 	dc := ""
 	if st.DC != "" {
 		dc = "  dc " + st.DC
 	}
-	fmt.Printf("%s%s %s  node %s  applied %d  lag %.3fs (%d indexes)%s\n", first, st.Role, addr, st.NodeID,
+	fmt.Fprintf(w, "%s%s %s  node %s  applied %d  lag %.3fs (%d indexes)%s\n", first, st.Role, addr, st.NodeID,
 		st.AppliedIndex, st.LagSeconds, st.RootIndex-min(st.RootIndex, st.AppliedIndex), dc)
 	for i, ch := range st.Children {
 		branch, indent := "├── ", "│   "
@@ -287,12 +402,12 @@ func printTree(ctx context.Context, addr string, st client.Status, first, rest s
 		cst, err := childStatus(ctx, ch.Addr)
 		switch {
 		case err != nil:
-			fmt.Printf("%s%s? %s  node %s  (no answer: %v)\n", rest, branch, ch.Addr, ch.NodeID, err)
+			fmt.Fprintf(w, "%s%s? %s  node %s  (no answer: %v)\n", rest, branch, ch.Addr, ch.NodeID, err)
 		case seen[cst.NodeID]:
-			fmt.Printf("%s%s%s %s  node %s  (seen above)\n", rest, branch, cst.Role, ch.Addr, cst.NodeID)
+			fmt.Fprintf(w, "%s%s%s %s  node %s  (seen above)\n", rest, branch, cst.Role, ch.Addr, cst.NodeID)
 		default:
 			seen[cst.NodeID] = true
-			printTree(ctx, ch.Addr, cst, rest+branch, rest+indent, seen)
+			printTree(ctx, w, ch.Addr, cst, rest+branch, rest+indent, seen)
 		}
 	}
 }

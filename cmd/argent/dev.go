@@ -19,6 +19,7 @@ import (
 // root group), a replica, and a data center of proxies behind a relay
 // with a second replica, or a single proxy.
 type DevCmd struct {
+	ConfigFlag
 	Data          string   `help:"Data directory (root/, replica/, proxy/ and the DC's nodes below it)." default:"./argent-dev" type:"path"`
 	RootListen    string   `help:"Root address (with --roots, the first member's)." default:"127.0.0.1:7400"`
 	Roots         int      `help:"Root members: 1 (a single root) or 3 or 5 (a Raft group; the other members listen on the ports after the proxy's)." default:"1"`
@@ -121,15 +122,15 @@ func (c *DevCmd) Run(ctx context.Context) error {
 		fmt.Printf("  %s\n", loaded)
 	}
 	fmt.Printf(`
-Try:
+Try (bin/argent is built by make build or make dev):
   curl -s http://%[2]s/v1/kv/%[1]s
-  go run ./cmd/argent put config/feature-x on && go run ./cmd/argent get --server %[2]s config/feature-x
-  go run ./cmd/argent scan egress/dc/ --values --server %[2]s
+  bin/argent put config/feature-x on && bin/argent get --server %[2]s config/feature-x
+  bin/argent scan egress/dc/ --values --server %[2]s
   (status: curl -s http://%[2]s/v1/status   metrics: http://%[2]s/metrics)
 `, host, replica.Addr())
 	if px != nil {
 		fmt.Printf(`  curl -si http://%[2]s/v1/kv/%[1]s   (the proxy; Argent-Tier says which layer answered)
-  go run ./cmd/argent trace %[1]s --server %[2]s   (the path of one read through the tiers)
+  bin/argent trace %[1]s --server %[2]s   (the path of one read through the tiers)
 `, host, px.Addr())
 	}
 	fmt.Print("\nPress Ctrl-C to stop.\n")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/argent-kv/argent/client"
 )
@@ -21,31 +22,31 @@ type MemberListCmd struct {
 }
 
 // Run prints one line per member, each asked for its own status.
-func (c *MemberListCmd) Run(ctx context.Context) error {
+func (c *MemberListCmd) Run(ctx context.Context, io *stdio) error {
 	cl, err := c.client()
 	if err != nil {
 		return err
 	}
 	g, err := cl.Members(ctx)
 	if err != nil {
-		return serverErr(c.Server, err)
+		return opError("member list", "", err)
 	}
-	printGroup(ctx, g, "")
+	printGroup(ctx, io.out, g, "")
 	return nil
 }
 
 // printGroup prints the members of g, asking each for its status.
-func printGroup(ctx context.Context, g client.GroupStatus, indent string) {
-	fmt.Printf("%sroot group: %d members, leader %d, term %d\n", indent, len(g.Members), g.Leader, g.Term)
+func printGroup(ctx context.Context, w io.Writer, g client.GroupStatus, indent string) {
+	fmt.Fprintf(w, "%sroot group: %d members, leader %d, term %d\n", indent, len(g.Members), g.Leader, g.Term)
 	for _, m := range g.Members {
 		st, err := childStatus(ctx, m.Addr)
 		switch {
 		case err != nil:
-			fmt.Printf("%s  %d  %s  (no answer: %v)\n", indent, m.ID, m.Addr, err)
+			fmt.Fprintf(w, "%s  %d  %s  (no answer: %v)\n", indent, m.ID, m.Addr, err)
 		case st.Group == nil:
-			fmt.Printf("%s  %d  %s  (answers as a %s, not a group member)\n", indent, m.ID, m.Addr, st.Role)
+			fmt.Fprintf(w, "%s  %d  %s  (answers as a %s, not a group member)\n", indent, m.ID, m.Addr, st.Role)
 		default:
-			fmt.Printf("%s  %d  %-21s %-9s applied index %d  raft applied %d, commit %d\n", indent, m.ID, m.Addr,
+			fmt.Fprintf(w, "%s  %d  %-21s %-9s applied index %d  raft applied %d, commit %d\n", indent, m.ID, m.Addr,
 				st.Group.State, st.AppliedIndex, st.Group.Applied, st.Group.Commit)
 		}
 	}
@@ -59,8 +60,8 @@ type MemberAddCmd struct {
 }
 
 // Run adds the member and prints the group.
-func (c *MemberAddCmd) Run(ctx context.Context) error {
-	return c.change(ctx, func(cl *client.Client) (client.GroupStatus, error) { return cl.AddMember(ctx, c.ID, c.Addr) })
+func (c *MemberAddCmd) Run(ctx context.Context, io *stdio) error {
+	return c.change(ctx, io.out, func(cl *client.Client) (client.GroupStatus, error) { return cl.AddMember(ctx, c.ID, c.Addr) })
 }
 
 // MemberRemoveCmd removes a member.
@@ -70,8 +71,8 @@ type MemberRemoveCmd struct {
 }
 
 // Run removes the member and prints the group.
-func (c *MemberRemoveCmd) Run(ctx context.Context) error {
-	return c.change(ctx, func(cl *client.Client) (client.GroupStatus, error) { return cl.RemoveMember(ctx, c.ID) })
+func (c *MemberRemoveCmd) Run(ctx context.Context, io *stdio) error {
+	return c.change(ctx, io.out, func(cl *client.Client) (client.GroupStatus, error) { return cl.RemoveMember(ctx, c.ID) })
 }
 
 // MemberTransferCmd moves the leadership.
@@ -81,20 +82,20 @@ type MemberTransferCmd struct {
 }
 
 // Run transfers the leadership and prints the group.
-func (c *MemberTransferCmd) Run(ctx context.Context) error {
-	return c.change(ctx, func(cl *client.Client) (client.GroupStatus, error) { return cl.TransferLeader(ctx, c.ID) })
+func (c *MemberTransferCmd) Run(ctx context.Context, io *stdio) error {
+	return c.change(ctx, io.out, func(cl *client.Client) (client.GroupStatus, error) { return cl.TransferLeader(ctx, c.ID) })
 }
 
 // change runs one membership change at the server and prints the group.
-func (f *ServerFlag) change(ctx context.Context, do func(*client.Client) (client.GroupStatus, error)) error {
+func (f *ServerFlag) change(ctx context.Context, w io.Writer, do func(*client.Client) (client.GroupStatus, error)) error {
 	cl, err := f.client()
 	if err != nil {
 		return err
 	}
 	g, err := do(cl)
 	if err != nil {
-		return serverErr(f.Server, err)
+		return opError("member", "", err)
 	}
-	printGroup(ctx, g, "")
+	printGroup(ctx, w, g, "")
 	return nil
 }

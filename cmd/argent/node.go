@@ -71,6 +71,7 @@ func newLogger(level string) *slog.Logger {
 
 // RootCmd runs the root.
 type RootCmd struct {
+	ConfigFlag
 	Data          string        `help:"Data directory." required:"" type:"path"`
 	Listen        string        `help:"Address for the client API, node-to-node streams and /metrics." default:"127.0.0.1:7400"`
 	ID            uint64        `name:"id" help:"This member's Raft ID in a root group (with --peers)."`
@@ -113,6 +114,7 @@ func (c *RootCmd) Run(ctx context.Context) error {
 
 // ReplicaCmd runs a replica.
 type ReplicaCmd struct {
+	ConfigFlag
 	Data         string        `help:"Data directory." required:"" type:"path"`
 	Listen       string        `help:"Address for the client API, node-to-node streams and /metrics." required:""`
 	Upstream     string        `help:"Parents to pull the log from, comma-separated, in order of preference." required:""`
@@ -129,6 +131,7 @@ func (c *ReplicaCmd) Run(ctx context.Context) error {
 
 // ProxyCmd runs a proxy.
 type ProxyCmd struct {
+	ConfigFlag
 	Data          string        `help:"Data directory (the persistent cache)." required:"" type:"path"`
 	Listen        string        `help:"Address for the client API and /metrics." required:""`
 	Upstream      string        `help:"Replicas to follow the log from and resolve misses at, comma-separated, in order of preference." required:""`
@@ -200,9 +203,4 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// must wraps errors of the client commands with the server they talked to.
-func serverErr(server string, err error) error {
-	return fmt.Errorf("%s: %w", server, err)
 }

@@ -12,6 +12,7 @@ import (
 // RelayCmd runs a relay: the data center's node between its proxies and
 // their replicas. It keeps nothing on disk.
 type RelayCmd struct {
+	ConfigFlag
 	Listen        string        `help:"Address for the node-to-node streams (log, lookups, miss stream), /v1/status and /metrics." required:""`
 	Upstream      string        `help:"Replicas to follow the log from and resolve misses at, comma-separated, in order of preference." required:""`
 	DC            string        `name:"dc" help:"This relay's data center, reported to its upstreams and children."`

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/argent-kv/argent/client"
@@ -21,21 +21,21 @@ type TraceCmd struct {
 
 // Run prints each tier asked, its answer, the index it was as of and its
 // latency, then the answer.
-func (c *TraceCmd) Run(ctx context.Context) error {
+func (c *TraceCmd) Run(ctx context.Context, io *stdio) error {
 	cl, err := c.client()
 	if err != nil {
 		return err
 	}
 	tr, err := cl.Trace(ctx, []byte(c.Key), c.options())
 	if err != nil {
-		return serverErr(c.Server, err)
+		return opError("trace", c.Key, err)
 	}
 	if c.JSON {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(io.out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(tr)
 	}
-	return printTrace(os.Stdout, c.Server, tr)
+	return printTrace(io.out, strings.TrimPrefix(cl.Addr(), "http://"), tr)
 }
 
 // printTrace writes tr as a table, one line per tier asked.

@@ -106,8 +106,8 @@ func (s *Server) scanLimit(raw string) (int, error) {
 	return min(n, s.opts.MaxScanLimit), nil
 }
 
-// serveScan answers GET /v1/kv?prefix=P&after=K&limit=L with one page read
-// at one index.
+// serveScan answers GET /v1/kv?prefix=P&after=K&limit=L[&at=N] with one
+// page read at one index.
 func (s *Server) serveScan(w http.ResponseWriter, r *http.Request) int {
 	h := w.Header()
 	h[apiwire.HeaderTier] = s.tierValue()
@@ -128,14 +128,25 @@ func (s *Server) serveScan(w http.ResponseWriter, r *http.Request) int {
 	if err != nil {
 		return s.writeError(w, r, err)
 	}
+	// at=N pins the page to index N exactly (waiting for it like
+	// min_index), so that every page of a long listing is read at one
+	// index; N older than the node's history is 410 compacted.
+	pin, err := queryIndex(raw, "at")
+	if err != nil {
+		return s.writeError(w, r, err)
+	}
+	q.minIndex = max(q.minIndex, pin)
 	at, err := s.readIndex(r, q)
 	if err != nil {
 		setIndex(h, at)
 		return s.writeError(w, r, err)
 	}
+	if pin > 0 {
+		at = pin
+	}
 	st := s.b.Reader()
 	items, more, err := st.Scan(r.Context(), []byte(prefix), []byte(after), limit, at)
-	if errors.Is(err, argent.ErrCompacted) {
+	if errors.Is(err, argent.ErrCompacted) && pin == 0 {
 		at = st.Applied()
 		items, more, err = st.Scan(r.Context(), []byte(prefix), []byte(after), limit, at)
 	}

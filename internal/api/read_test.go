@@ -311,6 +311,29 @@ func TestServer_Scan(t *testing.T) {
 			t.Errorf("items = %+v, want p/5 at mod index %d", p.Items, last)
 		}
 	})
+	t.Run("AtPinsTheIndex", func(t *testing.T) {
+		// At the index before the last batch, p/4 still exists and p/5 does not.
+		resp, body := ts.doString(t, "GET", fmt.Sprintf("/v1/kv?prefix=p/&after=p/2&at=%d", last-1), "")
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		p := decodeJSON[apiwire.ScanPage](t, body)
+		if p.Index != last-1 || keysOf(p) != "p/3=c,p/4=d" {
+			t.Errorf("page at %d = %d %q, want %d \"p/3=c,p/4=d\"", last-1, p.Index, keysOf(p), last-1)
+		}
+	})
+	t.Run("AtInTheFuture", func(t *testing.T) {
+		resp, body := ts.doString(t, "GET", fmt.Sprintf("/v1/kv?prefix=p&at=%d&wait=5ms", last+1), "")
+		if resp.StatusCode != http.StatusGatewayTimeout {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+	})
+	t.Run("AtNotANumber", func(t *testing.T) {
+		resp, body := ts.doString(t, "GET", "/v1/kv?prefix=p&at=x", "")
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+	})
 	t.Run("MinIndexTimeout", func(t *testing.T) {
 		resp, body := ts.doString(t, "GET", fmt.Sprintf("/v1/kv?prefix=p&min_index=%d&wait=5ms", last+1), "")
 		if resp.StatusCode != http.StatusGatewayTimeout {

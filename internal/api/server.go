@@ -11,7 +11,7 @@
 //	GET    /v1/kv/{key}   value bytes; ?min_index=N&wait=DUR
 //	PUT    /v1/kv/{key}   body = value -> {"index":N}
 //	DELETE /v1/kv/{key}   -> {"index":N}
-//	GET    /v1/kv         scan: ?prefix=P&after=K&limit=L (+ min_index, wait)
+//	GET    /v1/kv         scan: ?prefix=P&after=K&limit=L&at=N (+ min_index, wait)
 //	POST   /v1/mget       {"keys":[...]} (+ min_index, wait)
 //	POST   /v1/txn        one atomic batch with conditions
 //	GET    /v1/watch      ?prefix=P&from=N, newline-delimited JSON

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/dcstream"
 	"github.com/argent-kv/argent/internal/node"
@@ -129,5 +130,27 @@ func TestNode_RelayConfig(t *testing.T) {
 				t.Fatalf("Validate = %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// A write sent to a proxy that follows a relay reaches the root: the relay
+// takes no writes, so the proxy forwards to a replica it knows of (the
+// relay's upstream), which forwards on.
+func TestNode_ProxyBehindRelayForwardsWrites(t *testing.T) {
+	root := start(t, node.Config{Role: node.RoleRoot})
+	replica := start(t, node.Config{Role: node.RoleReplica, Upstreams: []string{root.Addr()}})
+	waitApplied(t, replica, write(t, newClient(t, root), 3, "w"))
+	rel := startRelayNode(t, node.Config{Upstreams: []string{replica.Addr()}, DC: "dc1"})
+	proxy := start(t, node.Config{Role: node.RoleProxy, Upstreams: []string{rel.Addr()}, DC: "dc1", CacheSize: 16 << 20})
+	pc := newClient(t, proxy)
+	var idx argent.Index
+	waitFor(t, 10*time.Second, func() error {
+		var err error
+		idx, err = pc.Put(context.Background(), []byte("via-proxy"), []byte("v"))
+		return err
+	})
+	v, err := newClient(t, root).Get(context.Background(), []byte("via-proxy"), client.ReadOptions{})
+	if err != nil || string(v.Value) != "v" || v.ModIndex != idx {
+		t.Fatalf("root Get after a write at the proxy (index %d) = %+v, %v", idx, v, err)
 	}
 }

@@ -36,6 +36,9 @@ func (n *Node) Write(ctx context.Context, b argent.Batch) (argent.Index, error) 
 		return n.writes.Write(ctx, b)
 	}
 	up := n.follower.Upstream()
+	if n.proxy != nil && up != "" {
+		up = n.proxy.WriteTarget(up)
+	}
 	if up == "" {
 		return 0, &api.UpstreamError{Addr: strings.Join(n.cfg.Upstreams, ","), Err: errNoUpstream}
 	}

@@ -269,3 +269,11 @@ func (o *oracle) replicas() []string {
 	sort.Strings(out)
 	return out
 }
+
+// isRelay reports whether addr answered its last status as a relay.
+func (o *oracle) isRelay(addr string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p, ok := o.peers[strings.TrimPrefix(addr, "http://")]
+	return ok && p.checked && p.role == "relay"
+}

@@ -236,6 +236,21 @@ func (p *Proxy) corrupt(_ *http.Request, err error) {
 	p.cfg.Logger.Warn("proxy: refused an answer damaged in transit", "err", err)
 }
 
+// WriteTarget returns where to forward a client's write, given the
+// upstream the proxy follows: that upstream, unless it is a relay, which
+// takes no writes; then a replica the proxy knows of (the relay's own
+// upstreams among them), which forwards it on to the root. "" when none is
+// known yet.
+func (p *Proxy) WriteTarget(up string) string {
+	if !p.oracle.isRelay(up) {
+		return up
+	}
+	if rs := p.oracle.replicas(); len(rs) > 0 {
+		return rs[0]
+	}
+	return ""
+}
+
 // Stats returns the proxy's read counters.
 func (p *Proxy) Stats() *Stats { return &p.stats }
 

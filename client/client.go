@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ type Client struct {
 	base      string // scheme://host[:port][/path], without a trailing slash
 	hc        *http.Client
 	userAgent string
+	tls       *tls.Config // WithTLSConfig's, until New has made hc with it
 }
 
 // Option configures a Client made by New.
@@ -38,6 +40,15 @@ func WithHTTPClient(hc *http.Client) Option {
 			c.hc = hc
 		}
 	}
+}
+
+// WithTLSConfig makes the Client talk to a node that serves TLS: an address
+// without a scheme means https, and requests go through a client like
+// NewHTTPClient's with cfg (its RootCAs name the node's CA; a Certificate
+// or GetClientCertificate presents a client certificate). A WithHTTPClient
+// option takes precedence.
+func WithTLSConfig(cfg *tls.Config) Option {
+	return func(c *Client) { c.tls = cfg }
 }
 
 // WithUserAgent sets the User-Agent header of every request. The default is
@@ -80,15 +91,24 @@ var sharedHTTPClient = sync.OnceValue(NewHTTPClient)
 // prefix under which the API is served. It returns an argent.ErrInvalid error
 // for a malformed address.
 func New(addr string, opts ...Option) (*Client, error) {
+	c := &Client{userAgent: DefaultUserAgent}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.tls != nil && !strings.Contains(addr, "://") {
+		addr = "https://" + addr
+	}
 	base, err := ParseAddr(addr)
 	if err != nil {
 		return nil, fmt.Errorf("client: address %q: %w", addr, err)
 	}
-	c := &Client{base: base, userAgent: DefaultUserAgent}
-	for _, o := range opts {
-		o(c)
-	}
-	if c.hc == nil {
+	c.base = base
+	switch {
+	case c.hc != nil:
+	case c.tls != nil:
+		c.hc = NewHTTPClient()
+		c.hc.Transport.(*http.Transport).TLSClientConfig = c.tls
+	default:
 		c.hc = sharedHTTPClient()
 	}
 	return c, nil

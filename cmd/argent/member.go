@@ -30,15 +30,15 @@ func (c *MemberListCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return serverErr(c.Server, err)
 	}
-	printGroup(ctx, g, "")
+	c.printGroup(ctx, g, "")
 	return nil
 }
 
 // printGroup prints the members of g, asking each for its status.
-func printGroup(ctx context.Context, g client.GroupStatus, indent string) {
+func (f *ServerFlag) printGroup(ctx context.Context, g client.GroupStatus, indent string) {
 	fmt.Printf("%sroot group: %d members, leader %d, term %d\n", indent, len(g.Members), g.Leader, g.Term)
 	for _, m := range g.Members {
-		st, err := childStatus(ctx, m.Addr)
+		st, err := f.childStatus(ctx, m.Addr)
 		switch {
 		case err != nil:
 			fmt.Printf("%s  %d  %s  (no answer: %v)\n", indent, m.ID, m.Addr, err)
@@ -95,6 +95,6 @@ func (f *ServerFlag) change(ctx context.Context, do func(*client.Client) (client
 	if err != nil {
 		return serverErr(f.Server, err)
 	}
-	printGroup(ctx, g, "")
+	f.printGroup(ctx, g, "")
 	return nil
 }

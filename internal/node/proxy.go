@@ -28,7 +28,7 @@ func startProxy(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	p, err := proxy.New(proxy.Config{Cache: pc, Replicas: cfg.Upstreams, DC: cfg.DC, MissWait: cfg.MissWait,
 		DCPeers: cfg.DCPeers, Self: n.Addr(), L2Timeout: cfg.L2Timeout,
-		Window: window.Options{MaxBytes: int(cfg.WindowBytes)},
+		Window:     window.Options{MaxBytes: int(cfg.WindowBytes)},
 		HTTPClient: n.peerClient(&http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}),
 		Limits:     cfg.Limits, Logger: cfg.Logger})
 	if err != nil {

@@ -69,7 +69,6 @@ func startRelay(ctx context.Context, cfg Config) (*Node, error) {
 
 var _ follower = (*relay.Relay)(nil)
 
-
 // relayHandler serves a relay's status and metrics, refuses the client
 // API (a relay holds no data: clients read from a proxy or a replica), and
 // hands the node-to-node routes to mux.

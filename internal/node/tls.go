@@ -116,11 +116,18 @@ func (n *Node) TLS() bool { return n.tls != nil }
 // warnPlain says loudly, once at start, that a node reachable from other
 // hosts runs without TLS.
 func (n *Node) warnPlain() {
-	if n.tls != nil {
-		return
+	if exposedPlain(n.ln.Addr(), n.tls != nil) {
+		n.log.Warn("listening on a non-loopback address without TLS: the client API, the RESP port and node-to-node streams are unencrypted and unauthenticated; set --tls-cert, --tls-key and --tls-ca")
 	}
-	if a, ok := n.ln.Addr().(*net.TCPAddr); ok && a.IP.IsLoopback() {
-		return
+}
+
+// exposedPlain reports whether a node at addr is reachable from other
+// hosts (any address but loopback, the unspecified one included) without
+// TLS.
+func exposedPlain(addr net.Addr, tls bool) bool {
+	if tls {
+		return false
 	}
-	n.log.Warn("listening on a non-loopback address without TLS: the client API, the RESP port and node-to-node streams are unencrypted and unauthenticated; set --tls-cert, --tls-key and --tls-ca")
+	a, ok := addr.(*net.TCPAddr)
+	return !ok || !a.IP.IsLoopback()
 }

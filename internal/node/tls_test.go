@@ -244,3 +244,26 @@ func tlsRefusals(t *testing.T, n *node.Node, reason string) float64 {
 	}
 	return 0
 }
+
+// TestNode_TLSRelay: root -> replica -> relay -> proxy on TLS: the relay
+// follows the replica and looks the proxy's misses up there, both over
+// mutual TLS.
+func TestNode_TLSRelay(t *testing.T) {
+	ca := certs.NewCA(t)
+	root := start(t, node.Config{Role: node.RoleRoot, TLS: ca.Issue(t, "root")})
+	replica := start(t, node.Config{Role: node.RoleReplica, Upstreams: []string{root.Addr()}, TLS: ca.Issue(t, "replica")})
+	rootc, _ := tlsClient(t, root, tlsconf.Files{CA: ca.CAFile})
+	last := write(t, rootc, 20, "k")
+	waitApplied(t, replica, last)
+	rel := startRelayNode(t, node.Config{Upstreams: []string{replica.Addr()}, DC: "dc1", TLS: ca.Issue(t, "relay")})
+	proxy := start(t, node.Config{Role: node.RoleProxy, Upstreams: []string{rel.Addr()}, DC: "dc1", CacheSize: 16 << 20,
+		WindowBytes: 1 << 10, TLS: ca.Issue(t, "proxy")})
+	pc, _ := tlsClient(t, proxy, tlsconf.Files{CA: ca.CAFile})
+	v, err := pc.Get(context.Background(), []byte("k/0003"), client.ReadOptions{MinIndex: last, Wait: 20 * time.Second})
+	if err != nil || len(v.Value) != 100 || v.Value[0] != 3 {
+		t.Fatalf("proxy Get through the relay = %+v, %v", v, err)
+	}
+	if n := counter(t, rel.Registry(), "argent_relay_upstream_lookups_total"); n == 0 {
+		t.Fatal("the miss did not go through the relay")
+	}
+}

@@ -15,8 +15,10 @@ import (
 
 	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/apiwire"
+	"github.com/argent-kv/argent/internal/group"
 	"github.com/argent-kv/argent/internal/node"
 	"github.com/argent-kv/argent/internal/testutil/certs"
+	"github.com/argent-kv/argent/internal/testutil/cluster"
 	"github.com/argent-kv/argent/internal/tlsconf"
 )
 
@@ -265,5 +267,42 @@ func TestNode_TLSRelay(t *testing.T) {
 	}
 	if n := counter(t, rel.Registry(), "argent_relay_upstream_lookups_total"); n == 0 {
 		t.Fatal("the miss did not go through the relay")
+	}
+}
+
+// TestNode_TLSGroup: a root group of three on TLS elects a leader and
+// commits over mutual TLS Raft streams, and a write at a follower member
+// is forwarded to the leader.
+func TestNode_TLSGroup(t *testing.T) {
+	ca := certs.NewCA(t)
+	var peers []group.Peer
+	for i := range 3 {
+		peers = append(peers, group.Peer{ID: uint64(i + 1), Addr: cluster.FreeAddr(t)})
+	}
+	var nodes []*node.Node
+	for _, p := range peers {
+		nodes = append(nodes, start(t, node.Config{Role: node.RoleRoot, Listen: p.Addr, GroupID: p.ID, GroupPeers: peers,
+			TLS: ca.Issue(t, fmt.Sprint("member-", p.ID))}))
+	}
+	waitFor(t, 20*time.Second, func() error {
+		for i, n := range nodes {
+			if g := n.Status().Group; g == nil || len(g.Members) != 3 || g.Leader == 0 {
+				return fmt.Errorf("member %d: group %+v", i+1, g)
+			}
+		}
+		return nil
+	})
+	ctx := context.Background()
+	for i, n := range nodes {
+		c, _ := tlsClient(t, n, tlsconf.Files{CA: ca.CAFile})
+		idx, err := c.Put(ctx, []byte(fmt.Sprint("k", i)), []byte("v"))
+		if err != nil {
+			t.Fatalf("put at member %d: %v", i+1, err)
+		}
+		for j, m := range nodes {
+			if _, err := m.Store().WaitApplied(ctx, 10*time.Second, idx); err != nil {
+				t.Fatalf("member %d below %d: %v", j+1, idx, err)
+			}
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package tlsconf_test
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"io"
@@ -224,6 +225,41 @@ func waitCount(t *testing.T, reg *prometheus.Registry, reason string, want float
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s refusals: %v, want %v", reason, got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestWatch: new files are picked up without a signal.
+func TestWatch(t *testing.T) {
+	ca := certs.NewCA(t)
+	files := ca.Issue(t, "server")
+	srv, _ := node(t, files)
+	addr := serve(t, srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Watch(ctx, 10*time.Millisecond); close(done) }()
+	defer func() { cancel(); <-done }()
+	ca.IssueTo(t, "server-renewed", files.Cert, files.Key)
+	cc, err := tlsconf.LoadClient(tlsconf.Files{CA: ca.CAFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cc.Client()
+	cfg.ServerName = "127.0.0.1"
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		conn, err := tls.Dial("tcp", addr, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cn := conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+		conn.Close()
+		if cn == "server-renewed" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still serving %q", cn)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -69,11 +69,10 @@ type material struct {
 
 // Config holds the current certificate and CA of a node or client.
 type Config struct {
-	files Files
-	log   *slog.Logger
-	cur   atomic.Pointer[material]
-	// Metrics counts refusals; nil counts nothing.
-	metrics *Metrics
+	files   Files
+	log     *slog.Logger
+	cur     atomic.Pointer[material]
+	metrics *Metrics // counts refusals; nil counts nothing
 }
 
 // Load reads f for a node: all three files. logger receives reload errors;
@@ -185,15 +184,6 @@ func readRaw(f Files) [3]string {
 		}
 	}
 	return out
-}
-
-// Certificate returns the current leaf certificate, or nil for a client
-// without one.
-func (c *Config) Certificate() *x509.Certificate {
-	if m := c.cur.Load(); m.cert != nil {
-		return m.cert.Leaf
-	}
-	return nil
 }
 
 // Server returns the tls.Config of a listener: the current certificate,

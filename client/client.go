@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +31,7 @@ type Client struct {
 	cur       atomic.Int32
 	hc        *http.Client
 	userAgent string
+	tls       *tls.Config // WithTLSConfig's, until New has made hc with it
 }
 
 // Option configures a Client made by New.
@@ -44,6 +46,15 @@ func WithHTTPClient(hc *http.Client) Option {
 			c.hc = hc
 		}
 	}
+}
+
+// WithTLSConfig makes the Client talk to a node that serves TLS: an address
+// without a scheme means https, and requests go through a client like
+// NewHTTPClient's with cfg (its RootCAs name the node's CA; a Certificate
+// or GetClientCertificate presents a client certificate). A WithHTTPClient
+// option takes precedence.
+func WithTLSConfig(cfg *tls.Config) Option {
+	return func(c *Client) { c.tls = cfg }
 }
 
 // WithUserAgent sets the User-Agent header of every request. The default is
@@ -109,8 +120,15 @@ func NewFailover(addrs []string, opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("client: %w: no address", argent.ErrInvalid)
 	}
 	c := &Client{userAgent: DefaultUserAgent}
+	for _, o := range opts {
+		o(c)
+	}
 	for _, addr := range addrs {
-		base, err := ParseAddr(strings.TrimSpace(addr))
+		addr = strings.TrimSpace(addr)
+		if c.tls != nil && !strings.Contains(addr, "://") {
+			addr = "https://" + addr
+		}
+		base, err := ParseAddr(addr)
 		if err != nil {
 			return nil, fmt.Errorf("client: address %q: %w", addr, err)
 		}
@@ -123,10 +141,12 @@ func NewFailover(addrs []string, opts ...Option) (*Client, error) {
 		}
 		c.bases = append(c.bases, u)
 	}
-	for _, o := range opts {
-		o(c)
-	}
-	if c.hc == nil {
+	switch {
+	case c.hc != nil:
+	case c.tls != nil:
+		c.hc = NewHTTPClient()
+		c.hc.Transport.(*http.Transport).TLSClientConfig = c.tls
+	default:
 		c.hc = sharedHTTPClient()
 	}
 	return c, nil

@@ -14,19 +14,38 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/tlsconf"
 )
 
-// ServerFlag picks the nodes a client command talks to.
+// ServerFlag picks the nodes a client command talks to, and how: over TLS
+// when --tls-ca is given (or the address is https://).
 type ServerFlag struct {
-	Server string `help:"Node to talk to (host:port), or several, comma-separated: the next is tried when one cannot be reached or is not ready. Writes sent to a non-root node are forwarded to the root." default:"127.0.0.1:7400" env:"ARGENT_SERVER"`
+	Server  string `help:"Node to talk to (host:port or https://host:port), or several, comma-separated: the next is tried when one cannot be reached or is not ready. Writes sent to a non-root node are forwarded to the root." default:"127.0.0.1:7400" env:"ARGENT_SERVER"`
+	TLSCA   string `name:"tls-ca" help:"CA certificate (PEM) the node's certificate must chain to; turns on TLS (host:port then means https)." type:"path" env:"ARGENT_TLS_CA"`
+	TLSCert string `name:"tls-cert" help:"Client certificate (PEM) to present, with --tls-key; the public API does not need one." type:"path" env:"ARGENT_TLS_CERT"`
+	TLSKey  string `name:"tls-key" help:"Private key (PEM) of --tls-cert." type:"path" env:"ARGENT_TLS_KEY"`
 }
 
 func (f *ServerFlag) client() (*client.Client, error) {
-	c, err := client.New(f.Server)
+	c, err := f.clientAt(f.Server)
 	if err != nil {
 		return nil, exitError{code: 2, msg: fmt.Sprintf("--server %q: %s", f.Server, cause(err, ""))}
 	}
 	return c, nil
+}
+
+// clientAt returns a client of the node at addr with the command's TLS
+// settings (a child in a status tree is reached like the server).
+func (f *ServerFlag) clientAt(addr string) (*client.Client, error) {
+	files := tlsconf.Files{CA: f.TLSCA, Cert: f.TLSCert, Key: f.TLSKey}
+	if !files.Enabled() {
+		return client.New(addr)
+	}
+	tc, err := tlsconf.LoadClient(files)
+	if err != nil {
+		return nil, err
+	}
+	return client.New(addr, client.WithTLSConfig(tc.Client()))
 }
 
 // ReadFlags are the consistency flags of reads.
@@ -341,9 +360,10 @@ func (c *StatusCmd) Run(ctx context.Context, io *stdio) error {
 	}
 	if c.Tree {
 		if st.Group != nil {
-			printGroup(ctx, w, *st.Group, "")
+			c.printGroup(ctx, w, *st.Group, "")
 		}
-		printTree(ctx, w, strings.TrimPrefix(cl.Addr(), "http://"), st, "", "", map[string]bool{st.NodeID: true})
+		addr := strings.TrimPrefix(strings.TrimPrefix(cl.Addr(), "http://"), "https://")
+		c.printTree(ctx, w, addr, st, "", "", map[string]bool{st.NodeID: true})
 		return nil
 	}
 	if c.JSON {
@@ -387,7 +407,7 @@ func isTerminal(f *os.File) bool {
 // printTree prints a node and, recursively, the children it reports, each
 // asked for its own status. A child that does not answer is shown with the
 // error; a node seen twice (a loop) is not descended into again.
-func printTree(ctx context.Context, w goio.Writer, addr string, st client.Status, first, rest string, seen map[string]bool) {
+func (f *ServerFlag) printTree(ctx context.Context, w goio.Writer, addr string, st client.Status, first, rest string, seen map[string]bool) {
 	dc := ""
 	if st.DC != "" {
 		dc = "  dc " + st.DC
@@ -399,7 +419,7 @@ func printTree(ctx context.Context, w goio.Writer, addr string, st client.Status
 		if i == len(st.Children)-1 {
 			branch, indent = "└── ", "    "
 		}
-		cst, err := childStatus(ctx, ch.Addr)
+		cst, err := f.childStatus(ctx, ch.Addr)
 		switch {
 		case err != nil:
 			fmt.Fprintf(w, "%s%s? %s  node %s  (no answer: %v)\n", rest, branch, ch.Addr, ch.NodeID, err)
@@ -407,13 +427,13 @@ func printTree(ctx context.Context, w goio.Writer, addr string, st client.Status
 			fmt.Fprintf(w, "%s%s%s %s  node %s  (seen above)\n", rest, branch, cst.Role, ch.Addr, cst.NodeID)
 		default:
 			seen[cst.NodeID] = true
-			printTree(ctx, w, ch.Addr, cst, rest+branch, rest+indent, seen)
+			f.printTree(ctx, w, ch.Addr, cst, rest+branch, rest+indent, seen)
 		}
 	}
 }
 
-func childStatus(ctx context.Context, addr string) (client.Status, error) {
-	cl, err := client.New(addr)
+func (f *ServerFlag) childStatus(ctx context.Context, addr string) (client.Status, error) {
+	cl, err := f.clientAt(addr)
 	if err != nil {
 		return client.Status{}, err
 	}

@@ -31,15 +31,15 @@ func (c *MemberListCmd) Run(ctx context.Context, io *stdio) error {
 	if err != nil {
 		return opError("member list", "", err)
 	}
-	printGroup(ctx, io.out, g, "")
+	c.printGroup(ctx, io.out, g, "")
 	return nil
 }
 
 // printGroup prints the members of g, asking each for its status.
-func printGroup(ctx context.Context, w io.Writer, g client.GroupStatus, indent string) {
+func (f *ServerFlag) printGroup(ctx context.Context, w io.Writer, g client.GroupStatus, indent string) {
 	fmt.Fprintf(w, "%sroot group: %d members, leader %d, term %d\n", indent, len(g.Members), g.Leader, g.Term)
 	for _, m := range g.Members {
-		st, err := childStatus(ctx, m.Addr)
+		st, err := f.childStatus(ctx, m.Addr)
 		switch {
 		case err != nil:
 			fmt.Fprintf(w, "%s  %d  %s  (no answer: %v)\n", indent, m.ID, m.Addr, err)
@@ -96,6 +96,6 @@ func (f *ServerFlag) change(ctx context.Context, w io.Writer, do func(*client.Cl
 	if err != nil {
 		return opError("member", "", err)
 	}
-	printGroup(ctx, w, g, "")
+	f.printGroup(ctx, w, g, "")
 	return nil
 }

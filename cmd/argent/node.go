@@ -5,29 +5,33 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/group"
 	"github.com/argent-kv/argent/internal/node"
+	"github.com/argent-kv/argent/internal/tlsconf"
 )
 
 // StoreFlags are the storage and limit flags every persisting role shares.
 type StoreFlags struct {
-	History         time.Duration `help:"How far back reads as of an older index can go (superseded versions are read back from the log; the history never reaches past the log's own window)." default:"2h"`
-	HistoryBytes    byteSize      `help:"Bytes of log entries the history for reads as of an older index may span." default:"1GiB"`
-	LogRetention    time.Duration `help:"How long log entries are kept for children and watchers (up to twice as long while older reads still need them)." default:"168h"`
-	LogBytes        byteSize      `help:"Bytes of log entries kept (up to twice as many while older reads still need them)." default:"4GiB"`
-	TrimInterval    time.Duration `help:"How often history and log are trimmed to their windows." default:"10s"`
-	MaxKey          byteSize      `help:"Largest key accepted." default:"1024"`
-	MaxValue        byteSize      `help:"Largest value accepted." default:"32MiB"`
-	MaxBatch        byteSize      `help:"Largest batch (sum of keys and values) accepted." default:"64MiB"`
-	BlockCache      byteSize      `help:"Size of the storage engine's block cache (memory)." default:"256MiB"`
-	ReadCache       byteSize      `help:"Memory for the cache of latest values in front of the storage engine (0: none)." default:"64MiB"`
-	MemTable        byteSize      `name:"memtable-size" help:"Size of the storage engine's memtable (memory; flushed to disk when full)." default:"32MiB"`
-	BlobMinSize     byteSize      `name:"blob-min-size" help:"Values of this size or more are kept in blob files beside the storage engine's tables, so that compactions do not rewrite them (0: never)." default:"1KiB"`
+	History      time.Duration `help:"How far back reads as of an older index can go (superseded versions are read back from the log; the history never reaches past the log's own window)." default:"2h"`
+	HistoryBytes byteSize      `help:"Bytes of log entries the history for reads as of an older index may span." default:"1GiB"`
+	LogRetention time.Duration `help:"How long log entries are kept for children and watchers (up to twice as long while older reads still need them)." default:"168h"`
+	LogBytes     byteSize      `help:"Bytes of log entries kept (up to twice as many while older reads still need them)." default:"4GiB"`
+	TrimInterval time.Duration `help:"How often history and log are trimmed to their windows." default:"10s"`
+	MaxKey       byteSize      `help:"Largest key accepted." default:"1024"`
+	MaxValue     byteSize      `help:"Largest value accepted." default:"32MiB"`
+	MaxBatch     byteSize      `help:"Largest batch (sum of keys and values) accepted." default:"64MiB"`
+	BlockCache   byteSize      `help:"Size of the storage engine's block cache (memory)." default:"256MiB"`
+	ReadCache    byteSize      `help:"Memory for the cache of latest values in front of the storage engine (0: none)." default:"64MiB"`
+	MemTable     byteSize      `name:"memtable-size" help:"Size of the storage engine's memtable (memory; flushed to disk when full)." default:"32MiB"`
+	BlobMinSize  byteSize      `name:"blob-min-size" help:"Values of this size or more are kept in blob files beside the storage engine's tables, so that compactions do not rewrite them (0: never)." default:"1KiB"`
+	TLSFlags
 	HeartbeatPeriod time.Duration `name:"heartbeat" help:"Interval of heartbeats to children." default:"1s"`
 	SnapshotRate    byteSize      `help:"Bytes per second of snapshots served to children, all transfers together." default:"128MiB"`
 	SnapshotConc    int           `name:"snapshot-concurrency" help:"Snapshot transfers served at once." default:"2"`
@@ -57,10 +61,23 @@ func (f *StoreFlags) apply(cfg *node.Config) {
 	cfg.Pprof = f.Pprof
 	cfg.RESPListen = f.RESPListen
 	cfg.DC = f.DC
+	cfg.TLS = f.files()
 	cfg.SnapshotRate = int64(f.SnapshotRate)
 	cfg.SnapshotConcurrency = f.SnapshotConc
 	cfg.Limits = argent.Limits{MaxKey: int(f.MaxKey), MaxValue: int(f.MaxValue), MaxBatch: int(f.MaxBatch)}
 	cfg.Logger = newLogger(f.LogLevel)
+}
+
+// TLSFlags turn on TLS for a node: its client API, RESP port and
+// node-to-node streams, with mutual TLS between nodes.
+type TLSFlags struct {
+	TLSCert string `name:"tls-cert" help:"Certificate (PEM, leaf first) for the listen address and the RESP port, also presented to other nodes; it must name the host and/or IP peers dial. With --tls-key and --tls-ca it turns TLS on. Reloaded on SIGHUP and when the file changes." type:"path"`
+	TLSKey  string `name:"tls-key" help:"Private key (PEM) of --tls-cert." type:"path"`
+	TLSCA   string `name:"tls-ca" help:"CA certificate(s) (PEM): peers' certificates must chain to it; node-to-node requests (/internal/) need a client certificate it signed." type:"path"`
+}
+
+func (f *TLSFlags) files() tlsconf.Files {
+	return tlsconf.Files{Cert: f.TLSCert, Key: f.TLSKey, CA: f.TLSCA}
 }
 
 func newLogger(level string) *slog.Logger {
@@ -149,6 +166,7 @@ type ProxyCmd struct {
 	MaxBatch      byteSize      `help:"Largest batch (sum of keys and values) accepted." default:"64MiB"`
 	Pprof         bool          `help:"Serve Go's profiler under /debug/pprof/ on the listen address."`
 	LogLevel      string        `help:"Log level: debug, info, warn, error." default:"info" enum:"debug,info,warn,error"`
+	TLSFlags
 }
 
 // Run starts the proxy and serves until interrupted.
@@ -157,27 +175,40 @@ func (c *ProxyCmd) Run(ctx context.Context) error {
 		CacheSize: int64(c.CacheSize), FreeDiskFloor: int64(c.FreeDiskFloor), MissWait: c.MissWait, WindowBytes: int64(c.WindowBytes),
 		StallTimeout: c.StallTimeout, RESPListen: c.RESPListen, Pprof: c.Pprof, DC: c.DC, DCPeers: splitList(c.DCPeers), L2Timeout: c.L2Timeout,
 		Limits: argent.Limits{MaxKey: int(c.MaxKey), MaxValue: int(c.MaxValue), MaxBatch: int(c.MaxBatch)},
-		Logger: newLogger(c.LogLevel)}
+		TLS:    c.files(), Logger: newLogger(c.LogLevel)}
 	return serve(ctx, cfg)
 }
 
-// serve runs one node until ctx ends.
+// serve runs one node until ctx ends. SIGHUP reloads its TLS certificate.
 func serve(ctx context.Context, cfg node.Config) error {
+	if cfg.TLS.Enabled() {
+		// Bad files are a usage error, told before anything starts.
+		if _, err := tlsconf.Load(cfg.TLS, nil, nil); err != nil {
+			return exitError{code: 2, msg: err.Error()}
+		}
+	}
 	n, err := node.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	cfg.Logger.Info("serving", "role", cfg.Role, "addr", n.Addr(), "node", n.NodeID())
-	select {
-	case <-ctx.Done():
-		cfg.Logger.Info("stopping")
-		return n.Close()
-	case <-n.Failed():
-		// Acknowledged writes are safe on disk; what failed was never
-		// acknowledged. A restart finds the store at its last durable state.
-		cfg.Logger.Error("stopping: storage failed", "err", n.FailedErr())
-		_ = n.Close()
-		return fmt.Errorf("storage failed, restart the node: %w", n.FailedErr())
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			_ = n.ReloadTLS() // a failure is logged; the node keeps its certificate
+		case <-ctx.Done():
+			cfg.Logger.Info("stopping")
+			return n.Close()
+		case <-n.Failed():
+			// Acknowledged writes are safe on disk; what failed was never
+			// acknowledged. A restart finds the store at its last durable state.
+			cfg.Logger.Error("stopping: storage failed", "err", n.FailedErr())
+			_ = n.Close()
+			return fmt.Errorf("storage failed, restart the node: %w", n.FailedErr())
+		}
 	}
 }
 

@@ -23,6 +23,7 @@ type RelayCmd struct {
 	MaxKey        byteSize      `help:"Largest key accepted in a lookup." default:"1024"`
 	Pprof         bool          `help:"Serve Go's profiler under /debug/pprof/ on the listen address."`
 	LogLevel      string        `help:"Log level: debug, info, warn, error." default:"info" enum:"debug,info,warn,error"`
+	TLSFlags
 }
 
 // Run starts the relay and serves until interrupted.
@@ -35,7 +36,7 @@ func (c *RelayCmd) Run(ctx context.Context) error {
 	}
 	cfg := node.Config{Role: node.RoleRelay, Listen: c.Listen, Upstreams: splitList(c.Upstream), DC: c.DC,
 		LogBuffer: int64(c.LogBuffer), MissWait: c.LookupTimeout, StallTimeout: c.StallTimeout, Heartbeat: c.Heartbeat,
-		Pprof: c.Pprof, Limits: argent.Limits{MaxKey: int(c.MaxKey)}}
+		Pprof: c.Pprof, Limits: argent.Limits{MaxKey: int(c.MaxKey)}, TLS: c.files()}
 	if err := cfg.Validate(); err != nil {
 		return exitError{code: 2, msg: strings.TrimPrefix(err.Error(), "node: ")}
 	}

@@ -3,6 +3,7 @@ package fastlane
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,9 @@ type conn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	remote string
+	// tls is the connection's TLS state when it is a *tls.Conn (whose
+	// handshake the listener completed), for the handlers' Request.TLS.
+	tls *tls.ConnectionState
 
 	hdr  http.Header // request header, reused: handlers must not keep it
 	rw   responseWriter
@@ -39,6 +43,10 @@ func (lc *conn) serve() {
 	defer lc.l.wg.Done()
 	defer lc.l.forget(lc)
 	lc.remote = lc.c.RemoteAddr().String()
+	if tc, ok := lc.c.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		lc.tls = &st
+	}
 	lc.hdr = make(http.Header, 4)
 	lc.rw.header = make(http.Header, 8)
 	for {
@@ -167,6 +175,11 @@ type replayConn struct {
 }
 
 func (c *replayConn) Read(p []byte) (int, error) { return c.br.Read(p) }
+
+// NetConn returns the connection the lane read from, such as a *tls.Conn,
+// whose state an http.Server's ConnContext may want: net/http sees only
+// the replayConn.
+func (c *replayConn) NetConn() net.Conn { return c.Conn }
 
 // errNotSimple marks a request the lane leaves to net/http.
 var errNotSimple = errors.New("fastlane: not a simple request")

@@ -23,7 +23,8 @@
 //	_ = (&http.Server{Handler: handler}).Serve(fl) // the handed-off connections
 //
 // Handlers called on the lane see a Request with Method, URL, Proto*, Host,
-// Header, RemoteAddr, RequestURI, a Body over the bytes read and the lane's
+// Header, RemoteAddr, RequestURI, TLS (when the underlying listener returns
+// handshaken *tls.Conns), a Body over the bytes read and the lane's
 // context; they must not keep the Request, its Header or the ResponseWriter
 // after they return, must not stream (the ResponseWriter has no Flush) and
 // cannot hijack.

@@ -54,6 +54,7 @@ func (lc *conn) parse(n int) (*http.Request, error) {
 	req.Method, req.URL, req.RequestURI = method, u, target
 	req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/1.1", 1, 1
 	req.Header, req.Host, req.ContentLength, req.RemoteAddr = lc.hdr, host, cl, lc.remote
+	req.TLS = lc.tls
 	return req, nil
 }
 

@@ -74,6 +74,7 @@ func (n *Node) startGroup(ctx context.Context, store *kv.Store, mux *http.ServeM
 		Deliver:      func(msg *raftpb.Message) { m.g.Step(msg) },
 		Unreachable:  func(id uint64) { m.g.ReportUnreachable(id) },
 		SnapshotDone: func(id uint64, ok bool) { m.g.ReportSnapshot(id, ok) },
+		Client:       n.raftClient(),
 		Logger:       n.log,
 	})
 	m.g, err = group.New(group.Config{ID: cfg.GroupID, Peers: cfg.GroupPeers, Store: store, Log: lg, Transport: m.net,
@@ -81,7 +82,7 @@ func (n *Node) startGroup(ctx context.Context, store *kv.Store, mux *http.ServeM
 		OnDataset: m.net.SetGroup, Join: cfg.GroupJoin, LogKeep: cfg.GroupLogKeep, CompactInterval: cfg.GroupCompactInterval,
 		Logger: n.log,
 		LoadSnapshot: func(ctx context.Context, addr string) error {
-			_, err := replica.LoadSnapshot(ctx, store, addr, replica.Config{NodeID: n.nodeID, Addr: n.Addr(), Metrics: pm, Logger: n.log})
+			_, err := replica.LoadSnapshot(ctx, store, addr, replica.Config{NodeID: n.nodeID, Addr: n.Addr(), Client: n.pullClient(), Metrics: pm, Logger: n.log})
 			return err
 		}})
 	if err != nil {

@@ -39,6 +39,7 @@ import (
 	"github.com/argent-kv/argent/internal/replica"
 	"github.com/argent-kv/argent/internal/resp"
 	"github.com/argent-kv/argent/internal/root"
+	"github.com/argent-kv/argent/internal/tlsconf"
 )
 
 // The roles a node can run.
@@ -138,6 +139,12 @@ type Config struct {
 	// Limits bound keys, values and batches.
 	Limits argent.Limits
 
+	// TLS, when its files are named, serves the listen address and the
+	// RESP port over TLS and makes requests to other nodes over mutual
+	// TLS; a request under /internal/ then needs a client certificate
+	// signed by the CA.
+	TLS tlsconf.Files
+
 	// Pprof serves Go's profiler under /debug/pprof/ on the listen address.
 	// Default off.
 	Pprof bool
@@ -183,6 +190,9 @@ func (c *Config) Validate() error {
 	if c.Listen == "" {
 		return fmt.Errorf("node: --listen is required")
 	}
+	if err := c.TLS.ValidateNode(); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
 	return nil
 }
 
@@ -210,6 +220,7 @@ type Node struct {
 	// follower is a replica's or proxy's side that faces its upstream;
 	// nil on a root.
 	follower follower
+	tls      *tlsconf.Config // nil without TLS
 	log      *slog.Logger
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -220,6 +231,9 @@ type Node struct {
 
 	clientsMu sync.Mutex
 	clients   map[string]*client.Client // write forwarding, by upstream
+
+	peersMu        sync.Mutex
+	peerTransports []*http.Transport // of peerClient's clients, closed at Close
 }
 
 // Start opens the store and starts serving. The node runs until Close.
@@ -296,7 +310,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.goRun(func() { _ = r.Run(ctx) })
 	case cfg.Role == RoleReplica:
 		r := replica.New(store, replica.Config{
-			NodeID: n.nodeID, Addr: n.Addr(), DC: cfg.DC, Upstreams: cfg.Upstreams,
+			NodeID: n.nodeID, Addr: n.Addr(), DC: cfg.DC, Upstreams: cfg.Upstreams, Client: n.pullClient(),
 			StallTimeout: cfg.StallTimeout, Heartbeat: cfg.Heartbeat, Metrics: pm, Logger: n.log,
 		})
 		n.follower = r
@@ -317,7 +331,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "argent_lookup_keys_total", Help: "Keys proxies and relays looked up at this node (misses resolved here).",
 	}, func() float64 { return float64(lk.KeysLookedUp()) }))
-	return n.serve(mux)
+	return n.serve(ctx, mux)
 }
 
 // newNode returns a Node of any role with its ID, logger, metrics registry
@@ -332,7 +346,14 @@ func newNode(cfg Config, id [16]byte) (*Node, error) {
 	}
 	n.log = cfg.Logger.With("role", cfg.Role, "node", n.nodeID, "listen", cfg.Listen)
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	ln, err := net.Listen("tcp", cfg.Listen)
+	if cfg.TLS.Enabled() {
+		t, err := tlsconf.Load(cfg.TLS, n.log, tlsconf.NewMetrics(n.reg))
+		if err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+		n.tls = t
+	}
+	ln, err := n.listen(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("node: listen: %w", err)
 	}
@@ -342,7 +363,7 @@ func newNode(cfg Config, id [16]byte) (*Node, error) {
 
 // serve starts the HTTP API (with the handlers of mux behind it) and the
 // RESP port.
-func (n *Node) serve(mux *http.ServeMux) (*Node, error) {
+func (n *Node) serve(ctx context.Context, mux *http.ServeMux) (*Node, error) {
 	cfg := n.cfg
 	ln := n.ln
 	if cfg.Pprof {
@@ -353,10 +374,16 @@ func (n *Node) serve(mux *http.ServeMux) (*Node, error) {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	n.api = api.New(n, api.Options{Registry: n.reg, Logger: n.log, Fallback: mux})
-	n.srv = &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
+	h := n.handler(n.api)
+	n.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
+	if n.tls != nil {
+		// The fast lane hands connections off wrapped: net/http does not
+		// see their TLS state by itself.
+		n.srv.ConnContext = tlsconf.ConnContext
+	}
 	// The hot API requests take the fast lane; every other connection is
-	// handed to n.srv.
-	n.lane = fastlane.New(ln, n.api, fastlane.Options{Eligible: n.laneEligible, Logger: n.log})
+	// handed to n.srv. With TLS, ln hands the lane handshaken *tls.Conns.
+	n.lane = fastlane.New(ln, h, fastlane.Options{Eligible: n.laneEligible, Logger: n.log})
 	n.goRun(func() {
 		if err := n.lane.Serve(); err != nil {
 			n.log.Error("serve fast lane", "err", err)
@@ -369,19 +396,27 @@ func (n *Node) serve(mux *http.ServeMux) (*Node, error) {
 		}
 	})
 	if cfg.RESPListen != "" {
-		rln, err := net.Listen("tcp", cfg.RESPListen)
+		rln, err := n.listen(cfg.RESPListen)
 		if err != nil {
 			n.Close()
 			return nil, fmt.Errorf("node: listen for RESP: %w", err)
 		}
 		n.resp, n.respAddr = resp.New(n, n.log, n.reg), rln.Addr().String()
+		// The event loops read sockets themselves and cannot run TLS: TLS
+		// connections get a goroutine each.
+		serveRESP := n.resp.Serve
+		if n.tls != nil {
+			serveRESP = n.resp.ServeConns
+		}
 		n.goRun(func() {
-			if err := n.resp.Serve(rln); err != nil {
+			if err := serveRESP(rln); err != nil {
 				n.log.Error("serve RESP", "err", err)
 			}
 		})
 	}
-	n.log.Info("node started", "dataset", n.dataset(), "applied", n.applied())
+	n.startTLSWatch(ctx)
+	n.warnPlain()
+	n.log.Info("node started", "dataset", n.dataset(), "applied", n.applied(), "tls", n.tls != nil)
 	return n, nil
 }
 
@@ -432,6 +467,7 @@ func (n *Node) Close() error {
 		_ = n.srv.Close()
 	}
 	n.wg.Wait()
+	n.closePeerClients()
 	switch {
 	case n.pcache != nil:
 		return n.pcache.Close()

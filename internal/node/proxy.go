@@ -29,8 +29,9 @@ func startProxy(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	p, err := proxy.New(proxy.Config{Cache: pc, Replicas: cfg.Upstreams, DC: cfg.DC, MissWait: cfg.MissWait,
 		DCPeers: cfg.DCPeers, Self: n.Addr(), L2Timeout: cfg.L2Timeout,
-		Window: window.Options{MaxBytes: int(cfg.WindowBytes)},
-		Limits: cfg.Limits, Logger: cfg.Logger})
+		Window:     window.Options{MaxBytes: int(cfg.WindowBytes)},
+		HTTPClient: n.peerClient(&http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}),
+		Limits:     cfg.Limits, Logger: cfg.Logger})
 	if err != nil {
 		n.ln.Close()
 		pc.Close()
@@ -44,14 +45,14 @@ func startProxy(ctx context.Context, cfg Config) (*Node, error) {
 	heard := pull.NewHeartbeatClock(cfg.Heartbeat, n.served)
 	f := pull.NewFollower(pull.FollowerConfig{
 		Target: p.Target(), NodeID: n.nodeID, Addr: n.Addr(), Role: cfg.Role, DC: cfg.DC, Upstreams: cfg.Upstreams, MoreUpstreams: p.Replicas,
-		StallTimeout: cfg.StallTimeout, OnHeartbeat: heard.Heard, Metrics: pm, Logger: n.log,
+		StallTimeout: cfg.StallTimeout, OnHeartbeat: heard.Heard, Client: n.pullClient(), Metrics: pm, Logger: n.log,
 	})
 	n.follower = proxyFollower{f, heard}
 	n.goRun(func() { _ = f.Run(ctx) })
 	n.goRun(func() { p.Run(ctx) })
 	mux := http.NewServeMux()
 	mux.Handle(proxy.L2Path, wirecheck.Handler(http.HandlerFunc(p.ServeL2)))
-	return n.serve(mux)
+	return n.serve(ctx, mux)
 }
 
 // proxyFollower is a proxy's side facing its upstream: the Follower that

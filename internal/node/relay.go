@@ -37,7 +37,7 @@ func startRelay(ctx context.Context, cfg Config) (*Node, error) {
 	rl, err := relay.New(relay.Config{
 		NodeID: n.nodeID, Addr: n.Addr(), DC: cfg.DC, Upstreams: cfg.Upstreams, LogBuffer: cfg.LogBuffer,
 		Limits: cfg.Limits, LookupTimeout: cfg.MissWait, Heartbeat: cfg.Heartbeat, StallTimeout: cfg.StallTimeout,
-		PullMetrics: pm, Logger: n.log,
+		HTTPClient: n.apiClient(), Transport: n.pullTransport(), PullMetrics: pm, Logger: n.log,
 	})
 	if err != nil {
 		n.ln.Close()
@@ -54,14 +54,16 @@ func startRelay(ctx context.Context, cfg Config) (*Node, error) {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	}
-	n.srv = &http.Server{Handler: n.relayHandler(mux), ReadHeaderTimeout: 10 * time.Second,
+	n.srv = &http.Server{Handler: n.handler(n.relayHandler(mux)), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
 	n.goRun(func() {
 		if err := n.srv.Serve(n.ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			n.log.Error("serve", "err", err)
 		}
 	})
-	n.log.Info("relay started", "upstreams", cfg.Upstreams)
+	n.startTLSWatch(ctx)
+	n.warnPlain()
+	n.log.Info("relay started", "upstreams", cfg.Upstreams, "tls", n.tls != nil)
 	return n, nil
 }
 

@@ -82,6 +82,9 @@ type Server struct {
 		closed bool
 		loops  *gnet.Client // started by the first Serve
 		lns    map[net.Listener]struct{}
+		// streams are the connections of ServeConns, each served by a
+		// goroutine counted in wg.
+		streams map[net.Conn]struct{}
 	}
 }
 
@@ -210,6 +213,9 @@ func (s *Server) Close() error {
 		if cerr := ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
 			err = cerr
 		}
+	}
+	for nc := range s.mu.streams {
+		nc.Close()
 	}
 	loops := s.mu.loops
 	s.mu.Unlock()
@@ -356,8 +362,11 @@ func (e *events) OnTraffic(gc gnet.Conn) gnet.Action {
 // connection's loop owns every field but mu; while busy, the goroutine
 // owns w, args, minIndex, quit and carry.
 type conn struct {
-	s      *Server
-	gc     gnet.Conn
+	s  *Server
+	gc gnet.Conn
+	// nc is the socket of a connection of ServeConns, which has no loop
+	// (gc is nil): its goroutine reads it and writes replies to it.
+	nc     net.Conn
 	remote string
 	closed atomic.Bool // the loop closed the connection
 	// ctx is the context of the connection's reads, set by OnOpen: it ends
@@ -668,7 +677,11 @@ func (c *conn) takeBacklog() []byte {
 
 // flush sends the replies written so far from a command goroutine.
 func (c *conn) flush() {
-	if len(c.w.buf) > 0 {
+	switch {
+	case len(c.w.buf) == 0:
+	case c.nc != nil:
+		c.writeStream()
+	default:
 		c.flushThen(nil)
 	}
 }

@@ -227,6 +227,14 @@ func (n *Node) Pause() {
 	}
 }
 
+// Reload sends SIGHUP, which makes a node read its TLS files again.
+func (n *Node) Reload() { n.t.Helper(); n.signal("reload", syscall.SIGHUP) }
+
+// SetHTTPClient makes the helpers' own requests to the node (WaitReady,
+// Status) with hc: for a node that serves TLS, a client that speaks https
+// to the node's http:// URL (see tlsconf.Config.HTTPClient).
+func (n *Node) SetHTTPClient(hc *http.Client) { n.client = hc }
+
 // Resume continues a paused process with SIGCONT.
 func (n *Node) Resume() { n.t.Helper(); n.signal("resume", syscall.SIGCONT) }
 

@@ -16,6 +16,8 @@ const (
 	CodeUnavailable     = apiwire.CodeUnavailable     // argent.ErrUnavailable, 503
 	CodeDatasetMismatch = apiwire.CodeDatasetMismatch // argent.ErrDatasetMismatch, 409
 	CodeInternal        = apiwire.CodeInternal        // no sentinel, 500
+	CodeUnauthorized    = apiwire.CodeUnauthorized    // argent.ErrUnauthorized, 401
+	CodeForbidden       = apiwire.CodeForbidden       // argent.ErrForbidden, 403
 
 	// CodeNotReady: the node has not reached its first state (a fresh
 	// replica or proxy that never synced), so it cannot say a key is absent;

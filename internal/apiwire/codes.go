@@ -22,6 +22,8 @@ const (
 	CodeUnavailable     = "unavailable"      // argent.ErrUnavailable, 503
 	CodeDatasetMismatch = "dataset_mismatch" // argent.ErrDatasetMismatch, 409
 	CodeInternal        = "internal"         // no sentinel, 500
+	CodeUnauthorized    = "unauthorized"     // argent.ErrUnauthorized, 401
+	CodeForbidden       = "forbidden"        // argent.ErrForbidden, 403
 
 	// CodeNotReady: the node has not reached its first state (a fresh
 	// replica or proxy that never synced), so it cannot say a key is absent;
@@ -61,6 +63,8 @@ var codes = map[string]codeInfo{
 	CodeUnavailable:     {argent.ErrUnavailable, http.StatusServiceUnavailable},
 	CodeDatasetMismatch: {argent.ErrDatasetMismatch, http.StatusConflict},
 	CodeInternal:        {nil, http.StatusInternalServerError},
+	CodeUnauthorized:    {argent.ErrUnauthorized, http.StatusUnauthorized},
+	CodeForbidden:       {argent.ErrForbidden, http.StatusForbidden},
 	CodeNotReady:        {argent.ErrUnavailable, http.StatusServiceUnavailable},
 	CodeRootUnreachable: {argent.ErrUnavailable, http.StatusServiceUnavailable},
 }
@@ -98,6 +102,10 @@ func codeForStatus(status int) string {
 		return CodeUnavailable
 	case http.StatusGatewayTimeout:
 		return CodeTimeout
+	case http.StatusUnauthorized:
+		return CodeUnauthorized
+	case http.StatusForbidden:
+		return CodeForbidden
 	}
 	return CodeInternal
 }
@@ -136,6 +144,8 @@ func CodeOf(err error) string {
 		{argent.ErrDatasetMismatch, CodeDatasetMismatch},
 		{argent.ErrUnavailable, CodeUnavailable},
 		{argent.ErrClosed, CodeUnavailable},
+		{argent.ErrUnauthorized, CodeUnauthorized},
+		{argent.ErrForbidden, CodeForbidden},
 	} {
 		if errors.Is(err, c.err) {
 			return c.code

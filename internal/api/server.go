@@ -46,6 +46,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/argent-kv/argent/internal/apiwire"
+	"github.com/argent-kv/argent/internal/auth"
 )
 
 // Options configures a Server. The zero value of each field means its
@@ -84,6 +85,11 @@ type Options struct {
 	// a request it has no route for gets the API's JSON 404, or 405 for a
 	// wrong method, instead of its plain text. Default: a JSON 404.
 	Fallback http.Handler
+	// Auth, if set, checks the bearer token of every request but those of
+	// the open paths (/internal/, /v1/status, /metrics): no token or an
+	// unknown one gets 401 unauthorized, a token without the right on a key
+	// 403 forbidden. Default nil: nothing is checked.
+	Auth *auth.Authorizer
 }
 
 func (o Options) withDefaults() Options {
@@ -204,6 +210,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // route serves r and returns its route and the status sent; status 0 means
 // the Fallback served it.
 func (s *Server) route(w http.ResponseWriter, r *http.Request) (route, int) {
+	r, code := s.authenticate(w, r)
+	if code != 0 {
+		return routeOther, code
+	}
 	p := r.URL.Path
 	m := r.Method
 	isGet := m == http.MethodGet || m == http.MethodHead

@@ -79,11 +79,11 @@ func checkBatch(tok *auth.Token, b *argent.Batch) ([]byte, auth.Right, bool) {
 	return nil, 0, false
 }
 
-// scanRanges reads one scan page over ranges, disjoint prefixes in key
+// ScanRanges reads one scan page over ranges, disjoint prefixes in key
 // order (auth.Token.ReadRanges: the part of a scan's prefix a token may
 // read), as if they were one prefix: up to limit items after after, and
 // whether more may follow.
-func scanRanges(ctx context.Context, st Reader, ranges [][]byte, after []byte, limit int, at argent.Index) ([]argent.Item, bool, error) {
+func ScanRanges(ctx context.Context, st Reader, ranges [][]byte, after []byte, limit int, at argent.Index) ([]argent.Item, bool, error) {
 	if len(ranges) == 1 {
 		return st.Scan(ctx, ranges[0], after, limit, at)
 	}

@@ -141,10 +141,10 @@ func (s *Server) serveScan(w http.ResponseWriter, r *http.Request) int {
 	// A token reads only its part of the prefix: the scan walks those
 	// ranges rather than refusing a prefix wider than its rights.
 	ranges := s.token(r).ReadRanges([]byte(prefix))
-	items, more, err := scanRanges(r.Context(), st, ranges, []byte(after), limit, at)
+	items, more, err := ScanRanges(r.Context(), st, ranges, []byte(after), limit, at)
 	if errors.Is(err, argent.ErrCompacted) {
 		at = st.Applied()
-		items, more, err = scanRanges(r.Context(), st, ranges, []byte(after), limit, at)
+		items, more, err = ScanRanges(r.Context(), st, ranges, []byte(after), limit, at)
 	}
 	setIndex(h, at)
 	if err != nil {

@@ -146,6 +146,11 @@ func (a *Authorizer) Authenticate(presented string) (*Token, error) {
 	return t, nil
 }
 
+// Rules returns the rules in force. A connection that authenticated once
+// (RESP's AUTH) looks its secret up again when they change, so that a
+// reload reaches it.
+func (a *Authorizer) Rules() *Rules { return a.rules.Load() }
+
 // Refused counts one refusal in argent_auth_refused_total.
 func (a *Authorizer) Refused(reason, proto string) {
 	a.refused.WithLabelValues(reason, proto).Inc()

@@ -36,6 +36,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/api"
+	"github.com/argent-kv/argent/internal/auth"
 )
 
 // ErrClosed is returned by Serve when it is called after Close.
@@ -64,6 +65,7 @@ type Server struct {
 	ready   api.Readiness   // b, if it can be not ready; nil otherwise
 	async   api.AsyncWriter // b, if it takes writes without waiting; nil otherwise
 	log     *slog.Logger
+	auth    *auth.Authorizer // nil: no token check (see RequireAuth)
 	m       *metrics
 	maxBulk int
 	// maxPending bounds the input a connection sends while a command
@@ -369,6 +371,7 @@ type conn struct {
 	w        writer
 	args     [][]byte
 	minIndex uint64 // READINDEX: reads wait until the applied index reaches it
+	auth     connAuth
 	quit     bool
 	// onLoop is set while a command runs on the loop; a read that would
 	// wait then sets wouldBlock and writes nothing, and the command is

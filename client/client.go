@@ -24,6 +24,7 @@ type Client struct {
 	base      string // scheme://host[:port][/path], without a trailing slash
 	hc        *http.Client
 	userAgent string
+	auth      string // the Authorization header value; "" for none
 }
 
 // Option configures a Client made by New.
@@ -44,6 +45,21 @@ func WithHTTPClient(hc *http.Client) Option {
 // DefaultUserAgent.
 func WithUserAgent(ua string) Option {
 	return func(c *Client) { c.userAgent = ua }
+}
+
+// WithToken makes the Client send token as a bearer token
+// (Authorization: Bearer TOKEN) with every request, for nodes that check
+// tokens. Without it no Authorization header is sent. A node answers a
+// missing or unknown token with an error wrapping argent.ErrUnauthorized,
+// and a token without the right on a key with one wrapping
+// argent.ErrForbidden.
+func WithToken(token string) Option {
+	return func(c *Client) {
+		c.auth = ""
+		if token != "" {
+			c.auth = "Bearer " + token
+		}
+	}
 }
 
 // DefaultUserAgent is the User-Agent a Client sends unless WithUserAgent says
@@ -145,6 +161,9 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 	}
 	if c.userAgent != "" {
 		req.Header.Set("User-Agent", c.userAgent)
+	}
+	if c.auth != "" {
+		req.Header.Set("Authorization", c.auth)
 	}
 	return req, nil
 }

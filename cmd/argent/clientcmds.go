@@ -18,10 +18,11 @@ import (
 // ServerFlag picks the node a client command talks to.
 type ServerFlag struct {
 	Server string `help:"Node to talk to (host:port). Writes sent to a replica are forwarded to the root." default:"127.0.0.1:7400" env:"ARGENT_SERVER"`
+	Token  string `help:"Bearer token for a node that checks tokens (--auth); prefer the environment variable, which other users cannot see in the process list." env:"ARGENT_TOKEN"`
 }
 
 func (f *ServerFlag) client() (*client.Client, error) {
-	c, err := client.New(f.Server)
+	c, err := client.New(f.Server, client.WithToken(f.Token))
 	if err != nil {
 		return nil, exitError{code: 2, msg: fmt.Sprintf("--server %q: %v", f.Server, err)}
 	}

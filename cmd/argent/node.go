@@ -33,6 +33,7 @@ type StoreFlags struct {
 	SnapshotConc    int           `name:"snapshot-concurrency" help:"Snapshot transfers served at once." default:"2"`
 	RESPListen      string        `name:"resp-listen" help:"Also serve the Redis protocol (GET, MGET, EXISTS, SCAN, INFO; SET/DEL forwarded to the root) on this address; off when empty."`
 	DC              string        `name:"dc" help:"This node's data center; proxies resolve misses at replicas of their own DC first."`
+	Auth            string        `help:"TOML file of bearer tokens and the key prefixes each may read and write (see docs/SECURITY.md); every client request and RESP connection must then present one. SIGHUP reloads it. Off when empty." type:"path" placeholder:"FILE"`
 	Pprof           bool          `help:"Serve Go's profiler under /debug/pprof/ on the listen address."`
 	LogLevel        string        `help:"Log level: debug, info, warn, error." default:"info" enum:"debug,info,warn,error"`
 }
@@ -55,6 +56,7 @@ func (f *StoreFlags) apply(cfg *node.Config) {
 		cfg.BlobMinSize = -1
 	}
 	cfg.Pprof = f.Pprof
+	cfg.AuthFile = f.Auth
 	cfg.RESPListen = f.RESPListen
 	cfg.DC = f.DC
 	cfg.SnapshotRate = int64(f.SnapshotRate)
@@ -144,6 +146,7 @@ type ProxyCmd struct {
 	MaxKey        byteSize      `help:"Largest key accepted." default:"1024"`
 	MaxValue      byteSize      `help:"Largest value accepted." default:"32MiB"`
 	MaxBatch      byteSize      `help:"Largest batch (sum of keys and values) accepted." default:"64MiB"`
+	Auth          string        `help:"TOML file of bearer tokens and the key prefixes each may read and write (see docs/SECURITY.md); every client request and RESP connection must then present one. SIGHUP reloads it. Off when empty." type:"path" placeholder:"FILE"`
 	Pprof         bool          `help:"Serve Go's profiler under /debug/pprof/ on the listen address."`
 	LogLevel      string        `help:"Log level: debug, info, warn, error." default:"info" enum:"debug,info,warn,error"`
 }
@@ -153,8 +156,8 @@ func (c *ProxyCmd) Run(ctx context.Context) error {
 	cfg := node.Config{Role: node.RoleProxy, DataDir: c.Data, Listen: c.Listen, Upstreams: splitList(c.Upstream),
 		CacheSize: int64(c.CacheSize), FreeDiskFloor: int64(c.FreeDiskFloor), MissWait: c.MissWait, WindowBytes: int64(c.WindowBytes),
 		StallTimeout: c.StallTimeout, RESPListen: c.RESPListen, Pprof: c.Pprof, DC: c.DC, DCPeers: splitList(c.DCPeers), L2Timeout: c.L2Timeout,
-		Limits: argent.Limits{MaxKey: int(c.MaxKey), MaxValue: int(c.MaxValue), MaxBatch: int(c.MaxBatch)},
-		Logger: newLogger(c.LogLevel)}
+		Limits:   argent.Limits{MaxKey: int(c.MaxKey), MaxValue: int(c.MaxValue), MaxBatch: int(c.MaxBatch)},
+		AuthFile: c.Auth, Logger: newLogger(c.LogLevel)}
 	return serve(ctx, cfg)
 }
 

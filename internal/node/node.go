@@ -28,6 +28,7 @@ import (
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/api"
+	"github.com/argent-kv/argent/internal/auth"
 	"github.com/argent-kv/argent/internal/fastlane"
 	"github.com/argent-kv/argent/internal/group"
 	"github.com/argent-kv/argent/internal/kv"
@@ -138,6 +139,11 @@ type Config struct {
 	// Limits bound keys, values and batches.
 	Limits argent.Limits
 
+	// AuthFile, if set, is the TOML file of bearer tokens and their rights
+	// that the client API and the RESP port check (internal/auth;
+	// docs/SECURITY.md). SIGHUP reloads it. Default: nothing is checked.
+	AuthFile string
+
 	// Pprof serves Go's profiler under /debug/pprof/ on the listen address.
 	// Default off.
 	Pprof bool
@@ -220,6 +226,9 @@ type Node struct {
 
 	clientsMu sync.Mutex
 	clients   map[string]*client.Client // write forwarding, by upstream
+
+	auth     *auth.Authorizer   // nil without Config.AuthFile
+	stopAuth context.CancelFunc // ends the reloads on SIGHUP
 }
 
 // Start opens the store and starts serving. The node runs until Close.
@@ -332,8 +341,12 @@ func newNode(cfg Config, id [16]byte) (*Node, error) {
 	}
 	n.log = cfg.Logger.With("role", cfg.Role, "node", n.nodeID, "listen", cfg.Listen)
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := n.openAuth(); err != nil {
+		return nil, fmt.Errorf("node: --auth: %w", err)
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		n.closeAuth()
 		return nil, fmt.Errorf("node: listen: %w", err)
 	}
 	n.ln = ln
@@ -352,7 +365,7 @@ func (n *Node) serve(mux *http.ServeMux) (*Node, error) {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	n.api = api.New(n, api.Options{Registry: n.reg, Logger: n.log, Fallback: mux})
+	n.api = api.New(n, api.Options{Registry: n.reg, Logger: n.log, Fallback: mux, Auth: n.auth})
 	n.srv = &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
 	// The hot API requests take the fast lane; every other connection is
 	// handed to n.srv.
@@ -375,6 +388,9 @@ func (n *Node) serve(mux *http.ServeMux) (*Node, error) {
 			return nil, fmt.Errorf("node: listen for RESP: %w", err)
 		}
 		n.resp, n.respAddr = resp.New(n, n.log, n.reg), rln.Addr().String()
+		if n.auth != nil {
+			n.resp.RequireAuth(n.auth)
+		}
 		n.goRun(func() {
 			if err := n.resp.Serve(rln); err != nil {
 				n.log.Error("serve RESP", "err", err)
@@ -432,6 +448,7 @@ func (n *Node) Close() error {
 		_ = n.srv.Close()
 	}
 	n.wg.Wait()
+	n.closeAuth()
 	switch {
 	case n.pcache != nil:
 		return n.pcache.Close()

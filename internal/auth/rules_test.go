@@ -264,3 +264,18 @@ func refusedCount(t *testing.T, reg *prometheus.Registry, reason, proto string) 
 	t.Fatalf("no argent_auth_refused_total{reason=%q,proto=%q}", reason, proto)
 	return 0
 }
+
+// TestSampleFile checks that the sample rules shipped with the binary load.
+func TestSampleFile(t *testing.T) {
+	data, err := os.ReadFile("../../cmd/argent/etc/auth.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Len() != 2 || r.Lookup("change-me-deploy-0123456789") == nil {
+		t.Fatalf("sample rules: %d tokens", r.Len())
+	}
+}

@@ -27,6 +27,10 @@ const (
 	// upstream on the way to the root (refused, cut, timed out); the message
 	// names the address. argent.ErrUnavailable, 503.
 	CodeRootUnreachable = apiwire.CodeRootUnreachable
+	// CodeRateLimited: the token sent more requests than its rate allows.
+	CodeRateLimited = apiwire.CodeRateLimited
+	// CodeOverloaded: the node serves as many requests as it takes at once.
+	CodeOverloaded = apiwire.CodeOverloaded
 )
 
 // The headers of a read response.

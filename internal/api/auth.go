@@ -3,11 +3,14 @@ package api
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 
 	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/auth"
+	"github.com/argent-kv/argent/internal/limit"
 )
 
 // openPath reports whether a path is served without a token when the
@@ -34,6 +37,12 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*http.Req
 		a.Refused(auth.Reason(err), auth.ProtoHTTP)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="argent"`)
 		return r, s.writeError(w, r, err)
+	}
+	if !a.Allow(tok) {
+		s.refusals.Inc(limit.Rate)
+		w.Header().Set("Retry-After", "1")
+		return r, s.writeCode(w, r, apiwire.CodeRateLimited, http.StatusTooManyRequests,
+			fmt.Sprintf("argent: rate limited: token %q sent more requests than its rate allows; retry later", tok.Name))
 	}
 	return r.WithContext(auth.NewContext(r.Context(), tok, secret)), 0
 }

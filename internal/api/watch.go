@@ -12,6 +12,7 @@ import (
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/auth"
+	"github.com/argent-kv/argent/internal/limit"
 	"github.com/argent-kv/argent/internal/logstore"
 )
 
@@ -42,6 +43,15 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request) int {
 	}
 	if first := st.LogFirst(); from < first {
 		return s.writeError(w, r, fmt.Errorf("%w: log starts at %d, asked for %d", argent.ErrCompacted, first, from))
+	}
+	if max := s.opts.MaxWatchers; max > 0 {
+		n := s.watchers.Add(1)
+		defer s.watchers.Add(-1)
+		if n > int64(max) {
+			s.refusals.Inc(limit.Watchers)
+			return s.writeCode(w, r, apiwire.CodeOverloaded, http.StatusServiceUnavailable,
+				fmt.Sprintf("argent: overloaded: the node has %d watch streams open, its limit; retry later", max))
+		}
 	}
 	rc := http.NewResponseController(w)
 	// A stream outlives any write timeout of the http.Server.

@@ -33,6 +33,14 @@ const (
 	// upstream on the way to the root (refused, cut, timed out); the message
 	// names the address. argent.ErrUnavailable, 503.
 	CodeRootUnreachable = "root_unreachable"
+	// CodeRateLimited: the token sent more requests than its rate allows;
+	// retry after the Retry-After header's seconds. argent.ErrUnavailable,
+	// 429.
+	CodeRateLimited = "rate_limited"
+	// CodeOverloaded: the node serves as many requests (or watch streams,
+	// or connections) as it takes at once; retry later or elsewhere.
+	// argent.ErrUnavailable, 503.
+	CodeOverloaded = "overloaded"
 )
 
 // The headers of a read response.
@@ -67,6 +75,8 @@ var codes = map[string]codeInfo{
 	CodeForbidden:       {argent.ErrForbidden, http.StatusForbidden},
 	CodeNotReady:        {argent.ErrUnavailable, http.StatusServiceUnavailable},
 	CodeRootUnreachable: {argent.ErrUnavailable, http.StatusServiceUnavailable},
+	CodeRateLimited:     {argent.ErrUnavailable, http.StatusTooManyRequests},
+	CodeOverloaded:      {argent.ErrUnavailable, http.StatusServiceUnavailable},
 }
 
 // Sentinel returns the argent sentinel error that code stands for, or nil for
@@ -102,6 +112,8 @@ func codeForStatus(status int) string {
 		return CodeUnavailable
 	case http.StatusGatewayTimeout:
 		return CodeTimeout
+	case http.StatusTooManyRequests:
+		return CodeRateLimited
 	case http.StatusUnauthorized:
 		return CodeUnauthorized
 	case http.StatusForbidden:

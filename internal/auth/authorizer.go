@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/argent-kv/argent"
 )
@@ -43,6 +45,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Registry receives argent_auth_refused_total. Default: none.
 	Registry prometheus.Registerer
+	// Rate bounds the requests per second of each token (RESP: commands),
+	// with bursts of Burst (default: one second's worth). Default 0: no
+	// bound.
+	Rate  float64
+	Burst int
 }
 
 // Authorizer holds the rules of one file and swaps them on Reload. It is
@@ -52,12 +59,22 @@ type Authorizer struct {
 	log     *slog.Logger
 	rules   atomic.Pointer[Rules]
 	refused *prometheus.CounterVec
+
+	rate     rate.Limit
+	burst    int
+	limiters sync.Map // token name -> *rate.Limiter
 }
 
 // Open reads the rules at path. A file that does not parse is an error:
 // a node must not start with rules it cannot read.
 func Open(path string, opts Options) (*Authorizer, error) {
 	a := &Authorizer{path: path, log: opts.Logger}
+	if opts.Rate > 0 {
+		a.rate, a.burst = rate.Limit(opts.Rate), opts.Burst
+		if a.burst <= 0 {
+			a.burst = max(1, int(opts.Rate))
+		}
+	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -150,6 +167,20 @@ func (a *Authorizer) Authenticate(presented string) (*Token, error) {
 // (RESP's AUTH) looks its secret up again when they change, so that a
 // reload reaches it.
 func (a *Authorizer) Rules() *Rules { return a.rules.Load() }
+
+// Allow reports whether t may make one more request now under the rate of
+// Options.Rate; it is always true without one. Tokens are limited by name,
+// so a reload keeps their budgets.
+func (a *Authorizer) Allow(t *Token) bool {
+	if a.rate == 0 || t == nil {
+		return true
+	}
+	l, ok := a.limiters.Load(t.Name)
+	if !ok {
+		l, _ = a.limiters.LoadOrStore(t.Name, rate.NewLimiter(a.rate, a.burst))
+	}
+	return l.(*rate.Limiter).Allow()
+}
 
 // Refused counts one refusal in argent_auth_refused_total.
 func (a *Authorizer) Refused(reason, proto string) {

@@ -2,8 +2,12 @@ package resp
 
 import (
 	"fmt"
+	"io"
+	"net"
+	"time"
 
 	"github.com/argent-kv/argent/internal/auth"
+	"github.com/argent-kv/argent/internal/limit"
 )
 
 // The replies of the token check, as Redis words them.
@@ -75,6 +79,21 @@ func (c *conn) denied(right auth.Right, keys ...[]byte) (reply, reason string) {
 	return "", ""
 }
 
+// setDenied returns the error reply refusing a SET of key, or "": a
+// connection not authenticated, a token over its rate or without the write
+// right. It counts the refusal.
+func (c *conn) setDenied(key []byte) string {
+	reply, reason := c.denied(auth.Write, key)
+	if reply != "" {
+		c.refuse(reason)
+		return reply
+	}
+	if c.overRate() {
+		return replyRate
+	}
+	return ""
+}
+
 // allowed writes the error reply and returns false unless the connection
 // may use right on every key.
 func (c *conn) allowed(right auth.Right, keys ...[]byte) bool {
@@ -127,5 +146,42 @@ func (c *conn) login(secret []byte) bool {
 		return false
 	}
 	c.auth = connAuth{secret: string(secret), rules: r, tok: tok}
+	return true
+}
+
+// replyMaxClients refuses a connection over the bound, as Redis does.
+const replyMaxClients = "-ERR max number of clients reached\r\n"
+
+// SetMaxConnections bounds the connections open at once: one more is
+// answered -ERR max number of clients reached and closed. n <= 0: no
+// bound. Call it before Serve.
+func (s *Server) SetMaxConnections(n int) { s.maxConns = int64(max(n, 0)) }
+
+// refuse answers a connection over the bound and closes it, on its own
+// goroutine, within a second.
+func (s *Server) refuse(nc net.Conn) {
+	go func() {
+		defer nc.Close()
+		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = io.WriteString(nc, replyMaxClients)
+	}()
+}
+
+// uncount frees the connection's place under maxConns, once.
+func (c *conn) uncount() {
+	if c.counted.Swap(false) {
+		c.s.open.Add(-1)
+	}
+}
+
+// replyRate refuses a command of a token over its rate.
+const replyRate = "ERR rate limit exceeded for this token; retry later"
+
+// overRate reports, and counts, a command of a token over its rate.
+func (c *conn) overRate() bool {
+	if c.s.auth == nil || c.s.auth.Allow(c.auth.tok) {
+		return false
+	}
+	c.s.refusals.Inc(limit.Rate)
 	return true
 }

@@ -51,9 +51,15 @@ func cmdName(buf *[16]byte, b []byte) string {
 func (c *conn) dispatch(name string, args [][]byte) {
 	c.s.m.command(name)
 	w := &c.w
-	if c.s.auth != nil && name != "AUTH" && name != "HELLO" && name != "QUIT" && !c.authenticated() {
-		w.error(c.noAuth())
-		return
+	if c.s.auth != nil && name != "AUTH" && name != "HELLO" && name != "QUIT" {
+		if !c.authenticated() {
+			w.error(c.noAuth())
+			return
+		}
+		if name != "SET" && c.overRate() { // SET checks its rate in setDenied
+			w.error(replyRate)
+			return
+		}
 	}
 	switch name {
 	case "AUTH":
@@ -577,10 +583,7 @@ func (c *conn) write(b argent.Batch) bool {
 func (c *conn) set(args [][]byte) {
 	b, reply := c.setBatch(args)
 	if reply == "" {
-		var reason string
-		if reply, reason = c.denied(auth.Write, b.Ops[0].Key); reply != "" {
-			c.refuse(reason)
-		}
+		reply = c.setDenied(b.Ops[0].Key)
 	}
 	if reply != "" {
 		c.w.error(reply)
@@ -634,10 +637,7 @@ func (c *conn) queueSet(args [][]byte) {
 	}
 	b, reply := c.setBatch(args)
 	if reply == "" {
-		var reason string
-		if reply, reason = c.denied(auth.Write, b.Ops[0].Key); reply != "" {
-			c.refuse(reason)
-		}
+		reply = c.setDenied(b.Ops[0].Key)
 	}
 	if reply == "" {
 		res := make(chan error, 1)
@@ -696,16 +696,15 @@ func (c *conn) loopSet(args [][]byte) bool {
 		return false
 	}
 	b, reply := c.setBatch(args)
-	var reason string
 	if reply == "" {
-		reply, reason = c.denied(auth.Write, b.Ops[0].Key)
+		if r, _ := c.denied(auth.Write, b.Ops[0].Key); r != "" && c.waiting > 0 {
+			return false // the error reply must follow the replies pending
+		}
+		reply = c.setDenied(b.Ops[0].Key)
 	}
 	if reply != "" {
 		if c.waiting > 0 {
 			return false // the error reply must follow the replies pending
-		}
-		if reason != "" {
-			c.refuse(reason)
 		}
 		c.s.m.command("SET")
 		c.w.error(reply)

@@ -37,6 +37,7 @@ import (
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/api"
 	"github.com/argent-kv/argent/internal/auth"
+	"github.com/argent-kv/argent/internal/limit"
 )
 
 // ErrClosed is returned by Serve when it is called after Close.
@@ -66,6 +67,11 @@ type Server struct {
 	async   api.AsyncWriter // b, if it takes writes without waiting; nil otherwise
 	log     *slog.Logger
 	auth    *auth.Authorizer // nil: no token check (see RequireAuth)
+	// maxConns bounds the connections open at once (0: no bound; see
+	// SetMaxConnections); open counts them from accept to OnClose.
+	maxConns int64
+	open     atomic.Int64
+	refusals *limit.Refusals
 	m       *metrics
 	maxBulk int
 	// maxPending bounds the input a connection sends while a command
@@ -95,7 +101,7 @@ func New(b api.Backend, logger *slog.Logger, reg prometheus.Registerer) *Server 
 	}
 	l := b.Limits().WithDefaults()
 	maxBulk := max(l.MaxBatch, l.MaxValue) + l.MaxKey + bulkOverhead
-	s := &Server{b: b, log: logger, m: newMetrics(reg), maxBulk: maxBulk, readIndexWait: readIndexMax}
+	s := &Server{b: b, log: logger, m: newMetrics(reg), maxBulk: maxBulk, readIndexWait: readIndexMax, refusals: limit.NewRefusals(reg)}
 	s.ready, _ = b.(api.Readiness)
 	s.async, _ = b.(api.AsyncWriter)
 	s.maxPending.Store(int64(2*maxBulk + keepBuffer))
@@ -175,11 +181,19 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
+		if s.maxConns > 0 && s.open.Add(1) > s.maxConns {
+			s.open.Add(-1)
+			s.refusals.Inc(limit.Connections)
+			s.refuse(nc)
+			continue
+		}
 		c := &conn{s: s, remote: nc.RemoteAddr().String()}
+		c.counted.Store(s.maxConns > 0)
 		// Enroll hands the socket to a loop (which owns a copy of it
 		// from now on) and closes nc; the loop's OnOpen registers c.
 		if _, err := loops.EnrollContext(nc, c); err != nil {
 			s.log.Debug("resp: enroll connection", "remote", c.remote, "err", err)
+			c.uncount()
 		}
 	}
 }
@@ -245,6 +259,9 @@ func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 
 func (e *events) OnClose(gc gnet.Conn, err error) gnet.Action {
 	c, ok := gc.Context().(*conn)
+	if ok {
+		c.uncount()
+	}
 	if !ok || c.gc == nil {
 		return gnet.None
 	}
@@ -362,6 +379,9 @@ type conn struct {
 	gc     gnet.Conn
 	remote string
 	closed atomic.Bool // the loop closed the connection
+	// counted is set while the connection holds a place under the
+	// server's maxConns.
+	counted atomic.Bool
 	// ctx is the context of the connection's reads, set by OnOpen: it ends
 	// when the connection closes (for a client that only shut down its
 	// side, once the commands it sent are answered) or the server stops.

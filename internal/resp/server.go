@@ -62,18 +62,18 @@ const (
 
 // Server answers RESP connections from one Backend.
 type Server struct {
-	b       api.Backend
-	ready   api.Readiness   // b, if it can be not ready; nil otherwise
-	async   api.AsyncWriter // b, if it takes writes without waiting; nil otherwise
-	log     *slog.Logger
-	auth    *auth.Authorizer // nil: no token check (see RequireAuth)
+	b     api.Backend
+	ready api.Readiness   // b, if it can be not ready; nil otherwise
+	async api.AsyncWriter // b, if it takes writes without waiting; nil otherwise
+	log   *slog.Logger
+	auth  *auth.Authorizer // nil: no token check (see RequireAuth)
 	// maxConns bounds the connections open at once (0: no bound; see
 	// SetMaxConnections); open counts them from accept to OnClose.
 	maxConns int64
 	open     atomic.Int64
 	refusals *limit.Refusals
-	m       *metrics
-	maxBulk int
+	m        *metrics
+	maxBulk  int
 	// maxPending bounds the input a connection sends while a command
 	// waits; past it the connection is closed, as Redis closes a client
 	// past its query buffer limit.

@@ -51,3 +51,34 @@ func TestAuthFlags(t *testing.T) {
 		t.Errorf("put --token = %q", cli.Put.Token)
 	}
 }
+
+// TestLimitFlags checks the defaults of the limit flags, that they reach
+// every client-serving role, and that bad values exit 2 before anything
+// starts.
+func TestLimitFlags(t *testing.T) {
+	cli, err := parse(t, "replica", "--data", "/tmp/x", "--listen", "127.0.0.1:1", "--upstream", "a:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := cli.Replica.LimitFlags; l.MaxConnections != 10000 || l.MaxInFlight != 4096 || l.MaxWatchers != 10000 ||
+		l.TokenRate != 0 || l.IdleTimeout.String() != "2m0s" {
+		t.Errorf("replica limit defaults %+v", l)
+	}
+	cli, err = parse(t, "proxy", "--data", "/tmp/p", "--listen", "127.0.0.1:1", "--upstream", "a:1", "--cache-size", "1MiB",
+		"--max-in-flight", "5", "--token-rate", "2.5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cli.Proxy.MaxInFlight != 5 || cli.Proxy.TokenRate != 2.5 {
+		t.Errorf("proxy limit flags %+v", cli.Proxy.LimitFlags)
+	}
+	for _, args := range [][]string{
+		{"root", "--data", t.TempDir(), "--idle-timeout", "0s"},
+		{"root", "--data", t.TempDir(), "--max-connections", "-1"},
+		{"replica", "--data", t.TempDir(), "--listen", "127.0.0.1:1", "--upstream", "a:1", "--token-rate", "-1"},
+	} {
+		if code := run(t.Context(), args); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+}

@@ -22,7 +22,7 @@ func (n *Node) openAuth() error {
 		}
 		return nil
 	}
-	a, err := auth.Open(cfg.AuthFile, auth.Options{Logger: n.log, Registry: n.reg})
+	a, err := auth.Open(cfg.AuthFile, auth.Options{Logger: n.log, Registry: n.reg, Rate: cfg.TokenRate, Burst: cfg.TokenBurst})
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/argent-kv/argent/internal/fastlane"
 	"github.com/argent-kv/argent/internal/group"
 	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/limit"
 	"github.com/argent-kv/argent/internal/lookup"
 	"github.com/argent-kv/argent/internal/proxy"
 	"github.com/argent-kv/argent/internal/proxycache"
@@ -143,6 +144,24 @@ type Config struct {
 	// that the client API and the RESP port check (internal/auth;
 	// docs/SECURITY.md). SIGHUP reloads it. Default: nothing is checked.
 	AuthFile string
+	// TokenRate bounds each token's requests per second (RESP: commands),
+	// with bursts of TokenBurst (default: one second's worth). Default 0:
+	// no bound. Only with AuthFile.
+	TokenRate  float64
+	TokenBurst int
+
+	// MaxConnections bounds the connections open at once on the listen
+	// address and, separately, on the RESP port. Default 0: no bound.
+	MaxConnections int
+	// MaxInFlight bounds the client API requests served at once, watch
+	// streams aside. Default 0: no bound.
+	MaxInFlight int
+	// MaxWatchers bounds the watch streams open at once. Default 0: no
+	// bound.
+	MaxWatchers int
+	// IdleTimeout bounds the wait for the next request on a kept-alive
+	// HTTP connection. Default 2 min.
+	IdleTimeout time.Duration
 
 	// Pprof serves Go's profiler under /debug/pprof/ on the listen address.
 	// Default off.
@@ -365,11 +384,18 @@ func (n *Node) serve(mux *http.ServeMux) (*Node, error) {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	n.api = api.New(n, api.Options{Registry: n.reg, Logger: n.log, Fallback: mux, Auth: n.auth})
-	n.srv = &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
+	n.api = api.New(n, api.Options{Registry: n.reg, Logger: n.log, Fallback: mux, Auth: n.auth,
+		MaxInFlight: cfg.MaxInFlight, MaxWatchers: cfg.MaxWatchers})
+	idle := cfg.IdleTimeout
+	if idle <= 0 {
+		idle = 2 * time.Minute
+	}
+	n.srv = &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idle,
+		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
 	// The hot API requests take the fast lane; every other connection is
 	// handed to n.srv.
-	n.lane = fastlane.New(ln, n.api, fastlane.Options{Eligible: n.laneEligible, Logger: n.log})
+	bounded := limit.NewListener(ln, cfg.MaxConnections, rejectHTTP, limit.NewRefusals(n.reg))
+	n.lane = fastlane.New(bounded, n.api, fastlane.Options{Eligible: n.laneEligible, Logger: n.log, IdleTimeout: idle})
 	n.goRun(func() {
 		if err := n.lane.Serve(); err != nil {
 			n.log.Error("serve fast lane", "err", err)
@@ -391,6 +417,7 @@ func (n *Node) serve(mux *http.ServeMux) (*Node, error) {
 		if n.auth != nil {
 			n.resp.RequireAuth(n.auth)
 		}
+		n.resp.SetMaxConnections(cfg.MaxConnections)
 		n.goRun(func() {
 			if err := n.resp.Serve(rln); err != nil {
 				n.log.Error("serve RESP", "err", err)

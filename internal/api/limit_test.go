@@ -61,9 +61,11 @@ func TestLimit_InFlight(t *testing.T) {
 	if got := limitRefused(t, ts.reg, "in_flight"); got < 1 {
 		t.Errorf("argent_limit_refused_total{limit=in_flight} = %v", got)
 	}
-	// /v1/status is refused too, but the open paths outside /v1/ are not.
-	if resp, _ := ts.doString(t, "GET", "/metrics", ""); resp.StatusCode != 200 {
-		t.Errorf("/metrics while full: %d", resp.StatusCode)
+	// Scrapes and status probes are still answered.
+	for _, p := range []string{"/metrics", "/v1/status"} {
+		if resp, _ := ts.doString(t, "GET", p, ""); resp.StatusCode != 200 {
+			t.Errorf("%s while full: %d", p, resp.StatusCode)
+		}
 	}
 	if code := <-held; code != http.StatusGatewayTimeout {
 		t.Errorf("the held read ended with %d, want 504", code)

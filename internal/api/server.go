@@ -93,7 +93,8 @@ type Options struct {
 	// 403 forbidden. Default nil: nothing is checked.
 	Auth *auth.Authorizer
 	// MaxInFlight bounds the /v1/ requests served at once, watch streams
-	// aside; one more gets 503 overloaded. Default 0: no bound.
+	// and /v1/status aside; one more gets 503 overloaded. Default 0: no
+	// bound.
 	MaxInFlight int
 	// MaxWatchers bounds the watch streams open at once; one more gets 503
 	// overloaded. Default 0: no bound.
@@ -224,7 +225,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the Fallback served it.
 func (s *Server) route(w http.ResponseWriter, r *http.Request) (route, int) {
 	p := r.URL.Path
-	if max := s.opts.MaxInFlight; max > 0 && strings.HasPrefix(p, "/v1/") && p != "/v1/watch" {
+	// Watches have their own bound; children probe /v1/status to choose
+	// an upstream, and a full node must still answer them.
+	if max := s.opts.MaxInFlight; max > 0 && strings.HasPrefix(p, "/v1/") && p != "/v1/watch" && p != "/v1/status" {
 		n := s.inFlight.Add(1)
 		defer s.inFlight.Add(-1)
 		if n > int64(max) {

@@ -56,7 +56,12 @@ func (c *conn) dispatch(name string, args [][]byte) {
 			w.error(c.noAuth())
 			return
 		}
-		if name != "SET" && c.overRate() { // SET checks its rate in setDenied
+		switch {
+		case c.ratePaid:
+			// The loop took this command's place in the rate, then found
+			// it must wait: the goroutine runs it without a second one.
+			c.ratePaid = false
+		case name != "SET" && c.overRate(): // SET checks its rate in setDenied
 			w.error(replyRate)
 			return
 		}

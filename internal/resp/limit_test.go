@@ -124,3 +124,40 @@ func TestLimit_RESPRate(t *testing.T) {
 		t.Errorf("the refused SET wrote: %v", err)
 	}
 }
+
+// TestLimit_RESPRateOnce shows a read the loop hands to a goroutine (it
+// must wait for READINDEX) takes one place in the rate, not two.
+func TestLimit_RESPRateOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "auth.toml")
+	if err := os.WriteFile(path, []byte(authRules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := auth.Open(path, auth.Options{Rate: 1.0 / 60, Burst: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := resp.New(newFakeBackend(t, argent.Limits{}), nil, nil)
+	s.RequireAuth(a)
+	resp.SetReadIndexWait(s, 50*time.Millisecond)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		<-done
+	})
+	c := authClient(t, ln.Addr().String(), deployTok)
+	ctx := context.Background()
+	if err := c.Do(ctx, "READINDEX", "1000").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Get(ctx, "app/x").Err(); err == nil || !strings.HasPrefix(err.Error(), "TIMEOUT") {
+		t.Fatalf("GET waiting for READINDEX: %v, want TIMEOUT", err)
+	}
+	if err := c.Get(ctx, "app/x").Err(); err == nil || !strings.Contains(err.Error(), "rate limit") {
+		t.Fatalf("third command: %v, want the rate limit", err)
+	}
+}

@@ -392,6 +392,9 @@ type conn struct {
 	args     [][]byte
 	minIndex uint64 // READINDEX: reads wait until the applied index reaches it
 	auth     connAuth
+	// ratePaid is set when a command handed to a goroutine has taken its
+	// place in the token's rate on the loop already.
+	ratePaid bool
 	quit     bool
 	// onLoop is set while a command runs on the loop; a read that would
 	// wait then sets wouldBlock and writes nothing, and the command is
@@ -492,6 +495,7 @@ func (c *conn) serve(in []byte) gnet.Action {
 			if c.wouldBlock {
 				c.wouldBlock = false
 				c.w.buf = c.w.buf[:mark]
+				c.ratePaid = c.s.auth != nil && name != "SET"
 				return c.handOff(buf[used:])
 			}
 		}

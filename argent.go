@@ -258,6 +258,12 @@ var (
 	// ErrUnavailable is returned when a node cannot serve a request now, for
 	// example while it bootstraps from a snapshot or has no upstream.
 	ErrUnavailable = errors.New("argent: unavailable")
+	// ErrUnauthorized is returned when a node that checks tokens gets a
+	// request with no token, or with one it does not know.
+	ErrUnauthorized = errors.New("argent: unauthorized")
+	// ErrForbidden is returned when a known token lacks the right (read or
+	// write) on a key the request touches; nothing was read or written.
+	ErrForbidden = errors.New("argent: forbidden")
 )
 
 // ConditionError says which condition of a batch failed.

@@ -32,6 +32,7 @@ type Client struct {
 	hc        *http.Client
 	userAgent string
 	tls       *tls.Config // WithTLSConfig's, until New has made hc with it
+	auth      string      // the Authorization header value; "" for none
 }
 
 // Option configures a Client made by New.
@@ -61,6 +62,21 @@ func WithTLSConfig(cfg *tls.Config) Option {
 // DefaultUserAgent.
 func WithUserAgent(ua string) Option {
 	return func(c *Client) { c.userAgent = ua }
+}
+
+// WithToken makes the Client send token as a bearer token
+// (Authorization: Bearer TOKEN) with every request, for nodes that check
+// tokens. Without it no Authorization header is sent. A node answers a
+// missing or unknown token with an error wrapping argent.ErrUnauthorized,
+// and a token without the right on a key with one wrapping
+// argent.ErrForbidden.
+func WithToken(token string) Option {
+	return func(c *Client) {
+		c.auth = ""
+		if token != "" {
+			c.auth = "Bearer " + token
+		}
+	}
 }
 
 // DefaultUserAgent is the User-Agent a Client sends unless WithUserAgent says
@@ -222,6 +238,9 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 	}
 	if c.userAgent != "" {
 		req.Header.Set("User-Agent", c.userAgent)
+	}
+	if c.auth != "" {
+		req.Header.Set("Authorization", c.auth)
 	}
 	return req, nil
 }

@@ -16,6 +16,8 @@ const (
 	CodeUnavailable     = apiwire.CodeUnavailable     // argent.ErrUnavailable, 503
 	CodeDatasetMismatch = apiwire.CodeDatasetMismatch // argent.ErrDatasetMismatch, 409
 	CodeInternal        = apiwire.CodeInternal        // no sentinel, 500
+	CodeUnauthorized    = apiwire.CodeUnauthorized    // argent.ErrUnauthorized, 401
+	CodeForbidden       = apiwire.CodeForbidden       // argent.ErrForbidden, 403
 
 	// CodeNotReady: the node has not reached its first state (a fresh
 	// replica or proxy that never synced), so it cannot say a key is absent;
@@ -25,6 +27,10 @@ const (
 	// upstream on the way to the root (refused, cut, timed out); the message
 	// names the address. argent.ErrUnavailable, 503.
 	CodeRootUnreachable = apiwire.CodeRootUnreachable
+	// CodeRateLimited: the token sent more requests than its rate allows.
+	CodeRateLimited = apiwire.CodeRateLimited
+	// CodeOverloaded: the node serves as many requests as it takes at once.
+	CodeOverloaded = apiwire.CodeOverloaded
 )
 
 // The headers of a read response.

@@ -24,6 +24,7 @@ type ServerFlag struct {
 	TLSCA   string `name:"tls-ca" help:"CA certificate (PEM) the node's certificate must chain to; turns on TLS (host:port then means https)." type:"path" env:"ARGENT_TLS_CA"`
 	TLSCert string `name:"tls-cert" help:"Client certificate (PEM) to present, with --tls-key; the public API does not need one." type:"path" env:"ARGENT_TLS_CERT"`
 	TLSKey  string `name:"tls-key" help:"Private key (PEM) of --tls-cert." type:"path" env:"ARGENT_TLS_KEY"`
+	Token   string `help:"Bearer token for a node that checks tokens (--auth); prefer the environment variable, which other users cannot see in the process list." env:"ARGENT_TOKEN"`
 }
 
 func (f *ServerFlag) client() (*client.Client, error) {
@@ -39,13 +40,13 @@ func (f *ServerFlag) client() (*client.Client, error) {
 func (f *ServerFlag) clientAt(addr string) (*client.Client, error) {
 	files := tlsconf.Files{CA: f.TLSCA, Cert: f.TLSCert, Key: f.TLSKey}
 	if !files.Enabled() {
-		return client.New(addr)
+		return client.New(addr, client.WithToken(f.Token))
 	}
 	tc, err := tlsconf.LoadClient(files)
 	if err != nil {
 		return nil, err
 	}
-	return client.New(addr, client.WithTLSConfig(tc.Client()))
+	return client.New(addr, client.WithTLSConfig(tc.Client()), client.WithToken(f.Token))
 }
 
 // ReadFlags are the consistency flags of reads.

@@ -17,6 +17,33 @@ import (
 	"github.com/argent-kv/argent/internal/tlsconf"
 )
 
+// LimitFlags bound what clients can hold of a node.
+type LimitFlags struct {
+	MaxConnections int           `help:"Connections open at once on the listen address, and separately on the RESP port; one more is refused (HTTP 503 overloaded, RESP -ERR max number of clients reached). Children's streams count too. 0: no bound." default:"10000"`
+	MaxInFlight    int           `name:"max-in-flight" help:"Client API requests served at once, watch streams aside; one more gets 503 overloaded. 0: no bound." default:"4096"`
+	MaxWatchers    int           `help:"Watch streams open at once; one more gets 503 overloaded. 0: no bound." default:"10000"`
+	TokenRate      float64       `help:"Requests (RESP: commands) per second each --auth token may send; more get 429 rate_limited (RESP -ERR rate limit exceeded). 0: no bound." default:"0"`
+	TokenBurst     int           `help:"Requests a token may send at once above --token-rate (0: one second's worth)." default:"0"`
+	IdleTimeout    time.Duration `help:"How long a kept-alive HTTP connection may wait between requests before the node closes it." default:"2m"`
+}
+
+func (f *LimitFlags) validate() error {
+	switch {
+	case f.MaxConnections < 0, f.MaxInFlight < 0, f.MaxWatchers < 0, f.TokenBurst < 0:
+		return exitError{code: 2, msg: "--max-connections, --max-in-flight, --max-watchers and --token-burst must not be negative"}
+	case f.TokenRate < 0:
+		return exitError{code: 2, msg: "--token-rate must not be negative"}
+	case f.IdleTimeout <= 0:
+		return exitError{code: 2, msg: "--idle-timeout must be positive"}
+	}
+	return nil
+}
+
+func (f *LimitFlags) applyLimits(cfg *node.Config) {
+	cfg.MaxConnections, cfg.MaxInFlight, cfg.MaxWatchers = f.MaxConnections, f.MaxInFlight, f.MaxWatchers
+	cfg.TokenRate, cfg.TokenBurst, cfg.IdleTimeout = f.TokenRate, f.TokenBurst, f.IdleTimeout
+}
+
 // StoreFlags are the storage and limit flags every persisting role shares.
 type StoreFlags struct {
 	History      time.Duration `help:"How far back reads as of an older index can go (superseded versions are read back from the log; the history never reaches past the log's own window)." default:"2h"`
@@ -37,8 +64,10 @@ type StoreFlags struct {
 	SnapshotConc    int           `name:"snapshot-concurrency" help:"Snapshot transfers served at once." default:"2"`
 	RESPListen      string        `name:"resp-listen" help:"Also serve the Redis protocol (GET, MGET, EXISTS, SCAN, INFO; SET/DEL forwarded to the root) on this address; off when empty."`
 	DC              string        `name:"dc" help:"This node's data center; proxies resolve misses at replicas of their own DC first."`
+	Auth            string        `help:"TOML file of bearer tokens and the key prefixes each may read and write (see docs/SECURITY.md); every client request and RESP connection must then present one. SIGHUP reloads it. Off when empty." type:"path" placeholder:"FILE"`
 	Pprof           bool          `help:"Serve Go's profiler under /debug/pprof/ on the listen address."`
 	LogLevel        string        `help:"Log level: debug, info, warn, error." default:"info" enum:"debug,info,warn,error"`
+	LimitFlags
 }
 
 func (f *StoreFlags) apply(cfg *node.Config) {
@@ -59,6 +88,7 @@ func (f *StoreFlags) apply(cfg *node.Config) {
 		cfg.BlobMinSize = -1
 	}
 	cfg.Pprof = f.Pprof
+	cfg.AuthFile = f.Auth
 	cfg.RESPListen = f.RESPListen
 	cfg.DC = f.DC
 	cfg.TLS = f.files()
@@ -66,6 +96,7 @@ func (f *StoreFlags) apply(cfg *node.Config) {
 	cfg.SnapshotConcurrency = f.SnapshotConc
 	cfg.Limits = argent.Limits{MaxKey: int(f.MaxKey), MaxValue: int(f.MaxValue), MaxBatch: int(f.MaxBatch)}
 	cfg.Logger = newLogger(f.LogLevel)
+	f.applyLimits(cfg)
 }
 
 // TLSFlags turn on TLS for a node: its client API, RESP port and
@@ -125,6 +156,9 @@ func (c *RootCmd) Run(ctx context.Context) error {
 	if err := cfg.Validate(); err != nil {
 		return exitError{code: 2, msg: strings.TrimPrefix(err.Error(), "node: ")}
 	}
+	if err := c.validate(); err != nil {
+		return err
+	}
 	c.apply(&cfg)
 	return serve(ctx, cfg)
 }
@@ -142,6 +176,9 @@ type ReplicaCmd struct {
 // Run starts the replica and serves until interrupted.
 func (c *ReplicaCmd) Run(ctx context.Context) error {
 	cfg := node.Config{Role: node.RoleReplica, DataDir: c.Data, Listen: c.Listen, Upstreams: splitList(c.Upstream), StallTimeout: c.StallTimeout}
+	if err := c.validate(); err != nil {
+		return err
+	}
 	c.apply(&cfg)
 	return serve(ctx, cfg)
 }
@@ -164,9 +201,11 @@ type ProxyCmd struct {
 	MaxKey        byteSize      `help:"Largest key accepted." default:"1024"`
 	MaxValue      byteSize      `help:"Largest value accepted." default:"32MiB"`
 	MaxBatch      byteSize      `help:"Largest batch (sum of keys and values) accepted." default:"64MiB"`
+	Auth          string        `help:"TOML file of bearer tokens and the key prefixes each may read and write (see docs/SECURITY.md); every client request and RESP connection must then present one. SIGHUP reloads it. Off when empty." type:"path" placeholder:"FILE"`
 	Pprof         bool          `help:"Serve Go's profiler under /debug/pprof/ on the listen address."`
 	LogLevel      string        `help:"Log level: debug, info, warn, error." default:"info" enum:"debug,info,warn,error"`
 	TLSFlags
+	LimitFlags
 }
 
 // Run starts the proxy and serves until interrupted.
@@ -174,8 +213,12 @@ func (c *ProxyCmd) Run(ctx context.Context) error {
 	cfg := node.Config{Role: node.RoleProxy, DataDir: c.Data, Listen: c.Listen, Upstreams: splitList(c.Upstream),
 		CacheSize: int64(c.CacheSize), FreeDiskFloor: int64(c.FreeDiskFloor), MissWait: c.MissWait, WindowBytes: int64(c.WindowBytes),
 		StallTimeout: c.StallTimeout, RESPListen: c.RESPListen, Pprof: c.Pprof, DC: c.DC, DCPeers: splitList(c.DCPeers), L2Timeout: c.L2Timeout,
-		Limits: argent.Limits{MaxKey: int(c.MaxKey), MaxValue: int(c.MaxValue), MaxBatch: int(c.MaxBatch)},
-		TLS:    c.files(), Logger: newLogger(c.LogLevel)}
+		Limits:   argent.Limits{MaxKey: int(c.MaxKey), MaxValue: int(c.MaxValue), MaxBatch: int(c.MaxBatch)},
+		TLS:      c.files(), AuthFile: c.Auth, Logger: newLogger(c.LogLevel)}
+	if err := c.validate(); err != nil {
+		return err
+	}
+	c.applyLimits(&cfg)
 	return serve(ctx, cfg)
 }
 

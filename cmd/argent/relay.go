@@ -21,6 +21,7 @@ type RelayCmd struct {
 	StallTimeout  time.Duration `help:"Move to another upstream after this long without a frame." default:"30s"`
 	Heartbeat     time.Duration `help:"Interval of heartbeats to children." default:"1s"`
 	MaxKey        byteSize      `help:"Largest key accepted in a lookup." default:"1024"`
+	Auth          string        `help:"TOML file of bearer tokens (see docs/SECURITY.md). A relay serves no keys to clients, so it only checks that the file is valid; SIGHUP reloads it." type:"path" placeholder:"FILE"`
 	Pprof         bool          `help:"Serve Go's profiler under /debug/pprof/ on the listen address."`
 	LogLevel      string        `help:"Log level: debug, info, warn, error." default:"info" enum:"debug,info,warn,error"`
 	TLSFlags
@@ -36,7 +37,7 @@ func (c *RelayCmd) Run(ctx context.Context) error {
 	}
 	cfg := node.Config{Role: node.RoleRelay, Listen: c.Listen, Upstreams: splitList(c.Upstream), DC: c.DC,
 		LogBuffer: int64(c.LogBuffer), MissWait: c.LookupTimeout, StallTimeout: c.StallTimeout, Heartbeat: c.Heartbeat,
-		Pprof: c.Pprof, Limits: argent.Limits{MaxKey: int(c.MaxKey)}, TLS: c.files()}
+		Pprof: c.Pprof, Limits: argent.Limits{MaxKey: int(c.MaxKey)}, TLS: c.files(), AuthFile: c.Auth}
 	if err := cfg.Validate(); err != nil {
 		return exitError{code: 2, msg: strings.TrimPrefix(err.Error(), "node: ")}
 	}

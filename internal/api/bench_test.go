@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/api"
+	"github.com/argent-kv/argent/internal/auth"
 )
 
 // discardWriter is a ResponseWriter that keeps nothing, so a benchmark
@@ -156,5 +159,40 @@ func BenchmarkServer_MGet100(b *testing.B) {
 		if w.code != 200 {
 			b.Fatalf("status %d", w.code)
 		}
+	}
+}
+
+// BenchmarkServer_GetAuth measures the token check on GET /v1/kv/{key}:
+// without rules, and with rules and a bearer token (hash, lookup, the
+// context the token rides in, the per-key check).
+func BenchmarkServer_GetAuth(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "auth.toml")
+	if err := os.WriteFile(path, []byte("[[token]]\nname = \"r\"\nsecret = \"bench-secret-0123456789\"\nread = [\"key/\"]\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	a, err := auth.Open(path, auth.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		auth *auth.Authorizer
+	}{{"NoRules", nil}, {"Token", a}} {
+		b.Run(tt.name, func(b *testing.B) {
+			srv := api.New(benchBackend(b), api.Options{Registry: prometheus.NewRegistry(), Auth: tt.auth})
+			req := httptest.NewRequest("GET", "/v1/kv/key/0042", nil)
+			req.Header.Set("Authorization", "Bearer bench-secret-0123456789")
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				w := &discardWriter{h: http.Header{}}
+				for pb.Next() {
+					clear(w.h)
+					srv.ServeHTTP(w, req)
+					if w.code != 200 {
+						b.Fatalf("status %d", w.code)
+					}
+				}
+			})
+		})
 	}
 }

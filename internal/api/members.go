@@ -10,6 +10,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/apiwire"
+	"github.com/argent-kv/argent/internal/auth"
 )
 
 // Membership is implemented by a Backend that is a member of a root group:
@@ -29,6 +30,10 @@ const membersPrefix = "/v1/members"
 const membershipTimeout = 10 * time.Second
 
 func (s *Server) serveMembers(w http.ResponseWriter, r *http.Request) int {
+	// Changing the group is for a token that may write every key.
+	if tok := s.token(r); !tok.Allowed(nil, auth.Write) {
+		return s.forbid(w, r, tok, auth.Write, nil)
+	}
 	ms, ok := s.b.(Membership)
 	if !ok || s.b.Status().Group == nil {
 		return s.writeError(w, r, invalidf("this node is not a member of a root group"))

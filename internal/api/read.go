@@ -12,6 +12,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/apiwire"
+	"github.com/argent-kv/argent/internal/auth"
 )
 
 // setIndex sets Argent-Index.
@@ -44,6 +45,9 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, key string) in
 	kb := []byte(key)
 	if err := s.b.Limits().CheckKey(kb); err != nil {
 		return s.writeError(w, r, err)
+	}
+	if tok := s.token(r); !tok.Allowed(kb, auth.Read) {
+		return s.forbid(w, r, tok, auth.Read, kb)
 	}
 	q, err := s.parseReadQuery(r.URL.RawQuery)
 	if err != nil {
@@ -145,10 +149,13 @@ func (s *Server) serveScan(w http.ResponseWriter, r *http.Request) int {
 		at = pin
 	}
 	st := s.b.Reader()
-	items, more, err := st.Scan(r.Context(), []byte(prefix), []byte(after), limit, at)
+	// A token reads only its part of the prefix: the scan walks those
+	// ranges rather than refusing a prefix wider than its rights.
+	ranges := s.token(r).ReadRanges([]byte(prefix))
+	items, more, err := ScanRanges(r.Context(), st, ranges, []byte(after), limit, at)
 	if errors.Is(err, argent.ErrCompacted) && pin == 0 {
 		at = st.Applied()
-		items, more, err = st.Scan(r.Context(), []byte(prefix), []byte(after), limit, at)
+		items, more, err = ScanRanges(r.Context(), st, ranges, []byte(after), limit, at)
 	}
 	setIndex(h, at)
 	if err != nil {
@@ -216,10 +223,14 @@ func (s *Server) serveMGet(w http.ResponseWriter, r *http.Request) int {
 		return s.writeError(w, r, fmt.Errorf("%w: %d keys, more than the limit of %d", argent.ErrTooLarge, len(req.Keys), s.opts.MaxMGetKeys))
 	}
 	keys := make([][]byte, len(req.Keys))
+	tok := s.token(r)
 	for i, k := range req.Keys {
 		keys[i] = []byte(k)
 		if err := limits.CheckKey(keys[i]); err != nil {
 			return s.writeError(w, r, fmt.Errorf("key %d: %w", i, err))
+		}
+		if !tok.Allowed(keys[i], auth.Read) {
+			return s.forbid(w, r, tok, auth.Read, keys[i])
 		}
 	}
 	at, err := s.readIndex(r, q)

@@ -35,6 +35,7 @@
 package api
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -46,6 +47,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/argent-kv/argent/internal/apiwire"
+	"github.com/argent-kv/argent/internal/auth"
+	"github.com/argent-kv/argent/internal/limit"
 )
 
 // Options configures a Server. The zero value of each field means its
@@ -84,6 +87,18 @@ type Options struct {
 	// a request it has no route for gets the API's JSON 404, or 405 for a
 	// wrong method, instead of its plain text. Default: a JSON 404.
 	Fallback http.Handler
+	// Auth, if set, checks the bearer token of every request but those of
+	// the open paths (/internal/, /v1/status, /metrics): no token or an
+	// unknown one gets 401 unauthorized, a token without the right on a key
+	// 403 forbidden. Default nil: nothing is checked.
+	Auth *auth.Authorizer
+	// MaxInFlight bounds the /v1/ requests served at once, watch streams
+	// and /v1/status aside; one more gets 503 overloaded. Default 0: no
+	// bound.
+	MaxInFlight int
+	// MaxWatchers bounds the watch streams open at once; one more gets 503
+	// overloaded. Default 0: no bound.
+	MaxWatchers int
 }
 
 func (o Options) withDefaults() Options {
@@ -125,6 +140,10 @@ type Server struct {
 
 	tier atomic.Pointer[tierHeader] // cached Argent-Tier header value
 
+	refusals *limit.Refusals // argent_limit_refused_total
+	inFlight atomic.Int64    // /v1/ requests being served, watches aside
+	watchers atomic.Int64    // watch streams open
+
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close: ends watch streams
 }
@@ -141,6 +160,7 @@ type tierHeader struct {
 func New(b Backend, opts Options) *Server {
 	s := &Server{b: b, opts: opts.withDefaults(), done: make(chan struct{})}
 	s.ready, _ = b.(Readiness)
+	s.refusals = limit.NewRefusals(opts.Registry)
 	if opts.Registry != nil {
 		s.metrics = newMetrics(opts.Registry)
 		s.promh = promhttpHandler(opts.Registry)
@@ -205,6 +225,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the Fallback served it.
 func (s *Server) route(w http.ResponseWriter, r *http.Request) (route, int) {
 	p := r.URL.Path
+	// Watches have their own bound; children probe /v1/status to choose
+	// an upstream, and a full node must still answer them.
+	if max := s.opts.MaxInFlight; max > 0 && strings.HasPrefix(p, "/v1/") && p != "/v1/watch" && p != "/v1/status" {
+		n := s.inFlight.Add(1)
+		defer s.inFlight.Add(-1)
+		if n > int64(max) {
+			s.refusals.Inc(limit.InFlight)
+			return routeOther, s.writeCode(w, r, apiwire.CodeOverloaded, http.StatusServiceUnavailable,
+				fmt.Sprintf("argent: overloaded: the node serves %d requests at once; retry later", max))
+		}
+	}
+	r, code := s.authenticate(w, r)
+	if code != 0 {
+		return routeOther, code
+	}
 	m := r.Method
 	isGet := m == http.MethodGet || m == http.MethodHead
 	switch {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/apiwire"
+	"github.com/argent-kv/argent/internal/auth"
 )
 
 const tracePrefix = "/v1/trace/"
@@ -19,6 +20,9 @@ func (s *Server) serveTrace(w http.ResponseWriter, r *http.Request, key string) 
 	kb := []byte(key)
 	if err := s.b.Limits().CheckKey(kb); err != nil {
 		return s.writeError(w, r, err)
+	}
+	if tok := s.token(r); !tok.Allowed(kb, auth.Read) {
+		return s.forbid(w, r, tok, auth.Read, kb)
 	}
 	q, err := s.parseReadQuery(r.URL.RawQuery)
 	if err != nil {

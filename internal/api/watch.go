@@ -11,6 +11,8 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/apiwire"
+	"github.com/argent-kv/argent/internal/auth"
+	"github.com/argent-kv/argent/internal/limit"
 	"github.com/argent-kv/argent/internal/logstore"
 )
 
@@ -42,6 +44,15 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request) int {
 	if first := st.LogFirst(); from < first {
 		return s.writeError(w, r, fmt.Errorf("%w: log starts at %d, asked for %d", argent.ErrCompacted, first, from))
 	}
+	if max := s.opts.MaxWatchers; max > 0 {
+		n := s.watchers.Add(1)
+		defer s.watchers.Add(-1)
+		if n > int64(max) {
+			s.refusals.Inc(limit.Watchers)
+			return s.writeCode(w, r, apiwire.CodeOverloaded, http.StatusServiceUnavailable,
+				fmt.Sprintf("argent: overloaded: the node has %d watch streams open, its limit; retry later", max))
+		}
+	}
 	rc := http.NewResponseController(w)
 	// A stream outlives any write timeout of the http.Server.
 	_ = rc.SetWriteDeadline(time.Time{})
@@ -61,7 +72,10 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request) int {
 		s.metrics.watchers.Inc()
 		defer s.metrics.watchers.Dec()
 	}
-	ws := &watchStream{s: s, st: st, w: w, rc: rc, prefix: []byte(prefix), next: from}
+	ws := &watchStream{s: s, st: st, w: w, rc: rc, prefix: []byte(prefix), next: from, tok: s.token(r)}
+	if ws.tok != nil {
+		ws.secret = auth.SecretFromContext(r.Context())
+	}
 	ws.enc = json.NewEncoder(w)
 	ws.enc.SetEscapeHTML(false)
 	ws.run(r.Context())
@@ -76,6 +90,12 @@ type watchStream struct {
 	rc     *http.ResponseController
 	enc    *json.Encoder
 	prefix []byte
+
+	// tok is the token the stream shows ops to (nil: all); secret is what
+	// the client presented, checked again at each progress marker so that
+	// a reload that removes or narrows the token reaches open streams.
+	tok    *auth.Token
+	secret string
 
 	next argent.Index // the next log index to look at
 	ops  []argent.Op  // scratch: the matching ops of one entry
@@ -146,7 +166,7 @@ func (ws *watchStream) run(ctx context.Context) {
 func (ws *watchStream) entry(e *logstore.Entry) bool {
 	ws.ops = ws.ops[:0]
 	for _, op := range e.Ops {
-		if matchOp(ws.prefix, &op) {
+		if matchOp(ws.prefix, &op) && visible(ws.tok, &op) {
 			ws.ops = append(ws.ops, op)
 		}
 	}
@@ -167,6 +187,15 @@ func matchOp(prefix []byte, op *argent.Op) bool {
 		op.Type == argent.OpDeletePrefix && bytes.HasPrefix(prefix, op.Key)
 }
 
+// visible reports whether tok may see op: read on its key, or for a
+// delete_prefix, read on some key it may delete.
+func visible(tok *auth.Token, op *argent.Op) bool {
+	if op.Type == argent.OpDeletePrefix {
+		return tok.Touches(op.Key)
+	}
+	return tok.Allowed(op.Key, auth.Read)
+}
+
 // upTo returns the index through which every matching batch was sent: the
 // last index looked at, but no more than the store's applied index (a watch
 // from a future index has not looked at anything yet).
@@ -174,8 +203,18 @@ func (ws *watchStream) upTo() argent.Index {
 	return min(ws.next-1, ws.st.Applied())
 }
 
-// progress sends and flushes a progress marker.
+// progress sends and flushes a progress marker. A stream whose token is
+// no longer valid ends with an error line instead.
 func (ws *watchStream) progress() bool {
+	if ws.tok != nil {
+		tok, err := ws.s.opts.Auth.Authenticate(ws.secret)
+		if err != nil {
+			ws.s.opts.Auth.Refused(auth.Reason(err), auth.ProtoHTTP)
+			ws.fail(err)
+			return false
+		}
+		ws.tok = tok
+	}
 	if err := ws.enc.Encode(apiwire.NewProgressLine(ws.upTo())); err != nil {
 		ws.err = err
 		return false
@@ -196,7 +235,7 @@ func (ws *watchStream) flush() bool {
 func (ws *watchStream) fail(err error) {
 	_, body := apiwire.NewErrorBody(err)
 	level := ws.s.opts.Logger.Warn
-	if !errors.Is(err, argent.ErrCompacted) {
+	if !errors.Is(err, argent.ErrCompacted) && !errors.Is(err, argent.ErrUnauthorized) {
 		level = ws.s.opts.Logger.Error
 	}
 	level("api: watch stream ended", "prefix", string(ws.prefix), "next", ws.next, "err", err)

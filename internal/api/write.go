@@ -10,6 +10,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/apiwire"
+	"github.com/argent-kv/argent/internal/auth"
 )
 
 // servePut answers PUT /v1/kv/{key}: the body is the value, possibly empty.
@@ -18,6 +19,9 @@ func (s *Server) servePut(w http.ResponseWriter, r *http.Request, key string) in
 	kb := []byte(key)
 	if err := limits.CheckKey(kb); err != nil {
 		return s.writeError(w, r, err)
+	}
+	if tok := s.token(r); !tok.Allowed(kb, auth.Write) {
+		return s.forbid(w, r, tok, auth.Write, kb) // before reading the value
 	}
 	if r.ContentLength > int64(limits.MaxValue) {
 		return s.writeError(w, r, fmt.Errorf("%w: value of %d bytes is larger than the limit of %d", argent.ErrTooLarge, r.ContentLength, limits.MaxValue))
@@ -135,6 +139,13 @@ func (s *Server) serveTxn(w http.ResponseWriter, r *http.Request) int {
 func (s *Server) write(w http.ResponseWriter, r *http.Request, limits argent.Limits, b argent.Batch) int {
 	if err := limits.CheckBatch(&b); err != nil {
 		return s.writeError(w, r, err)
+	}
+	// The whole batch or nothing: one key outside the token's rights
+	// refuses it all.
+	if tok := s.token(r); tok != nil {
+		if key, right, bad := checkBatch(tok, &b); bad {
+			return s.forbid(w, r, tok, right, key)
+		}
 	}
 	idx, err := s.b.Write(r.Context(), b)
 	var re *RedirectError

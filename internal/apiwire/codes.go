@@ -22,6 +22,8 @@ const (
 	CodeUnavailable     = "unavailable"      // argent.ErrUnavailable, 503
 	CodeDatasetMismatch = "dataset_mismatch" // argent.ErrDatasetMismatch, 409
 	CodeInternal        = "internal"         // no sentinel, 500
+	CodeUnauthorized    = "unauthorized"     // argent.ErrUnauthorized, 401
+	CodeForbidden       = "forbidden"        // argent.ErrForbidden, 403
 
 	// CodeNotReady: the node has not reached its first state (a fresh
 	// replica or proxy that never synced), so it cannot say a key is absent;
@@ -31,6 +33,14 @@ const (
 	// upstream on the way to the root (refused, cut, timed out); the message
 	// names the address. argent.ErrUnavailable, 503.
 	CodeRootUnreachable = "root_unreachable"
+	// CodeRateLimited: the token sent more requests than its rate allows;
+	// retry after the Retry-After header's seconds. argent.ErrUnavailable,
+	// 429.
+	CodeRateLimited = "rate_limited"
+	// CodeOverloaded: the node serves as many requests (or watch streams,
+	// or connections) as it takes at once; retry later or elsewhere.
+	// argent.ErrUnavailable, 503.
+	CodeOverloaded = "overloaded"
 )
 
 // The headers of a read response.
@@ -61,8 +71,12 @@ var codes = map[string]codeInfo{
 	CodeUnavailable:     {argent.ErrUnavailable, http.StatusServiceUnavailable},
 	CodeDatasetMismatch: {argent.ErrDatasetMismatch, http.StatusConflict},
 	CodeInternal:        {nil, http.StatusInternalServerError},
+	CodeUnauthorized:    {argent.ErrUnauthorized, http.StatusUnauthorized},
+	CodeForbidden:       {argent.ErrForbidden, http.StatusForbidden},
 	CodeNotReady:        {argent.ErrUnavailable, http.StatusServiceUnavailable},
 	CodeRootUnreachable: {argent.ErrUnavailable, http.StatusServiceUnavailable},
+	CodeRateLimited:     {argent.ErrUnavailable, http.StatusTooManyRequests},
+	CodeOverloaded:      {argent.ErrUnavailable, http.StatusServiceUnavailable},
 }
 
 // Sentinel returns the argent sentinel error that code stands for, or nil for
@@ -98,6 +112,12 @@ func codeForStatus(status int) string {
 		return CodeUnavailable
 	case http.StatusGatewayTimeout:
 		return CodeTimeout
+	case http.StatusTooManyRequests:
+		return CodeRateLimited
+	case http.StatusUnauthorized:
+		return CodeUnauthorized
+	case http.StatusForbidden:
+		return CodeForbidden
 	}
 	return CodeInternal
 }
@@ -136,6 +156,8 @@ func CodeOf(err error) string {
 		{argent.ErrDatasetMismatch, CodeDatasetMismatch},
 		{argent.ErrUnavailable, CodeUnavailable},
 		{argent.ErrClosed, CodeUnavailable},
+		{argent.ErrUnauthorized, CodeUnauthorized},
+		{argent.ErrForbidden, CodeForbidden},
 	} {
 		if errors.Is(err, c.err) {
 			return c.code

@@ -78,7 +78,15 @@ func (lc *conn) serve() {
 // returns its length. It returns 0 when the header does not fit the buffer
 // (net/http takes those), and an error when the client goes or stalls.
 func (lc *conn) awaitHeader() (int, error) {
-	if _, err := lc.br.Peek(1); err != nil { // idle keep-alive: no deadline
+	if lc.br.Buffered() == 0 {
+		// Idle keep-alive: wait for the next request up to IdleTimeout.
+		// The deadline may outlive the wait; the header, body and net/http
+		// (on a hand-off) each set their own before they read.
+		if err := lc.c.SetReadDeadline(time.Now().Add(lc.l.opts.IdleTimeout)); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := lc.br.Peek(1); err != nil {
 		return 0, err
 	}
 	deadline := false

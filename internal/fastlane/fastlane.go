@@ -59,6 +59,10 @@ type Options struct {
 	// HeaderTimeout bounds the time to receive the rest of a request once
 	// its first bytes arrived. Default 10 s.
 	HeaderTimeout time.Duration
+	// IdleTimeout bounds the wait for the next request on a kept-alive
+	// connection; a client silent for longer is disconnected, so that idle
+	// clients cannot hold connections forever. Default 2 min.
+	IdleTimeout time.Duration
 	// Logger receives handler panics. Default: discard.
 	Logger *slog.Logger
 }
@@ -75,6 +79,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.HeaderTimeout <= 0 {
 		o.HeaderTimeout = 10 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 2 * time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -231,3 +231,35 @@ func TestLane_CloseEndsIdleConnections(t *testing.T) {
 		t.Fatal("Accept after Close succeeded")
 	}
 }
+
+// TestLane_IdleTimeout shows a kept-alive connection that sends nothing
+// more is cut after IdleTimeout, while one that keeps asking is not.
+func TestLane_IdleTimeout(t *testing.T) {
+	addr := serve(t, fastlane.Options{IdleTimeout: 300 * time.Millisecond})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	// Requests 100 ms apart, each within the idle timeout, for longer than it.
+	for i := range 5 {
+		if _, err := io.WriteString(c, "GET /kv/a HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.Header.Get("X-Via") != "lane" {
+			t.Fatalf("request %d: %v %v", i, resp, err)
+		}
+		_, _ = io.ReadAll(resp.Body)
+		time.Sleep(100 * time.Millisecond)
+	}
+	start := time.Now()
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle client: read %v, want EOF", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("idle client cut after %v", d)
+	}
+}

@@ -28,9 +28,11 @@ import (
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/api"
+	"github.com/argent-kv/argent/internal/auth"
 	"github.com/argent-kv/argent/internal/fastlane"
 	"github.com/argent-kv/argent/internal/group"
 	"github.com/argent-kv/argent/internal/kv"
+	"github.com/argent-kv/argent/internal/limit"
 	"github.com/argent-kv/argent/internal/lookup"
 	"github.com/argent-kv/argent/internal/proxy"
 	"github.com/argent-kv/argent/internal/proxycache"
@@ -145,6 +147,29 @@ type Config struct {
 	// signed by the CA.
 	TLS tlsconf.Files
 
+	// AuthFile, if set, is the TOML file of bearer tokens and their rights
+	// that the client API and the RESP port check (internal/auth;
+	// docs/SECURITY.md). SIGHUP reloads it. Default: nothing is checked.
+	AuthFile string
+	// TokenRate bounds each token's requests per second (RESP: commands),
+	// with bursts of TokenBurst (default: one second's worth). Default 0:
+	// no bound. Only with AuthFile.
+	TokenRate  float64
+	TokenBurst int
+
+	// MaxConnections bounds the connections open at once on the listen
+	// address and, separately, on the RESP port. Default 0: no bound.
+	MaxConnections int
+	// MaxInFlight bounds the client API requests served at once, watch
+	// streams aside. Default 0: no bound.
+	MaxInFlight int
+	// MaxWatchers bounds the watch streams open at once. Default 0: no
+	// bound.
+	MaxWatchers int
+	// IdleTimeout bounds the wait for the next request on a kept-alive
+	// HTTP connection. Default 2 min.
+	IdleTimeout time.Duration
+
 	// Pprof serves Go's profiler under /debug/pprof/ on the listen address.
 	// Default off.
 	Pprof bool
@@ -234,6 +259,9 @@ type Node struct {
 
 	peersMu        sync.Mutex
 	peerTransports []*http.Transport // of peerClient's clients, closed at Close
+
+	auth     *auth.Authorizer   // nil without Config.AuthFile
+	stopAuth context.CancelFunc // ends the reloads on SIGHUP
 }
 
 // Start opens the store and starts serving. The node runs until Close.
@@ -353,8 +381,12 @@ func newNode(cfg Config, id [16]byte) (*Node, error) {
 		}
 		n.tls = t
 	}
+	if err := n.openAuth(); err != nil {
+		return nil, fmt.Errorf("node: --auth: %w", err)
+	}
 	ln, err := n.listen(cfg.Listen)
 	if err != nil {
+		n.closeAuth()
 		return nil, fmt.Errorf("node: listen: %w", err)
 	}
 	n.ln = ln
@@ -373,9 +405,15 @@ func (n *Node) serve(ctx context.Context, mux *http.ServeMux) (*Node, error) {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	n.api = api.New(n, api.Options{Registry: n.reg, Logger: n.log, Fallback: mux})
+	n.api = api.New(n, api.Options{Registry: n.reg, Logger: n.log, Fallback: mux, Auth: n.auth,
+		MaxInFlight: cfg.MaxInFlight, MaxWatchers: cfg.MaxWatchers})
 	h := n.handler(n.api)
-	n.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
+	idle := cfg.IdleTimeout
+	if idle <= 0 {
+		idle = 2 * time.Minute
+	}
+	n.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idle,
+		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
 	if n.tls != nil {
 		// The fast lane hands connections off wrapped: net/http does not
 		// see their TLS state by itself.
@@ -383,7 +421,8 @@ func (n *Node) serve(ctx context.Context, mux *http.ServeMux) (*Node, error) {
 	}
 	// The hot API requests take the fast lane; every other connection is
 	// handed to n.srv. With TLS, ln hands the lane handshaken *tls.Conns.
-	n.lane = fastlane.New(ln, h, fastlane.Options{Eligible: n.laneEligible, Logger: n.log})
+	bounded := limit.NewListener(ln, cfg.MaxConnections, rejectHTTP, limit.NewRefusals(n.reg))
+	n.lane = fastlane.New(bounded, h, fastlane.Options{Eligible: n.laneEligible, Logger: n.log, IdleTimeout: idle})
 	n.goRun(func() {
 		if err := n.lane.Serve(); err != nil {
 			n.log.Error("serve fast lane", "err", err)
@@ -402,6 +441,10 @@ func (n *Node) serve(ctx context.Context, mux *http.ServeMux) (*Node, error) {
 			return nil, fmt.Errorf("node: listen for RESP: %w", err)
 		}
 		n.resp, n.respAddr = resp.New(n, n.log, n.reg), rln.Addr().String()
+		if n.auth != nil {
+			n.resp.RequireAuth(n.auth)
+		}
+		n.resp.SetMaxConnections(cfg.MaxConnections)
 		// The event loops read sockets themselves and cannot run TLS: TLS
 		// connections get a goroutine each.
 		serveRESP := n.resp.Serve
@@ -468,6 +511,7 @@ func (n *Node) Close() error {
 	}
 	n.wg.Wait()
 	n.closePeerClients()
+	n.closeAuth()
 	switch {
 	case n.pcache != nil:
 		return n.pcache.Close()

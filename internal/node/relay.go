@@ -54,7 +54,7 @@ func startRelay(ctx context.Context, cfg Config) (*Node, error) {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	}
-	n.srv = &http.Server{Handler: n.handler(n.relayHandler(mux)), ReadHeaderTimeout: 10 * time.Second,
+	n.srv = &http.Server{Handler: n.handler(n.relayHandler(mux)), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
 	n.goRun(func() {
 		if err := n.srv.Serve(n.ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {

@@ -95,7 +95,7 @@ func (n *Node) forwarder(up string) (*client.Client, error) {
 	if c, ok := n.clients[up]; ok {
 		return c, nil
 	}
-	c, err := client.New(up, client.WithHTTPClient(n.apiClient()))
+	c, err := client.New(up, n.forwardOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("forward write to %s: %w", up, err)
 	}

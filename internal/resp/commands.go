@@ -12,13 +12,14 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/api"
+	"github.com/argent-kv/argent/internal/auth"
 	"github.com/argent-kv/argent/internal/kv"
 )
 
 // Commands, case-insensitive:
 //
 //	PING [msg], ECHO msg, QUIT, SELECT 0, COMMAND ... (empty array),
-//	HELLO [2], CLIENT SETNAME|GETNAME|SETINFO|ID|INFO, CONFIG GET save|appendonly
+//	AUTH [user] token, HELLO [2 [AUTH user token] [SETNAME name]], CLIENT SETNAME|GETNAME|SETINFO|ID|INFO, CONFIG GET save|appendonly
 //	GET key, MGET key..., EXISTS key...
 //	SCAN cursor [MATCH prefix*|key] [COUNT n]
 //	INFO [section]
@@ -50,7 +51,24 @@ func cmdName(buf *[16]byte, b []byte) string {
 func (c *conn) dispatch(name string, args [][]byte) {
 	c.s.m.command(name)
 	w := &c.w
+	if c.s.auth != nil && name != "AUTH" && name != "HELLO" && name != "QUIT" {
+		if !c.authenticated() {
+			w.error(c.noAuth())
+			return
+		}
+		switch {
+		case c.ratePaid:
+			// The loop took this command's place in the rate, then found
+			// it must wait: the goroutine runs it without a second one.
+			c.ratePaid = false
+		case name != "SET" && c.overRate(): // SET checks its rate in setDenied
+			w.error(replyRate)
+			return
+		}
+	}
 	switch name {
+	case "AUTH":
+		c.authCmd(args)
 	case "GET":
 		if c.arity(args, 2, 2) {
 			c.get(args[1])
@@ -267,7 +285,7 @@ func (c *conn) lookupMany(keys [][]byte, at argent.Index) (vals [][]byte, found 
 }
 
 func (c *conn) get(key []byte) {
-	if !c.checkKeys([][]byte{key}) {
+	if !c.checkKeys([][]byte{key}) || !c.allowed(auth.Read, key) {
 		return
 	}
 	at, ok := c.readIndex()
@@ -287,7 +305,7 @@ func (c *conn) get(key []byte) {
 }
 
 func (c *conn) mget(keys [][]byte) {
-	if !c.checkKeys(keys) {
+	if !c.checkKeys(keys) || !c.allowed(auth.Read, keys...) {
 		return
 	}
 	at, ok := c.readIndex()
@@ -317,7 +335,7 @@ func (c *conn) mget(keys [][]byte) {
 // exists counts the keys present at one index; a key named twice counts
 // twice, as in Redis.
 func (c *conn) exists(keys [][]byte) {
-	if !c.checkKeys(keys) {
+	if !c.checkKeys(keys) || !c.allowed(auth.Read, keys...) {
 		return
 	}
 	at, ok := c.readIndex()
@@ -397,7 +415,8 @@ func (c *conn) scan(args [][]byte) {
 	}
 	if exact {
 		var keys [][]byte
-		if after == nil {
+		// A key the token may not read is left out, as a scan's are.
+		if reply, _ := c.denied(auth.Read, prefix); after == nil && reply == "" {
 			_, f, err := c.lookup(prefix, at)
 			if err != nil {
 				c.w.error("ERR " + err.Error())
@@ -410,7 +429,8 @@ func (c *conn) scan(args [][]byte) {
 		c.scanReply("0", keys)
 		return
 	}
-	items, more, err := c.s.b.Reader().Scan(c.ctx, prefix, after, count, at)
+	// A token sees only the keys it may read: the scan walks those ranges.
+	items, more, err := api.ScanRanges(c.ctx, c.s.b.Reader(), c.readRanges(prefix), after, count, at)
 	if err != nil {
 		c.w.error("ERR " + err.Error())
 		return
@@ -492,8 +512,27 @@ func (c *conn) hello(args [][]byte) {
 		c.w.error("NOPROTO unsupported protocol version")
 		return
 	}
-	if len(args) > 2 {
-		c.w.error("ERR HELLO options are not supported")
+	var secret []byte
+	for i := 2; i < len(args); {
+		switch opt := strings.ToUpper(string(args[i])); {
+		case opt == "AUTH" && i+2 < len(args):
+			secret = args[i+2] // the user name is ignored, as AUTH's
+			i += 3
+		case opt == "SETNAME" && i+1 < len(args):
+			i += 2
+		default:
+			c.w.error(fmt.Sprintf("ERR Syntax error in HELLO option '%s'", quoteName(args[i])))
+			return
+		}
+	}
+	switch {
+	case secret != nil:
+		if !c.login(secret) {
+			return
+		}
+	case c.s.auth != nil && !c.authenticated():
+		c.noAuth()
+		c.w.error(replyHelloAuth)
 		return
 	}
 	c.w.array(14)
@@ -548,6 +587,9 @@ func (c *conn) write(b argent.Batch) bool {
 
 func (c *conn) set(args [][]byte) {
 	b, reply := c.setBatch(args)
+	if reply == "" {
+		reply = c.setDenied(b.Ops[0].Key)
+	}
 	if reply != "" {
 		c.w.error(reply)
 		return
@@ -599,6 +641,9 @@ func (c *conn) queueSet(args [][]byte) {
 		c.awaitWrites()
 	}
 	b, reply := c.setBatch(args)
+	if reply == "" {
+		reply = c.setDenied(b.Ops[0].Key)
+	}
 	if reply == "" {
 		res := make(chan error, 1)
 		if c.s.async.SubmitWrite(b, func(_ argent.Index, err error) { res <- err }) {
@@ -656,6 +701,12 @@ func (c *conn) loopSet(args [][]byte) bool {
 		return false
 	}
 	b, reply := c.setBatch(args)
+	if reply == "" {
+		if r, _ := c.denied(auth.Write, b.Ops[0].Key); r != "" && c.waiting > 0 {
+			return false // the error reply must follow the replies pending
+		}
+		reply = c.setDenied(b.Ops[0].Key)
+	}
 	if reply != "" {
 		if c.waiting > 0 {
 			return false // the error reply must follow the replies pending
@@ -722,7 +773,7 @@ func (c *conn) takeReplies() {
 // existed, is counted by a read just before the write, not atomically with
 // it: a concurrent write may change what the delete actually removed.
 func (c *conn) del(keys [][]byte) {
-	if !c.checkKeys(keys) {
+	if !c.checkKeys(keys) || !c.allowed(auth.Write, keys...) {
 		return
 	}
 	at, ok := c.readIndex()

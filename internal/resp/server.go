@@ -36,6 +36,8 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/internal/api"
+	"github.com/argent-kv/argent/internal/auth"
+	"github.com/argent-kv/argent/internal/limit"
 )
 
 // ErrClosed is returned by Serve when it is called after Close.
@@ -60,12 +62,18 @@ const (
 
 // Server answers RESP connections from one Backend.
 type Server struct {
-	b       api.Backend
-	ready   api.Readiness   // b, if it can be not ready; nil otherwise
-	async   api.AsyncWriter // b, if it takes writes without waiting; nil otherwise
-	log     *slog.Logger
-	m       *metrics
-	maxBulk int
+	b     api.Backend
+	ready api.Readiness   // b, if it can be not ready; nil otherwise
+	async api.AsyncWriter // b, if it takes writes without waiting; nil otherwise
+	log   *slog.Logger
+	auth  *auth.Authorizer // nil: no token check (see RequireAuth)
+	// maxConns bounds the connections open at once (0: no bound; see
+	// SetMaxConnections); open counts them from accept to OnClose.
+	maxConns int64
+	open     atomic.Int64
+	refusals *limit.Refusals
+	m        *metrics
+	maxBulk  int
 	// maxPending bounds the input a connection sends while a command
 	// waits; past it the connection is closed, as Redis closes a client
 	// past its query buffer limit.
@@ -96,7 +104,7 @@ func New(b api.Backend, logger *slog.Logger, reg prometheus.Registerer) *Server 
 	}
 	l := b.Limits().WithDefaults()
 	maxBulk := max(l.MaxBatch, l.MaxValue) + l.MaxKey + bulkOverhead
-	s := &Server{b: b, log: logger, m: newMetrics(reg), maxBulk: maxBulk, readIndexWait: readIndexMax}
+	s := &Server{b: b, log: logger, m: newMetrics(reg), maxBulk: maxBulk, readIndexWait: readIndexMax, refusals: limit.NewRefusals(reg)}
 	s.ready, _ = b.(api.Readiness)
 	s.async, _ = b.(api.AsyncWriter)
 	s.maxPending.Store(int64(2*maxBulk + keepBuffer))
@@ -176,11 +184,19 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
+		if s.maxConns > 0 && s.open.Add(1) > s.maxConns {
+			s.open.Add(-1)
+			s.refusals.Inc(limit.Connections)
+			s.refuse(nc)
+			continue
+		}
 		c := &conn{s: s, remote: nc.RemoteAddr().String()}
+		c.counted.Store(s.maxConns > 0)
 		// Enroll hands the socket to a loop (which owns a copy of it
 		// from now on) and closes nc; the loop's OnOpen registers c.
 		if _, err := loops.EnrollContext(nc, c); err != nil {
 			s.log.Debug("resp: enroll connection", "remote", c.remote, "err", err)
+			c.uncount()
 		}
 	}
 }
@@ -249,6 +265,9 @@ func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 
 func (e *events) OnClose(gc gnet.Conn, err error) gnet.Action {
 	c, ok := gc.Context().(*conn)
+	if ok {
+		c.uncount()
+	}
 	if !ok || c.gc == nil {
 		return gnet.None
 	}
@@ -369,6 +388,9 @@ type conn struct {
 	nc     net.Conn
 	remote string
 	closed atomic.Bool // the loop closed the connection
+	// counted is set while the connection holds a place under the
+	// server's maxConns.
+	counted atomic.Bool
 	// ctx is the context of the connection's reads, set by OnOpen: it ends
 	// when the connection closes (for a client that only shut down its
 	// side, once the commands it sent are answered) or the server stops.
@@ -378,6 +400,10 @@ type conn struct {
 	w        writer
 	args     [][]byte
 	minIndex uint64 // READINDEX: reads wait until the applied index reaches it
+	auth     connAuth
+	// ratePaid is set when a command handed to a goroutine has taken its
+	// place in the token's rate on the loop already.
+	ratePaid bool
 	quit     bool
 	// onLoop is set while a command runs on the loop; a read that would
 	// wait then sets wouldBlock and writes nothing, and the command is
@@ -478,6 +504,7 @@ func (c *conn) serve(in []byte) gnet.Action {
 			if c.wouldBlock {
 				c.wouldBlock = false
 				c.w.buf = c.w.buf[:mark]
+				c.ratePaid = c.s.auth != nil && name != "SET"
 				return c.handOff(buf[used:])
 			}
 		}

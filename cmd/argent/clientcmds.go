@@ -13,6 +13,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/statustree"
 )
 
 // ServerFlag picks the node a client command talks to.
@@ -225,10 +226,14 @@ func (c *StatusCmd) Run(ctx context.Context) error {
 		return serverErr(c.Server, err)
 	}
 	if c.Tree {
-		if st.Group != nil {
-			printGroup(ctx, *st.Group, "")
+		w := statustree.Walker{}
+		tr := w.Walk(ctx, c.Server)
+		if tr.Group != nil {
+			printGroup(ctx, *tr.Group, "")
 		}
-		printTree(ctx, c.Server, st, "", "", map[string]bool{st.NodeID: true})
+		for _, r := range tr.Roots {
+			printTree(r, "", "")
+		}
 		return nil
 	}
 	if c.JSON {
@@ -269,31 +274,31 @@ func isTerminal(f *os.File) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// printTree prints a node and, recursively, the children it reports, each
-// asked for its own status. A child that does not answer is shown with the
-// error; a node seen twice (a loop) is not descended into again.
-func printTree(ctx context.Context, addr string, st client.Status, first, rest string, seen map[string]bool) {
+// printTree prints a tree walked by statustree: each node with its role,
+// applied index and lag, a child that did not answer with the error, a node
+// seen twice (a loop) once.
+func printTree(n *statustree.Node, first, rest string) {
+	st := n.Status
+	switch {
+	case st == nil:
+		fmt.Printf("%s? %s  (no answer: %s)\n", first, n.Addr, n.Error)
+		return
+	case n.Repeat:
+		fmt.Printf("%s%s %s  node %s  (seen above)\n", first, st.Role, n.Addr, st.NodeID)
+		return
+	}
 	dc := ""
 	if st.DC != "" {
 		dc = "  dc " + st.DC
 	}
-	fmt.Printf("%s%s %s  node %s  applied %d  lag %.3fs (%d indexes)%s\n", first, st.Role, addr, st.NodeID,
+	fmt.Printf("%s%s %s  node %s  applied %d  lag %.3fs (%d indexes)%s\n", first, st.Role, n.Addr, st.NodeID,
 		st.AppliedIndex, st.LagSeconds, st.RootIndex-min(st.RootIndex, st.AppliedIndex), dc)
-	for i, ch := range st.Children {
+	for i, ch := range n.Children {
 		branch, indent := "├── ", "│   "
-		if i == len(st.Children)-1 {
+		if i == len(n.Children)-1 {
 			branch, indent = "└── ", "    "
 		}
-		cst, err := childStatus(ctx, ch.Addr)
-		switch {
-		case err != nil:
-			fmt.Printf("%s%s? %s  node %s  (no answer: %v)\n", rest, branch, ch.Addr, ch.NodeID, err)
-		case seen[cst.NodeID]:
-			fmt.Printf("%s%s%s %s  node %s  (seen above)\n", rest, branch, cst.Role, ch.Addr, cst.NodeID)
-		default:
-			seen[cst.NodeID] = true
-			printTree(ctx, ch.Addr, cst, rest+branch, rest+indent, seen)
-		}
+		printTree(ch, rest+branch, rest+indent)
 	}
 }
 
@@ -302,7 +307,7 @@ func childStatus(ctx context.Context, addr string) (client.Status, error) {
 	if err != nil {
 		return client.Status{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, statustree.DefaultTimeout)
 	defer cancel()
 	return cl.Status(ctx)
 }

@@ -1,8 +1,8 @@
 package tests
 
 import (
-	"bufio"
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -152,21 +152,12 @@ var promMetric = regexp.MustCompile(`\bargent_[a-z0-9_]+`)
 func deployQueries(t *testing.T) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
-	for _, f := range []string{"grafana/argent.json", "prometheus/alerts.yml"} {
-		b, err := os.ReadFile(filepath.Join("..", "deploy", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var exprs []string
-		sc := bufio.NewScanner(strings.NewReader(string(b)))
-		for sc.Scan() {
-			line := sc.Text()
-			if strings.Contains(line, `"expr"`) || strings.Contains(line, "expr:") {
-				exprs = append(exprs, line)
-			}
-		}
+	for f, exprs := range map[string][]string{
+		"grafana/argent.json":   dashboardExprs(t),
+		"prometheus/alerts.yml": ruleExprs(t),
+	} {
 		if len(exprs) == 0 {
-			t.Fatalf("deploy/%s has no expr", f)
+			t.Fatalf("deploy/%s has no expression", f)
 		}
 		seen := map[string]bool{}
 		for _, e := range exprs {
@@ -180,6 +171,64 @@ func deployQueries(t *testing.T) map[string][]string {
 		sort.Strings(out[f])
 	}
 	return out
+}
+
+// dashboardExprs returns the PromQL expressions of the Grafana dashboard's
+// panels.
+func dashboardExprs(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "deploy", "grafana", "argent.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Type    string `json:"type"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("deploy/grafana/argent.json: %v", err)
+	}
+	var exprs []string
+	for _, p := range dash.Panels {
+		if p.Type != "row" && len(p.Targets) == 0 {
+			t.Errorf("dashboard panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			exprs = append(exprs, tg.Expr)
+		}
+	}
+	return exprs
+}
+
+// ruleExprs returns the expressions of the alerting rules: each "expr:"
+// line with the indented lines of a block scalar after it (promtool checks
+// the file's syntax).
+func ruleExprs(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "deploy", "prometheus", "alerts.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exprs []string
+	lines := strings.Split(string(b), "\n")
+	for i := 0; i < len(lines); i++ {
+		_, e, ok := strings.Cut(lines[i], "expr:")
+		if !ok {
+			continue
+		}
+		indent := len(lines[i]) - len(strings.TrimLeft(lines[i], " "))
+		for i+1 < len(lines) && len(lines[i+1])-len(strings.TrimLeft(lines[i+1], " ")) > indent {
+			i++
+			e += " " + lines[i]
+		}
+		exprs = append(exprs, e)
+	}
+	return exprs
 }
 
 // metricRoles are the roles that must export the metrics whose names

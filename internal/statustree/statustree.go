@@ -63,8 +63,9 @@ type Node struct {
 // Counters are the cumulative counters of a node that the status page turns
 // into rates.
 type Counters struct {
-	// Reads and Writes are the client API requests the node answered
-	// with a 2xx: get, mget and scan; put, delete and txn.
+	// Reads are the get, mget and scan requests the node answered with
+	// a 2xx or a 404 (a key not found is an answer too); Writes the put,
+	// delete and txn requests it answered with a 2xx.
 	Reads  float64 `json:"reads"`
 	Writes float64 `json:"writes"`
 	// Tiers are a proxy's reads by the tier that answered them (keys of
@@ -256,13 +257,12 @@ func ParseCounters(sc *bufio.Scanner) (*Counters, error) {
 		name, labels, _ := strings.Cut(series, "{")
 		switch {
 		case name == "argent_http_requests_total":
-			if !strings.Contains(labels, `code="2`) {
-				continue
-			}
-			route := label(labels, "route")
-			if readRoutes[route] {
+			route, code := label(labels, "route"), label(labels, "code")
+			ok := strings.HasPrefix(code, "2")
+			switch {
+			case readRoutes[route] && (ok || code == "404"):
 				c.Reads += v
-			} else if writeRoutes[route] {
+			case writeRoutes[route] && ok:
 				c.Writes += v
 			}
 		case strings.HasPrefix(name, "argent_proxy_reads_") && strings.HasSuffix(name, "_total"):

@@ -2,8 +2,8 @@ package tests
 
 import (
 	"context"
-	"fmt"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"

@@ -24,6 +24,11 @@ import (
 // the error instead of holding up the whole walk.
 const DefaultTimeout = 2 * time.Second
 
+// DefaultMaxNodes bounds the nodes one walk asks when Walker.MaxNodes is
+// zero: the status page walks once a second, and a fleet of thousands is
+// watched through Prometheus rather than by asking every node each second.
+const DefaultMaxNodes = 256
+
 // Tiers are the tiers a proxy answers reads from, in the order a read tries
 // them; each has a counter argent_proxy_reads_<tier>_total.
 var Tiers = []string{"window", "cache", "filter", "l2", "l3"}
@@ -82,20 +87,33 @@ type Walker struct {
 	Timeout time.Duration
 	// Metrics reads each node's Counters too.
 	Metrics bool
+	// MaxNodes bounds the nodes a walk asks; the nodes past it are listed
+	// with an Error and not asked. Default DefaultMaxNodes.
+	MaxNodes int
+}
+
+// walk is the state of one Walk.
+type walk struct {
+	seen  map[string]bool // node IDs met
+	asked int             // nodes asked so far
+	max   int
 }
 
 // Walk returns the tree from addr down. It never fails: a node that does
 // not answer is a Node with Error set.
 func (w *Walker) Walk(ctx context.Context, addr string) *Tree {
 	tr := &Tree{Time: time.Now().UnixMilli(), Roots: []*Node{}}
+	st := &walk{seen: map[string]bool{}, asked: 1, max: w.MaxNodes}
+	if st.max <= 0 {
+		st.max = DefaultMaxNodes
+	}
 	top := w.visit(ctx, addr)
-	seen := map[string]bool{}
 	if top.Status == nil || top.Status.Group == nil {
 		if top.Status != nil {
-			seen[top.Status.NodeID] = true
+			st.seen[top.Status.NodeID] = true
 		}
 		tr.Roots = append(tr.Roots, top)
-		w.descend(ctx, top, seen)
+		w.descend(ctx, top, st)
 		return tr
 	}
 	g := *top.Status.Group
@@ -104,14 +122,14 @@ func (w *Walker) Walk(ctx context.Context, addr string) *Tree {
 	for _, m := range g.Members {
 		addrs = append(addrs, m.Addr)
 	}
-	members := w.visitAll(ctx, addrs, map[string]*Node{addr: top})
+	members := w.visitAll(ctx, addrs, map[string]*Node{addr: top}, st)
 	for _, m := range members {
-		w.mark(m, seen)
+		st.mark(m)
 		tr.Roots = append(tr.Roots, m)
 	}
 	for _, m := range members {
 		if !m.Repeat {
-			w.descend(ctx, m, seen)
+			w.descend(ctx, m, st)
 		}
 	}
 	return tr
@@ -119,7 +137,7 @@ func (w *Walker) Walk(ctx context.Context, addr string) *Tree {
 
 // descend fills n.Children: every child is asked at once, then each is
 // marked seen in order and walked further unless it was seen before.
-func (w *Walker) descend(ctx context.Context, n *Node, seen map[string]bool) {
+func (w *Walker) descend(ctx context.Context, n *Node, st *walk) {
 	n.Children = []*Node{}
 	if n.Status == nil || len(n.Status.Children) == 0 {
 		return
@@ -128,31 +146,32 @@ func (w *Walker) descend(ctx context.Context, n *Node, seen map[string]bool) {
 	for _, c := range n.Status.Children {
 		addrs = append(addrs, c.Addr)
 	}
-	n.Children = w.visitAll(ctx, addrs, nil)
+	n.Children = w.visitAll(ctx, addrs, nil, st)
 	for _, c := range n.Children {
-		w.mark(c, seen)
+		st.mark(c)
 	}
 	for _, c := range n.Children {
 		if !c.Repeat {
-			w.descend(ctx, c, seen)
+			w.descend(ctx, c, st)
 		}
 	}
 }
 
 // mark sets n.Repeat if its node ID was seen, and notes it otherwise.
-func (w *Walker) mark(n *Node, seen map[string]bool) {
+func (st *walk) mark(n *Node) {
 	if n.Status == nil {
 		return
 	}
-	if seen[n.Status.NodeID] {
+	if st.seen[n.Status.NodeID] {
 		n.Repeat = true
 		return
 	}
-	seen[n.Status.NodeID] = true
+	st.seen[n.Status.NodeID] = true
 }
 
-// visitAll visits addrs concurrently, taking the nodes of known as they are.
-func (w *Walker) visitAll(ctx context.Context, addrs []string, known map[string]*Node) []*Node {
+// visitAll visits addrs concurrently, taking the nodes of known as they
+// are, and listing those past the walk's bound unasked.
+func (w *Walker) visitAll(ctx context.Context, addrs []string, known map[string]*Node, st *walk) []*Node {
 	out := make([]*Node, len(addrs))
 	var wg sync.WaitGroup
 	for i, a := range addrs {
@@ -160,6 +179,11 @@ func (w *Walker) visitAll(ctx context.Context, addrs []string, known map[string]
 			out[i] = n
 			continue
 		}
+		if st.asked >= st.max {
+			out[i] = &Node{Addr: a, Error: fmt.Sprintf("not asked: the walk stops at %d nodes", st.max), Children: []*Node{}}
+			continue
+		}
+		st.asked++
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

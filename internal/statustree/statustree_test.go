@@ -177,3 +177,20 @@ func TestWalk_Unreachable(t *testing.T) {
 		t.Fatalf("tree %+v: want one node with an error", tr.Roots)
 	}
 }
+
+// TestWalk_MaxNodes: past the bound, nodes are listed but not asked.
+func TestWalk_MaxNodes(t *testing.T) {
+	root, a, b, c := newFake(t), newFake(t), newFake(t), newFake(t)
+	root.status = client.Status{Role: "root", NodeID: "root", Children: children(a.addr(), b.addr())}
+	a.status = client.Status{Role: "replica", NodeID: "a", Children: children(c.addr())}
+	b.status = client.Status{Role: "replica", NodeID: "b", Children: children()}
+	c.status = client.Status{Role: "proxy", NodeID: "c", Children: children()}
+	w := statustree.Walker{MaxNodes: 3}
+	tr := w.Walk(context.Background(), root.addr())
+	if got, want := shape(tr.Roots[0]), "root(a(!) b())"; got != want {
+		t.Fatalf("tree %s, want %s", got, want)
+	}
+	if e := tr.Roots[0].Children[0].Children[0].Error; !strings.Contains(e, "stops at 3 nodes") {
+		t.Errorf("unasked node's error %q", e)
+	}
+}

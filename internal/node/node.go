@@ -354,7 +354,7 @@ func (n *Node) serve(mux *http.ServeMux) (*Node, error) {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	ui.Register(mux, n.Addr(), &statustree.Walker{Metrics: true})
+	ui.Register(mux, n.Addr(), &statustree.Walker{Metrics: true, HTTP: &http.Client{}})
 	n.api = api.New(n, api.Options{Registry: n.reg, Logger: n.log, Fallback: mux})
 	n.srv = &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
 	// The hot API requests take the fast lane; every other connection is

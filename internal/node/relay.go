@@ -52,7 +52,7 @@ func startRelay(ctx context.Context, cfg Config) (*Node, error) {
 	n.goRun(func() { _ = rl.Run(ctx) })
 	mux := http.NewServeMux()
 	rl.Register(mux)
-	ui.Register(mux, n.Addr(), &statustree.Walker{Metrics: true})
+	ui.Register(mux, n.Addr(), &statustree.Walker{Metrics: true, HTTP: &http.Client{}})
 	if cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -78,8 +78,8 @@ type Counters struct {
 	Tiers map[string]float64 `json:"tiers,omitempty"`
 }
 
-// Walker walks trees. The zero value uses the client package's shared HTTP
-// client, DefaultTimeout and no metrics.
+// Walker walks trees. The zero value uses http.DefaultClient for /metrics,
+// DefaultTimeout, DefaultMaxNodes and no metrics.
 type Walker struct {
 	// HTTP fetches /metrics; default http.DefaultClient.
 	HTTP *http.Client

@@ -2,7 +2,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build dev test test-short lint bench bench-quick bench-dc bench-go fmt-check
+.PHONY: build dev test test-short lint bench bench-quick bench-dc bench-go fmt-check check-deploy screenshot
 
 build:
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/argent ./cmd/argent
@@ -53,3 +53,14 @@ bench-dc:
 # Store and root micro-benchmarks (testing.B).
 bench-go:
 	go test -run '^$$' -bench . -benchtime 2s ./internal/kv/ ./internal/root/
+
+# The alerting rules, with promtool (Debian package prometheus). The
+# dashboard's JSON, and the metrics it and the rules query, are checked
+# against running nodes by tests/topology_test.go.
+check-deploy:
+	promtool check rules deploy/prometheus/alerts.yml
+
+# docs/img/status-page.png: the status page of the deployment topology
+# under a light load, in headless Chromium (apt-get install chromium).
+screenshot:
+	ARGENT_UI_SCREENSHOT=$(CURDIR)/docs/img/status-page.png go test -count=1 -run '^TestUI_Screenshot$$' ./tests/

@@ -14,6 +14,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/statustree"
 	"github.com/argent-kv/argent/internal/tlsconf"
 )
 
@@ -360,11 +361,14 @@ func (c *StatusCmd) Run(ctx context.Context, io *stdio) error {
 		return opError("status", "", err)
 	}
 	if c.Tree {
-		if st.Group != nil {
-			c.printGroup(ctx, w, *st.Group, "")
+		walker := statustree.Walker{NewClient: c.clientAt}
+		tr := walker.Walk(ctx, strings.TrimPrefix(strings.TrimPrefix(cl.Addr(), "http://"), "https://"))
+		if tr.Group != nil {
+			c.printGroup(ctx, w, *tr.Group, "")
 		}
-		addr := strings.TrimPrefix(strings.TrimPrefix(cl.Addr(), "http://"), "https://")
-		c.printTree(ctx, w, addr, st, "", "", map[string]bool{st.NodeID: true})
+		for _, r := range tr.Roots {
+			printTree(w, r, "", "")
+		}
 		return nil
 	}
 	if c.JSON {
@@ -405,31 +409,31 @@ func isTerminal(f *os.File) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// printTree prints a node and, recursively, the children it reports, each
-// asked for its own status. A child that does not answer is shown with the
-// error; a node seen twice (a loop) is not descended into again.
-func (f *ServerFlag) printTree(ctx context.Context, w goio.Writer, addr string, st client.Status, first, rest string, seen map[string]bool) {
+// printTree prints a tree walked by statustree: each node with its role,
+// applied index and lag, a child that did not answer with the error, a node
+// seen twice (a loop) once.
+func printTree(w goio.Writer, n *statustree.Node, first, rest string) {
+	st := n.Status
+	switch {
+	case st == nil:
+		fmt.Fprintf(w, "%s? %s  (no answer: %s)\n", first, n.Addr, n.Error)
+		return
+	case n.Repeat:
+		fmt.Fprintf(w, "%s%s %s  node %s  (seen above)\n", first, st.Role, n.Addr, st.NodeID)
+		return
+	}
 	dc := ""
 	if st.DC != "" {
 		dc = "  dc " + st.DC
 	}
-	fmt.Fprintf(w, "%s%s %s  node %s  applied %d  lag %.3fs (%d indexes)%s\n", first, st.Role, addr, st.NodeID,
+	fmt.Fprintf(w, "%s%s %s  node %s  applied %d  lag %.3fs (%d indexes)%s\n", first, st.Role, n.Addr, st.NodeID,
 		st.AppliedIndex, st.LagSeconds, st.RootIndex-min(st.RootIndex, st.AppliedIndex), dc)
-	for i, ch := range st.Children {
+	for i, ch := range n.Children {
 		branch, indent := "├── ", "│   "
-		if i == len(st.Children)-1 {
+		if i == len(n.Children)-1 {
 			branch, indent = "└── ", "    "
 		}
-		cst, err := f.childStatus(ctx, ch.Addr)
-		switch {
-		case err != nil:
-			fmt.Fprintf(w, "%s%s? %s  node %s  (no answer: %v)\n", rest, branch, ch.Addr, ch.NodeID, err)
-		case seen[cst.NodeID]:
-			fmt.Fprintf(w, "%s%s%s %s  node %s  (seen above)\n", rest, branch, cst.Role, ch.Addr, cst.NodeID)
-		default:
-			seen[cst.NodeID] = true
-			f.printTree(ctx, w, ch.Addr, cst, rest+branch, rest+indent, seen)
-		}
+		printTree(w, ch, rest+branch, rest+indent)
 	}
 }
 
@@ -438,7 +442,7 @@ func (f *ServerFlag) childStatus(ctx context.Context, addr string) (client.Statu
 	if err != nil {
 		return client.Status{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, statustree.DefaultTimeout)
 	defer cancel()
 	return cl.Status(ctx)
 }

@@ -92,6 +92,7 @@ func (n *Node) startGroup(ctx context.Context, store *kv.Store, mux *http.ServeM
 	}
 	mux.Handle(raftnet.Path, m.net.Handler())
 	n.member, n.writes = m, m.g
+	n.registerGroupGauges()
 	n.goRun(func() {
 		if err := m.g.Run(ctx); err != nil {
 			n.fatal.set(err)

@@ -17,6 +17,13 @@ func (n *Node) registerGauges() {
 	gauge("argent_history_bytes", "Bytes of superseded versions kept for MVCC reads.", func() float64 { return float64(n.store.HistoryBytes()) })
 	gauge("argent_log_bytes", "Bytes of log entries kept.", func() float64 { return float64(n.store.LogBytes()) })
 	gauge("argent_disk_bytes", "Bytes the store takes on disk.", func() float64 { return float64(n.store.DiskUsage()) })
+	gauge("argent_storage_failed", "1 once the store failed (a failed fsync or write): the node refuses writes and must be restarted.", func() float64 {
+		if n.FailedErr() != nil {
+			return 1
+		}
+		return 0
+	})
+	n.registerDiskFree()
 	gauge("argent_snapshot_loading", "1 while a snapshot is being loaded.", func() float64 {
 		if n.store.Restoring() {
 			return 1
@@ -52,4 +59,39 @@ func (n *Node) commitObserver() func(int, time.Duration) {
 		size.Observe(float64(batches))
 		took.Observe(d.Seconds())
 	}
+}
+
+// registerDiskFree exports the free space of the file system holding the
+// data directory, beside the proxy's admission floor (0: none).
+func (n *Node) registerDiskFree() {
+	dir := n.cfg.DataDir
+	n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "argent_disk_free_bytes", Help: "Bytes free to the node on the file system holding its data directory (-1: unknown).",
+	}, func() float64 {
+		free, err := freeSpace(dir)
+		if err != nil {
+			return -1
+		}
+		return float64(free)
+	}))
+	n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "argent_disk_free_floor_bytes", Help: "Free disk space below which a proxy admits no new keys (--free-disk-floor; 0: none).",
+	}, func() float64 { return float64(n.cfg.FreeDiskFloor) }))
+}
+
+// registerGroupGauges exports a root group member's view of the group: the
+// term and the leader's ID change with every election.
+func (n *Node) registerGroupGauges() {
+	gauge := func(name, help string, fn func() float64) {
+		n.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn))
+	}
+	g := n.member.g
+	gauge("argent_group_term", "The root group's Raft term as this member knows it; it grows with every election.", func() float64 { return float64(g.Status().Term) })
+	gauge("argent_group_leader", "Raft ID of the root group's leader as this member knows it (0: none known).", func() float64 { return float64(g.Status().Leader) })
+	gauge("argent_group_is_leader", "1 while this member leads the root group.", func() float64 {
+		if st := g.Status(); st.Leader != 0 && st.Leader == st.ID {
+			return 1
+		}
+		return 0
+	})
 }

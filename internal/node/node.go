@@ -42,6 +42,7 @@ import (
 	"github.com/argent-kv/argent/internal/resp"
 	"github.com/argent-kv/argent/internal/root"
 	"github.com/argent-kv/argent/internal/tlsconf"
+	"github.com/argent-kv/argent/internal/ui"
 )
 
 // The roles a node can run.
@@ -405,6 +406,7 @@ func (n *Node) serve(ctx context.Context, mux *http.ServeMux) (*Node, error) {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
+	ui.Register(mux, n.Addr(), n.statusWalker())
 	n.api = api.New(n, api.Options{Registry: n.reg, Logger: n.log, Fallback: mux, Auth: n.auth,
 		MaxInFlight: cfg.MaxInFlight, MaxWatchers: cfg.MaxWatchers})
 	h := n.handler(n.api)

@@ -74,6 +74,7 @@ func (n *Node) registerProxyGauges() {
 		n.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, fn))
 	}
 	n.registerPositionGauges()
+	n.registerDiskFree()
 	gauge("argent_disk_bytes", "Bytes the store takes on disk.", func() float64 { return float64(n.pcache.DiskUsage()) })
 	gauge("argent_proxy_cache_bytes", "Bytes of cached keys and values, as the budget counts them.", func() float64 { return float64(n.pcache.Weight()) })
 	st := n.proxy.Stats()

@@ -19,6 +19,8 @@ import (
 	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/pull"
 	"github.com/argent-kv/argent/internal/relay"
+	"github.com/argent-kv/argent/internal/statustree"
+	"github.com/argent-kv/argent/internal/ui"
 )
 
 // startRelay starts a relay: its log buffer fed from a replica, the pull
@@ -50,6 +52,7 @@ func startRelay(ctx context.Context, cfg Config) (*Node, error) {
 	n.goRun(func() { _ = rl.Run(ctx) })
 	mux := http.NewServeMux()
 	rl.Register(mux)
+	ui.Register(mux, n.Addr(), &statustree.Walker{Metrics: true, HTTP: &http.Client{}})
 	if cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/pull"
+	"github.com/argent-kv/argent/internal/statustree"
 )
 
 // tlsWatchInterval is how often a TLS node looks for new certificate files.
@@ -130,4 +131,16 @@ func exposedPlain(addr net.Addr, tls bool) bool {
 	}
 	a, ok := addr.(*net.TCPAddr)
 	return !ok || !a.IP.IsLoopback()
+}
+
+// statusWalker is the walker of the status page: it asks the nodes of the
+// tree over the node's client of other nodes (mutual TLS when on).
+func (n *Node) statusWalker() *statustree.Walker {
+	hc := n.apiClient()
+	if hc == nil {
+		return &statustree.Walker{Metrics: true, HTTP: &http.Client{}}
+	}
+	return &statustree.Walker{Metrics: true, HTTP: hc, NewClient: func(addr string) (*client.Client, error) {
+		return client.New(addr, client.WithHTTPClient(hc))
+	}}
 }

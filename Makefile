@@ -53,3 +53,12 @@ bench-dc:
 # Store and root micro-benchmarks (testing.B).
 bench-go:
 	go test -run '^$$' -bench . -benchtime 2s ./internal/kv/ ./internal/root/
+
+# Seeded random faults (kill -9, SIGSTOP, partitions, cut, stalled,
+# delayed and bit-flipping links) across a whole tree under the
+# consistency checker, for DURATION (default 10m). SEED=N repeats a
+# schedule; `make test` runs the same test for 20 s.
+DURATION ?= 10m
+SEED ?= 0
+chaos:
+	go test -count=1 -timeout 0 -run '^TestChaos$$' -v ./tests/ -args -chaos $(DURATION) -seed $(SEED)

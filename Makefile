@@ -2,7 +2,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build dev test test-short lint bench bench-quick bench-dc bench-go fmt-check check-deploy screenshot
+.PHONY: build dev test test-short lint bench bench-quick bench-dc bench-go fmt-check check-deploy screenshot chaos
 
 build:
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/argent ./cmd/argent
@@ -64,3 +64,12 @@ check-deploy:
 # under a light load, in headless Chromium (apt-get install chromium).
 screenshot:
 	ARGENT_UI_SCREENSHOT=$(CURDIR)/docs/img/status-page.png go test -count=1 -run '^TestUI_Screenshot$$' ./tests/
+
+# Seeded random faults (kill -9, SIGSTOP, partitions, cut, stalled,
+# delayed and bit-flipping links) across a whole tree under the
+# consistency checker, for DURATION (default 10m). SEED=N repeats a
+# schedule; `make test` runs the same test for 20 s.
+DURATION ?= 10m
+SEED ?= 0
+chaos:
+	go test -count=1 -timeout 0 -run '^TestChaos$$' -v ./tests/ -args -chaos $(DURATION) -seed $(SEED)

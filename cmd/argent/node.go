@@ -213,8 +213,8 @@ func (c *ProxyCmd) Run(ctx context.Context) error {
 	cfg := node.Config{Role: node.RoleProxy, DataDir: c.Data, Listen: c.Listen, Upstreams: splitList(c.Upstream),
 		CacheSize: int64(c.CacheSize), FreeDiskFloor: int64(c.FreeDiskFloor), MissWait: c.MissWait, WindowBytes: int64(c.WindowBytes),
 		StallTimeout: c.StallTimeout, RESPListen: c.RESPListen, Pprof: c.Pprof, DC: c.DC, DCPeers: splitList(c.DCPeers), L2Timeout: c.L2Timeout,
-		Limits:   argent.Limits{MaxKey: int(c.MaxKey), MaxValue: int(c.MaxValue), MaxBatch: int(c.MaxBatch)},
-		TLS:      c.files(), AuthFile: c.Auth, Logger: newLogger(c.LogLevel)}
+		Limits: argent.Limits{MaxKey: int(c.MaxKey), MaxValue: int(c.MaxValue), MaxBatch: int(c.MaxBatch)},
+		TLS:    c.files(), AuthFile: c.Auth, Logger: newLogger(c.LogLevel)}
 	if err := c.validate(); err != nil {
 		return err
 	}

@@ -385,7 +385,10 @@ func newNode(cfg Config, id [16]byte) (*Node, error) {
 	if err := n.openAuth(); err != nil {
 		return nil, fmt.Errorf("node: --auth: %w", err)
 	}
-	ln, err := n.listen(cfg.Listen)
+	// The bound on connections counts them before any TLS handshake.
+	ln, err := n.listen(cfg.Listen, func(ln net.Listener) net.Listener {
+		return limit.NewListener(ln, cfg.MaxConnections, rejectHTTP, limit.NewRefusals(n.reg))
+	})
 	if err != nil {
 		n.closeAuth()
 		return nil, fmt.Errorf("node: listen: %w", err)
@@ -423,8 +426,7 @@ func (n *Node) serve(ctx context.Context, mux *http.ServeMux) (*Node, error) {
 	}
 	// The hot API requests take the fast lane; every other connection is
 	// handed to n.srv. With TLS, ln hands the lane handshaken *tls.Conns.
-	bounded := limit.NewListener(ln, cfg.MaxConnections, rejectHTTP, limit.NewRefusals(n.reg))
-	n.lane = fastlane.New(bounded, h, fastlane.Options{Eligible: n.laneEligible, Logger: n.log, IdleTimeout: idle})
+	n.lane = fastlane.New(ln, h, fastlane.Options{Eligible: n.laneEligible, Logger: n.log, IdleTimeout: idle})
 	n.goRun(func() {
 		if err := n.lane.Serve(); err != nil {
 			n.log.Error("serve fast lane", "err", err)
@@ -437,7 +439,7 @@ func (n *Node) serve(ctx context.Context, mux *http.ServeMux) (*Node, error) {
 		}
 	})
 	if cfg.RESPListen != "" {
-		rln, err := n.listen(cfg.RESPListen)
+		rln, err := n.listen(cfg.RESPListen, nil)
 		if err != nil {
 			n.Close()
 			return nil, fmt.Errorf("node: listen for RESP: %w", err)

@@ -16,11 +16,18 @@ const tlsWatchInterval = 10 * time.Second
 
 // listen opens the node's listener at addr: plain TCP, or TLS when the node
 // has a certificate (each accepted connection is handshaken before the
-// fast lane or net/http sees it).
-func (n *Node) listen(addr string) (net.Listener, error) {
+// fast lane or net/http sees it). bound, if set, wraps the TCP listener
+// (under TLS, so that the handshaken connections stay *tls.Conn).
+func (n *Node) listen(addr string, bound func(net.Listener) net.Listener) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
-	if err != nil || n.tls == nil {
-		return ln, err
+	if err != nil {
+		return nil, err
+	}
+	if bound != nil {
+		ln = bound(ln)
+	}
+	if n.tls == nil {
+		return ln, nil
 	}
 	return n.tls.NewListener(ln), nil
 }

@@ -2,7 +2,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build test test-short lint bench bench-quick bench-dc bench-go fmt-check
+.PHONY: build test test-short lint bench bench-quick bench-dc bench-go fmt-check fuzz
 
 build:
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/argent ./cmd/argent
@@ -47,3 +47,9 @@ bench-dc:
 # Store and root micro-benchmarks (testing.B).
 bench-go:
 	go test -run '^$$' -bench . -benchtime 2s ./internal/kv/ ./internal/root/
+
+# Every fuzz target, one after the other, FUZZTIME each (default 30s; about
+# 10 minutes in all). `go test` runs their seeds and stored crashers anyway.
+FUZZTIME ?= 30s
+fuzz:
+	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh

@@ -31,6 +31,11 @@ const (
 	// upstream on the way to the root (refused, cut, timed out); the message
 	// names the address. argent.ErrUnavailable, 503.
 	CodeRootUnreachable = "root_unreachable"
+	// CodeInsufficientStorage: the root refused a write because its disk
+	// has less free space than its floor (--min-free-disk); nothing was
+	// written, and writes are taken again once space returns.
+	// argent.ErrUnavailable, 507.
+	CodeInsufficientStorage = "insufficient_storage"
 )
 
 // The headers of a read response.
@@ -52,17 +57,18 @@ type codeInfo struct {
 }
 
 var codes = map[string]codeInfo{
-	CodeNotFound:        {argent.ErrNotFound, http.StatusNotFound},
-	CodeTimeout:         {argent.ErrTimeout, http.StatusGatewayTimeout},
-	CodeInvalid:         {argent.ErrInvalid, http.StatusBadRequest},
-	CodeTooLarge:        {argent.ErrTooLarge, http.StatusRequestEntityTooLarge},
-	CodeConditionFailed: {argent.ErrConditionFailed, http.StatusConflict},
-	CodeCompacted:       {argent.ErrCompacted, http.StatusGone},
-	CodeUnavailable:     {argent.ErrUnavailable, http.StatusServiceUnavailable},
-	CodeDatasetMismatch: {argent.ErrDatasetMismatch, http.StatusConflict},
-	CodeInternal:        {nil, http.StatusInternalServerError},
-	CodeNotReady:        {argent.ErrUnavailable, http.StatusServiceUnavailable},
-	CodeRootUnreachable: {argent.ErrUnavailable, http.StatusServiceUnavailable},
+	CodeNotFound:            {argent.ErrNotFound, http.StatusNotFound},
+	CodeTimeout:             {argent.ErrTimeout, http.StatusGatewayTimeout},
+	CodeInvalid:             {argent.ErrInvalid, http.StatusBadRequest},
+	CodeTooLarge:            {argent.ErrTooLarge, http.StatusRequestEntityTooLarge},
+	CodeConditionFailed:     {argent.ErrConditionFailed, http.StatusConflict},
+	CodeCompacted:           {argent.ErrCompacted, http.StatusGone},
+	CodeUnavailable:         {argent.ErrUnavailable, http.StatusServiceUnavailable},
+	CodeDatasetMismatch:     {argent.ErrDatasetMismatch, http.StatusConflict},
+	CodeInternal:            {nil, http.StatusInternalServerError},
+	CodeNotReady:            {argent.ErrUnavailable, http.StatusServiceUnavailable},
+	CodeRootUnreachable:     {argent.ErrUnavailable, http.StatusServiceUnavailable},
+	CodeInsufficientStorage: {argent.ErrUnavailable, http.StatusInsufficientStorage},
 }
 
 // Sentinel returns the argent sentinel error that code stands for, or nil for
@@ -98,6 +104,8 @@ func codeForStatus(status int) string {
 		return CodeUnavailable
 	case http.StatusGatewayTimeout:
 		return CodeTimeout
+	case http.StatusInsufficientStorage:
+		return CodeInsufficientStorage
 	}
 	return CodeInternal
 }

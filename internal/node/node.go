@@ -90,6 +90,9 @@ type Config struct {
 	// into one committed batch. Default root.DefaultMergeBytes and
 	// root.DefaultMergeBatches.
 	MergeBytes, MergeBatches int
+	// MinFreeDisk is a single root's floor of free disk space below which
+	// it refuses writes (root.Config.MinFreeDisk). Default 0: none.
+	MinFreeDisk uint64
 	// GroupID and GroupPeers make a root a member of a Raft group: its
 	// Raft ID and the group's members at its creation (itself included),
 	// by ID and listen address. Without peers a root is a single root.
@@ -291,7 +294,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		}
 	case cfg.Role == RoleRoot:
 		r := root.New(store, root.Config{MaxDelay: cfg.MaxBatchDelay, MaxGroupBytes: cfg.MergeBytes,
-			MaxGroupBatches: cfg.MergeBatches, OnCommit: n.commitObserver()})
+			MaxGroupBatches: cfg.MergeBatches, MinFreeDisk: cfg.MinFreeDisk, OnCommit: n.commitObserver()})
 		n.writes = r
 		n.goRun(func() { _ = r.Run(ctx) })
 	case cfg.Role == RoleReplica:

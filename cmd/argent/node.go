@@ -121,12 +121,17 @@ type ReplicaCmd struct {
 	Listen       string        `help:"Address for the client API, node-to-node streams and /metrics." required:""`
 	Upstream     string        `help:"Parents to pull the log from, comma-separated, in order of preference." required:""`
 	StallTimeout time.Duration `help:"Move to another upstream after this long without a frame." default:"30s"`
+	MinFreeDisk  byteSize      `name:"min-free-disk" help:"Apply no more entries (serving the state held) while the data directory's disk has less free space than this, and go on once space returns; 0 turns the check off." default:"256MiB"`
 	StoreFlags
 }
 
 // Run starts the replica and serves until interrupted.
 func (c *ReplicaCmd) Run(ctx context.Context) error {
-	cfg := node.Config{Role: node.RoleReplica, DataDir: c.Data, Listen: c.Listen, Upstreams: splitList(c.Upstream), StallTimeout: c.StallTimeout}
+	if c.MinFreeDisk < 0 {
+		return exitError{code: 2, msg: "--min-free-disk must not be negative"}
+	}
+	cfg := node.Config{Role: node.RoleReplica, DataDir: c.Data, Listen: c.Listen, Upstreams: splitList(c.Upstream), StallTimeout: c.StallTimeout,
+		MinFreeDisk: uint64(c.MinFreeDisk)}
 	c.apply(&cfg)
 	return serve(ctx, cfg)
 }

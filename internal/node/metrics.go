@@ -17,6 +17,12 @@ func (n *Node) registerGauges() {
 	gauge("argent_history_bytes", "Bytes of superseded versions kept for MVCC reads.", func() float64 { return float64(n.store.HistoryBytes()) })
 	gauge("argent_log_bytes", "Bytes of log entries kept.", func() float64 { return float64(n.store.LogBytes()) })
 	gauge("argent_disk_bytes", "Bytes the store takes on disk.", func() float64 { return float64(n.store.DiskUsage()) })
+	gauge("argent_disk_full", "1 while a root refuses writes, or a replica applies no entries, because its disk has less free space than --min-free-disk.", func() float64 {
+		if n.diskFull != nil && n.diskFull() {
+			return 1
+		}
+		return 0
+	})
 	gauge("argent_snapshot_loading", "1 while a snapshot is being loaded.", func() float64 {
 		if n.store.Restoring() {
 			return 1

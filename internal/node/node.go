@@ -90,8 +90,9 @@ type Config struct {
 	// into one committed batch. Default root.DefaultMergeBytes and
 	// root.DefaultMergeBatches.
 	MergeBytes, MergeBatches int
-	// MinFreeDisk is a single root's floor of free disk space below which
-	// it refuses writes (root.Config.MinFreeDisk). Default 0: none.
+	// MinFreeDisk is the floor of free disk space below which a single
+	// root refuses writes (root.Config.MinFreeDisk) and a replica applies
+	// no entries (replica.Config.MinFreeDisk). Default 0: none.
 	MinFreeDisk uint64
 	// GroupID and GroupPeers make a root a member of a Raft group: its
 	// Raft ID and the group's members at its creation (itself included),
@@ -213,6 +214,9 @@ type Node struct {
 	// follower is a replica's or proxy's side that faces its upstream;
 	// nil on a root.
 	follower follower
+	// diskFull reports a root's or replica's stop for want of disk space
+	// (Config.MinFreeDisk); nil on other roles.
+	diskFull func() bool
 	log      *slog.Logger
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -296,13 +300,16 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		r := root.New(store, root.Config{MaxDelay: cfg.MaxBatchDelay, MaxGroupBytes: cfg.MergeBytes,
 			MaxGroupBatches: cfg.MergeBatches, MinFreeDisk: cfg.MinFreeDisk, OnCommit: n.commitObserver()})
 		n.writes = r
+		n.diskFull = r.DiskFull
 		n.goRun(func() { _ = r.Run(ctx) })
 	case cfg.Role == RoleReplica:
 		r := replica.New(store, replica.Config{
 			NodeID: n.nodeID, Addr: n.Addr(), DC: cfg.DC, Upstreams: cfg.Upstreams,
 			StallTimeout: cfg.StallTimeout, Heartbeat: cfg.Heartbeat, Metrics: pm, Logger: n.log,
+			MinFreeDisk: cfg.MinFreeDisk,
 		})
 		n.follower = r
+		n.diskFull = r.DiskFull
 		n.goRun(func() { _ = r.Run(ctx) })
 	}
 	n.goRun(func() { n.trimLoop(ctx) })

@@ -117,3 +117,48 @@ func TestReplica_StorageFaultStops(t *testing.T) {
 		})
 	}
 }
+
+// TestReplica_DiskBelowFloorPauses lowers the free space a replica's disk
+// reports under its floor: the replica applies no more entries but keeps
+// its state and serves it, says so (DiskFull), its store never fails, and
+// once space returns it catches up with the root.
+func TestReplica_DiskBelowFloorPauses(t *testing.T) {
+	const floor = 64 << 20
+	plenty := vfs.DiskUsage{AvailBytes: 1 << 30, TotalBytes: 2 << 30, UsedBytes: 1 << 30}
+	n := pulltest.NewNetwork(t, "inmem")
+	root := pulltest.NewRoot(t, kv.Options{}, argent.DatasetID{})
+	root.Write(t, "before", 20)
+	rootAddr := n.Serve("root", root.Store, pull.ServerConfig{})
+
+	mem := vfs.NewMem()
+	mem.TestingSetDiskUsage(plenty)
+	s, err := kv.Open("/db", &kv.Options{FS: mem, OnFatal: func(err error) { t.Errorf("OnFatal: %v", err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	r := start(t, n.Transport, s, replica.Config{Upstreams: []string{rootAddr}, MinFreeDisk: floor})
+	pulltest.WaitApplied(t, s, root.Applied())
+	held := s.Applied()
+
+	mem.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: floor - 1, TotalBytes: 2 << 30, UsedBytes: 2<<30 - floor + 1})
+	last := root.Write(t, "during", 20)
+	pulltest.WaitFor(t, "the replica to report a full disk", r.DiskFull)
+	time.Sleep(100 * time.Millisecond) // a few of the follower's retries
+	if got := s.Applied(); got != held {
+		t.Fatalf("applied %d below the floor, held %d", got, held)
+	}
+	if v, err := s.Get(context.Background(), []byte("before/000"), s.Applied()); err != nil || string(v.Value) != "v-before/000" {
+		t.Fatalf("read below the floor: %q, %v", v.Value, err)
+	}
+	if s.Failed() != nil {
+		t.Fatalf("store failed: %v", s.Failed())
+	}
+
+	mem.TestingSetDiskUsage(plenty)
+	pulltest.WaitApplied(t, s, last)
+	if r.DiskFull() {
+		t.Error("DiskFull still true once space returned")
+	}
+	pulltest.CheckSame(t, s, root.Store)
+}

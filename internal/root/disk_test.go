@@ -98,6 +98,9 @@ func TestRoot_DiskBelowFloorRefusesWrites(t *testing.T) {
 		t.Fatalf("store failed: %v", s.Failed())
 	}
 	mem.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: floor, TotalBytes: 2 << 30, UsedBytes: 2<<30 - floor})
+	if r.DiskFull() {
+		t.Error("DiskFull true once space returned, before any write")
+	}
 	if _, err := putKey(r, "after"); err != nil {
 		t.Fatalf("write once space returned: %v", err)
 	}

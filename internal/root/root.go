@@ -127,9 +127,11 @@ func (r *Root) checkDisk() error {
 	return &diskFullError{free: free, floor: r.cfg.MinFreeDisk}
 }
 
-// DiskFull reports whether the last commit was refused for want of disk
-// space (see Config.MinFreeDisk).
-func (r *Root) DiskFull() bool { return r.diskFull.Load() }
+// DiskFull reports whether writes are refused for want of disk space (see
+// Config.MinFreeDisk): the last commit was, and the disk is still below
+// the floor, so that the answer clears once space returns even before the
+// next write.
+func (r *Root) DiskFull() bool { return r.diskFull.Load() && r.checkDisk() != nil }
 
 // New returns a write path over store. Call Run to start committing; the
 // Queue's Write, Submit and TrySubmit take batches, which must already have

@@ -51,7 +51,9 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, buf []byte) {
-		const maxBulk = 1 << 10
+		// The smallest bound New sets (limits of one byte): an inline
+		// argument, at most maxLine bytes, always fits it.
+		const maxBulk = bulkOverhead + 2
 		args, n, err := parse(nil, buf, maxBulk)
 		if err != nil {
 			var pe *protocolError

@@ -2,7 +2,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build dev test test-short lint bench bench-quick bench-dc bench-go fmt-check check-deploy screenshot chaos
+.PHONY: build dev test test-short lint bench bench-quick bench-dc bench-go fmt-check check-deploy screenshot chaos fuzz
 
 build:
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/argent ./cmd/argent
@@ -73,3 +73,9 @@ DURATION ?= 10m
 SEED ?= 0
 chaos:
 	go test -count=1 -timeout 0 -run '^TestChaos$$' -v ./tests/ -args -chaos $(DURATION) -seed $(SEED)
+
+# Every fuzz target, one after the other, FUZZTIME each (default 30s; about
+# 10 minutes in all). `go test` runs their seeds and stored crashers anyway.
+FUZZTIME ?= 30s
+fuzz:
+	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh

@@ -128,6 +128,7 @@ type RootCmd struct {
 	MaxBatchDelay time.Duration `help:"How long a merged batch waits for more client batches after its first, besides the fsync of the one before. Default: none." default:"0s"`
 	MergeBytes    byteSize      `help:"Key and value bytes of the client batches merged into one committed batch (one index, one fsync); a larger batch commits alone." default:"4MiB"`
 	MergeBatches  int           `help:"Client batches merged into one committed batch at most." default:"4096"`
+	MinFreeDisk   byteSize      `name:"min-free-disk" help:"Refuse writes (HTTP 507 insufficient_storage) while the data directory's disk has less free space than this, and take them again once space returns; 0 turns the check off. A single root only." default:"256MiB"`
 	// The Raft log's window, for tests that need a member to load a
 	// snapshot; hidden from --help.
 	RaftLogKeep         uint64        `name:"raft-log-keep" hidden:"" help:"Root group: applied Raft entries the member's Raft log keeps past its snapshot, so that a member that was away catches up from the log; one further behind, or a new member, loads a snapshot instead. 0: 10000."`
@@ -147,11 +148,14 @@ func (c *RootCmd) Run(ctx context.Context) error {
 	if c.MergeBytes < 1 {
 		return exitError{code: 2, msg: "--merge-bytes must be at least 1 byte"}
 	}
+	if c.MinFreeDisk < 0 {
+		return exitError{code: 2, msg: "--min-free-disk must not be negative"}
+	}
 	if c.RaftCompactInterval < 0 {
 		return exitError{code: 2, msg: "--raft-compact-interval must not be negative"}
 	}
 	cfg := node.Config{Role: node.RoleRoot, DataDir: c.Data, Listen: c.Listen, MaxBatchDelay: c.MaxBatchDelay,
-		MergeBytes: int(c.MergeBytes), MergeBatches: c.MergeBatches, GroupID: c.ID, GroupPeers: peers, GroupJoin: c.Join,
+		MergeBytes: int(c.MergeBytes), MergeBatches: c.MergeBatches, MinFreeDisk: uint64(c.MinFreeDisk), GroupID: c.ID, GroupPeers: peers, GroupJoin: c.Join,
 		GroupLogKeep: c.RaftLogKeep, GroupCompactInterval: c.RaftCompactInterval}
 	if err := cfg.Validate(); err != nil {
 		return exitError{code: 2, msg: strings.TrimPrefix(err.Error(), "node: ")}
@@ -170,12 +174,17 @@ type ReplicaCmd struct {
 	Listen       string        `help:"Address for the client API, node-to-node streams and /metrics." required:""`
 	Upstream     string        `help:"Parents to pull the log from, comma-separated, in order of preference." required:""`
 	StallTimeout time.Duration `help:"Move to another upstream after this long without a frame." default:"30s"`
+	MinFreeDisk  byteSize      `name:"min-free-disk" help:"Apply no more entries (serving the state held) while the data directory's disk has less free space than this, and go on once space returns; 0 turns the check off." default:"256MiB"`
 	StoreFlags
 }
 
 // Run starts the replica and serves until interrupted.
 func (c *ReplicaCmd) Run(ctx context.Context) error {
-	cfg := node.Config{Role: node.RoleReplica, DataDir: c.Data, Listen: c.Listen, Upstreams: splitList(c.Upstream), StallTimeout: c.StallTimeout}
+	if c.MinFreeDisk < 0 {
+		return exitError{code: 2, msg: "--min-free-disk must not be negative"}
+	}
+	cfg := node.Config{Role: node.RoleReplica, DataDir: c.Data, Listen: c.Listen, Upstreams: splitList(c.Upstream), StallTimeout: c.StallTimeout,
+		MinFreeDisk: uint64(c.MinFreeDisk)}
 	if err := c.validate(); err != nil {
 		return err
 	}

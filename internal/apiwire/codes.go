@@ -41,6 +41,11 @@ const (
 	// or connections) as it takes at once; retry later or elsewhere.
 	// argent.ErrUnavailable, 503.
 	CodeOverloaded = "overloaded"
+	// CodeInsufficientStorage: the root refused a write because its disk
+	// has less free space than its floor (--min-free-disk); nothing was
+	// written, and writes are taken again once space returns.
+	// argent.ErrUnavailable, 507.
+	CodeInsufficientStorage = "insufficient_storage"
 )
 
 // The headers of a read response.
@@ -62,21 +67,22 @@ type codeInfo struct {
 }
 
 var codes = map[string]codeInfo{
-	CodeNotFound:        {argent.ErrNotFound, http.StatusNotFound},
-	CodeTimeout:         {argent.ErrTimeout, http.StatusGatewayTimeout},
-	CodeInvalid:         {argent.ErrInvalid, http.StatusBadRequest},
-	CodeTooLarge:        {argent.ErrTooLarge, http.StatusRequestEntityTooLarge},
-	CodeConditionFailed: {argent.ErrConditionFailed, http.StatusConflict},
-	CodeCompacted:       {argent.ErrCompacted, http.StatusGone},
-	CodeUnavailable:     {argent.ErrUnavailable, http.StatusServiceUnavailable},
-	CodeDatasetMismatch: {argent.ErrDatasetMismatch, http.StatusConflict},
-	CodeInternal:        {nil, http.StatusInternalServerError},
-	CodeUnauthorized:    {argent.ErrUnauthorized, http.StatusUnauthorized},
-	CodeForbidden:       {argent.ErrForbidden, http.StatusForbidden},
-	CodeNotReady:        {argent.ErrUnavailable, http.StatusServiceUnavailable},
-	CodeRootUnreachable: {argent.ErrUnavailable, http.StatusServiceUnavailable},
-	CodeRateLimited:     {argent.ErrUnavailable, http.StatusTooManyRequests},
-	CodeOverloaded:      {argent.ErrUnavailable, http.StatusServiceUnavailable},
+	CodeNotFound:            {argent.ErrNotFound, http.StatusNotFound},
+	CodeTimeout:             {argent.ErrTimeout, http.StatusGatewayTimeout},
+	CodeInvalid:             {argent.ErrInvalid, http.StatusBadRequest},
+	CodeTooLarge:            {argent.ErrTooLarge, http.StatusRequestEntityTooLarge},
+	CodeConditionFailed:     {argent.ErrConditionFailed, http.StatusConflict},
+	CodeCompacted:           {argent.ErrCompacted, http.StatusGone},
+	CodeUnavailable:         {argent.ErrUnavailable, http.StatusServiceUnavailable},
+	CodeDatasetMismatch:     {argent.ErrDatasetMismatch, http.StatusConflict},
+	CodeInternal:            {nil, http.StatusInternalServerError},
+	CodeUnauthorized:        {argent.ErrUnauthorized, http.StatusUnauthorized},
+	CodeForbidden:           {argent.ErrForbidden, http.StatusForbidden},
+	CodeNotReady:            {argent.ErrUnavailable, http.StatusServiceUnavailable},
+	CodeRootUnreachable:     {argent.ErrUnavailable, http.StatusServiceUnavailable},
+	CodeRateLimited:         {argent.ErrUnavailable, http.StatusTooManyRequests},
+	CodeOverloaded:          {argent.ErrUnavailable, http.StatusServiceUnavailable},
+	CodeInsufficientStorage: {argent.ErrUnavailable, http.StatusInsufficientStorage},
 }
 
 // Sentinel returns the argent sentinel error that code stands for, or nil for
@@ -118,6 +124,8 @@ func codeForStatus(status int) string {
 		return CodeUnauthorized
 	case http.StatusForbidden:
 		return CodeForbidden
+	case http.StatusInsufficientStorage:
+		return CodeInsufficientStorage
 	}
 	return CodeInternal
 }

@@ -105,6 +105,9 @@ type StatusResponse struct {
 	DCPeers  []string      `json:"dc_peers,omitempty"`
 	Children []StatusChild `json:"children"`        // the nodes pulling from this one
 	Group    *GroupStatus  `json:"group,omitempty"` // a root group member's view of the group
+	// DiskFull is true while a root refuses writes, or a replica applies no
+	// entries, because its disk has less free space than --min-free-disk.
+	DiskFull bool `json:"disk_full,omitempty"`
 }
 
 // GroupStatus is a root group member's view of its Raft group. Commit and

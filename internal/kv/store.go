@@ -556,6 +556,16 @@ func (s *Store) logBytesFrom(from argent.Index) uint64 {
 	return rec.Cum - before
 }
 
+// FreeDisk returns the bytes free to the store on its file system. An
+// in-memory file system without a set usage returns vfs.ErrUnsupported.
+func (s *Store) FreeDisk() (uint64, error) {
+	u, err := s.opts.FS.GetDiskUsage(s.dir)
+	if err != nil {
+		return 0, fmt.Errorf("kv: disk usage of %s: %w", s.dir, err)
+	}
+	return u.AvailBytes, nil
+}
+
 // ErrStorageFailed is returned by writes once a write to Pebble has failed
 // (see Options.OnFatal). It wraps argent.ErrUnavailable.
 var ErrStorageFailed = fmt.Errorf("kv: storage failed, the node must restart: %w", argent.ErrUnavailable)

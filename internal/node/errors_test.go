@@ -357,3 +357,31 @@ func holdInChild(t *testing.T, dir string) {
 		t.Fatalf("helper process said %q, %v; stderr %s", line, err, stderr.String())
 	}
 }
+
+// TestNode_DiskBelowFloorAnswers507 starts a root whose floor of free disk
+// space is more than any disk has: every write is refused with 507
+// insufficient_storage and changes nothing, reads go on, and the status
+// and the argent_disk_full gauge say why.
+func TestNode_DiskBelowFloorAnswers507(t *testing.T) {
+	n := start(t, node.Config{Role: node.RoleRoot, MinFreeDisk: 1 << 62})
+	for _, w := range []struct{ method, path, body string }{
+		{"PUT", "/v1/kv/a", "v"},
+		{"DELETE", "/v1/kv/a", ""},
+		{"POST", "/v1/txn", `{"ops":[{"op":"put","key":"a","value":"aGk="}]}`},
+	} {
+		a := do(t, w.method, n.Addr(), w.path, w.body)
+		if a.status != http.StatusInsufficientStorage || a.err.Code != apiwire.CodeInsufficientStorage || a.err.Message == "" {
+			t.Errorf("%s %s = %v, want 507 %s", w.method, w.path, a, apiwire.CodeInsufficientStorage)
+		}
+	}
+	if a := do(t, "GET", n.Addr(), "/v1/kv/a", ""); a.status != http.StatusNotFound {
+		t.Errorf("read below the floor = %v, want 404", a)
+	}
+	var st apiwire.StatusResponse
+	if a := do(t, "GET", n.Addr(), "/v1/status", ""); json.Unmarshal(a.body, &st) != nil || !st.DiskFull || st.AppliedIndex != 0 {
+		t.Errorf("status = %v, want disk_full at index 0", a)
+	}
+	if a := do(t, "GET", n.Addr(), "/metrics", ""); !strings.Contains(string(a.body), "\nargent_disk_full 1\n") {
+		t.Errorf("/metrics has no argent_disk_full 1")
+	}
+}

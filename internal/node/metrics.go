@@ -23,6 +23,12 @@ func (n *Node) registerGauges() {
 		}
 		return 0
 	})
+	gauge("argent_disk_full", "1 while a root refuses writes, or a replica applies no entries, because its disk has less free space than --min-free-disk.", func() float64 {
+		if n.diskFull != nil && n.diskFull() {
+			return 1
+		}
+		return 0
+	})
 	n.registerDiskFree()
 	gauge("argent_snapshot_loading", "1 while a snapshot is being loaded.", func() float64 {
 		if n.store.Restoring() {

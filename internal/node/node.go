@@ -94,6 +94,10 @@ type Config struct {
 	// into one committed batch. Default root.DefaultMergeBytes and
 	// root.DefaultMergeBatches.
 	MergeBytes, MergeBatches int
+	// MinFreeDisk is the floor of free disk space below which a single
+	// root refuses writes (root.Config.MinFreeDisk) and a replica applies
+	// no entries (replica.Config.MinFreeDisk). Default 0: none.
+	MinFreeDisk uint64
 	// GroupID and GroupPeers make a root a member of a Raft group: its
 	// Raft ID and the group's members at its creation (itself included),
 	// by ID and listen address. Without peers a root is a single root.
@@ -247,6 +251,9 @@ type Node struct {
 	// nil on a root.
 	follower follower
 	tls      *tlsconf.Config // nil without TLS
+	// diskFull reports a root's or replica's stop for want of disk space
+	// (Config.MinFreeDisk); nil on other roles.
+	diskFull func() bool
 	log      *slog.Logger
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -334,15 +341,18 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		}
 	case cfg.Role == RoleRoot:
 		r := root.New(store, root.Config{MaxDelay: cfg.MaxBatchDelay, MaxGroupBytes: cfg.MergeBytes,
-			MaxGroupBatches: cfg.MergeBatches, OnCommit: n.commitObserver()})
+			MaxGroupBatches: cfg.MergeBatches, MinFreeDisk: cfg.MinFreeDisk, OnCommit: n.commitObserver()})
 		n.writes = r
+		n.diskFull = r.DiskFull
 		n.goRun(func() { _ = r.Run(ctx) })
 	case cfg.Role == RoleReplica:
 		r := replica.New(store, replica.Config{
 			NodeID: n.nodeID, Addr: n.Addr(), DC: cfg.DC, Upstreams: cfg.Upstreams, Client: n.pullClient(),
 			StallTimeout: cfg.StallTimeout, Heartbeat: cfg.Heartbeat, Metrics: pm, Logger: n.log,
+			MinFreeDisk: cfg.MinFreeDisk,
 		})
 		n.follower = r
+		n.diskFull = r.DiskFull
 		n.goRun(func() { _ = r.Run(ctx) })
 	}
 	n.goRun(func() { n.trimLoop(ctx) })

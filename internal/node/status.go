@@ -73,6 +73,9 @@ func (n *Node) Status() apiwire.StatusResponse {
 	if n.follower != nil {
 		s.Upstream = n.follower.Upstream()
 	}
+	if n.diskFull != nil {
+		s.DiskFull = n.diskFull()
+	}
 	if n.member != nil {
 		s.Group = n.member.status()
 	}

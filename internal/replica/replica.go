@@ -22,6 +22,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/argent-kv/argent"
@@ -63,6 +64,11 @@ type Config struct {
 	// Logger gets the replica's and its Follower's log lines. Default:
 	// none.
 	Logger *slog.Logger
+	// MinFreeDisk is the floor of free bytes on the store's disk below
+	// which the replica stops applying entries (it keeps serving the state
+	// it has) rather than let Pebble meet a full disk, which stops the
+	// node; it applies them again once space returns. Default 0: no floor.
+	MinFreeDisk uint64
 }
 
 // Replica keeps a store up to date with its upstreams. Make one with New
@@ -72,7 +78,13 @@ type Replica struct {
 	cfg    Config
 	follow *pull.Follower
 	heard  *pull.HeartbeatClock
+	// diskFull is set while the disk is below MinFreeDisk.
+	diskFull atomic.Bool
 }
+
+// DiskFull reports whether the replica stopped applying entries because
+// its disk has less free space than Config.MinFreeDisk.
+func (r *Replica) DiskFull() bool { return r.diskFull.Load() }
 
 // New returns a Replica of store. The store may be empty (it adopts the
 // dataset of its first upstream), hold a cut snapshot load (which resumes),

@@ -18,11 +18,13 @@ package root
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
 
 	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/kv"
 	"github.com/argent-kv/argent/internal/writeq"
 )
@@ -44,6 +46,12 @@ type Config struct {
 	// OnCommit, if set, is called after each group commits with the number
 	// of batches and the time the fsynced commit took.
 	OnCommit func(batches int, took time.Duration)
+	// MinFreeDisk is the floor of free bytes on the store's disk below which
+	// the root refuses writes (ErrDiskFull) instead of committing them, so
+	// that Pebble never meets a full disk, after which its state is unknown
+	// and the node must stop. Writes are taken again once space returns.
+	// Default 0: no floor.
+	MinFreeDisk uint64
 }
 
 // Root is the write path over a store.
@@ -53,8 +61,9 @@ type Root struct {
 	*writeq.Queue
 	// toSync carries committed, not yet durable groups from the committer
 	// to the syncer, in index order; synced counts those it finished.
-	toSync chan *group
-	synced atomic.Int64
+	toSync   chan *group
+	synced   atomic.Int64
+	diskFull atomic.Bool // the last commit was refused by checkDisk
 }
 
 // The default merge limits.
@@ -83,6 +92,46 @@ type result struct {
 // ErrStopped is returned by Write once Run has returned. It wraps
 // argent.ErrUnavailable.
 var ErrStopped = fmt.Errorf("root: write path stopped: %w", argent.ErrUnavailable)
+
+// ErrDiskFull is returned (wrapped) by writes refused because the store's
+// disk has less free space than Config.MinFreeDisk. The error also wraps
+// argent.ErrUnavailable, and the API answers it with 507
+// insufficient_storage.
+var ErrDiskFull = errors.New("root: disk space below the floor")
+
+// diskFullError is a write refused for want of disk space.
+type diskFullError struct{ free, floor uint64 }
+
+func (e *diskFullError) Error() string {
+	return fmt.Sprintf("root: %d bytes free on the store's disk, below the floor of %d (--min-free-disk): write refused, nothing written", e.free, e.floor)
+}
+
+func (e *diskFullError) Unwrap() []error { return []error{ErrDiskFull, argent.ErrUnavailable} }
+
+// ErrorCode gives the API's code for the refusal.
+func (e *diskFullError) ErrorCode() string { return apiwire.CodeInsufficientStorage }
+
+// checkDisk returns a *diskFullError when the store's disk has less free
+// space than the floor. A file system that cannot tell its free space
+// passes: the floor is a guard, a real full disk still stops the store.
+func (r *Root) checkDisk() error {
+	if r.cfg.MinFreeDisk == 0 {
+		return nil
+	}
+	free, err := r.store.FreeDisk()
+	if err != nil || free >= r.cfg.MinFreeDisk {
+		r.diskFull.Store(false)
+		return nil
+	}
+	r.diskFull.Store(true)
+	return &diskFullError{free: free, floor: r.cfg.MinFreeDisk}
+}
+
+// DiskFull reports whether writes are refused for want of disk space (see
+// Config.MinFreeDisk): the last commit was, and the disk is still below
+// the floor, so that the answer clears once space returns even before the
+// next write.
+func (r *Root) DiskFull() bool { return r.diskFull.Load() && r.checkDisk() != nil }
 
 // New returns a write path over store. Call Run to start committing; the
 // Queue's Write, Submit and TrySubmit take batches, which must already have
@@ -254,6 +303,10 @@ func (r *Root) commit(m *merge) *group {
 	defer m.w.Discard()
 	if m.err != nil {
 		r.fail(m.reqs, m.err)
+		return nil
+	}
+	if err := r.checkDisk(); err != nil {
+		r.fail(m.reqs, err)
 		return nil
 	}
 	e, err := m.w.End()

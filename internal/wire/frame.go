@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 
 	"github.com/argent-kv/argent"
 )
@@ -141,11 +142,8 @@ func (r *Reader) ReadFrame() (FrameType, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if cap(r.buf) < n {
-		r.buf = make([]byte, n)
-	}
-	payload := r.buf[:n]
-	if _, err := io.ReadFull(r.r, payload); err != nil {
+	payload, err := r.readPayload(n)
+	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return 0, nil, fmt.Errorf("%w: truncated frame: %w", argent.ErrCorruption, io.ErrUnexpectedEOF)
 		}
@@ -155,6 +153,37 @@ func (r *Reader) ReadFrame() (FrameType, []byte, error) {
 		return 0, nil, err
 	}
 	return FrameType(hdr[8]), payload, nil
+}
+
+// growStep is how much of a large payload's buffer ReadFrame allocates
+// ahead of the bytes that arrived.
+const growStep = 1 << 20
+
+// readPayload reads n bytes into r.buf. A buffer for a large payload grows
+// as its bytes arrive, so that a header claiming the limit, from a peer
+// that then sends nothing, costs little memory rather than the whole limit.
+func (r *Reader) readPayload(n int) ([]byte, error) {
+	if cap(r.buf) >= n || n <= growStep {
+		if cap(r.buf) < n {
+			r.buf = make([]byte, n)
+		}
+		_, err := io.ReadFull(r.r, r.buf[:n])
+		return r.buf[:n], err
+	}
+	buf := r.buf[:0]
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(n-len(buf), max(growStep, len(buf))))
+		}
+		m, err := io.ReadFull(r.r, buf[len(buf):min(n, cap(buf))])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			r.buf = buf[:0]
+			return nil, err
+		}
+	}
+	r.buf = buf
+	return buf, nil
 }
 
 // ParseFrame decodes one frame from the start of b, returning its type, its

@@ -2,8 +2,10 @@ package wire_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
 	"testing/iotest"
 
@@ -258,4 +260,47 @@ func TestWriter_Error(t *testing.T) {
 	if err := w.WriteFrame(wire.FrameEntry, make([]byte, 200<<10)); !errors.Is(err, boom) {
 		t.Fatalf("large WriteFrame error = %v, want boom", err)
 	}
+}
+
+// TestReader_LargeClaimAllocatesAsBytesArrive checks that a frame header
+// claiming the limit costs memory in proportion to the bytes that follow
+// it, not the claim, and that large frames still read whole.
+func TestReader_LargeClaimAllocatesAsBytesArrive(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcdef"), 3<<20/16+5) // over 3 MiB: several steps
+	for _, tc := range []struct {
+		name     string
+		stream   []byte
+		maxAlloc uint64
+		wantErr  bool
+	}{
+		{"TruncatedClaim", append(claimHeader(wire.DefaultMaxFrame), make([]byte, 100)...), 4 << 20, true},
+		{"Large", wire.AppendFrame(nil, wire.FrameEntry, big), 4*uint64(len(big)) + 1<<20, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			typ, payload, err := wire.NewReader(bytes.NewReader(tc.stream), wire.DefaultMaxFrame).ReadFrame()
+			runtime.ReadMemStats(&after)
+			if got := after.TotalAlloc - before.TotalAlloc; got > tc.maxAlloc {
+				t.Errorf("allocated %d bytes, want at most %d", got, tc.maxAlloc)
+			}
+			if tc.wantErr {
+				if !errors.Is(err, argent.ErrCorruption) || !errors.Is(err, io.ErrUnexpectedEOF) {
+					t.Fatalf("err = %v, want a truncated frame", err)
+				}
+				return
+			}
+			if err != nil || typ != wire.FrameEntry || !bytes.Equal(payload, big) {
+				t.Fatalf("read type %d, %d bytes, %v", typ, len(payload), err)
+			}
+		})
+	}
+}
+
+// claimHeader is a valid frame header announcing n bytes of payload.
+func claimHeader(n uint32) []byte {
+	hdr := binary.BigEndian.AppendUint32(nil, n)
+	hdr = binary.BigEndian.AppendUint32(hdr, 0) // payload checksum: never reached
+	hdr = append(hdr, byte(wire.FrameEntry))
+	return binary.BigEndian.AppendUint32(hdr, wire.Checksum(hdr))
 }

@@ -17,7 +17,15 @@ import (
 	"github.com/argent-kv/argent/internal/resp"
 )
 
+// The bound on connections holds on the event loops (Serve) and with a
+// goroutine per connection (ServeConns, the TLS path).
 func TestLimit_RESPConnections(t *testing.T) {
+	for _, mode := range []string{"loops", "goroutines"} {
+		t.Run(mode, func(t *testing.T) { testRESPConnections(t, mode) })
+	}
+}
+
+func testRESPConnections(t *testing.T, mode string) {
 	b := newFakeBackend(t, argent.Limits{})
 	s := resp.New(b, nil, prometheus.NewRegistry())
 	s.SetMaxConnections(2)
@@ -26,7 +34,11 @@ func TestLimit_RESPConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
+	serve := s.Serve
+	if mode == "goroutines" {
+		serve = s.ServeConns
+	}
+	go func() { done <- serve(ln) }()
 	t.Cleanup(func() {
 		s.Close()
 		<-done

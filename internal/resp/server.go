@@ -146,6 +146,25 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return err
 	}
+	return s.acceptLoop(ln, func(nc net.Conn) bool {
+		c := &conn{s: s, remote: nc.RemoteAddr().String()}
+		c.counted.Store(s.maxConns > 0)
+		// Enroll hands the socket to a loop (which owns a copy of it
+		// from now on) and closes nc; the loop's OnOpen registers c.
+		if _, err := loops.EnrollContext(nc, c); err != nil {
+			s.log.Debug("resp: enroll connection", "remote", c.remote, "err", err)
+			c.uncount()
+		}
+		return true
+	})
+}
+
+// acceptLoop accepts connections on ln until Close is called, and then
+// returns nil; it retries temporary accept errors and returns others. A
+// connection over the bound of connections (SetMaxConnections) is refused;
+// every other one, counted under the bound, goes to serve, which reports
+// false when the server is closing. ln is closed when acceptLoop returns.
+func (s *Server) acceptLoop(ln net.Listener, serve func(net.Conn) bool) error {
 	s.mu.Lock()
 	if s.mu.closed {
 		s.mu.Unlock()
@@ -190,13 +209,8 @@ func (s *Server) Serve(ln net.Listener) error {
 			s.refuse(nc)
 			continue
 		}
-		c := &conn{s: s, remote: nc.RemoteAddr().String()}
-		c.counted.Store(s.maxConns > 0)
-		// Enroll hands the socket to a loop (which owns a copy of it
-		// from now on) and closes nc; the loop's OnOpen registers c.
-		if _, err := loops.EnrollContext(nc, c); err != nil {
-			s.log.Debug("resp: enroll connection", "remote", c.remote, "err", err)
-			c.uncount()
+		if !serve(nc) {
+			return nil
 		}
 	}
 }

@@ -16,49 +16,17 @@ import (
 // the same code, run as a command goroutine of Serve runs them. ln is
 // closed when ServeConns returns.
 func (s *Server) ServeConns(ln net.Listener) error {
-	s.mu.Lock()
-	if s.mu.closed {
-		s.mu.Unlock()
-		ln.Close()
-		return ErrClosed
-	}
-	s.mu.lns[ln] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	defer s.wg.Done()
-	defer func() {
-		s.mu.Lock()
-		delete(s.mu.lns, ln)
-		s.mu.Unlock()
-		ln.Close()
-	}()
-	var backoff time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if s.isClosed() {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("resp: accept", "err", err, "retry_in", backoff)
-				select {
-				case <-time.After(backoff):
-				case <-s.ctx.Done():
-					return nil
-				}
-				continue
-			}
-			return err
-		}
-		backoff = 0
+	return s.acceptLoop(ln, func(nc net.Conn) bool {
 		if !s.trackStream(nc) {
 			nc.Close()
-			return nil
+			if s.maxConns > 0 {
+				s.open.Add(-1)
+			}
+			return false
 		}
 		go s.serveStream(nc)
-	}
+		return true
+	})
 }
 
 // trackStream registers a connection of ServeConns, counted in wg, so that
@@ -82,6 +50,9 @@ func (s *Server) untrackStream(nc net.Conn) {
 	delete(s.mu.streams, nc)
 	s.mu.Unlock()
 	nc.Close()
+	if s.maxConns > 0 {
+		s.open.Add(-1) // counted by acceptLoop
+	}
 	s.wg.Done()
 }
 

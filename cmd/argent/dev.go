@@ -208,6 +208,14 @@ func (c *DevCmd) startDC(ctx context.Context, logger *slog.Logger, rootAddrs []s
 			return fail(fmt.Errorf("proxy %s did not catch up with the root: %w", p.Addr(), err))
 		}
 	}
+	// The tree is ready to try once the proxies answer absent keys from
+	// their filters too, as the commands dev prints show.
+	deadline := time.Now().Add(30 * time.Second)
+	for _, p := range proxies {
+		for !p.FilterInstalled() && time.Now().Before(deadline) && ctx.Err() == nil {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	return started, proxies, nil
 }
 

@@ -585,6 +585,10 @@ func (n *Node) Reader() api.Reader {
 	return n.store
 }
 
+// FilterInstalled reports whether a proxy has its negative-lookup filter
+// (it then answers absent keys itself); true for other roles.
+func (n *Node) FilterInstalled() bool { return n.proxy == nil || n.proxy.FilterInstalled() }
+
 // served returns the index reads are served at and its root commit time.
 func (n *Node) served() (argent.Index, int64) {
 	if n.proxy != nil {

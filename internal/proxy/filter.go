@@ -8,6 +8,10 @@ import (
 	"github.com/argent-kv/argent"
 )
 
+// FilterInstalled reports whether the proxy has a negative-lookup filter,
+// so that it answers absent keys itself.
+func (p *Proxy) FilterInstalled() bool { return p.filter.Load() != nil }
+
 // RunFilter keeps the negative-lookup filter installed and fresh until ctx
 // ends: it fetches one from a replica when there is none or the one in use
 // has drifted past its false-positive target (deleted keys stay in a Bloom

@@ -1,12 +1,17 @@
 package tests
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +33,53 @@ type chaosTree struct {
 	relay    *cluster.Node
 	proxies  []*cluster.Node
 	links    []chaosLink
+	disks    []chaosDisk
+}
+
+// chaosDisk is a small tmpfs under a node's data directory, which the
+// "full disk" fault fills up to below the node's free-space floor.
+type chaosDisk struct {
+	node *cluster.Node
+	dir  string
+}
+
+// smallDisk mounts a tmpfs of size bytes on n's data directory (before n
+// starts), for the full-disk fault. It needs root; without, it logs why
+// and the schedule has no full-disk faults.
+func (ct *chaosTree) smallDisk(t *testing.T, n *cluster.Node, size int64) bool {
+	t.Helper()
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", n.DataDir).CombinedOutput()
+	if err != nil {
+		t.Logf("no full-disk faults on %s: mount tmpfs: %v %s", n.Name, err, bytes.TrimSpace(out))
+		return false
+	}
+	// Lazily: the node may still hold files there when this runs.
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", n.DataDir).Run() })
+	ct.disks = append(ct.disks, chaosDisk{node: n, dir: n.DataDir})
+	return true
+}
+
+// fill takes the free space of d down to leave bytes with a file, and
+// returns what removes it.
+func (d chaosDisk) fill(leave int64) (undo func(), err error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(d.dir, &st); err != nil {
+		return nil, err
+	}
+	n := int64(st.Bavail)*st.Bsize - leave
+	path := filepath.Join(d.dir, "chaos-filler")
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if n > 0 {
+		if err := syscall.Fallocate(int(f.Fd()), 0, 0, n); err != nil {
+			os.Remove(path)
+			return nil, err
+		}
+	}
+	return func() { _ = os.Remove(path) }, nil
 }
 
 // chaosLink is a fault proxy between a child and one of its upstreams.
@@ -35,6 +87,14 @@ type chaosLink struct {
 	name string // "child->upstream"
 	p    *faultproxy.Proxy
 }
+
+// The full-disk fault's tmpfs and the floor of its nodes: filled, a disk
+// keeps half the floor free, so the node is below its floor but Pebble
+// still has room for what it writes while it waits.
+const (
+	chaosDiskSize  = 256 << 20
+	chaosDiskFloor = 48 << 20
+)
 
 func startChaosTree(t *testing.T, seed uint64) *chaosTree {
 	t.Helper()
@@ -52,6 +112,9 @@ func startChaosTree(t *testing.T, seed uint64) *chaosTree {
 			ups = append(ups, link(fmt.Sprintf("replica%d", i+1), m))
 		}
 		r := cluster.NewNode(t, "replica", "--upstream", strings.Join(ups, ","), "--stall-timeout", "3s")
+		if i == 1 && ct.smallDisk(t, r, chaosDiskSize) {
+			r.Args = append(r.Args, "--min-free-disk", fmt.Sprint(chaosDiskFloor))
+		}
 		r.Start()
 		ct.replicas = append(ct.replicas, r)
 	}
@@ -68,6 +131,9 @@ func startChaosTree(t *testing.T, seed uint64) *chaosTree {
 		px := cluster.NewNode(t, "proxy", "--upstream", link(name, ct.relay)+","+link(name, ct.replicas[i%2]),
 			"--dc", dcName, "--cache-size", "64KiB", "--window-bytes", "8KiB", "--l2-timeout", "200ms",
 			"--miss-wait", "5s", "--stall-timeout", "3s")
+		if i == 2 && ct.smallDisk(t, px, chaosDiskSize) {
+			px.Args = append(px.Args, "--free-disk-floor", fmt.Sprint(chaosDiskFloor))
+		}
 		ct.proxies = append(ct.proxies, px)
 		addrs = append(addrs, px.Addr)
 	}
@@ -100,10 +166,10 @@ type chaosFault struct {
 }
 
 // nextFault picks a fault at random: kill -9 or SIGSTOP of any node, a
-// member isolated from the others, or a link cut, stalled, delayed or made
-// to flip bits. Faults run one at a time, so a majority of the group is up
+// member isolated from the others, a full disk at a replica or a proxy, or
+// a link cut, stalled, delayed or made to flip bits. Faults run one at a time, so a majority of the group is up
 // and connected whenever no fault runs on it.
-func (ct *chaosTree) nextFault(rng *rand.Rand) chaosFault {
+func (ct *chaosTree) nextFault(t *testing.T, rng *rand.Rand) chaosFault {
 	hold := time.Duration(300+rng.IntN(1700)) * time.Millisecond
 	// The first replica carries the run's watch, which must span the run
 	// in one stream: its process is spared (its links are not).
@@ -124,6 +190,13 @@ func (ct *chaosTree) nextFault(rng *rand.Rand) chaosFault {
 		m := ct.g.Members[rng.IntN(len(ct.g.Members))]
 		ct.g.Isolate(m)
 		return chaosFault{kind: "partition member", target: m.Name, hold: hold, undo: func() { ct.g.Heal(m) }}
+	case k < 60 && len(ct.disks) > 0:
+		d := ct.disks[rng.IntN(len(ct.disks))]
+		undo, err := d.fill(chaosDiskFloor / 2)
+		if err != nil {
+			t.Fatalf("fill the disk of %s: %v", d.node.Name, err)
+		}
+		return chaosFault{kind: "full disk", target: d.node.Name, hold: 2 * hold, undo: undo}
 	}
 	l := ct.links[rng.IntN(len(ct.links))]
 	switch k := rng.IntN(4); k {
@@ -144,8 +217,8 @@ func (ct *chaosTree) nextFault(rng *rand.Rand) chaosFault {
 }
 
 // TestChaos runs a seeded, random schedule of faults (kill -9, SIGSTOP,
-// a member partitioned from the group, links cut, stalled, delayed or
-// flipping bits) across every role of a tree, one fault at a time, for
+// a member partitioned from the group, a full disk (a small tmpfs) at a
+// replica and a proxy, links cut, stalled, delayed or flipping bits) across every role of a tree, one fault at a time, for
 // -chaos (20 s by default; `make chaos` runs it for DURATION), while
 // writers go to the group's members and readers (gets, mgets, scans, with
 // and without min_index) to the replicas and proxies, with a watch at a
@@ -175,7 +248,7 @@ func TestChaos(t *testing.T) {
 	kinds := map[string]int{}
 	for n := 1; time.Until(w.t0.Add(*chaosFlag)) > 2*time.Second; n++ {
 		time.Sleep(time.Duration(200+rng.IntN(800)) * time.Millisecond)
-		f := ct.nextFault(rng)
+		f := ct.nextFault(t, rng)
 		start := time.Now()
 		time.Sleep(f.hold)
 		f.undo()

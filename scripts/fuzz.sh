@@ -17,19 +17,28 @@ if [ ${#pkgs[@]} -eq 0 ]; then
 	mapfile -t pkgs < <(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u)
 fi
 
+# crashers prints how many inputs a target has stored under testdata/fuzz.
+crashers() {
+	local files
+	shopt -s nullglob
+	files=("$1"/testdata/fuzz/"$2"/*)
+	shopt -u nullglob
+	echo "${#files[@]}"
+}
+
 failed=0
 for pkg in "${pkgs[@]}"; do
 	targets=$(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true)
 	for t in $targets; do
 		echo "== $pkg $t ($FUZZTIME)"
 		start=$(date +%s)
-		crashers=$(ls "$pkg/testdata/fuzz/$t" 2>/dev/null | wc -l)
+		before=$(crashers "$pkg" "$t")
 		if ! out=$(go test -run '^$' -fuzz "^$t\$" -fuzztime "$FUZZTIME" -parallel "$FUZZPARALLEL" "$pkg" 2>&1); then
 			echo "$out"
 			# Go's fuzzer can end a short run with "context deadline
 			# exceeded" when the time is up mid-run on a busy machine,
 			# without finding anything: only a new crasher is a failure.
-			if [ "$(ls "$pkg/testdata/fuzz/$t" 2>/dev/null | wc -l)" -eq "$crashers" ] &&
+			if [ "$(crashers "$pkg" "$t")" -eq "$before" ] &&
 				grep -q 'context deadline exceeded' <<<"$out"; then
 				echo "== $pkg $t: the run ended at its deadline with no crasher"
 			else

@@ -106,7 +106,8 @@ type StatusResponse struct {
 	Children []StatusChild `json:"children"`        // the nodes pulling from this one
 	Group    *GroupStatus  `json:"group,omitempty"` // a root group member's view of the group
 	// DiskFull is true while a root refuses writes, or a replica applies no
-	// entries, because its disk has less free space than --min-free-disk.
+	// entries, because its disk has less free space than --min-free-disk,
+	// or while a proxy admits no new keys below its --free-disk-floor.
 	DiskFull bool `json:"disk_full,omitempty"`
 }
 

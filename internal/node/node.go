@@ -252,7 +252,8 @@ type Node struct {
 	follower follower
 	tls      *tlsconf.Config // nil without TLS
 	// diskFull reports a root's or replica's stop for want of disk space
-	// (Config.MinFreeDisk); nil on other roles.
+	// (Config.MinFreeDisk), or a proxy's cache below its free-disk floor
+	// (Config.FreeDiskFloor); nil on a relay.
 	diskFull func() bool
 	log      *slog.Logger
 	cancel   context.CancelFunc

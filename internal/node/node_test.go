@@ -360,3 +360,24 @@ func TestNode_SnapshotResumesAfterCut(t *testing.T) {
 		t.Fatalf("%v records received for %d keys: the load restarted instead of resuming", got, keys)
 	}
 }
+
+// A proxy whose disk has less free space than its floor says so in its
+// status, and still serves.
+func TestNode_ProxyBelowDiskFloorSaysSo(t *testing.T) {
+	root := start(t, node.Config{Role: node.RoleRoot})
+	replica := start(t, node.Config{Role: node.RoleReplica, Upstreams: []string{root.Addr()}})
+	waitApplied(t, replica, write(t, newClient(t, root), 3, "f"))
+	proxy := start(t, node.Config{Role: node.RoleProxy, Upstreams: []string{replica.Addr()}, CacheSize: 1 << 20,
+		FreeDiskFloor: 1 << 62}) // more than any disk has free
+	waitFor(t, 10*time.Second, func() error {
+		_, err := newClient(t, proxy).Get(context.Background(), []byte("f/0000"), client.ReadOptions{})
+		return err
+	})
+	if !proxy.Status().DiskFull {
+		t.Fatal("a proxy below its free-disk floor does not say so in its status")
+	}
+	other := start(t, node.Config{Role: node.RoleProxy, Upstreams: []string{replica.Addr()}, CacheSize: 1 << 20})
+	if other.Status().DiskFull {
+		t.Fatal("a proxy without a floor says its disk is full")
+	}
+}

@@ -38,6 +38,7 @@ func startProxy(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.pcache, n.proxy = pc, p
+	n.diskFull = pc.BelowDiskFloor
 	pm := pull.NewMetrics(n.reg)
 	n.registerProxyGauges()
 

@@ -116,6 +116,9 @@ func TestCache_FreeDiskFloor(t *testing.T) {
 	if admit("c") {
 		t.Fatal("Admit of a new key below the floor succeeded")
 	}
+	if !c.BelowDiskFloor() {
+		t.Fatal("BelowDiskFloor = false while admissions are refused")
+	}
 	if !admit("a") {
 		t.Fatal("Admit of a cached key below the floor refused")
 	}
@@ -130,6 +133,9 @@ func TestCache_FreeDiskFloor(t *testing.T) {
 	clock.Add(int64(2 * time.Second))
 	if !admit("c") {
 		t.Fatal("Admit refused after space came back")
+	}
+	if c.BelowDiskFloor() {
+		t.Fatal("BelowDiskFloor = true after space came back")
 	}
 	if n := calls.Load(); n != 3 {
 		t.Errorf("FreeSpace called %d times, want 3 (once per interval)", n)

@@ -294,6 +294,11 @@ func (c *Cache) Sync() (argent.State, error) {
 	return st, nil
 }
 
+// BelowDiskFloor reports whether the disk holding the cache has less free
+// space than Options.FreeDiskFloor, so that no new key is admitted (as of
+// the last check; see Options.FreeSpaceInterval).
+func (c *Cache) BelowDiskFloor() bool { return c.floor.low() }
+
 // Compact flushes the memtable and compacts the whole database, so that
 // deleted and overwritten entries stop taking disk space. Pebble compacts by
 // itself; this is for tests and operators who want the floor now.

@@ -2,7 +2,6 @@ package resp_test
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -51,21 +50,7 @@ func serveAuth(t *testing.T, b api.Backend) (*auth.Authorizer, string, string) {
 	}
 	s := resp.New(b, nil, nil)
 	s.RequireAuth(a)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return a, path, ln.Addr().String()
+	return a, path, serveOn(t, s, s.Serve)
 }
 
 func authClient(t *testing.T, addr, password string) *redis.Client {

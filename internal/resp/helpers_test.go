@@ -244,12 +244,19 @@ func serveBackend(t *testing.T, b api.Backend) (*resp.Server, string) {
 	t.Helper()
 	s := resp.New(b, nil, nil)
 	resp.SetReadIndexWait(s, 200*time.Millisecond)
+	return s, serveOn(t, s, s.Serve)
+}
+
+// serveOn runs serve (s.Serve or s.ServeConns) on a loopback port until
+// the test ends, then closes s, and returns the port's address.
+func serveOn(t *testing.T, s *resp.Server, serve func(net.Listener) error) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
+	go func() { done <- serve(ln) }()
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
 			t.Errorf("close: %v", err)
@@ -258,7 +265,7 @@ func serveBackend(t *testing.T, b api.Backend) (*resp.Server, string) {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return s, ln.Addr().String()
+	return ln.Addr().String()
 }
 
 func newClient(t *testing.T, addr string) *redis.Client {

@@ -29,21 +29,11 @@ func testRESPConnections(t *testing.T, mode string) {
 	b := newFakeBackend(t, argent.Limits{})
 	s := resp.New(b, nil, prometheus.NewRegistry())
 	s.SetMaxConnections(2)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
 	serve := s.Serve
 	if mode == "goroutines" {
 		serve = s.ServeConns
 	}
-	go func() { done <- serve(ln) }()
-	t.Cleanup(func() {
-		s.Close()
-		<-done
-	})
-	addr := ln.Addr().String()
+	addr := serveOn(t, s, serve)
 	ping := func(c net.Conn) (string, error) {
 		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 		if _, err := c.Write([]byte("PING\r\n")); err != nil {
@@ -111,17 +101,8 @@ func TestLimit_RESPRate(t *testing.T) {
 	b.refuse.Store(0)
 	s := resp.New(b, nil, nil)
 	s.RequireAuth(a)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		s.Close()
-		<-done
-	})
-	c := authClient(t, ln.Addr().String(), deployTok)
+	addr := serveOn(t, s, s.Serve)
+	c := authClient(t, addr, deployTok)
 	ctx := context.Background()
 	// AUTH is free; then a burst of three commands, SETs included.
 	for i, cmd := range [][]any{{"GET", "app/x"}, {"SET", "app/config/a", "1"}, {"GET", "app/x"}, {"SET", "app/config/b", "2"}, {"GET", "app/x"}} {
@@ -131,7 +112,7 @@ func TestLimit_RESPRate(t *testing.T) {
 			t.Errorf("command %d %v: %v", i, cmd, err)
 		}
 	}
-	admin := authClient(t, ln.Addr().String(), adminTok)
+	admin := authClient(t, addr, adminTok)
 	if err := admin.Get(ctx, "app/config/b").Err(); err == nil || err.Error() != "redis: nil" {
 		t.Errorf("the refused SET wrote: %v", err)
 	}
@@ -151,17 +132,8 @@ func TestLimit_RESPRateOnce(t *testing.T) {
 	s := resp.New(newFakeBackend(t, argent.Limits{}), nil, nil)
 	s.RequireAuth(a)
 	resp.SetReadIndexWait(s, 50*time.Millisecond)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		s.Close()
-		<-done
-	})
-	c := authClient(t, ln.Addr().String(), deployTok)
+	addr := serveOn(t, s, s.Serve)
+	c := authClient(t, addr, deployTok)
 	ctx := context.Background()
 	if err := c.Do(ctx, "READINDEX", "1000").Err(); err != nil {
 		t.Fatal(err)

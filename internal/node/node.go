@@ -267,7 +267,7 @@ type Node struct {
 	clients   map[string]*client.Client // write forwarding, by upstream
 
 	peersMu        sync.Mutex
-	peerTransports []*http.Transport // of peerClient's clients, closed at Close
+	peerTransports []interface{ CloseIdleConnections() } // of peerClient's and hopClient's clients, closed at Close
 
 	auth     *auth.Authorizer   // nil without Config.AuthFile
 	stopAuth context.CancelFunc // ends the reloads on SIGHUP

@@ -30,7 +30,7 @@ func startProxy(ctx context.Context, cfg Config) (*Node, error) {
 	p, err := proxy.New(proxy.Config{Cache: pc, Replicas: cfg.Upstreams, DC: cfg.DC, MissWait: cfg.MissWait,
 		DCPeers: cfg.DCPeers, Self: n.Addr(), L2Timeout: cfg.L2Timeout,
 		Window:     window.Options{MaxBytes: int(cfg.WindowBytes)},
-		HTTPClient: n.peerClient(&http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}),
+		HTTPClient: n.hopClient(),
 		Limits:     cfg.Limits, Logger: cfg.Logger})
 	if err != nil {
 		n.ln.Close()

@@ -39,7 +39,7 @@ func startRelay(ctx context.Context, cfg Config) (*Node, error) {
 	rl, err := relay.New(relay.Config{
 		NodeID: n.nodeID, Addr: n.Addr(), DC: cfg.DC, Upstreams: cfg.Upstreams, LogBuffer: cfg.LogBuffer,
 		Limits: cfg.Limits, LookupTimeout: cfg.MissWait, Heartbeat: cfg.Heartbeat, StallTimeout: cfg.StallTimeout,
-		HTTPClient: n.apiClient(), Transport: n.pullTransport(), PullMetrics: pm, Logger: n.log,
+		HTTPClient: n.hopClient(), Transport: n.pullTransport(), PullMetrics: pm, Logger: n.log,
 	})
 	if err != nil {
 		n.ln.Close()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/hop"
 	"github.com/argent-kv/argent/internal/pull"
 	"github.com/argent-kv/argent/internal/statustree"
 )
@@ -62,6 +63,21 @@ func (n *Node) closePeerClients() {
 	for _, t := range n.peerTransports {
 		t.CloseIdleConnections()
 	}
+}
+
+// hopClient is the client of the reads a node sends another on a client's
+// behalf (a proxy's L2 asks and lookups, a relay's lookups), whose latency
+// is the client's: hop's Transport, which makes each round trip on the
+// caller's goroutine, with the node's certificate under TLS.
+func (n *Node) hopClient() *http.Client {
+	t := &hop.Transport{}
+	if n.tls != nil {
+		t.TLS = n.tls.Client()
+	}
+	n.peersMu.Lock()
+	n.peerTransports = append(n.peerTransports, t)
+	n.peersMu.Unlock()
+	return &http.Client{Transport: t}
 }
 
 // apiClient is the client of requests in the client API's style (write

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/hop"
 	"github.com/argent-kv/argent/internal/logstore"
 	"github.com/argent-kv/argent/internal/negfilter"
 	"github.com/argent-kv/argent/internal/proxycache"
@@ -80,7 +81,8 @@ type Config struct {
 	// FilterInterval is how often the proxy checks whether its filter
 	// needs a rebuild (or is missing). Default 10 s.
 	FilterInterval time.Duration
-	// HTTPClient makes the lookups. Default: a keep-alive client.
+	// HTTPClient makes the lookups and L2 asks. Default: one over
+	// hop.Transport, which keeps the round trip on the caller's goroutine.
 	HTTPClient *http.Client
 	Limits     argent.Limits
 	Logger     *slog.Logger
@@ -104,7 +106,7 @@ func (c Config) withDefaults() Config {
 	}
 	c.Limits = c.Limits.WithDefaults()
 	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
+		c.HTTPClient = &http.Client{Transport: &hop.Transport{}}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -33,8 +33,8 @@ import (
 	"time"
 
 	"github.com/argent-kv/argent"
-	"github.com/argent-kv/argent/client"
 	"github.com/argent-kv/argent/internal/dcstream"
+	"github.com/argent-kv/argent/internal/hop"
 	"github.com/argent-kv/argent/internal/lookup"
 	"github.com/argent-kv/argent/internal/pull"
 	"github.com/argent-kv/argent/internal/wire"
@@ -71,8 +71,8 @@ type Config struct {
 	// frame. Default 30 s.
 	StallTimeout time.Duration
 	// HTTPClient sends lookups, scans and filter requests to the
-	// upstreams: one pool of kept-alive connections. Default:
-	// client.NewHTTPClient().
+	// upstreams: one pool of kept-alive connections. Default: one over
+	// hop.Transport, which keeps the round trip on the caller's goroutine.
 	HTTPClient *http.Client
 	// Transport reaches the upstreams' log. Default: HTTP.
 	Transport pull.Transport
@@ -131,7 +131,7 @@ func New(cfg Config) (*Relay, error) {
 		cfg.Heartbeat = time.Second
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = client.NewHTTPClient()
+		cfg.HTTPClient = &http.Client{Transport: &hop.Transport{}}
 	}
 	if cfg.PullMetrics == nil {
 		cfg.PullMetrics = pull.NewMetrics(nil)

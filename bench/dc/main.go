@@ -255,8 +255,15 @@ func run(ctx context.Context, cfg config, log io.Writer) (*results, error) {
 		return nil, err
 	}
 	res.LoadSecs, res.LastIndex = loadSecs, uint64(b.last)
+	var peer *redisPeer
+	if cfg.lightReads > 0 {
+		if peer, err = startRedisPeer(ctx, bc, cfg); err != nil {
+			res.Problems = append(res.Problems, fmt.Sprintf("no Redis beside the light load: %v", err))
+			fmt.Fprintf(log, "dc: no Redis beside the light load: %v\n", err)
+		}
+	}
 	for _, mode := range cfg.modes {
-		mr, err := runMode(ctx, cfg, bin, tmp, b, mode, cacheSize, pop, traces, hc, log)
+		mr, err := runMode(ctx, cfg, bin, tmp, b, mode, cacheSize, pop, traces, hc, peer, bc.Procs(), log)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", mode, err)
 		}
@@ -281,12 +288,19 @@ func newCluster(bin, dir string) (*benchnode.Cluster, error) {
 	return &benchnode.Cluster{Bin: bin, Dir: dir}, nil
 }
 
+// The light load starts once the DC's processes use less than quietCores
+// of CPU together, or after quietLimit.
+const (
+	quietCores = 0.05
+	quietLimit = time.Minute
+)
+
 // runMode starts the mode's DC, replays the traces and the light load, and
 // stops the DC. A mode the binary cannot run, or one whose nodes fail to
 // start, comes back as a modeResult saying so; the error is only for the
 // run's end (ctx).
 func runMode(ctx context.Context, cfg config, bin, tmp string, b *base, mode string, cacheSize int64,
-	pop *popularity, traces [][]int32, hc *http.Client, log io.Writer) (*modeResult, error) {
+	pop *popularity, traces [][]int32, hc *http.Client, peer *redisPeer, shared []*benchnode.Proc, log io.Writer) (*modeResult, error) {
 	mr := &modeResult{Mode: mode}
 	c, err := newCluster(bin, filepath.Join(tmp, "mode-"+mode))
 	if err != nil {
@@ -352,7 +366,17 @@ func runMode(ctx context.Context, cfg config, bin, tmp string, b *base, mode str
 		// whose idle CPUs wake slowly, the pauses between paced reads cost
 		// every tier a wake-up per process it crosses.
 		// Each phase draws its own keys: the second would find the first's
-		// in the caches.
+		// in the caches. Redis reads the same keys at the same pace right
+		// after each phase.
+		var pids []int
+		for _, p := range append(c.Procs(), shared...) {
+			if !p.Exited() {
+				pids = append(pids, p.PID())
+			}
+		}
+		waited, used := waitQuiet(ctx, pids, quietCores, quietLimit)
+		mr.QuietWait, mr.QuietCores = waited.Seconds(), used
+		fmt.Fprintf(log, "dc: %s: waited %.1f s for the nodes to go quiet (%.3f cores)\n", mode, waited.Seconds(), used)
 		for i, phase := range []struct {
 			name string
 			rate float64
@@ -366,10 +390,24 @@ func runMode(ctx context.Context, cfg config, bin, tmp string, b *base, mode str
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			*phase.out = &lightResult{Reads: t.reads, Rate: phase.rate, Tiers: t.tiers, Latency: t.latencies()}
+			lr := &lightResult{Reads: t.reads, Rate: phase.rate, Tiers: t.tiers, Latency: t.latencies()}
+			*phase.out = lr
 			l2 := "no l2 answers"
-			if l, ok := (*phase.out).Latency[tierL2]; ok {
+			if l, ok := lr.Latency[tierL2]; ok {
 				l2 = fmt.Sprintf("l2 p50 %s, p99 %s", fmtUs(l.P50), fmtUs(l.P99))
+			}
+			if peer != nil {
+				pt, err := peer.light(ctx, pop, cfg.lightReads, phase.rate, cfg.seed+uint64(i), limit)
+				switch {
+				case err != nil:
+					mr.Problems = append(mr.Problems, fmt.Sprintf("Redis beside the %s: %v", phase.name, err))
+				case pt.tiers[tierError] > 0:
+					mr.Problems = append(mr.Problems, fmt.Sprintf("Redis beside the %s: %d of %d GETs failed", phase.name, pt.tiers[tierError], pt.reads))
+				default:
+					l := pt.latencies()[tierRedis]
+					lr.Peer = &l
+					l2 += fmt.Sprintf("; Redis GET p50 %s, p99 %s", fmtUs(l.P50), fmtUs(l.P99))
+				}
 			}
 			fmt.Fprintf(log, "dc: %s: %s, %s reads: %s; %s\n", mode, phase.name, fmtInt(t.reads), tierList(t.tiers), l2)
 		}

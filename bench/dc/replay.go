@@ -87,12 +87,26 @@ func appendKeyName(b []byte, i int) []byte {
 // proxies in turn, and returns their tally. It stops early when ctx ends
 // or limit passes.
 func lightLoad(ctx context.Context, addrs []string, pop *popularity, n int, rate float64, seed uint64, limit time.Duration) *tally {
-	t := newTally()
 	conns := make([]*rawhttp.Conn, len(addrs))
 	for i, a := range addrs {
 		conns[i] = rawhttp.New(a)
 		defer conns[i].Close()
 	}
+	return paced(ctx, pop, n, rate, seed, limit, func(i int, key []byte) (int, string, error) {
+		c := conns[i%len(conns)]
+		c.SetDeadline(time.Now().Add(readTimeout))
+		status, _, tier, err := c.GetHeader(key, "Argent-Tier")
+		return status, tierName(tier), err
+	})
+}
+
+// paced calls read for n keys drawn from pop (the same keys for the same
+// seed), one at a time, at most rate per second (rate <= 0: each as soon
+// as the last returned), and tallies what read says of each and how long
+// it took. It stops early when ctx ends or limit passes.
+func paced(ctx context.Context, pop *popularity, n int, rate float64, seed uint64, limit time.Duration,
+	read func(i int, key []byte) (status int, tier string, err error)) *tally {
+	t := newTally()
 	r := mrand.New(mrand.NewPCG(seed, lightStream))
 	var interval time.Duration
 	if rate > 0 {
@@ -111,12 +125,10 @@ func lightLoad(ctx context.Context, addrs []string, pop *popularity, n int, rate
 				break
 			}
 		}
-		c := conns[i%len(conns)]
 		key = appendKeyName(key[:0], int(pop.draw(r)))
-		c.SetDeadline(time.Now().Add(readTimeout))
 		t0 := time.Now()
-		status, _, tier, err := c.GetHeader(key, "Argent-Tier")
-		t.record(status, tierName(tier), err, time.Since(t0).Microseconds())
+		status, tier, err := read(i, key)
+		t.record(status, tier, err, time.Since(t0).Microseconds())
 	}
 	return t
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"runtime"
 	"strings"
 	"time"
@@ -104,6 +105,10 @@ type modeResult struct {
 	RelayMetrics map[string]float64 `json:"relay_metrics,omitempty"`
 	Light        *lightResult       `json:"light_load,omitempty"`
 	Closed       *lightResult       `json:"one_at_a_time,omitempty"`
+	// QuietWait is how long the light load waited for the DC's processes
+	// to go quiet, and QuietCores what they used in the last second.
+	QuietWait  float64 `json:"quiet_wait_seconds,omitempty"`
+	QuietCores float64 `json:"quiet_cores,omitempty"`
 	// Disk is the bytes of the proxies' data directories after the replay
 	// (a relay keeps nothing on disk).
 	Disk     int64    `json:"disk_bytes"`
@@ -158,6 +163,22 @@ type lightResult struct {
 	Rate    float64            `json:"rate"`
 	Tiers   map[string]int64   `json:"tiers"`
 	Latency map[string]latency `json:"latency_us_by_tier"`
+	// Peer is Redis's GET latency on the same keys at the same pace,
+	// measured right after; nil without Redis.
+	Peer *latency `json:"redis_get_latency_us,omitempty"`
+}
+
+// withPeer returns lr's latency by tier with Redis's GETs as one more row.
+func (lr *lightResult) withPeer() map[string]latency {
+	if lr == nil {
+		return nil
+	}
+	if lr.Peer == nil {
+		return lr.Latency
+	}
+	out := maps.Clone(lr.Latency)
+	out[tierRedis] = *lr.Peer
+	return out
 }
 
 // counterDeltas returns, for every sample whose name starts with prefix,
@@ -324,7 +345,11 @@ func writeGoals(w io.Writer, modes []*modeResult) {
 			if !ok || l.N == 0 {
 				return "no l2 answers"
 			}
-			return fmt.Sprintf("%s (%s)", fmtUs(l.P99), met(l.P99 < goalL2P99))
+			fig := fmt.Sprintf("%s (%s)", fmtUs(l.P99), met(l.P99 < goalL2P99))
+			if lr.Peer != nil {
+				fig += fmt.Sprintf("; Redis GET, same pace: %s", fmtUs(lr.Peer.P99))
+			}
+			return fig
 		}
 	}
 	row("l2 p99 at light load, paced", fmt.Sprintf("< %s", fmtUs(int64(goalL2P99))), l2p99(func(mr *modeResult) *lightResult { return mr.Light }))
@@ -423,17 +448,13 @@ func writeLight(w io.Writer, modes []*modeResult, s settings) {
 	}
 	fmt.Fprintln(w, "#### Latency by tier at light load")
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "After the replay: one reader, %s reads at %.0f per second, from the proxies in turn, keys drawn from the same popularity.\n\n",
-		fmtInt(s.LightReads), s.LightRate)
-	writeLatencyTable(w, ran, func(mr *modeResult) map[string]latency { return mr.Light.Latency })
+	fmt.Fprintf(w, "After the replay, once the DC's processes are quiet (under %.2f cores together, waiting at most %s): one reader, %s reads at %.0f per second, from the proxies in turn, keys drawn from the same popularity. "+
+		"Right after, the same keys at the same pace as GETs to a Redis holding them (`%s`): one round trip into one process, what the machine lets any read cost; an L1 hit crosses one process, an L2 hit two.\n\n",
+		quietCores, quietLimit, fmtInt(s.LightReads), s.LightRate, tierRedis)
+	writeLatencyTable(w, ran, func(mr *modeResult) map[string]latency { return mr.Light.withPeer() })
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Then the same %s reads one at a time, each sent as soon as the last was answered. On a machine whose idle CPUs wake slowly (a VM), the pauses of the paced phase cost every read a wake-up in each process it crosses, and this phase shows the tiers without that cost.\n\n", fmtInt(s.LightReads))
-	writeLatencyTable(w, ran, func(mr *modeResult) map[string]latency {
-		if mr.Closed == nil {
-			return nil
-		}
-		return mr.Closed.Latency
-	})
+	writeLatencyTable(w, ran, func(mr *modeResult) map[string]latency { return mr.Closed.withPeer() })
 }
 
 // writeDisk compares the disk the DC's servers take with a DC whose

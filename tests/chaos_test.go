@@ -54,16 +54,20 @@ type chaosLink struct {
 
 // The full-disk fault's tmpfs and the floor of its nodes: filled, a disk
 // keeps half the floor free, so the node is below its floor but Pebble
-// still has room for what it writes while it waits.
+// still has room for what it writes while it waits. A group member's disk
+// is larger: its two Pebble databases preallocate about 110 MiB of
+// write-ahead log, and up to as much again once they moved on to new
+// logs, which on the smaller disk takes it below the floor with no filler.
 const (
-	chaosDiskSize  = 256 << 20
-	chaosDiskFloor = 48 << 20
+	chaosDiskSize       = 256 << 20
+	chaosMemberDiskSize = 512 << 20
+	chaosDiskFloor      = 48 << 20
 )
 
 func startChaosTree(t *testing.T, seed uint64) *chaosTree {
 	t.Helper()
 	ct := &chaosTree{g: cluster.NewGroup(t, 3, cluster.GroupOptions{Proxies: true})}
-	if m := ct.g.Members[2]; ct.smallDisk(t, m, chaosDiskSize) {
+	if m := ct.g.Members[2]; ct.smallDisk(t, m, chaosMemberDiskSize) {
 		m.Args = append(m.Args, "--min-free-disk", fmt.Sprint(chaosDiskFloor))
 	}
 	for _, m := range ct.g.Members {

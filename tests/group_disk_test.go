@@ -29,8 +29,9 @@ func TestGroup_FullDiskMember(t *testing.T) {
 	skipShort(t)
 	const (
 		// A member's two Pebble databases preallocate about 110 MiB of
-		// write-ahead log at start: the disk leaves room above the floor.
-		diskSize = 256 << 20
+		// write-ahead log, and up to as much again once they moved on to
+		// new logs: the disk leaves room for both above the floor.
+		diskSize = 512 << 20
 		floor    = 48 << 20
 		writers  = 4
 		reactMax = 5 * time.Second // from filling (or freeing) the disk to every member's new answer

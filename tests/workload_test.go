@@ -338,8 +338,8 @@ func (w *workload) writer(name string, rng *rand.Rand, deadline time.Time) {
 			rec.kind, rec.batch = w.randomBatch(rng)
 		}
 		w.send(rec, rng)
-		if rec.outcome == unknown {
-			time.Sleep(20 * time.Millisecond) // the root may be down
+		if rec.outcome == unknown || statusOf(rec.err) == http.StatusInsufficientStorage {
+			time.Sleep(20 * time.Millisecond) // the root may be down, or its disk full
 		}
 	}
 }

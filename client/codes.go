@@ -31,6 +31,11 @@ const (
 	CodeRateLimited = apiwire.CodeRateLimited
 	// CodeOverloaded: the node serves as many requests as it takes at once.
 	CodeOverloaded = apiwire.CodeOverloaded
+	// CodeInsufficientStorage: a write was refused because the root's disk
+	// (in a root group, a member's) has less free space than its floor;
+	// nothing was written, and writes are taken again once space returns.
+	// argent.ErrUnavailable, 507.
+	CodeInsufficientStorage = apiwire.CodeInsufficientStorage
 )
 
 // The headers of a read response.

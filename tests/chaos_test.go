@@ -1,17 +1,12 @@
 package tests
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,7 +17,8 @@ import (
 var chaosFlag = flag.Duration("chaos", 20*time.Second, "how long TestChaos injects faults (make chaos: DURATION)")
 
 // chaosTree is the whole tree under chaos: a three-member root group with
-// a fault proxy on every link between members; two replicas, each
+// a fault proxy on every link between members (the third on a small
+// disk); two replicas, each
 // following the members through links of its own; a relay of DC dc1
 // following the replicas through links; three proxies of dc1 following
 // the relay through links (and a replica as a second upstream). Every
@@ -33,53 +29,21 @@ type chaosTree struct {
 	relay    *cluster.Node
 	proxies  []*cluster.Node
 	links    []chaosLink
-	disks    []chaosDisk
-}
-
-// chaosDisk is a small tmpfs under a node's data directory, which the
-// "full disk" fault fills up to below the node's free-space floor.
-type chaosDisk struct {
-	node *cluster.Node
-	dir  string
+	disks    []tmpfsDisk
 }
 
 // smallDisk mounts a tmpfs of size bytes on n's data directory (before n
 // starts), for the full-disk fault. It needs root; without, it logs why
-// and the schedule has no full-disk faults.
+// and the schedule has no full-disk faults on n.
 func (ct *chaosTree) smallDisk(t *testing.T, n *cluster.Node, size int64) bool {
 	t.Helper()
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", n.DataDir).CombinedOutput()
+	d, err := mountTmpfs(t, n, size)
 	if err != nil {
-		t.Logf("no full-disk faults on %s: mount tmpfs: %v %s", n.Name, err, bytes.TrimSpace(out))
+		t.Logf("no full-disk faults on %s: %v", n.Name, err)
 		return false
 	}
-	// Lazily: the node may still hold files there when this runs.
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", n.DataDir).Run() })
-	ct.disks = append(ct.disks, chaosDisk{node: n, dir: n.DataDir})
+	ct.disks = append(ct.disks, d)
 	return true
-}
-
-// fill takes the free space of d down to leave bytes with a file, and
-// returns what removes it.
-func (d chaosDisk) fill(leave int64) (undo func(), err error) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(d.dir, &st); err != nil {
-		return nil, err
-	}
-	n := int64(st.Bavail)*st.Bsize - leave
-	path := filepath.Join(d.dir, "chaos-filler")
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if n > 0 {
-		if err := syscall.Fallocate(int(f.Fd()), 0, 0, n); err != nil {
-			os.Remove(path)
-			return nil, err
-		}
-	}
-	return func() { _ = os.Remove(path) }, nil
 }
 
 // chaosLink is a fault proxy between a child and one of its upstreams.
@@ -90,15 +54,29 @@ type chaosLink struct {
 
 // The full-disk fault's tmpfs and the floor of its nodes: filled, a disk
 // keeps half the floor free, so the node is below its floor but Pebble
-// still has room for what it writes while it waits.
+// still has room for what it writes while it waits. A group member's disk
+// is larger: its two Pebble databases preallocate about 110 MiB of
+// write-ahead log, and up to as much again once they moved on to new
+// logs, which on the smaller disk takes it below the floor with no filler.
 const (
-	chaosDiskSize  = 256 << 20
-	chaosDiskFloor = 48 << 20
+	chaosDiskSize       = 256 << 20
+	chaosMemberDiskSize = 512 << 20
+	chaosDiskFloor      = 48 << 20
 )
 
 func startChaosTree(t *testing.T, seed uint64) *chaosTree {
 	t.Helper()
-	ct := &chaosTree{g: cluster.StartGroup(t, 3, cluster.GroupOptions{Proxies: true})}
+	ct := &chaosTree{g: cluster.NewGroup(t, 3, cluster.GroupOptions{Proxies: true})}
+	if m := ct.g.Members[2]; ct.smallDisk(t, m, chaosMemberDiskSize) {
+		m.Args = append(m.Args, "--min-free-disk", fmt.Sprint(chaosDiskFloor))
+	}
+	for _, m := range ct.g.Members {
+		m.Start()
+	}
+	for _, m := range ct.g.Members {
+		m.WaitReady(cluster.DefaultReadyTimeout)
+	}
+	ct.g.WaitLeader(cluster.DefaultReadyTimeout)
 	link := func(child string, up *cluster.Node) string {
 		p := faultproxy.Start(t, up.Addr)
 		p.Seed(seed + uint64(len(ct.links)))
@@ -166,7 +144,8 @@ type chaosFault struct {
 }
 
 // nextFault picks a fault at random: kill -9 or SIGSTOP of any node, a
-// member isolated from the others, a full disk at a replica or a proxy, or
+// member isolated from the others, a full disk at a group member, a replica
+// or a proxy, or
 // a link cut, stalled, delayed or made to flip bits. Faults run one at a time, so a majority of the group is up
 // and connected whenever no fault runs on it.
 func (ct *chaosTree) nextFault(t *testing.T, rng *rand.Rand) chaosFault {
@@ -218,7 +197,7 @@ func (ct *chaosTree) nextFault(t *testing.T, rng *rand.Rand) chaosFault {
 
 // TestChaos runs a seeded, random schedule of faults (kill -9, SIGSTOP,
 // a member partitioned from the group, a full disk (a small tmpfs) at a
-// replica and a proxy, links cut, stalled, delayed or flipping bits) across every role of a tree, one fault at a time, for
+// group member, a replica and a proxy, links cut, stalled, delayed or flipping bits) across every role of a tree, one fault at a time, for
 // -chaos (20 s by default; `make chaos` runs it for DURATION), while
 // writers go to the group's members and readers (gets, mgets, scans, with
 // and without min_index) to the replicas and proxies, with a watch at a

@@ -334,3 +334,31 @@ func checkFound(t *testing.T, errs, want []string) {
 		}
 	}
 }
+
+// A write the node refused (4xx, or 507 below a free-disk floor) certainly
+// did not commit, so the checker may require it absent from the log; any
+// other failure leaves the outcome unknown.
+func TestDefiniteFailure(t *testing.T) {
+	answer := func(status int, code string) error {
+		return fmt.Errorf("put: %w", &client.Error{Status: status, Code: code, Message: "m"})
+	}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{name: "ConditionFailed", err: answer(409, client.CodeConditionFailed), want: true},
+		{name: "Invalid", err: answer(400, client.CodeInvalid), want: true},
+		{name: "InsufficientStorage", err: answer(507, client.CodeInsufficientStorage), want: true},
+		{name: "Unavailable", err: answer(503, client.CodeUnavailable)},
+		{name: "Internal", err: answer(500, client.CodeInternal)},
+		{name: "Transport", err: fmt.Errorf("put: connection reset")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := definiteFailure(tc.err); got != tc.want {
+				t.Fatalf("definiteFailure(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+}

@@ -88,10 +88,12 @@ func statusOf(err error) int {
 }
 
 // definiteFailure reports whether a write that returned err certainly did
-// not commit: the node answered with a 4xx (a failed condition, bad input).
+// not commit: the node answered with a 4xx (a failed condition, bad input)
+// or 507 (a root, or a member of the root group, below its free-disk floor:
+// refused before anything was written).
 func definiteFailure(err error) bool {
 	s := statusOf(err)
-	return s >= 400 && s < 500
+	return s >= 400 && s < 500 || s == http.StatusInsufficientStorage
 }
 
 // ctxTimeout returns a context that ends after d.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -307,7 +308,8 @@ func (w *workload) send(rec *writeRec, rng *rand.Rand) {
 		w.noteAcked(rec.index)
 	case definiteFailure(rec.err):
 		rec.outcome = rejected
-		if rec.kind != "cas" || !errors.Is(rec.err, argent.ErrConditionFailed) {
+		full := statusOf(rec.err) == http.StatusInsufficientStorage // a fault the test injects
+		if !full && (rec.kind != "cas" || !errors.Is(rec.err, argent.ErrConditionFailed)) {
 			w.problemf("%s: %s %s rejected: %v", rec.worker, rec.kind, fmtOps(rec.batch.Ops), rec.err)
 		}
 	default:
@@ -315,8 +317,11 @@ func (w *workload) send(rec *writeRec, rng *rand.Rand) {
 	}
 	w.mu.Lock()
 	w.mu.writes = append(w.mu.writes, rec)
-	if rec.err != nil && rec.outcome != rejected {
+	switch {
+	case rec.outcome == unknown:
 		w.mu.writeErrs.add("unknown", rec.err)
+	case statusOf(rec.err) == http.StatusInsufficientStorage:
+		w.mu.writeErrs.add("insufficient_storage", rec.err)
 	}
 	w.mu.Unlock()
 }
@@ -333,8 +338,8 @@ func (w *workload) writer(name string, rng *rand.Rand, deadline time.Time) {
 			rec.kind, rec.batch = w.randomBatch(rng)
 		}
 		w.send(rec, rng)
-		if rec.outcome == unknown {
-			time.Sleep(20 * time.Millisecond) // the root may be down
+		if rec.outcome == unknown || statusOf(rec.err) == http.StatusInsufficientStorage {
+			time.Sleep(20 * time.Millisecond) // the root may be down, or its disk full
 		}
 	}
 }

@@ -391,8 +391,14 @@ func (c *StatusCmd) Run(ctx context.Context, io *stdio) error {
 	if len(st.DCPeers) > 0 {
 		fmt.Fprintf(w, "l2 peers:    %s\n", strings.Join(st.DCPeers, ", "))
 	}
+	if st.DiskFull {
+		fmt.Fprintf(w, "disk full:   true (free space below the floor)\n")
+	}
 	if g := st.Group; g != nil {
 		fmt.Fprintf(w, "group:       member %d (%s), leader %d, term %d, raft applied %d, commit %d\n", g.ID, g.State, g.Leader, g.Term, g.Applied, g.Commit)
+		if len(g.DiskAlarms) > 0 {
+			fmt.Fprintf(w, "disk alarm:  member %s (writes refused)\n", joinIDs(g.DiskAlarms))
+		}
 		for _, m := range g.Members {
 			fmt.Fprintf(w, "  member %d  %s\n", m.ID, m.Addr)
 		}

@@ -174,6 +174,7 @@ func TestHelp(t *testing.T) {
 		{"ServerCommandHasConfig", []string{"root", "--help"}, 0, "--config=FILE", ""},
 		{"ClientCommandHasNoConfig", []string{"mget", "--help"}, 0, "--server", "--config"},
 		{"DevSaysWhatItRuns", []string{"help", "dev"}, 0, "four proxies", ""},
+		{"MinFreeDiskCoversGroups", []string{"root", "--help"}, 0, "raises a disk", "A single root only"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			code, out, _ := runCmd(t, "", tt.args...)

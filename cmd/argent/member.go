@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 
 	"github.com/argent-kv/argent/client"
 )
@@ -38,6 +40,9 @@ func (c *MemberListCmd) Run(ctx context.Context, io *stdio) error {
 // printGroup prints the members of g, asking each for its status.
 func (f *ServerFlag) printGroup(ctx context.Context, w io.Writer, g client.GroupStatus, indent string) {
 	fmt.Fprintf(w, "%sroot group: %d members, leader %d, term %d\n", indent, len(g.Members), g.Leader, g.Term)
+	if len(g.DiskAlarms) > 0 {
+		fmt.Fprintf(w, "%s  disk alarm of member %s: writes refused until it clears (free space there, or remove the member)\n", indent, joinIDs(g.DiskAlarms))
+	}
 	for _, m := range g.Members {
 		st, err := f.childStatus(ctx, m.Addr)
 		switch {
@@ -50,6 +55,15 @@ func (f *ServerFlag) printGroup(ctx context.Context, w io.Writer, g client.Group
 				st.Group.State, st.AppliedIndex, st.Group.Applied, st.Group.Commit)
 		}
 	}
+}
+
+// joinIDs lists member IDs for a person: "2" or "2, 3".
+func joinIDs(ids []uint64) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = strconv.FormatUint(id, 10)
+	}
+	return strings.Join(s, ", ")
 }
 
 // MemberAddCmd adds a member.

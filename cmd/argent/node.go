@@ -128,7 +128,7 @@ type RootCmd struct {
 	MaxBatchDelay time.Duration `help:"How long a merged batch waits for more client batches after its first, besides the fsync of the one before. Default: none." default:"0s"`
 	MergeBytes    byteSize      `help:"Key and value bytes of the client batches merged into one committed batch (one index, one fsync); a larger batch commits alone." default:"4MiB"`
 	MergeBatches  int           `help:"Client batches merged into one committed batch at most." default:"4096"`
-	MinFreeDisk   byteSize      `name:"min-free-disk" help:"Refuse writes (HTTP 507 insufficient_storage) while the data directory's disk has less free space than this, and take them again once space returns; 0 turns the check off. A single root only." default:"256MiB"`
+	MinFreeDisk   byteSize      `name:"min-free-disk" help:"Refuse writes (HTTP 507 insufficient_storage) while the data directory's disk has less free space than this, and take them again once space returns; 0 turns the check off. A root group member below it raises a disk alarm through the group, and every member refuses writes until it clears." default:"256MiB"`
 	// The Raft log's window, for tests that need a member to load a
 	// snapshot; hidden from --help.
 	RaftLogKeep         uint64        `name:"raft-log-keep" hidden:"" help:"Root group: applied Raft entries the member's Raft log keeps past its snapshot, so that a member that was away catches up from the log; one further behind, or a new member, loads a snapshot instead. 0: 10000."`

@@ -42,8 +42,9 @@ const (
 	// argent.ErrUnavailable, 503.
 	CodeOverloaded = "overloaded"
 	// CodeInsufficientStorage: the root refused a write because its disk
-	// has less free space than its floor (--min-free-disk); nothing was
-	// written, and writes are taken again once space returns.
+	// has less free space than its floor (--min-free-disk), or, in a root
+	// group, the disk of a member does (its disk alarm is raised); nothing
+	// was written, and writes are taken again once space returns.
 	// argent.ErrUnavailable, 507.
 	CodeInsufficientStorage = "insufficient_storage"
 )

@@ -106,8 +106,10 @@ type StatusResponse struct {
 	Children []StatusChild `json:"children"`        // the nodes pulling from this one
 	Group    *GroupStatus  `json:"group,omitempty"` // a root group member's view of the group
 	// DiskFull is true while a root refuses writes, or a replica applies no
-	// entries, because its disk has less free space than --min-free-disk,
-	// or while a proxy admits no new keys below its --free-disk-floor.
+	// entries, because its disk has less free space than --min-free-disk
+	// (at a root group member: while any member's disk alarm is raised,
+	// see GroupStatus.DiskAlarms), or while a proxy admits no new keys below
+	// its --free-disk-floor.
 	DiskFull bool `json:"disk_full,omitempty"`
 }
 
@@ -121,6 +123,11 @@ type GroupStatus struct {
 	Commit  uint64        `json:"commit"`
 	Applied uint64        `json:"applied"`
 	Members []GroupMember `json:"members"`
+	// DiskAlarms are the IDs of the members whose disk alarm is raised
+	// (their disk has less free space than their --min-free-disk): while
+	// there are any, every member refuses writes with 507
+	// insufficient_storage. Absent when none is.
+	DiskAlarms []uint64 `json:"disk_alarms,omitempty"`
 }
 
 // MemberRequest is the body of POST /v1/members: the new member's Raft ID

@@ -124,6 +124,8 @@ func (g *Group) apply(ents []*raftpb.Entry) error {
 				}
 			}
 			continue
+		case kindAlarm:
+			continue // applied by Run (applyAlarm): nothing for the store
 		case kindWrite:
 		}
 		outcomes := make([]outcome, len(p.batches))

@@ -24,6 +24,10 @@
 // A writer is answered by the member it wrote to, once that member has
 // applied the entry: the entry is then durable on a quorum, and a read at
 // that member sees it.
+//
+// A member whose disk falls below its free-space floor raises a replicated
+// disk alarm, and while any alarm is raised every member refuses writes
+// (alarm.go).
 package group
 
 import (
@@ -71,6 +75,9 @@ type Log interface {
 	// SetMembers records the members' addresses; Members returns them.
 	SetMembers(v []byte) error
 	Members() ([]byte, error)
+	// SetAlarms records the disk alarm state (fsynced); Alarms returns it.
+	SetAlarms(v []byte) error
+	Alarms() ([]byte, error)
 	// SetPublished records the Raft index up to which the member serves
 	// its store (durable with the next synced write when not sync);
 	// Published returns it.
@@ -121,6 +128,21 @@ type Config struct {
 	LogKeep         uint64
 	CompactInterval time.Duration
 
+	// MinFreeDisk is the floor of free bytes on the member's data disk.
+	// Below it the member raises its disk alarm through the group, and
+	// while any member's alarm is raised every member refuses writes
+	// (*DiskAlarmError), so that Pebble never meets a full disk, after
+	// which the member would have to stop. The member clears its alarm
+	// once space returns. Default 0: no floor.
+	MinFreeDisk uint64
+	// FreeSpace returns the free bytes on the member's data disk (the
+	// store's and the Raft log's). Default: the store's (kv.Store.FreeDisk,
+	// one statfs).
+	FreeSpace func() (uint64, error)
+	// DiskCheckInterval is how often the free space is compared with
+	// MinFreeDisk. Default 1 s.
+	DiskCheckInterval time.Duration
+
 	// Now returns the commit time a proposal carries. Default time.Now.
 	Now func() time.Time
 	// LoadSnapshot replaces the store's contents with those of the member
@@ -161,6 +183,12 @@ func (c *Config) withDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.FreeSpace == nil && c.Store != nil {
+		c.FreeSpace = c.Store.FreeDisk
+	}
+	if c.DiskCheckInterval == 0 {
+		c.DiskCheckInterval = time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -215,6 +243,10 @@ type Group struct {
 	// confAt is the Raft index of a membership change applied since the
 	// last snapshot (0: none).
 	confAt uint64
+	// alarms is the group's disk alarm state as applied; diskWasLow is
+	// what this member's last disk check found. Run's goroutine only.
+	alarms     alarms
+	diskWasLow bool
 	// applied is the Raft index of the last entry the applier finished:
 	// its effects on the store are durable. appliedMu guards appliedCh,
 	// which is closed and replaced whenever applied moves.
@@ -242,6 +274,9 @@ type Status struct {
 	// and the highest whose entry this member handed to its store.
 	Commit, Applied uint64
 	Members         []Peer
+	// DiskAlarms are the IDs of the members whose disk alarm is raised:
+	// while there are any, the group refuses writes.
+	DiskAlarms []uint64
 }
 
 // New opens a member. If its Log is empty it starts a new group with
@@ -261,6 +296,14 @@ func New(cfg Config) (*Group, error) {
 		return nil, fmt.Errorf("group: read member addresses: %w", err)
 	}
 	book, err := decodeMemberBook(rec)
+	if err != nil {
+		return nil, err
+	}
+	rec, err = cfg.Log.Alarms()
+	if err != nil {
+		return nil, fmt.Errorf("group: read disk alarms: %w", err)
+	}
+	alarms, err := decodeAlarms(rec)
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +345,7 @@ func New(cfg Config) (*Group, error) {
 		recv: make(chan *raftpb.Message, 4096), reports: make(chan report, 256),
 		reads: make(chan *readRequest, 1024), ctl: make(chan control), applyc: make(chan applyWork, 64),
 		publishc: make(chan publishReq, 1), stopping: make(chan struct{}),
-		appliedCh: make(chan struct{}), book: book, conf: cs}
+		appliedCh: make(chan struct{}), book: book, conf: cs, alarms: alarms}
 	g.removed.Store(!slices.Contains(cs.GetVoters(), cfg.ID) && !slices.Contains(cs.GetLearners(), cfg.ID) && len(cs.GetVoters()) > 0)
 	g.waits.m = make(map[uint64]*waiter)
 	g.applied.Store(applied)
@@ -414,7 +457,7 @@ func (g *Group) Run(ctx context.Context) (err error) {
 		g.waits.failAll(ErrStopped)
 		g.Close(ErrStopped)
 	}()
-	lastSweep, lastCompact := time.Now(), time.Now()
+	lastSweep, lastCompact, lastDiskCheck := time.Now(), time.Now(), time.Now()
 	for {
 		take := g.C
 		if len(held) >= g.cfg.MaxMergeBatches*4 {
@@ -429,6 +472,10 @@ func (g *Group) Run(ctx context.Context) (err error) {
 				lastSweep = now
 				held = g.sweep(held, now)
 				reads.sweep(now.Add(-g.cfg.WriteTimeout), now.Add(-2*g.electionTimeout()))
+			}
+			if now := time.Now(); now.Sub(lastDiskCheck) >= g.cfg.DiskCheckInterval {
+				lastDiskCheck = now
+				g.checkDisk()
 			}
 			if now := time.Now(); now.Sub(lastCompact) >= g.cfg.CompactInterval {
 				lastCompact = now
@@ -520,9 +567,9 @@ drain:
 			break drain
 		}
 	}
-	if g.removed.Load() {
+	if err := g.refusal(len(held)); err != nil {
 		for _, h := range held {
-			h.req.Answer(0, ErrRemoved)
+			h.req.Answer(0, err)
 		}
 		return held[:0]
 	}
@@ -552,6 +599,18 @@ drain:
 		held = held[n:]
 	}
 	return held[:0:0]
+}
+
+// refusal is why the member proposes no writes now, nil when it does: it
+// was removed, or a disk alarm is raised. Nothing is held: nil.
+func (g *Group) refusal(held int) error {
+	switch {
+	case held == 0:
+		return nil
+	case g.removed.Load():
+		return ErrRemoved
+	}
+	return g.alarmError()
 }
 
 // compact keeps the Raft snapshot at the applied point and drops the log's
@@ -630,12 +689,62 @@ func (g *Group) electionTimeout() time.Duration {
 	return time.Duration(g.cfg.ElectionTicks) * g.cfg.Tick
 }
 
+// The formats of a Raft snapshot's data, its first byte. Version 1 holds
+// the member that made it and the members' addresses; version 2 adds the
+// raised disk alarms before the addresses. Version 2 is written only while
+// an alarm is raised, so that members built before alarms existed still
+// read the snapshots of a group that has none.
+const (
+	snapshotVersion       = 1
+	snapshotVersionAlarms = 2
+)
+
 // snapshotData is what a Raft snapshot carries: a format version, the
-// member that made it and the members' addresses. The dataset itself
-// travels another way (installSnapshot).
+// member that made it, the raised disk alarms and the members' addresses.
+// The dataset itself travels another way (installSnapshot). The alarms are
+// those applied up to the last entry handed to the applier, at or past the
+// snapshot's index; a member that installs the snapshot applies the
+// entries after its index again, which leaves the same alarms.
 func (g *Group) snapshotData() []byte {
-	b := binary.AppendUvarint([]byte{proposalVersion}, g.cfg.ID)
+	if len(g.alarms.raised) == 0 {
+		b := binary.AppendUvarint([]byte{snapshotVersion}, g.cfg.ID)
+		return append(b, g.book.encode()...)
+	}
+	b := binary.AppendUvarint([]byte{snapshotVersionAlarms}, g.cfg.ID)
+	b = appendIDs(b, g.alarms.raised)
 	return append(b, g.book.encode()...)
+}
+
+// snapshotContents is what snapshotData holds.
+type snapshotContents struct {
+	from   uint64
+	alarms []uint64
+	book   memberBook
+}
+
+func decodeSnapshotData(data []byte) (snapshotContents, error) {
+	var c snapshotContents
+	if len(data) < 2 || (data[0] != snapshotVersion && data[0] != snapshotVersionAlarms) {
+		return c, fmt.Errorf("%w: unknown data format", argent.ErrCorruption)
+	}
+	version := data[0]
+	from, rest, ok := uvarint(data[1:])
+	if !ok {
+		return c, fmt.Errorf("%w: bad member", argent.ErrCorruption)
+	}
+	c.from = from
+	if version == snapshotVersionAlarms {
+		var err error
+		if c.alarms, rest, err = decodeIDs(rest); err != nil {
+			return c, fmt.Errorf("disk alarms: %w", err)
+		}
+	}
+	book, err := decodeMemberBook(rest)
+	if err != nil {
+		return c, err
+	}
+	c.book = book
+	return c, nil
 }
 
 // installSnapshot loads the store from the leader, for a member that fell
@@ -659,19 +768,12 @@ func (g *Group) installSnapshot(snap *raftpb.Snapshot) error {
 		return err
 	}
 	meta := snap.GetMetadata()
-	data := snap.GetData()
-	if len(data) < 2 || data[0] != proposalVersion {
-		return fmt.Errorf("group: raft snapshot at %d: %w: unknown data format", meta.GetIndex(), argent.ErrCorruption)
-	}
-	from, n := binary.Uvarint(data[1:])
-	if n <= 0 {
-		return fmt.Errorf("group: raft snapshot at %d: %w: bad member", meta.GetIndex(), argent.ErrCorruption)
-	}
-	book, err := decodeMemberBook(data[1+n:])
+	contents, err := decodeSnapshotData(snap.GetData())
 	if err != nil {
 		return fmt.Errorf("group: raft snapshot at %d: %w", meta.GetIndex(), err)
 	}
-	for id, addr := range book {
+	from := contents.from
+	for id, addr := range contents.book {
 		if g.book[id] == "" {
 			g.book[id] = addr
 		}
@@ -701,6 +803,17 @@ func (g *Group) installSnapshot(snap *raftpb.Snapshot) error {
 	}
 	if err := g.cfg.Log.SetMembers(g.book.encode()); err != nil {
 		return fmt.Errorf("group: record member addresses: %w", err)
+	}
+	// The member missed the alarm entries before the snapshot: it takes
+	// the alarms the snapshot carries, and applies those after its index.
+	g.alarms = alarms{at: meta.GetIndex()}
+	for _, id := range contents.alarms {
+		if g.isMember(id) {
+			g.alarms.set(id, true)
+		}
+	}
+	if err := g.saveAlarms(); err != nil {
+		return err
 	}
 	if ds := g.cfg.Store.Dataset(); !ds.IsZero() && g.cfg.OnDataset != nil {
 		g.cfg.OnDataset(ds)
@@ -771,8 +884,20 @@ func (g *Group) handleReady(reads *readBatches) error {
 		g.cfg.Transport.Send(rd.Messages)
 	}
 	if len(rd.CommittedEntries) > 0 {
+		// Membership changes and disk alarms are applied here, in log
+		// order, and recorded before the applier gets the entries after
+		// them.
+		alarmsAt := g.alarms.at
 		for _, e := range rd.CommittedEntries {
 			if err := g.applyConfChange(e); err != nil {
+				return err
+			}
+			if err := g.applyAlarm(e); err != nil {
+				return err
+			}
+		}
+		if g.alarms.at != alarmsAt {
+			if err := g.saveAlarms(); err != nil {
 				return err
 			}
 		}
@@ -902,6 +1027,7 @@ func (g *Group) applyConfChange(e *raftpb.Entry) error {
 			}
 		case raftpb.ConfChangeRemoveNode:
 			delete(g.book, id)
+			g.dropAlarm(id, e.GetIndex())
 			if id == g.cfg.ID {
 				g.removed.Store(true)
 				g.cfg.Logger.Warn("this member was removed from the root group; it takes no more writes")
@@ -918,19 +1044,21 @@ func (g *Group) applyConfChange(e *raftpb.Entry) error {
 }
 
 // setStatus publishes the member's view of the group when it changed, or
-// always with members set (after a membership change).
-func (g *Group) setStatus(members bool) {
+// always with always set (after a membership change or a disk alarm).
+func (g *Group) setStatus(always bool) {
 	bs := g.rn.BasicStatus()
 	st := &Status{ID: g.cfg.ID, Leader: bs.Lead, Term: bs.GetTerm(), State: stateName(bs.RaftState),
 		Commit: bs.GetCommit(), Applied: bs.Applied}
-	if old := g.status.Load(); old != nil && old.sameAs(st) && !members {
+	if old := g.status.Load(); old != nil && old.sameAs(st) && !always {
 		return
 	}
 	st.Members = g.book.peers(g.conf)
+	st.DiskAlarms = slices.Clone(g.alarms.raised)
 	g.status.Store(st)
 }
 
-// sameAs compares everything but the members, which change only with them.
+// sameAs compares everything but the members and alarms, which change only
+// with them.
 func (s *Status) sameAs(o *Status) bool {
 	return s.Leader == o.Leader && s.Term == o.Term && s.State == o.State && s.Commit == o.Commit && s.Applied == o.Applied
 }

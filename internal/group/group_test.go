@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,11 +67,14 @@ type member struct {
 	log    *raftlog.Storage
 	cancel context.CancelFunc
 	done   chan error
+	// free is what the member's free-space probe reports (see
+	// testGroup.cfg.MinFreeDisk); plenty unless a test lowers it.
+	free atomic.Uint64
 }
 
 type testGroup struct {
 	t       *testing.T
-	cfg     group.Config // LogKeep and CompactInterval
+	cfg     group.Config // LogKeep, CompactInterval, MinFreeDisk and DiskCheckInterval
 	net     *memNet
 	peers   []group.Peer
 	members map[uint64]*member
@@ -107,6 +111,7 @@ func (tg *testGroup) addMember(id uint64, join bool) *member {
 		tg.t.Fatal(err)
 	}
 	m := &member{id: id, store: store, logDir: tg.t.TempDir(), join: join}
+	m.free.Store(1 << 40)
 	tg.members[id] = m
 	tg.start(m)
 	return m
@@ -122,6 +127,8 @@ func (tg *testGroup) start(m *member) {
 	g, err := group.New(group.Config{ID: m.id, Peers: tg.peers, Store: m.store, Log: m.log,
 		Transport: tg.net.transport(m.id), Tick: 10 * time.Millisecond, WriteTimeout: 2 * time.Second,
 		LogKeep: tg.cfg.LogKeep, CompactInterval: tg.cfg.CompactInterval, Join: m.join,
+		MinFreeDisk: tg.cfg.MinFreeDisk, DiskCheckInterval: tg.cfg.DiskCheckInterval,
+		FreeSpace:    func() (uint64, error) { return m.free.Load(), nil },
 		LoadSnapshot: func(ctx context.Context, addr string) error { return tg.copyStore(m, addr) }})
 	if err != nil {
 		tg.t.Fatal(err)
@@ -648,6 +655,7 @@ func TestGroup_CrashedMemberReplaysBeforeServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	m = &member{id: 4, fs: mem, store: store, logDir: "raft", join: true}
+	m.free.Store(1 << 40)
 	tg.members[4] = m
 	tg.start(m)
 	if err := l.g.AddMember(context.Background(), 4, "m4"); err != nil {

@@ -16,11 +16,12 @@ const proposalVersion = 1
 const (
 	kindWrite = 1 // client batches merged into one argent entry
 	kindInit  = 2 // the dataset ID of a new group
+	kindAlarm = 3 // a member's disk alarm raised or cleared (alarm.go)
 )
 
 // proposal is what one normal Raft entry carries: the client batches a
-// member merged, with the commit time it chose, or a new group's dataset
-// ID. The proposer and its sequence number let the proposing member find
+// member merged, with the commit time it chose, a new group's dataset ID,
+// or a change of a member's disk alarm. The proposer and its sequence number let the proposing member find
 // the writers waiting for the entry when it applies it.
 type proposal struct {
 	kind     byte
@@ -29,6 +30,19 @@ type proposal struct {
 	time     int64 // Unix ns; each member keeps it no earlier than the last entry's
 	batches  []argent.Batch
 	dataset  argent.DatasetID
+	alarm    alarmChange
+}
+
+// alarmChange raises or clears the disk alarm of a member.
+type alarmChange struct {
+	member uint64
+	raise  bool
+}
+
+// isAlarm reports whether b, the data of a normal Raft entry, is an alarm
+// proposal, without decoding the rest (a write proposal may be large).
+func isAlarm(b []byte) bool {
+	return len(b) >= 2 && b[0] == proposalVersion && b[1] == kindAlarm
 }
 
 func (p *proposal) encode() []byte {
@@ -47,6 +61,12 @@ func (p *proposal) encode() []byte {
 	switch p.kind {
 	case kindInit:
 		b = append(b, p.dataset[:]...)
+	case kindAlarm:
+		raise := byte(0)
+		if p.alarm.raise {
+			raise = 1
+		}
+		b = binary.AppendUvarint(append(b, raise), p.alarm.member)
 	case kindWrite:
 		b = binary.AppendUvarint(b, uint64(len(p.batches)))
 		for i := range p.batches {
@@ -103,6 +123,15 @@ func decodeProposal(b []byte) (proposal, error) {
 			return p, fmt.Errorf("%w: init proposal: %d bytes of dataset ID", argent.ErrCorruption, len(b))
 		}
 		copy(p.dataset[:], b)
+		return p, nil
+	case kindAlarm:
+		if len(b) < 2 || b[0] > 1 {
+			return p, fmt.Errorf("%w: alarm proposal: bad action", argent.ErrCorruption)
+		}
+		p.alarm.raise = b[0] == 1
+		if p.alarm.member, b, ok = uvarint(b[1:]); !ok || len(b) != 0 {
+			return p, fmt.Errorf("%w: alarm proposal: bad member", argent.ErrCorruption)
+		}
 		return p, nil
 	case kindWrite:
 		var count uint64

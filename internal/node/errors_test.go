@@ -358,22 +358,30 @@ func holdInChild(t *testing.T, dir string) {
 	}
 }
 
+// checkWrites507 sends a put, a delete and a txn to the node at addr and
+// checks that each is refused with 507 insufficient_storage and a message
+// holding why.
+func checkWrites507(t *testing.T, addr, why string) {
+	t.Helper()
+	for _, w := range []struct{ method, path, body string }{
+		{"PUT", "/v1/kv/a", "v"},
+		{"DELETE", "/v1/kv/a", ""},
+		{"POST", "/v1/txn", `{"ops":[{"op":"put","key":"a","value":"aGk="}]}`},
+	} {
+		a := do(t, w.method, addr, w.path, w.body)
+		if a.status != http.StatusInsufficientStorage || a.err.Code != apiwire.CodeInsufficientStorage || !strings.Contains(a.err.Message, why) {
+			t.Errorf("%s %s at %s = %v, want 507 %s saying %q", w.method, w.path, addr, a, apiwire.CodeInsufficientStorage, why)
+		}
+	}
+}
+
 // TestNode_DiskBelowFloorAnswers507 starts a root whose floor of free disk
 // space is more than any disk has: every write is refused with 507
 // insufficient_storage and changes nothing, reads go on, and the status
 // and the argent_disk_full gauge say why.
 func TestNode_DiskBelowFloorAnswers507(t *testing.T) {
 	n := start(t, node.Config{Role: node.RoleRoot, MinFreeDisk: 1 << 62})
-	for _, w := range []struct{ method, path, body string }{
-		{"PUT", "/v1/kv/a", "v"},
-		{"DELETE", "/v1/kv/a", ""},
-		{"POST", "/v1/txn", `{"ops":[{"op":"put","key":"a","value":"aGk="}]}`},
-	} {
-		a := do(t, w.method, n.Addr(), w.path, w.body)
-		if a.status != http.StatusInsufficientStorage || a.err.Code != apiwire.CodeInsufficientStorage || a.err.Message == "" {
-			t.Errorf("%s %s = %v, want 507 %s", w.method, w.path, a, apiwire.CodeInsufficientStorage)
-		}
-	}
+	checkWrites507(t, n.Addr(), "below the floor")
 	if a := do(t, "GET", n.Addr(), "/v1/kv/a", ""); a.status != http.StatusNotFound {
 		t.Errorf("read below the floor = %v, want 404", a)
 	}

@@ -80,7 +80,7 @@ func (n *Node) startGroup(ctx context.Context, store *kv.Store, mux *http.ServeM
 	m.g, err = group.New(group.Config{ID: cfg.GroupID, Peers: cfg.GroupPeers, Store: store, Log: lg, Transport: m.net,
 		MaxMergeBytes: cfg.MergeBytes, MaxMergeBatches: cfg.MergeBatches, OnCommit: n.commitObserver(),
 		OnDataset: m.net.SetGroup, Join: cfg.GroupJoin, LogKeep: cfg.GroupLogKeep, CompactInterval: cfg.GroupCompactInterval,
-		Logger: n.log,
+		MinFreeDisk: cfg.MinFreeDisk, Logger: n.log,
 		LoadSnapshot: func(ctx context.Context, addr string) error {
 			_, err := replica.LoadSnapshot(ctx, store, addr, replica.Config{NodeID: n.nodeID, Addr: n.Addr(), Client: n.pullClient(), Metrics: pm, Logger: n.log})
 			return err
@@ -92,6 +92,7 @@ func (n *Node) startGroup(ctx context.Context, store *kv.Store, mux *http.ServeM
 	}
 	mux.Handle(raftnet.Path, m.net.Handler())
 	n.member, n.writes = m, m.g
+	n.diskFull = func() bool { return len(m.g.Status().DiskAlarms) > 0 }
 	n.registerGroupGauges()
 	n.goRun(func() {
 		if err := m.g.Run(ctx); err != nil {
@@ -106,7 +107,8 @@ func (n *Node) startGroup(ctx context.Context, store *kv.Store, mux *http.ServeM
 // groupStatus describes the group as this member sees it.
 func (m *groupMember) status() *apiwire.GroupStatus {
 	st := m.g.Status()
-	out := &apiwire.GroupStatus{ID: st.ID, Leader: st.Leader, Term: st.Term, State: st.State, Commit: st.Commit, Applied: st.Applied}
+	out := &apiwire.GroupStatus{ID: st.ID, Leader: st.Leader, Term: st.Term, State: st.State, Commit: st.Commit, Applied: st.Applied,
+		DiskAlarms: st.DiskAlarms}
 	for _, p := range st.Members {
 		out.Members = append(out.Members, apiwire.GroupMember{ID: p.ID, Addr: p.Addr})
 	}

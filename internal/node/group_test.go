@@ -2,22 +2,28 @@ package node_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/argent-kv/argent"
+	"github.com/argent-kv/argent/internal/apiwire"
 	"github.com/argent-kv/argent/internal/group"
 	"github.com/argent-kv/argent/internal/node"
 	"github.com/argent-kv/argent/internal/testutil/cluster"
 )
 
-// startGroup starts a root group of n members in this process.
-func startGroup(t *testing.T, n int) []*node.Node {
+// startGroup starts a root group of n members in this process; tweak, if
+// set, changes each member's configuration.
+func startGroup(t *testing.T, n int, tweak ...func(*node.Config)) []*node.Node {
 	t.Helper()
 	var peers []group.Peer
 	for i := range n {
@@ -25,7 +31,11 @@ func startGroup(t *testing.T, n int) []*node.Node {
 	}
 	var nodes []*node.Node
 	for _, p := range peers {
-		nodes = append(nodes, start(t, node.Config{Role: node.RoleRoot, Listen: p.Addr, GroupID: p.ID, GroupPeers: peers}))
+		cfg := node.Config{Role: node.RoleRoot, Listen: p.Addr, GroupID: p.ID, GroupPeers: peers, DataDir: t.TempDir()}
+		for _, f := range tweak {
+			f(&cfg)
+		}
+		nodes = append(nodes, start(t, cfg))
 	}
 	// Until every member applied the initial configuration and knows the
 	// leader, its view of the group is partial.
@@ -137,5 +147,65 @@ func TestMembersAPI_BadInput(t *testing.T) {
 	}
 	if got := nodes[1].Status().Group.Members; len(got) != 3 {
 		t.Fatalf("members after refused changes: %v", got)
+	}
+}
+
+// TestGroup_DiskAlarmAnswers507 starts a group whose member 2 has a floor
+// of free disk space above any disk's: it raises its disk alarm, and every
+// member answers writes (HTTP and RESP) with 507 insufficient_storage
+// naming it, says so in /v1/status and argent_disk_full, and goes on
+// serving reads. Restarted without the floor, member 2 clears the alarm
+// and every member takes writes again.
+func TestGroup_DiskAlarmAnswers507(t *testing.T) {
+	var cfg2 node.Config
+	nodes := startGroup(t, 3, func(c *node.Config) {
+		c.RESPListen = "127.0.0.1:0"
+		if c.GroupID == 2 {
+			c.MinFreeDisk = 1 << 62
+			cfg2 = *c
+		}
+	})
+	alarms := func(want ...uint64) func() error {
+		return func() error {
+			for i, n := range nodes {
+				var st apiwire.StatusResponse
+				a := do(t, "GET", n.Addr(), "/v1/status", "")
+				if err := json.Unmarshal(a.body, &st); err != nil || st.Group == nil {
+					return fmt.Errorf("member %d: status %v", i+1, a)
+				}
+				if !slices.Equal(st.Group.DiskAlarms, want) || st.DiskFull != (len(want) > 0) {
+					return fmt.Errorf("member %d: disk_alarms %v, disk_full %v; want %v", i+1, st.Group.DiskAlarms, st.DiskFull, want)
+				}
+				gauge := fmt.Sprintf("\nargent_disk_full %d\n", min(len(want), 1))
+				if a := do(t, "GET", n.Addr(), "/metrics", ""); !strings.Contains(string(a.body), gauge) {
+					return fmt.Errorf("member %d: /metrics has no %q", i+1, strings.TrimSpace(gauge))
+				}
+			}
+			return nil
+		}
+	}
+	waitFor(t, 10*time.Second, alarms(2))
+	why := fmt.Sprintf("root group member 2 (%s)", nodes[1].Addr())
+	ctx := context.Background()
+	for _, n := range nodes {
+		checkWrites507(t, n.Addr(), why)
+		rc := redis.NewClient(&redis.Options{Addr: n.RESPAddr(), Protocol: 2, DisableIdentity: true, MaxRetries: -1})
+		if err := rc.Set(ctx, "a", "v", 0).Err(); err == nil || !strings.Contains(err.Error(), why) {
+			t.Errorf("RESP SET at %s during the alarm: %v; want an error naming %s", n.Addr(), err, why)
+		}
+		rc.Close()
+		if a := do(t, "GET", n.Addr(), "/v1/kv/a?linearizable=true", ""); a.status != http.StatusNotFound {
+			t.Errorf("linearizable read at %s during the alarm = %v, want 404", n.Addr(), a)
+		}
+	}
+
+	nodes[1].Close()
+	cfg2.MinFreeDisk = 0
+	nodes[1] = start(t, cfg2)
+	waitFor(t, 10*time.Second, alarms())
+	for i, n := range nodes {
+		if _, err := newClient(t, n).Put(ctx, []byte(fmt.Sprint("k", i)), []byte("v")); err != nil {
+			t.Errorf("put at member %d after the alarm cleared: %v", i+1, err)
+		}
 	}
 }

@@ -23,7 +23,7 @@ func (n *Node) registerGauges() {
 		}
 		return 0
 	})
-	gauge("argent_disk_full", "1 while a root refuses writes, or a replica applies no entries, because its disk has less free space than --min-free-disk.", func() float64 {
+	gauge("argent_disk_full", "1 while a root refuses writes, or a replica applies no entries, because its disk has less free space than --min-free-disk; at every root group member while any member's disk alarm is raised.", func() float64 {
 		if n.diskFull != nil && n.diskFull() {
 			return 1
 		}

@@ -95,8 +95,10 @@ type Config struct {
 	// root.DefaultMergeBatches.
 	MergeBytes, MergeBatches int
 	// MinFreeDisk is the floor of free disk space below which a single
-	// root refuses writes (root.Config.MinFreeDisk) and a replica applies
-	// no entries (replica.Config.MinFreeDisk). Default 0: none.
+	// root refuses writes (root.Config.MinFreeDisk), a root group member
+	// raises the group's disk alarm (group.Config.MinFreeDisk) and a
+	// replica applies no entries (replica.Config.MinFreeDisk). Default 0:
+	// none.
 	MinFreeDisk uint64
 	// GroupID and GroupPeers make a root a member of a Raft group: its
 	// Raft ID and the group's members at its creation (itself included),

@@ -16,6 +16,7 @@ import (
 //	mconfstate      applied index64, then raftpb.ConfState (SetConfState)
 //	mmembers        the caller's record of the members' addresses (SetMembers)
 //	mpublished      index64: the Raft index up to which the caller served (SetPublished)
+//	malarms         the caller's record of the group's disk alarms (SetAlarms)
 //	t<index64>      term64, cum64: the term of the entry at index and the
 //	                bytes of the entries up to and including it
 //	e<index64>      raftpb.Entry
@@ -38,6 +39,7 @@ var (
 	keyConfState = []byte("mconfstate")
 	keyMembers   = []byte("mmembers")
 	keyPublished = []byte("mpublished")
+	keyAlarms    = []byte("malarms")
 )
 
 // FormatVersion is the version of the layout above. Open refuses a storage

@@ -406,6 +406,17 @@ func (s *Storage) Members() ([]byte, error) {
 	return v, err
 }
 
+// SetAlarms records, fsynced, the caller's description of the group's
+// disk alarms: state it derives from applied entries, which the log's
+// compaction may drop.
+func (s *Storage) SetAlarms(v []byte) error { return s.setMeta(keyAlarms, v, true) }
+
+// Alarms returns what SetAlarms recorded last, nil if nothing.
+func (s *Storage) Alarms() ([]byte, error) {
+	v, _, err := s.get(keyAlarms)
+	return v, err
+}
+
 // SetPublished records i, the Raft index whose state the caller is about
 // to serve, fsynced when sync is set; else the next synced write (a Save)
 // makes it durable with it, as the database's log keeps the order of

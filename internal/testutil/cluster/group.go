@@ -26,6 +26,8 @@ type GroupStatus struct {
 	Commit  uint64        `json:"commit"`
 	Applied uint64        `json:"applied"`
 	Members []GroupMember `json:"members"`
+	// DiskAlarms are the members whose disk alarm is raised.
+	DiskAlarms []uint64 `json:"disk_alarms"`
 }
 
 // GroupMember is one entry of GroupStatus.Members.

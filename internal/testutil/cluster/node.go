@@ -333,6 +333,7 @@ type Status struct {
 	LagSeconds   float64 `json:"lag_seconds"`
 	Upstream     string  `json:"upstream"`
 	Children     []any   `json:"children"`
+	DiskFull     bool    `json:"disk_full"`
 	// Group is a root group member's view of its group; nil for other
 	// nodes.
 	Group *GroupStatus `json:"group"`

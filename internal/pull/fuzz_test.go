@@ -221,24 +221,16 @@ type logVerdict struct {
 func judgeLog(b []byte) logVerdict {
 	v := logVerdict{whole: true}
 	tip := argent.State{}
-	for first := true; ; first = false {
-		typ, payload, n, class := nextFrame(b)
-		if class != "" {
-			v.class = class
-			return v
-		}
-		b = b[n:]
+	v.class = eachFrame(b, func(first bool, typ wire.FrameType, payload []byte) string {
 		if first {
 			h, err := wire.DecodeHello(payload)
 			switch {
 			case typ != wire.FrameHello || err != nil:
-				v.class = "corruption"
-				return v
+				return "corruption"
 			case h.NodeID == fuzzChild:
-				v.class = "refused"
-				return v
+				return "refused"
 			}
-			continue
+			return ""
 		}
 		var err error
 		switch typ {
@@ -249,14 +241,14 @@ func judgeLog(b []byte) logVerdict {
 			}
 			switch {
 			case e.Index != tip.Index+1:
-				v.class, v.whole = "corruption", false
-				return v
+				v.whole = false
+				return "corruption"
 			case wire.NextChain(tip.Chain, &e) != e.Chain:
-				v.class, v.whole = "refused", false
-				return v
+				v.whole = false
+				return "refused"
 			case !knownOps(e.Ops):
-				v.class, v.whole = "corruption", false
-				return v
+				v.whole = false
+				return "corruption"
 			}
 			tip = argent.State{Index: e.Index, Time: e.Time, Chain: e.Chain}
 			v.entries = append(v.entries, e)
@@ -264,20 +256,19 @@ func judgeLog(b []byte) logVerdict {
 			_, err = wire.DecodeHeartbeat(payload)
 		case wire.FrameTooOld:
 			if _, err = wire.DecodeTooOld(payload); err == nil {
-				v.class = "too-old"
-				return v
+				return "too-old"
 			}
 		case wire.FrameError:
-			v.class = "upstream-error"
-			return v
+			return "upstream-error"
 		default:
 			err = argent.ErrCorruption
 		}
 		if err != nil {
-			v.class = "corruption"
-			return v
+			return "corruption"
 		}
-	}
+		return ""
+	})
+	return v
 }
 
 func knownOps(ops []argent.Op) bool {
@@ -304,25 +295,17 @@ type snapshotVerdict struct {
 // SnapEnd with their count.
 // Bytes after SnapEnd are not read.
 func judgeSnapshot(b []byte) snapshotVerdict {
-	var v snapshotVerdict
-	v.items = map[string]string{}
+	v := snapshotVerdict{items: map[string]string{}}
 	var (
 		last    []byte
 		records uint64
 	)
-	for first := true; ; first = false {
-		typ, payload, n, class := nextFrame(b)
-		if class != "" {
-			v.class = class
-			return v
-		}
-		b = b[n:]
+	v.class = eachFrame(b, func(first bool, typ wire.FrameType, payload []byte) string {
 		var err error
 		switch {
 		case first:
 			if typ != wire.FrameSnapBegin {
-				err = argent.ErrCorruption
-				break
+				return "corruption"
 			}
 			v.header, err = wire.DecodeSnapshotHeader(payload)
 		case typ == wire.FrameSnapChunk:
@@ -336,18 +319,33 @@ func judgeSnapshot(b []byte) snapshotVerdict {
 				return nil
 			})
 		case typ == wire.FrameSnapEnd:
-			var tr wire.SnapshotTrailer
-			if tr, err = wire.DecodeSnapshotTrailer(payload); err == nil && tr.Records == records {
-				v.class = "ok"
-				return v
+			if tr, err := wire.DecodeSnapshotTrailer(payload); err == nil && tr.Records == records {
+				return "ok"
 			}
-			err = argent.ErrCorruption
+			return "corruption"
 		default:
-			err = argent.ErrCorruption
+			return "corruption"
 		}
 		if err != nil {
-			v.class = "corruption"
-			return v
+			return "corruption"
+		}
+		return ""
+	})
+	return v
+}
+
+// eachFrame calls fn with each sound frame of the stream b in turn, the
+// first one marked, until fn returns the class that ends the stream, and
+// returns it; or, when b has no further sound frame, nextFrame's class.
+func eachFrame(b []byte, fn func(first bool, typ wire.FrameType, payload []byte) string) string {
+	for first := true; ; first = false {
+		typ, payload, n, class := nextFrame(b)
+		if class != "" {
+			return class
+		}
+		b = b[n:]
+		if class := fn(first, typ, payload); class != "" {
+			return class
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/promtext"
 	"github.com/argent-kv/argent/internal/testutil/cluster"
 	"github.com/argent-kv/argent/internal/wire"
 )
@@ -51,32 +51,16 @@ func scrapeMetrics(hc *http.Client, n *cluster.Node) (map[string]float64, error)
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%s: metrics: %s", n.Name, resp.Status)
 	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		sp := strings.LastIndexByte(line, ' ')
-		if sp < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[sp+1:], 64)
-		if err != nil {
-			continue
-		}
-		series := line[:sp]
-		name := series
-		if i := strings.IndexByte(series, '{'); i >= 0 {
-			name = series[:i]
-			out[series] += v
-		}
-		out[name] += v
-	}
-	if err := sc.Err(); err != nil {
+	samples, err := promtext.Parse(resp.Body)
+	if err != nil {
 		return nil, fmt.Errorf("%s: metrics: %w", n.Name, err)
+	}
+	out := map[string]float64{}
+	for _, s := range samples {
+		out[s.Name] += s.Value
+		if len(s.Labels) > 0 {
+			out[s.Series()] += s.Value
+		}
 	}
 	return out, nil
 }

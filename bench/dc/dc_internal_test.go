@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/argent-kv/argent/bench/internal/benchnode"
 )
 
 func TestMakeTraces(t *testing.T) {
@@ -279,7 +281,7 @@ func sampleResults() *results {
 	}
 	v2 := &modeResult{Mode: modeV2, Unavailable: "relay exited at start: argent: unexpected argument relay"}
 	return &results{Started: time.Date(2026, 12, 7, 20, 0, 0, 0, time.UTC), WallSeconds: 120, Command: "cd bench && go run ./dc",
-		Machine:  machine{NProc: 2, CPUModel: "AMD EPYC", Tree: "abc1234"},
+		Machine:  benchnode.Machine{NProc: 2, CPUModel: "AMD EPYC", Tree: "abc1234"},
 		Settings: settings{Keys: 200_000, Value: 100, Proxies: 8, Budget: 0.05, CacheSize: 1_580_000, Entry: 158, Overhead: 48, Readers: 3, Reads: 10_000, Theta: 0.99, WindowBytes: "64KiB", LightReads: 100, LightRate: 200},
 		Modes:    []*modeResult{v15, v2}}
 }

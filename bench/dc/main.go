@@ -208,7 +208,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 
 // run starts the shared nodes, loads the keys, and runs each mode.
 func run(ctx context.Context, cfg config, log io.Writer) (*results, error) {
-	res := &results{Started: time.Now(), Command: cfg.command, Machine: describeMachine(ctx)}
+	res := &results{Started: time.Now(), Command: cfg.command, Machine: benchnode.DescribeMachine(ctx)}
 	tmp, err := os.MkdirTemp("", "dcbench-")
 	if err != nil {
 		return nil, err

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"maps"
-	"runtime"
 	"strings"
 	"time"
 
@@ -31,14 +29,14 @@ const (
 // results is everything one run measured; its JSON is
 // bench/results/dc-latest.json.
 type results struct {
-	Started     time.Time     `json:"started"`
-	WallSeconds float64       `json:"wall_seconds"`
-	Command     string        `json:"command"`
-	Machine     machine       `json:"machine"`
-	Settings    settings      `json:"settings"`
-	LoadSecs    float64       `json:"load_seconds"`
-	LastIndex   uint64        `json:"last_index"`
-	Modes       []*modeResult `json:"modes"`
+	Started     time.Time         `json:"started"`
+	WallSeconds float64           `json:"wall_seconds"`
+	Command     string            `json:"command"`
+	Machine     benchnode.Machine `json:"machine"`
+	Settings    settings          `json:"settings"`
+	LoadSecs    float64           `json:"load_seconds"`
+	LastIndex   uint64            `json:"last_index"`
+	Modes       []*modeResult     `json:"modes"`
 	// ReplicaDisk is the bytes of one full replica's data directory at the
 	// end of the run: a DC of full replicas holds that many per server.
 	ReplicaDisk int64    `json:"replica_disk_bytes"`
@@ -64,22 +62,6 @@ type settings struct {
 	LightReads  int     `json:"light_reads"`       // of the light-load phase
 	LightRate   float64 `json:"light_rate"`        // its reads per second
 	Limit       string  `json:"replay_limit"`      // per mode
-}
-
-// machine is what the results were measured on.
-type machine struct {
-	NProc     int    `json:"nproc"`
-	CPUModel  string `json:"cpu_model"`
-	Kernel    string `json:"kernel"`
-	Go        string `json:"go"`
-	Tree      string `json:"tree"`
-	LoadStart string `json:"loadavg_start"`
-	LoadEnd   string `json:"loadavg_end"`
-}
-
-func describeMachine(ctx context.Context) machine {
-	return machine{NProc: runtime.NumCPU(), CPUModel: benchnode.CPUModel(), Kernel: benchnode.Kernel(),
-		Go: runtime.Version(), LoadStart: benchnode.Loadavg(), Tree: benchnode.TreeRev(ctx)}
 }
 
 // modeResult is one mode's DC on the traces.
@@ -250,8 +232,7 @@ func writeMarkdown(w io.Writer, res *results) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "### Results of %s UTC\n\n", res.Started.UTC().Format("2006-01-02 15:04"))
 	fmt.Fprintf(w, "Command: `%s` (wall time %.0f s). Full results: `bench/results/dc-latest.json`.\n", res.Command, res.WallSeconds)
-	fmt.Fprintf(w, "Machine: %d CPUs (%s), kernel %s, %s, tree %s, load average %s at the start and %s at the end.\n\n",
-		m.NProc, m.CPUModel, m.Kernel, m.Go, m.Tree, m.LoadStart, m.LoadEnd)
+	fmt.Fprintf(w, "%s\n\n", m.Line())
 	fmt.Fprintf(w, "%s keys of 10 B with values of %d B, written through the root (%.1f s to index %d) and applied by two replicas. "+
 		"The cache weighs a key at %d B (key, value and %d B of proxycache's overhead), %s in all; each of the %d proxies has "+
 		"`--cache-size %d` (%s, %s) and `--window-bytes %s`. "+

@@ -215,7 +215,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 
 // run measures everything cfg asks for.
 func run(ctx context.Context, cfg config, log io.Writer) (*results, error) {
-	res := &results{Started: time.Now(), Command: cfg.command, Machine: describeMachine(ctx)}
+	res := &results{Started: time.Now(), Command: cfg.command, Machine: benchnode.DescribeMachine(ctx)}
 	tmp, err := os.MkdirTemp("", "proxyhit-")
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/argent-kv/argent/bench/internal/benchnode"
 	"github.com/argent-kv/argent/bench/internal/cachetrace"
 )
 
@@ -165,7 +166,7 @@ func TestFormat(t *testing.T) {
 func sampleResults() *results {
 	return &results{
 		Started: time.Date(2026, 11, 25, 20, 0, 0, 0, time.UTC), WallSeconds: 150, Command: "cd bench && go run ./proxyhit",
-		Machine:  machine{NProc: 2, CPUModel: "AMD EPYC", Tree: "abc1234"},
+		Machine:  benchnode.Machine{NProc: 2, CPUModel: "AMD EPYC", Tree: "abc1234"},
 		Settings: settings{Keys: 100_000, Values: "fixed 256 B", Overhead: 48, DataWeight: 31_400_000, Optimum: "Belady", Traces: []string{"zipf: Zipf(0.99)"}},
 		Sim: []simResult{
 			{Trace: "zipf", Budget: 0.01, BudgetBytes: 314_000, Entries: 1000, Reads: 2_000_000, Ceiling: 0.95,

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"runtime"
 	"strings"
 	"time"
 
@@ -26,14 +24,14 @@ const aim = 0.9
 // results is everything one run measured; its JSON is
 // bench/results/proxyhit-latest.json.
 type results struct {
-	Started     time.Time   `json:"started"`
-	WallSeconds float64     `json:"wall_seconds"`
-	Command     string      `json:"command"`
-	Machine     machine     `json:"machine"`
-	Settings    settings    `json:"settings"`
-	Sim         []simResult `json:"hit_rate,omitempty"`
-	Live        *liveResult `json:"running_proxy,omitempty"`
-	Problems    []string    `json:"problems,omitempty"`
+	Started     time.Time         `json:"started"`
+	WallSeconds float64           `json:"wall_seconds"`
+	Command     string            `json:"command"`
+	Machine     benchnode.Machine `json:"machine"`
+	Settings    settings          `json:"settings"`
+	Sim         []simResult       `json:"hit_rate,omitempty"`
+	Live        *liveResult       `json:"running_proxy,omitempty"`
+	Problems    []string          `json:"problems,omitempty"`
 }
 
 // settings is the part of the configuration a reader of the results needs.
@@ -63,22 +61,6 @@ func settingsOf(c config) settings {
 			"only if all are read after it): a feasible policy, so a lower bound of the true optimum"
 	}
 	return s
-}
-
-// machine is what the results were measured on.
-type machine struct {
-	NProc     int    `json:"nproc"`
-	CPUModel  string `json:"cpu_model"`
-	Kernel    string `json:"kernel"`
-	Go        string `json:"go"`
-	Tree      string `json:"tree"`
-	LoadStart string `json:"loadavg_start"`
-	LoadEnd   string `json:"loadavg_end"`
-}
-
-func describeMachine(ctx context.Context) machine {
-	return machine{NProc: runtime.NumCPU(), CPUModel: benchnode.CPUModel(), Kernel: benchnode.Kernel(),
-		Go: runtime.Version(), LoadStart: benchnode.Loadavg(), Tree: benchnode.TreeRev(ctx)}
 }
 
 // fmtInt writes n with thousands separators.
@@ -112,8 +94,7 @@ func writeMarkdown(w io.Writer, res *results) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "### Results of %s UTC\n\n", res.Started.UTC().Format("2006-01-02 15:04"))
 	fmt.Fprintf(w, "Command: `%s` (wall time %.0f s). Full results: `bench/results/proxyhit-latest.json`.\n", res.Command, res.WallSeconds)
-	fmt.Fprintf(w, "Machine: %d CPUs (%s), kernel %s, %s, tree %s, load average %s at the start and %s at the end.\n\n",
-		m.NProc, m.CPUModel, m.Kernel, m.Go, m.Tree, m.LoadStart, m.LoadEnd)
+	fmt.Fprintf(w, "%s\n\n", m.Line())
 	if len(res.Sim) > 0 {
 		writeSim(w, res.Sim, s)
 	}

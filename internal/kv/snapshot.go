@@ -236,8 +236,12 @@ func (s *Store) ResumeRestore(ds argent.DatasetID, st argent.State) (*Restore, e
 }
 
 // Add writes one record. Records must come in increasing key order, after
-// the progress's LastKey.
+// the progress's LastKey. No store holds an empty key, so a record without
+// one is refused: the order check could not tell it from the start.
 func (r *Restore) Add(key []byte, mod argent.Index, value []byte) error {
+	if len(key) == 0 {
+		return fmt.Errorf("%w: snapshot record without a key", argent.ErrCorruption)
+	}
 	if mod > r.st.Index || mod == 0 {
 		return fmt.Errorf("%w: record %q has mod index %d, snapshot is at %d", argent.ErrCorruption, key, mod, r.st.Index)
 	}

@@ -406,19 +406,45 @@ func TestRestore_Cut(t *testing.T) {
 	}
 }
 
-func TestRestore_AddRefusesBadModIndex(t *testing.T) {
-	s := mustOpen(t, "db", nil)
-	r, err := s.BeginRestore(argent.DatasetID{9}, argent.State{Index: 10, Time: 1})
-	if err != nil {
-		t.Fatal(err)
+// A snapshot record that no store could have sent (no key, a mod index
+// outside 1..the snapshot's, a key out of order) is refused as corrupt.
+// Two empty keys in a row once passed the order check, which compared
+// with the last key only when there was one.
+func TestRestore_AddRefuses(t *testing.T) {
+	type rec struct {
+		key string
+		mod argent.Index
 	}
-	defer r.Abort()
-	for _, mod := range []argent.Index{0, 11} {
-		if err := r.Add([]byte("k"), mod, []byte("v")); !errors.Is(err, argent.ErrCorruption) {
-			t.Fatalf("Add with mod index %d: error = %v, want ErrCorruption", mod, err)
-		}
-	}
-	if err := r.Add([]byte("k"), 10, []byte("v")); err != nil {
-		t.Fatalf("Add with mod index 10: %v", err)
+	for _, tc := range []struct {
+		name   string
+		before []rec // accepted first
+		bad    rec
+	}{
+		{name: "ModIndexZero", bad: rec{"k", 0}},
+		{name: "ModIndexAfterSnapshot", bad: rec{"k", 11}},
+		{name: "EmptyKey", bad: rec{"", 1}},
+		{name: "EmptyKeyLater", before: []rec{{"a", 1}}, bad: rec{"", 1}},
+		{name: "SameKey", before: []rec{{"a", 1}}, bad: rec{"a", 2}},
+		{name: "EarlierKey", before: []rec{{"b", 1}}, bad: rec{"a", 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := mustOpen(t, "db", nil)
+			r, err := s.BeginRestore(argent.DatasetID{9}, argent.State{Index: 10, Time: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Abort()
+			for _, ok := range tc.before {
+				if err := r.Add([]byte(ok.key), ok.mod, []byte("v")); err != nil {
+					t.Fatalf("Add(%q, %d): %v", ok.key, ok.mod, err)
+				}
+			}
+			if err := r.Add([]byte(tc.bad.key), tc.bad.mod, []byte("v")); !errors.Is(err, argent.ErrCorruption) {
+				t.Fatalf("Add(%q, %d): error = %v, want ErrCorruption", tc.bad.key, tc.bad.mod, err)
+			}
+			if err := r.Add([]byte("z"), 10, []byte("v")); err != nil {
+				t.Fatalf("Add of a sound record after the refused one: %v", err)
+			}
+		})
 	}
 }

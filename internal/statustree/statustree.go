@@ -7,16 +7,16 @@
 package statustree
 
 import (
-	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/promtext"
 )
 
 // DefaultTimeout bounds one node's answers (status, then metrics) when
@@ -253,7 +253,7 @@ func (w *Walker) counters(ctx context.Context, addr string) (*Counters, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("metrics of %s: %s", addr, resp.Status)
 	}
-	c, err := ParseCounters(bufio.NewScanner(resp.Body))
+	c, err := ParseCounters(resp.Body)
 	if err != nil {
 		return nil, fmt.Errorf("metrics of %s: %w", addr, err)
 	}
@@ -267,59 +267,31 @@ var (
 	writeRoutes = map[string]bool{"put": true, "delete": true, "txn": true}
 )
 
-// ParseCounters reads the Counters from the Prometheus text format.
-func ParseCounters(sc *bufio.Scanner) (*Counters, error) {
+// ParseCounters reads the Counters from a node's /metrics text.
+func ParseCounters(r io.Reader) (*Counters, error) {
+	samples, err := promtext.Parse(r)
+	if err != nil {
+		return nil, err
+	}
 	c := &Counters{}
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		sp := strings.LastIndexByte(line, ' ')
-		if sp < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[sp+1:], 64)
-		if err != nil {
-			continue
-		}
-		series := line[:sp]
-		name, labels, _ := strings.Cut(series, "{")
-		switch {
+	for _, s := range samples {
+		switch name := s.Name; {
 		case name == "argent_http_requests_total":
-			route, code := label(labels, "route"), label(labels, "code")
+			route, code := s.Label("route"), s.Label("code")
 			ok := strings.HasPrefix(code, "2")
 			switch {
 			case readRoutes[route] && (ok || code == "404"):
-				c.Reads += v
+				c.Reads += s.Value
 			case writeRoutes[route] && ok:
-				c.Writes += v
+				c.Writes += s.Value
 			}
 		case strings.HasPrefix(name, "argent_proxy_reads_") && strings.HasSuffix(name, "_total"):
 			tier := strings.TrimSuffix(strings.TrimPrefix(name, "argent_proxy_reads_"), "_total")
 			if c.Tiers == nil {
 				c.Tiers = map[string]float64{}
 			}
-			c.Tiers[tier] += v
+			c.Tiers[tier] += s.Value
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
 	return c, nil
-}
-
-// label returns the value of label name in a series' label text
-// (`route="get",code="200"}`), or "".
-func label(labels, name string) string {
-	i := strings.Index(labels, name+`="`)
-	if i < 0 {
-		return ""
-	}
-	rest := labels[i+len(name)+2:]
-	if j := strings.IndexByte(rest, '"'); j >= 0 {
-		return rest[:j]
-	}
-	return ""
 }

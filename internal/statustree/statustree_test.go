@@ -1,7 +1,6 @@
 package statustree_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"net"
@@ -17,12 +16,13 @@ import (
 
 func TestParseCounters(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		text string
-		want statustree.Counters
+		name    string
+		text    string
+		want    statustree.Counters
+		wantErr bool
 	}{
-		{"empty", "", statustree.Counters{}},
-		{"reads and writes by route and code", `# HELP argent_http_requests_total x
+		{name: "empty", text: "", want: statustree.Counters{}},
+		{name: "reads and writes by route and code", text: `# HELP argent_http_requests_total x
 # TYPE argent_http_requests_total counter
 argent_http_requests_total{code="200",route="get"} 10
 argent_http_requests_total{code="404",route="get"} 5
@@ -33,18 +33,28 @@ argent_http_requests_total{code="200",route="put"} 3
 argent_http_requests_total{code="409",route="txn"} 4
 argent_http_requests_total{code="200",route="txn"} 6
 argent_http_requests_total{code="200",route="status"} 100
-`, statustree.Counters{Reads: 18, Writes: 9}},
-		{"proxy tiers", `argent_proxy_reads_window_total 1
+`, want: statustree.Counters{Reads: 18, Writes: 9}},
+		{name: "labels in any order", text: `argent_http_requests_total{route="get",code="200"} 4
+argent_http_requests_total{route="put",code="200",zone="a"} 2
+`, want: statustree.Counters{Reads: 4, Writes: 2}},
+		{name: "proxy tiers", text: `argent_proxy_reads_window_total 1
 argent_proxy_reads_cache_total 2
 argent_proxy_reads_filter_total 3
 argent_proxy_reads_l2_total 4
-argent_proxy_reads_l3_total 5
+argent_proxy_reads_l3_total{dc="a"} 5
+argent_proxy_reads_l3_total{dc="b"} 1
 argent_proxy_miss_failures_total 9
-`, statustree.Counters{Tiers: map[string]float64{"window": 1, "cache": 2, "filter": 3, "l2": 4, "l3": 5}}},
-		{"malformed lines skipped", "argent_http_requests_total{code=\"200\",route=\"get\"} x\nnonsense\n", statustree.Counters{}},
+`, want: statustree.Counters{Tiers: map[string]float64{"window": 1, "cache": 2, "filter": 3, "l2": 4, "l3": 6}}},
+		{name: "not the text format", text: "argent_http_requests_total{code=\"200\",route=\"get\"} x\n", wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := statustree.ParseCounters(bufio.NewScanner(strings.NewReader(tc.text)))
+			got, err := statustree.ParseCounters(strings.NewReader(tc.text))
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("got %+v, want an error", *got)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}

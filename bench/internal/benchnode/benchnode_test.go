@@ -3,6 +3,7 @@ package benchnode
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,10 +12,32 @@ import (
 	"time"
 )
 
+// ParseMetrics keeps the samples without labels: a histogram's sum and
+// count, but not its buckets, nor labelled counters.
 func TestParseMetrics(t *testing.T) {
-	m, err := ParseMetrics(strings.NewReader("# HELP x y\nargent_log_first_index 470\nargent_upstream_reconnects_total{reason=\"eof\"} 2\ngo_goroutines 12\ngo_memstats_heap_sys_bytes 1.2e+07\n"))
-	if err != nil || m["argent_log_first_index"] != 470 || m["go_goroutines"] != 12 || m["go_memstats_heap_sys_bytes"] != 1.2e7 || len(m) != 3 {
-		t.Errorf("ParseMetrics = %v, %v", m, err)
+	m, err := ParseMetrics(strings.NewReader(`# HELP x y
+argent_log_first_index 470
+argent_upstream_reconnects_total{reason="eof"} 2
+go_goroutines 12
+go_memstats_heap_sys_bytes 1.2e+07
+# TYPE argent_root_commit_seconds histogram
+argent_root_commit_seconds_bucket{le="0.001"} 3
+argent_root_commit_seconds_bucket{le="+Inf"} 4
+argent_root_commit_seconds_sum 0.25
+argent_root_commit_seconds_count 4
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{
+		"argent_log_first_index": 470, "go_goroutines": 12, "go_memstats_heap_sys_bytes": 1.2e7,
+		"argent_root_commit_seconds_sum": 0.25, "argent_root_commit_seconds_count": 4,
+	}
+	if !maps.Equal(m, want) {
+		t.Errorf("ParseMetrics = %v, want %v", m, want)
+	}
+	if _, err := ParseMetrics(strings.NewReader("go_goroutines twelve\n")); err == nil {
+		t.Error("ParseMetrics of a value that is not a number: no error")
 	}
 }
 

@@ -5,7 +5,6 @@ package benchnode
 // PID at the end.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -15,13 +14,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/argent-kv/argent"
 	"github.com/argent-kv/argent/client"
+	"github.com/argent-kv/argent/internal/promtext"
 )
 
 const (
@@ -282,29 +280,21 @@ func (p *Proc) Metrics(ctx context.Context) (map[string]float64, error) {
 	return ParseMetrics(resp.Body)
 }
 
-// ParseMetrics reads Prometheus text and returns the samples without
-// labels ("name value" lines), by name; comments and labelled samples are
-// skipped.
+// ParseMetrics reads a node's /metrics text and returns its samples
+// without labels, by name: gauges, unlabelled counters, and a histogram's
+// x_sum and x_count.
 func ParseMetrics(r io.Reader) (map[string]float64, error) {
-	out := make(map[string]float64)
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' || strings.ContainsRune(line, '{') {
-			continue
-		}
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[1], 64)
-		if err != nil {
-			continue
-		}
-		out[f[0]] = v
+	samples, err := promtext.Parse(r)
+	if err != nil {
+		return nil, err
 	}
-	return out, sc.Err()
+	out := make(map[string]float64)
+	for _, s := range samples {
+		if len(s.Labels) == 0 {
+			out[s.Name] = s.Value
+		}
+	}
+	return out, nil
 }
 
 // Tail returns the end of the node's log (its last 4 KiB), or why it could

@@ -3,8 +3,10 @@ package benchnode
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -79,4 +81,29 @@ func output(ctx context.Context, combined bool, name string, args ...string) str
 		return ""
 	}
 	return string(out)
+}
+
+// Machine is what a benchmark's results were measured on, as its report
+// and its JSON state it.
+type Machine struct {
+	NProc     int    `json:"nproc"`
+	CPUModel  string `json:"cpu_model"`
+	Kernel    string `json:"kernel"`
+	Go        string `json:"go"`
+	Tree      string `json:"tree"`
+	LoadStart string `json:"loadavg_start"`
+	LoadEnd   string `json:"loadavg_end"` // set by the caller when the run ends
+}
+
+// DescribeMachine returns the machine, the Go version of this program, the
+// tree and the load average now, at the start of a run.
+func DescribeMachine(ctx context.Context) Machine {
+	return Machine{NProc: runtime.NumCPU(), CPUModel: CPUModel(), Kernel: Kernel(),
+		Go: runtime.Version(), LoadStart: Loadavg(), Tree: TreeRev(ctx)}
+}
+
+// Line is the report's line about the machine.
+func (m Machine) Line() string {
+	return fmt.Sprintf("Machine: %d CPUs (%s), kernel %s, %s, tree %s, load average %s at the start and %s at the end.",
+		m.NProc, m.CPUModel, m.Kernel, m.Go, m.Tree, m.LoadStart, m.LoadEnd)
 }

@@ -80,17 +80,6 @@ func (s *redisStore) mget(ctx context.Context, c int, keys [][]byte) error {
 
 func (s *redisStore) setDeadline(int, time.Time) {}
 
-// redisReady is nil once the server at addr answers PING.
-func redisReady(addr string) func(context.Context) error {
-	return func(ctx context.Context) error {
-		c := newRedisClient(addr)
-		defer c.Close()
-		ctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		return c.Ping(ctx).Err()
-	}
-}
-
 // loadRedis writes keys [0, n) at the primary in pipelines of 1,000 SETs,
 // 4 at once, then waits until the replica (if any) holds as many keys.
 func loadRedis(ctx context.Context, primary, replica *redis.Client, n int, name func(int) string, value func(int) []byte) error {

@@ -103,16 +103,16 @@ func startEnv(ctx context.Context, b bins, dir string, spec envSpec) (e *env, er
 	}
 	if spec.redis {
 		// No delay before a diskless full sync, so the replica attaches at once.
-		if e.redisP, err = startRedis(ctx, e.c, b.redisServer, "redis-primary", "--appendonly", "no", "--repl-diskless-sync-delay", "0"); err != nil {
+		if e.redisP, err = benchnode.StartRedis(ctx, e.c, b.redisServer, "redis-primary", "--appendonly", "no", "--repl-diskless-sync-delay", "0"); err != nil {
 			return nil, err
 		}
 		host, port, _ := strings.Cut(e.redisP.Addr, ":")
-		if e.redisR, err = startRedis(ctx, e.c, b.redisServer, "redis-replica", "--appendonly", "no", "--replicaof", host, port); err != nil {
+		if e.redisR, err = benchnode.StartRedis(ctx, e.c, b.redisServer, "redis-replica", "--appendonly", "no", "--replicaof", host, port); err != nil {
 			return nil, err
 		}
 	}
 	if spec.redisAOF {
-		if e.redisAOF, err = startRedis(ctx, e.c, b.redisServer, "redis-aof", "--appendonly", "yes", "--appendfsync", "always"); err != nil {
+		if e.redisAOF, err = benchnode.StartRedis(ctx, e.c, b.redisServer, "redis-aof", "--appendonly", "yes", "--appendfsync", "always"); err != nil {
 			return nil, err
 		}
 	}
@@ -196,20 +196,4 @@ func etcdArgs(name, dataDir, client, peer, initial string) []string {
 		"--logger", "zap",
 		"--log-level", "warn",
 	}
-}
-
-// startRedis runs redis-server on a free loopback port with RDB snapshots
-// off (--save "") and its files in its own directory, plus extra.
-func startRedis(ctx context.Context, c *benchnode.Cluster, bin, name string, extra ...string) (*benchnode.Proc, error) {
-	addr, err := benchnode.FreeAddr()
-	if err != nil {
-		return nil, err
-	}
-	_, port, _ := strings.Cut(addr, ":")
-	dir, err := c.NewDir(name)
-	if err != nil {
-		return nil, err
-	}
-	args := append([]string{"--bind", "127.0.0.1", "--port", port, "--dir", dir, "--save", "", "--daemonize", "no", "--logfile", ""}, extra...)
-	return c.StartProcess(ctx, benchnode.Spec{Name: name, Bin: bin, Args: args, Addr: addr, Ready: redisReady(addr)})
 }

@@ -26,7 +26,7 @@ type redisPeer struct {
 // startRedisPeer starts redis-server in c and writes the DC's keys into
 // it, values of cfg.value bytes.
 func startRedisPeer(ctx context.Context, c *benchnode.Cluster, cfg config) (*redisPeer, error) {
-	p, err := benchnode.StartRedis(ctx, c, "redis", "--appendonly", "no")
+	p, err := benchnode.StartRedis(ctx, c, "", "redis", "--appendonly", "no")
 	if err != nil {
 		return nil, err
 	}

@@ -9,12 +9,15 @@ import (
 	"time"
 )
 
-// StartRedis runs redis-server in c on a free loopback port, with RDB
-// snapshots off and its files in a directory of its own, plus extra
-// arguments. It fails with an error naming the package to install when
-// redis-server is not on the PATH.
-func StartRedis(ctx context.Context, c *Cluster, name string, extra ...string) (*Proc, error) {
-	bin, err := exec.LookPath("redis-server")
+// StartRedis runs bin (redis-server from the PATH when empty) in c on a
+// free loopback port, with RDB snapshots off and its files in a directory
+// of its own, plus extra arguments. It fails with an error naming the
+// package to install when there is no redis-server.
+func StartRedis(ctx context.Context, c *Cluster, bin, name string, extra ...string) (*Proc, error) {
+	if bin == "" {
+		bin = "redis-server"
+	}
+	bin, err := exec.LookPath(bin)
 	if err != nil {
 		return nil, fmt.Errorf("redis-server not found (%w): apt-get install -y redis-server", err)
 	}

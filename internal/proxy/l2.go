@@ -21,7 +21,7 @@ import (
 //
 //	POST /internal/v1/l2?at=S   {"keys":["<base64>",...]}
 //
-// The asker reads at its own index S; the owner, at its applied index A,
+// The asker reads at its own index S (at least 1); the owner, at its applied index A,
 // reads each key at A from its own tiers, resolving a miss at L3 (its
 // replicas or relay, never another owner) and caching it there. Each item
 // of the answer {"index":A,"items":[...]} is one of:
@@ -102,8 +102,8 @@ func (p *Proxy) parseL2(r *http.Request) ([][]byte, argent.Index, error) {
 		}
 	}
 	at, err := strconv.ParseUint(r.URL.Query().Get("at"), 10, 64)
-	if err != nil {
-		return nil, 0, fmt.Errorf("%w: proxy: at=%q is not an index", argent.ErrInvalid, r.URL.Query().Get("at"))
+	if err != nil || at == 0 {
+		return nil, 0, fmt.Errorf("%w: proxy: at=%q is not an index of at least 1", argent.ErrInvalid, r.URL.Query().Get("at"))
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, p.maxL2Body()+1))
 	if err != nil {

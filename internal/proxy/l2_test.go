@@ -284,6 +284,7 @@ func TestL2_ServeRefusesBadInput(t *testing.T) {
 	}{
 		{"Get", http.MethodGet, "?at=1", "", http.StatusMethodNotAllowed},
 		{"NoIndex", http.MethodPost, "", `{"keys":["aw=="]}`, http.StatusBadRequest},
+		{"IndexZero", http.MethodPost, "?at=0", `{"keys":["aw=="]}`, http.StatusBadRequest},
 		{"NotJSON", http.MethodPost, "?at=1", `{`, http.StatusBadRequest},
 		{"NoKeys", http.MethodPost, "?at=1", `{"keys":[]}`, http.StatusBadRequest},
 		{"EmptyKey", http.MethodPost, "?at=1", `{"keys":[""]}`, http.StatusBadRequest},

@@ -165,7 +165,9 @@ func (p *Proxy) lookupAt(ctx context.Context, keys [][]byte, at argent.Index, di
 	for i := range todo {
 		todo[i] = i
 	}
-	if p.dc != nil && !direct {
+	// Index 0 is the state before any batch: no owner's answer can name it
+	// (an answer's index is at least 1), so such reads go to L3.
+	if p.dc != nil && !direct && at > 0 {
 		if todo = p.askOwners(ctx, keys, todo, at, out); len(todo) == 0 {
 			return out, errs
 		}

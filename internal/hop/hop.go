@@ -34,7 +34,8 @@ import (
 //
 // A request whose connection was reused and failed before any of the
 // answer arrived (the other side had closed it while idle) is sent once
-// more on a new connection if its body can be had again (GetBody): callers
+// more on a new connection, after the other idle connections to the same
+// address are dropped, if its body can be had again (GetBody): callers
 // send it only reads, which are safe to repeat.
 type Transport struct {
 	// TLS, if set, is the configuration of every connection, whatever the
@@ -71,8 +72,7 @@ const (
 	defaultIdleTimeout    = 60 * time.Second
 )
 
-// errClosed is a round trip on a Transport after CloseIdleConnections'
-// companion Close.
+// errClosed is a round trip on a closed Transport.
 var errClosed = errors.New("hop: transport closed")
 
 // RoundTrip sends req on an idle connection to its host, or a new one,
@@ -103,6 +103,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeBody(req)
 			return nil, err
 		}
+		// The other side closed an idle connection: it may have closed
+		// them all (a restart), and nothing reads idle connections to
+		// notice, so the next attempt dials.
+		t.dropIdle(key)
 		if req.Body != nil && req.Body != http.NoBody {
 			if req.GetBody == nil {
 				return nil, err
@@ -128,6 +132,17 @@ func (t *Transport) CloseIdleConnections() {
 		for _, c := range cs {
 			c.nc.Close()
 		}
+	}
+}
+
+// dropIdle closes the idle connections to key.
+func (t *Transport) dropIdle(key string) {
+	t.mu.Lock()
+	idle := t.idle[key]
+	delete(t.idle, key)
+	t.mu.Unlock()
+	for _, c := range idle {
+		c.nc.Close()
 	}
 }
 

@@ -163,6 +163,25 @@ func TestTransport_RetriesAConnectionClosedWhileIdle(t *testing.T) {
 		t.Fatalf("%d connections, want 5 (each reused one found closed, the request sent again)", got)
 	}
 
+	// After several connections were closed while idle (the other side
+	// restarted), the next request still gets through: the retry dials
+	// instead of taking another closed connection.
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, _, err := get(t, tr, context.Background(), "http://"+addr+"/"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	time.Sleep(10 * time.Millisecond)
+	if _, _, err := get(t, tr, context.Background(), "http://"+addr+"/"); err != nil {
+		t.Fatalf("after the idle connections were closed: %v", err)
+	}
+
 	// A body that cannot be had again is not sent twice.
 	if _, _, err := get(t, tr, context.Background(), "http://"+addr+"/"); err != nil {
 		t.Fatal(err)

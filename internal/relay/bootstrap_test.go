@@ -143,8 +143,8 @@ func TestRelay_StartsOverAtUpstreamState(t *testing.T) {
 		t.Fatalf("log from %d: entry %d, %v", start+1, e.Index, err)
 	}
 
-	// A proxy-like child from index 1: TooOld, a start-over at the relay's
-	// filter, then the relay's log after it.
+	// A fresh proxy-like child: a start-over at the relay's filter, then
+	// the relay's log after it.
 	c := lookupClient(t, addr, ds)
 	var boots atomic.Int64
 	var bootState atomic.Pointer[argent.State]
@@ -168,9 +168,36 @@ func TestRelay_StartsOverAtUpstreamState(t *testing.T) {
 		t.Fatalf("the child started over %d times, at %+v; want once, at an index from %d", boots.Load(), b, start)
 	}
 	sameLog(t, "child's log", ringLog(t, child, b.Index+1), pulltest.ReadLog(t, root.Store, b.Index+1))
-	if got := pulltest.Metric(t, reg, "argent_log_too_old_total"); got != 2 {
-		t.Fatalf("the relay told TooOld %v times, want 2 (the probe and the child)", got)
+	if got := pulltest.Metric(t, reg, "argent_log_too_old_total"); got != 1 {
+		t.Fatalf("the relay told TooOld %v times, want 1 (the probe; a fresh child asks for no old index)", got)
 	}
+}
+
+// A fresh relay starts over at its upstream's state even when the upstream
+// still holds the whole log: it does not replay the log from index 1
+// through a buffer that keeps only its last entries.
+func TestRelay_FreshStartsAtTheHead(t *testing.T) {
+	root := pulltest.NewRoot(t, kv.Options{}, ds)
+	start := root.Write(t, "old", 60)
+	if first := root.Store.LogFirst(); first != 1 {
+		t.Fatalf("the upstream's log starts at %d, want 1 for this test", first)
+	}
+	rep := serveStore(t, root.Store, nil)
+	rl, err := relay.New(relay.Config{NodeID: "relay", Upstreams: []string{rep.addr()},
+		Heartbeat: pulltest.Heartbeat, StallTimeout: pulltest.Stall, PullMetrics: pull.NewMetrics(prometheus.NewRegistry())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rl.Close)
+	pulltest.Go(t, rl.Run)
+	ring := rl.Ring()
+	pulltest.WaitFor(t, "the relay's start-over", func() bool { return ring.Ready() })
+	if got := ring.LogFirst(); got != start+1 || ring.Bytes() != 0 {
+		t.Fatalf("ring LogFirst %d with %d bytes, want %d and empty: the relay replayed the upstream's log", got, ring.Bytes(), start+1)
+	}
+	last := root.Write(t, "new", 5)
+	pulltest.WaitFor(t, "the relay to follow", func() bool { return ring.Applied() == last })
+	sameLog(t, "relay's log", ringLog(t, ring, start+1), pulltest.ReadLog(t, root.Store, start+1))
 }
 
 // The entries after a start-over are checked against the chain hash of the

@@ -35,8 +35,10 @@ type Ring struct {
 		// bootstrap started at when the ring is empty).
 		state argent.State
 		// ready: the ring holds a state children may be fed from (an
-		// entry committed, a bootstrap done, or an empty dataset).
+		// entry committed, a bootstrap done and its dataset known, or an
+		// empty dataset). started: a bootstrap was done.
 		ready   bool
+		started bool
 		first   argent.Index // index of ents[0]
 		ents    []*logstore.Entry
 		bytes   int
@@ -113,13 +115,25 @@ func (r *Ring) AdoptDataset(id argent.DatasetID) error {
 		return nil
 	case argent.DatasetID{}:
 		r.mu.dataset = id
+		if r.mu.started && !r.mu.ready {
+			r.mu.ready = true
+			r.notify()
+		}
 		return nil
 	}
 	return fmt.Errorf("%w: relay has %s, upstream %s", argent.ErrDatasetMismatch, r.mu.dataset, id)
 }
 
-// BootstrapPending implements pull.Target: a relay has nothing to resume.
-func (r *Ring) BootstrapPending() bool { return false }
+// BootstrapPending implements pull.Target: a fresh ring, which has no
+// state yet, starts over at its upstream's current state instead of
+// replaying the upstream's whole log from index 1 (a replica may hold days
+// of it) through a buffer that keeps only the last entries: its children,
+// proxies, are near the head of the log, not at its start.
+func (r *Ring) BootstrapPending() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !r.mu.started && !r.mu.ready && len(r.mu.ents) == 0
+}
 
 // Bootstrap implements pull.Target: the ring starts over, empty, at up's
 // current state, as a proxy does; its children behind that state get
@@ -134,7 +148,9 @@ func (r *Ring) Bootstrap(ctx context.Context, up string) error {
 	if st.Index < r.mu.state.Index {
 		return fmt.Errorf("relay: start over at %s: it is at %d, behind the relay's %d", up, st.Index, r.mu.state.Index)
 	}
-	r.mu.state, r.mu.ready = st, true
+	// A fresh ring learns its dataset from the stream that follows:
+	// children are fed once it is known.
+	r.mu.state, r.mu.started, r.mu.ready = st, true, !r.mu.dataset.IsZero()
 	r.mu.ents, r.mu.bytes, r.mu.first = nil, 0, st.Index+1
 	r.notify()
 	return nil

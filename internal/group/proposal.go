@@ -21,8 +21,9 @@ const (
 
 // proposal is what one normal Raft entry carries: the client batches a
 // member merged, with the commit time it chose, a new group's dataset ID,
-// or a change of a member's disk alarm. The proposer and its sequence number let the proposing member find
-// the writers waiting for the entry when it applies it.
+// or a change of a member's disk alarm. The proposer and its sequence
+// number let the proposing member find the writers waiting for the entry
+// when it applies it.
 type proposal struct {
 	kind     byte
 	proposer uint64
